@@ -1,0 +1,134 @@
+// Package cli holds scangate's commands: flag parsing, output, exit codes.
+// Each command is a thin layer over the internal packages that do the work.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/scangate/scangate/internal/store"
+)
+
+// Exit codes, as the README documents them.
+const (
+	ExitOK       = 0
+	ExitPolicy   = 1
+	ExitBadInput = 2
+	ExitInternal = 3
+)
+
+// globals are the flags every command takes.
+type globals struct {
+	dataDir  string
+	logLevel string
+	format   string
+	stdout   io.Writer
+	stderr   io.Writer
+	log      *slog.Logger
+}
+
+// Main runs scangate with args (without the program name) and returns the
+// process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "scangate: %v\n", err)
+	return exitCode(err)
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "scangate",
+		Short:         "Build, scan, gate and deploy container images",
+		Long:          "scangate is a self-hosted container delivery pipeline in which only images that pass a vulnerability policy reach a running service.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd); err != nil {
+				return usageError{err}
+			}
+			return g.setup()
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.dataDir, "data-dir", defaultDataDir(), "where scangate keeps its database and registry")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.format, "format", "table", "output format: table or json")
+	root.AddCommand(newVersionCmd(g), newDBCmd(g))
+	return root
+}
+
+// applyEnv sets every flag the command line left alone from SCANGATE_<FLAG>
+// (upper case, dashes as underscores), so that `--data-dir` is also
+// SCANGATE_DATA_DIR.
+func applyEnv(cmd *cobra.Command) error {
+	var errs []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "SCANGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if err := cmd.Flags().Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v", name, v, err))
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (g *globals) setup() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	switch g.format {
+	case "table", "json":
+	default:
+		return usageError{fmt.Errorf("--format %q: want table or json", g.format)}
+	}
+	g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// defaultDataDir follows the XDG base directory spec.
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "scangate")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".scangate"
+	}
+	return filepath.Join(home, ".local", "share", "scangate")
+}
+
+// openStore opens the database in the data directory.
+func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
+	st, err := store.Open(ctx, filepath.Join(g.dataDir, store.FileName))
+	if err != nil {
+		return nil, internalError{err}
+	}
+	return st, nil
+}

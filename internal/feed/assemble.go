@@ -1,0 +1,58 @@
+package feed
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/scangate/scangate/internal/vulndb"
+)
+
+// assemble groups parsed advisories into feeds, checks each with
+// vulndb.Clean, and settles duplicate IDs within a feed by keeping the
+// most recently modified record.
+func assemble(results []parsed, source string, ignored int) *Loaded {
+	out := &Loaded{Ignored: ignored, Files: len(results)}
+	byName := map[string]*vulndb.Feed{}
+	index := map[string]map[string]int{} // feed → id → position
+	for _, p := range results {
+		out.Skipped = append(out.Skipped, p.res.Skipped...)
+		for _, a := range p.res.Advisories {
+			f := byName[a.Feed]
+			if f == nil {
+				f = &vulndb.Feed{Name: a.Feed, Format: p.format, Source: source}
+				byName[a.Feed] = f
+				index[a.Feed] = map[string]int{}
+			}
+			dropped, err := vulndb.Clean(&a)
+			if err != nil {
+				out.skip(f, Skip{File: p.name, Record: a.ID, Reason: err.Error()})
+				continue
+			}
+			for _, d := range dropped {
+				out.Skipped = append(out.Skipped, Skip{File: p.name, Record: a.ID, Reason: "affected " + d})
+			}
+			i, dup := index[a.Feed][a.ID]
+			if !dup {
+				index[a.Feed][a.ID] = len(f.Advisories)
+				f.Advisories = append(f.Advisories, a)
+				continue
+			}
+			kept := &f.Advisories[i]
+			if a.Modified.After(kept.Modified) {
+				*kept, a = a, *kept
+			}
+			out.skip(f, Skip{File: p.name, Record: a.ID, Reason: fmt.Sprintf("duplicate id in feed %s; kept the record modified %s", a.Feed, kept.Modified.Format("2006-01-02T15:04:05Z07:00"))})
+		}
+	}
+	for _, f := range byName {
+		sort.Slice(f.Advisories, func(i, j int) bool { return f.Advisories[i].ID < f.Advisories[j].ID })
+		out.Feeds = append(out.Feeds, *f)
+	}
+	sort.Slice(out.Feeds, func(i, j int) bool { return out.Feeds[i].Name < out.Feeds[j].Name })
+	return out
+}
+
+func (l *Loaded) skip(f *vulndb.Feed, s Skip) {
+	f.Skipped++
+	l.Skipped = append(l.Skipped, s)
+}

@@ -22,10 +22,10 @@ step $bin db show CVE-2023-45853
 step $bin db affected Go golang.org/x/text v0.3.5
 step $bin db affected npm minimist 1.2.0
 step $bin db affected Alpine:v3.10 openssl 1.1.1c-r0
-# Bad input loses nothing: a broken file fails the import, exit 2, and the
-# database is as it was.
-broken=$(mktemp --suffix=.json)
-echo '{"id": "GO-2099-0001", "affected": [' >"$broken"
+# Bad input loses nothing: a truncated zip fails the import with exit 2,
+# and the database is as it was.
+broken=$(mktemp --suffix=.zip)
+head -c 200000 $feeds/go-vulndb.zip >"$broken"
 set +e
 step $bin db import "$broken"
 code=$?

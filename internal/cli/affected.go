@@ -41,7 +41,7 @@ origin (Alpine) package name.`,
 				fmt.Fprintln(tw, "ID\tALIASES\tSTATUS\tFIXED IN\tFEED\tSUMMARY")
 				for _, m := range ms {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, strings.Join(m.Aliases, ","), m.Status,
-						strings.Join(m.Fixed, ","), m.Feed, oneLine(m.Summary))
+						strings.Join(m.Fixed, ","), m.Feed, oneLine(m.Summary, 70))
 				}
 				return tw.Flush()
 			})

@@ -210,7 +210,7 @@ func printAdvisories(w io.Writer, advs []vulndb.Advisory) error {
 			fmt.Fprintf(tw, "  aliases\t%s\n", strings.Join(a.Aliases, ", "))
 		}
 		if a.Summary != "" {
-			fmt.Fprintf(tw, "  summary\t%s\n", oneLine(a.Summary))
+			fmt.Fprintf(tw, "  summary\t%s\n", oneLine(a.Summary, 200))
 		}
 		for _, t := range []struct {
 			name string
@@ -285,10 +285,11 @@ func describeAffected(af vulndb.Affected) string {
 	return strings.Join(parts, "; ")
 }
 
-func oneLine(s string) string {
+// oneLine folds s to one line of at most n characters.
+func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 160 {
-		s = string(r[:157]) + "..."
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n-1]) + "…"
 	}
 	return s
 }

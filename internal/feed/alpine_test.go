@@ -265,13 +265,17 @@ func TestAlpineSecDBJSON(t *testing.T) {
 
 func TestAlpineSecDBBadInput(t *testing.T) {
 	huge := strings.Repeat("x", 1<<20)
-	bomb := "distroversion: v3.10\nreponame: main\na: &a [x,x,x,x,x,x,x,x,x,x]\n"
-	for i, prev := 0, "a"; i < 9; i++ {
-		cur := string(rune('b' + i))
-		bomb += cur + ": &" + cur + " [" + strings.Repeat("*"+prev+",", 9) + "*" + prev + "]\n"
-		prev = cur
+	// An alias bomb that fits the secdb schema: 1,000 packages, each an
+	// alias of one with 100 versions, each an alias of 100 ids, is 10^7
+	// ids from 8 KB.
+	var b strings.Builder
+	b.WriteString("distroversion: v3.10\nreponame: main\nids: &a [" + strings.Repeat("CVE-2020-1234,", 99) + "CVE-2020-1234]\n")
+	b.WriteString("one: &p {pkg: {name: x, secfixes: {")
+	for i := range 100 {
+		fmt.Fprintf(&b, "1-r%d: *a, ", i)
 	}
-	bomb += "packages:\n  - pkg:\n      name: x\n      secfixes:\n        1-r0: *j\n"
+	b.WriteString("}}}\npackages: [" + strings.Repeat("*p, ", 1000) + "]\n")
+	bomb := b.String()
 	tests := []struct {
 		name, data string
 		wantErr    bool
@@ -302,6 +306,7 @@ func TestAlpineSecDBBadInput(t *testing.T) {
 		if (err != nil) != tt.wantErr {
 			t.Errorf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
 		}
+		t.Logf("%s: %.200v", tt.name, err)
 		if err != nil && !strings.HasPrefix(err.Error(), "bad.yaml: ") {
 			t.Errorf("%s: error %q does not name the file", tt.name, err)
 		}

@@ -2,7 +2,9 @@ package feed
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -13,6 +15,7 @@ import (
 func assemble(results []parsed, source string, ignored int) *Loaded {
 	out := &Loaded{Ignored: ignored, Files: len(results)}
 	byName := map[string]*vulndb.Feed{}
+	roots := map[string][]string{}       // feed → the paths that held it
 	index := map[string]map[string]int{} // feed → id → position
 	for _, p := range results {
 		out.Skipped = append(out.Skipped, p.res.Skipped...)
@@ -22,6 +25,9 @@ func assemble(results []parsed, source string, ignored int) *Loaded {
 				f = &vulndb.Feed{Name: a.Feed, Format: p.format, Source: source}
 				byName[a.Feed] = f
 				index[a.Feed] = map[string]int{}
+			}
+			if !slices.Contains(roots[a.Feed], p.root) {
+				roots[a.Feed] = append(roots[a.Feed], p.root)
 			}
 			dropped, err := vulndb.Clean(&a)
 			if err != nil {
@@ -44,7 +50,10 @@ func assemble(results []parsed, source string, ignored int) *Loaded {
 			out.skip(f, Skip{File: p.name, Record: a.ID, Reason: fmt.Sprintf("duplicate id in feed %s; kept the record modified %s", a.Feed, kept.Modified.Format("2006-01-02T15:04:05Z07:00"))})
 		}
 	}
-	for _, f := range byName {
+	for name, f := range byName {
+		if f.Source == "" {
+			f.Source = strings.Join(roots[name], " ")
+		}
 		sort.Slice(f.Advisories, func(i, j int) bool { return f.Advisories[i].ID < f.Advisories[j].ID })
 		out.Feeds = append(out.Feeds, *f)
 	}

@@ -342,6 +342,7 @@ func TestDebianTrackerBadInput(t *testing.T) {
 		if (err != nil) != tt.wantErr {
 			t.Errorf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
 		}
+		t.Logf("%s: %.200v", tt.name, err)
 		if err != nil && !strings.HasPrefix(err.Error(), "bad.json: ") {
 			t.Errorf("%s: error %q does not name the file", tt.name, err)
 		}

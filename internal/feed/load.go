@@ -60,7 +60,7 @@ var ErrLimit = errors.New("over the import limit")
 // Load reads feed files from paths (files, folders, and .zip archives such
 // as osv.dev's all.zip), detects each file's format, and groups the
 // advisories by feed. source names where the data came from in the
-// resulting feeds; empty means the paths themselves.
+// resulting feeds; empty means the paths that held each feed.
 func Load(ctx context.Context, paths []string, source string, opts Options) (*Loaded, error) {
 	if opts.Limits == (Limits{}) {
 		opts.Limits = DefaultLimits
@@ -70,9 +70,6 @@ func Load(ctx context.Context, paths []string, source string, opts Options) (*Lo
 		if forced = FormatByName(opts.Format); forced == nil {
 			return nil, fmt.Errorf("unknown feed format %q (known: %s)", opts.Format, strings.Join(formatNames(), ", "))
 		}
-	}
-	if source == "" {
-		source = strings.Join(paths, " ")
 	}
 	l := &loader{opts: opts, forced: forced, files: make(chan file, 16)}
 	g := l.parseAll(ctx)
@@ -110,12 +107,14 @@ func formatNames() []string {
 type file struct {
 	name     string
 	data     []byte
-	explicit bool // named on the command line: it must be recognised
-	seq      int  // walk order, so results do not depend on scheduling
+	explicit bool   // named on the command line: it must be recognised
+	seq      int    // walk order, so results do not depend on scheduling
+	root     string // the path given to Load that holds the file
 }
 
 type parsed struct {
 	name   string
+	root   string
 	seq    int
 	format string
 	res    Result
@@ -128,6 +127,7 @@ type loader struct {
 	mu      sync.Mutex
 	errs    []error
 	ignored int
+	root    string // the path walk is in
 	total   int64
 	count   int
 	seq     int
@@ -199,7 +199,7 @@ func (l *loader) parse(f file) (parsed, bool) {
 		l.fail(err)
 		return parsed{}, false
 	}
-	return parsed{name: f.name, seq: f.seq, format: format.Name(), res: res}, true
+	return parsed{name: f.name, root: f.root, seq: f.seq, format: format.Name(), res: res}, true
 }
 
 func detect(name string, data []byte) Format {
@@ -217,6 +217,7 @@ func detect(name string, data []byte) Format {
 
 func (l *loader) walk(ctx context.Context, paths []string) error {
 	for _, p := range paths {
+		l.root = p
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", p, err)
@@ -331,6 +332,6 @@ func (l *loader) read(r io.Reader, name string) ([]byte, error) {
 
 func (l *loader) send(f file) {
 	l.seq++
-	f.seq = l.seq
+	f.seq, f.root = l.seq, l.root
 	l.files <- f
 }

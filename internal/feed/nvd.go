@@ -103,6 +103,12 @@ func ReadNVDPage(data []byte) (NVDPage, error) {
 	return p, nil
 }
 
+// nvdItem is one result of a page, decoded on its own so that a bad one is
+// skipped alone.
+type nvdItem struct {
+	CVE json.RawMessage `json:"cve"`
+}
+
 // nvdCVE is the part of an NVD cve object scangate keeps.
 type nvdCVE struct {
 	ID           string `json:"id"`
@@ -145,11 +151,9 @@ func (NVD) Parse(name string, data []byte) (Result, error) {
 		return Result{}, fmt.Errorf("%s: not an NVD JSON object", name)
 	}
 	var top struct {
-		Format          string `json:"format"`
-		Vulnerabilities []struct {
-			CVE json.RawMessage `json:"cve"`
-		} `json:"vulnerabilities"`
-		ID string `json:"id"`
+		Format          string    `json:"format"`
+		Vulnerabilities []nvdItem `json:"vulnerabilities"`
+		ID              string    `json:"id"`
 	}
 	if err := json.Unmarshal(data, &top); err != nil {
 		return Result{}, fmt.Errorf("%s: nvd: %w", name, err)

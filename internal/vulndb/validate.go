@@ -62,6 +62,11 @@ func checkAffected(af *Affected) error {
 	if af.Package == "" || len(af.Package) > MaxPackageLen {
 		return fmt.Errorf("package name of %d bytes", len(af.Package))
 	}
+	switch af.Status {
+	case "", StatusFixed, StatusUnfixed, StatusWillNotFix, StatusNotAffected, StatusEndOfLife:
+	default:
+		return fmt.Errorf("unknown status %q", af.Status)
+	}
 	if af.Status == StatusFixed && af.Fixed == "" {
 		return fmt.Errorf("status fixed without a fixed version")
 	}

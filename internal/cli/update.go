@@ -26,6 +26,8 @@ func newDBUpdateCmd(g *globals) *cobra.Command {
 		sourcesPath string
 		nvdKey      string
 		nvdDelay    time.Duration
+		attempts    int
+		backoff     time.Duration
 		limits      = feed.DefaultLimits
 	)
 	cmd := &cobra.Command{
@@ -53,7 +55,7 @@ The feeds come from --feeds, else <data-dir>/feeds.yaml, else the built-in list
 				}
 				return nil
 			}
-			f := &feed.Fetcher{Client: http.DefaultClient, Attempts: 4, Backoff: time.Second, NVDKey: nvdKey, NVDDelay: nvdDelay}
+			f := &feed.Fetcher{Client: http.DefaultClient, Attempts: attempts, Backoff: backoff, NVDKey: nvdKey, NVDDelay: nvdDelay}
 			if nvdKey != "" && !cmd.Flags().Changed("nvd-delay") {
 				f.NVDDelay = 600 * time.Millisecond
 			}
@@ -68,6 +70,8 @@ The feeds come from --feeds, else <data-dir>/feeds.yaml, else the built-in list
 	fl.Bool("list", false, "print the feeds an update would download, and stop")
 	fl.StringVar(&nvdKey, "nvd-api-key", "", "NVD API key (raises NVD's rate limit)")
 	fl.DurationVar(&nvdDelay, "nvd-delay", 6*time.Second, "pause between NVD pages (0.6s by default with a key)")
+	fl.IntVar(&attempts, "attempts", 4, "tries per request before a feed fails")
+	fl.DurationVar(&backoff, "backoff", time.Second, "wait before the second try, doubling after each")
 	fl.Int64Var(&limits.MaxFileBytes, "max-file-bytes", limits.MaxFileBytes, "largest file or zip entry to read")
 	fl.Int64Var(&limits.MaxTotalBytes, "max-total-bytes", limits.MaxTotalBytes, "most bytes to read per feed, uncompressed")
 	return cmd

@@ -21,7 +21,8 @@ var ErrUnknownEcosystem = errors.New("unknown ecosystem")
 // ordered as Debian). The zero-version "0" used by OSV's introduced events
 // parses in every ecosystem.
 func ParseVersion(ecosystem, v string) (semantic.Version, error) {
-	if v == "" {
+	if strings.TrimSpace(v) == "" {
+		// semantic trims blanks and would order "  " as "0".
 		return nil, errors.New("empty version")
 	}
 	if len(v) > MaxVersionLen {

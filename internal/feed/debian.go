@@ -41,7 +41,7 @@ var debianReleases = map[string]string{
 // object keyed by tracker ids, whose first record has "releases" (or is cut
 // off by the end of head before its keys are all seen).
 func (DebianTracker) Match(name string, head []byte) bool {
-	d := json.NewDecoder(bytes.NewReader(head))
+	d := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))))
 	prefix := []func(json.Token) bool{
 		debianIsDelim('{'),
 		func(t json.Token) bool { _, ok := t.(string); return ok },
@@ -106,7 +106,7 @@ type debianParse struct {
 // one Skip per file rather than one per record.
 func (DebianTracker) Parse(name string, data []byte) (Result, error) {
 	p := &debianParse{name: name, index: map[string]int{}, unknown: map[string]int{}}
-	d := json.NewDecoder(bytes.NewReader(data))
+	d := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
 	if t, err := d.Token(); err != nil || t != json.Delim('{') {
 		return Result{}, fmt.Errorf("%s: not a Debian tracker JSON object: %v", name, debianTokenOrErr(t, err))
 	}
@@ -115,11 +115,7 @@ func (DebianTracker) Parse(name string, data []byte) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", name, err)
 		}
-		var raw json.RawMessage
-		if err := d.Decode(&raw); err != nil {
-			return Result{}, fmt.Errorf("%s: package %q: %w", name, clipMsg(t.(string)), err)
-		}
-		if err := p.pkg(t.(string), raw); err != nil {
+		if err := p.pkg(d, t.(string)); err != nil {
 			return Result{}, fmt.Errorf("%s: package %q: %w", name, clipMsg(t.(string)), err)
 		}
 	}
@@ -140,18 +136,18 @@ func debianTokenOrErr(t json.Token, err error) any {
 	return fmt.Sprintf("starts with %v", t)
 }
 
-// pkg adds the records of one source package. A package that is not an
-// object is an error; a record of the wrong shape is skipped.
-func (p *debianParse) pkg(pkg string, raw json.RawMessage) error {
-	d := json.NewDecoder(bytes.NewReader(raw))
+// pkg reads the records of one source package from d. A package that is
+// not an object is an error; a record of the wrong shape is skipped.
+func (p *debianParse) pkg(d *json.Decoder, pkg string) error {
 	t, err := d.Token()
 	if err != nil {
 		return err
 	}
-	if t != json.Delim('{') {
-		if string(raw) == "[]" { // how the tracker writes an empty object
-			return nil
-		}
+	switch {
+	case t == json.Delim('[') && !d.More(): // how the tracker writes an empty object
+		_, err := d.Token()
+		return err
+	case t != json.Delim('{'):
 		return errors.New("not an object")
 	}
 	for d.More() {
@@ -159,14 +155,18 @@ func (p *debianParse) pkg(pkg string, raw json.RawMessage) error {
 		if err != nil {
 			return err
 		}
-		id := t.(string)
-		var rec json.RawMessage
-		if err := d.Decode(&rec); err != nil {
+		var rec debianRecord
+		var typeErr *json.UnmarshalTypeError
+		if err := d.Decode(&rec); errors.As(err, &typeErr) {
+			p.skip(pkg, t.(string), "%v", err)
+			continue
+		} else if err != nil {
 			return err
 		}
-		p.record(pkg, id, rec)
+		p.record(pkg, t.(string), rec)
 	}
-	return nil
+	_, err = d.Token()
+	return err
 }
 
 func (p *debianParse) skip(pkg, id, format string, args ...any) {
@@ -174,18 +174,14 @@ func (p *debianParse) skip(pkg, id, format string, args ...any) {
 }
 
 // record adds one id of one source package.
-func (p *debianParse) record(pkg, id string, raw json.RawMessage) {
+func (p *debianParse) record(pkg, id string, rec debianRecord) {
 	if !debianIDRe.MatchString(id) {
 		p.skip(pkg, id, "not a CVE or TEMP id")
 		return
 	}
-	var rec debianRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		p.skip(pkg, id, "%v", err)
-		return
-	}
 	if r := bytes.TrimSpace(rec.Releases); len(r) == 0 || r[0] != '{' {
-		if len(r) == 0 || string(r) == "null" || string(r) == "[]" {
+		var list []json.RawMessage
+		if len(r) == 0 || string(r) == "null" || json.Unmarshal(r, &list) == nil && len(list) == 0 {
 			p.noReleases++
 		} else {
 			p.skip(pkg, id, "releases is not an object")

@@ -15,8 +15,9 @@ import (
 func assemble(results []parsed, source string, ignored int) *Loaded {
 	out := &Loaded{Ignored: ignored, Files: len(results)}
 	byName := map[string]*vulndb.Feed{}
-	roots := map[string][]string{}       // feed → the paths that held it
-	index := map[string]map[string]int{} // feed → id → position
+	roots := map[string][]string{}         // feed → the paths that held it
+	index := map[string]map[string]int{}   // feed → id → position
+	from := map[string]map[string]string{} // feed → id → the file it came from
 	for _, p := range results {
 		out.Skipped = append(out.Skipped, p.res.Skipped...)
 		for _, a := range p.res.Advisories {
@@ -25,6 +26,7 @@ func assemble(results []parsed, source string, ignored int) *Loaded {
 				f = &vulndb.Feed{Name: a.Feed, Format: p.format, Source: source}
 				byName[a.Feed] = f
 				index[a.Feed] = map[string]int{}
+				from[a.Feed] = map[string]string{}
 			}
 			if !slices.Contains(roots[a.Feed], p.root) {
 				roots[a.Feed] = append(roots[a.Feed], p.root)
@@ -40,14 +42,16 @@ func assemble(results []parsed, source string, ignored int) *Loaded {
 			i, dup := index[a.Feed][a.ID]
 			if !dup {
 				index[a.Feed][a.ID] = len(f.Advisories)
+				from[a.Feed][a.ID] = p.name
 				f.Advisories = append(f.Advisories, a)
 				continue
 			}
-			kept := &f.Advisories[i]
+			kept, droppedFrom := &f.Advisories[i], p.name
 			if a.Modified.After(kept.Modified) {
 				*kept, a = a, *kept
+				droppedFrom, from[a.Feed][a.ID] = from[a.Feed][a.ID], p.name
 			}
-			out.skip(f, Skip{File: p.name, Record: a.ID, Reason: fmt.Sprintf("duplicate id in feed %s; kept the record modified %s", a.Feed, kept.Modified.Format("2006-01-02T15:04:05Z07:00"))})
+			out.skip(f, Skip{File: droppedFrom, Record: a.ID, Reason: fmt.Sprintf("duplicate id in feed %s; kept the record modified %s", a.Feed, kept.Modified.Format("2006-01-02T15:04:05Z07:00"))})
 		}
 	}
 	for name, f := range byName {

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +40,20 @@ var DefaultLimits = Limits{
 	MaxFiles:      2_000_000,
 }
 
+// orDefault fills each unset limit from DefaultLimits.
+func (l Limits) orDefault() Limits {
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = DefaultLimits.MaxFileBytes
+	}
+	if l.MaxTotalBytes <= 0 {
+		l.MaxTotalBytes = DefaultLimits.MaxTotalBytes
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = DefaultLimits.MaxFiles
+	}
+	return l
+}
+
 // Options tune Load.
 type Options struct {
 	Limits Limits
@@ -49,8 +65,8 @@ type Options struct {
 type Loaded struct {
 	Feeds   []vulndb.Feed
 	Skipped []Skip
-	// Files counts the files read; Ignored those in folders that no format
-	// recognised (READMEs, licences).
+	// Files counts the files that held feed data; Ignored those in folders
+	// that no format recognised (READMEs, licences).
 	Files, Ignored int
 }
 
@@ -62,9 +78,7 @@ var ErrLimit = errors.New("over the import limit")
 // advisories by feed. source names where the data came from in the
 // resulting feeds; empty means the paths that held each feed.
 func Load(ctx context.Context, paths []string, source string, opts Options) (*Loaded, error) {
-	if opts.Limits == (Limits{}) {
-		opts.Limits = DefaultLimits
-	}
+	opts.Limits = opts.Limits.orDefault()
 	var forced Format
 	if opts.Format != "" {
 		if forced = FormatByName(opts.Format); forced == nil {
@@ -125,7 +139,7 @@ type loader struct {
 	forced  Format
 	files   chan file
 	mu      sync.Mutex
-	errs    []error
+	errs    map[int]error // by the failing file's walk order
 	ignored int
 	root    string // the path walk is in
 	total   int64
@@ -133,9 +147,12 @@ type loader struct {
 	seq     int
 }
 
-func (l *loader) fail(err error) {
+func (l *loader) fail(seq int, err error) {
 	l.mu.Lock()
-	l.errs = append(l.errs, err)
+	if l.errs == nil {
+		l.errs = map[int]error{}
+	}
+	l.errs[seq] = err
 	l.mu.Unlock()
 }
 
@@ -145,8 +162,9 @@ func (l *loader) err() error {
 	if len(l.errs) == 0 {
 		return nil
 	}
-	// The first error in walk order is the one a user should see first.
-	return l.errs[0]
+	// The first error in walk order is the one a user should see first,
+	// whichever parser finished first.
+	return l.errs[slices.Min(slices.Collect(maps.Keys(l.errs)))]
 }
 
 // parseAll starts one parser per CPU and returns a function that waits for
@@ -183,10 +201,12 @@ func (l *loader) parse(f file) (parsed, bool) {
 	format := l.forced
 	if format == nil {
 		format = detect(f.name, f.data)
+	} else if !f.explicit && !isDataFile(f.name) {
+		format = nil // a README beside forced-format files is not one of them
 	}
 	if format == nil {
 		if f.explicit {
-			l.fail(fmt.Errorf("%s: not a feed file scangate reads (formats: %s)", f.name, strings.Join(formatNames(), ", ")))
+			l.fail(f.seq, fmt.Errorf("%s: not a feed file scangate reads (formats: %s)", f.name, strings.Join(formatNames(), ", ")))
 		} else {
 			l.mu.Lock()
 			l.ignored++
@@ -196,10 +216,19 @@ func (l *loader) parse(f file) (parsed, bool) {
 	}
 	res, err := format.Parse(f.name, f.data)
 	if err != nil {
-		l.fail(err)
+		l.fail(f.seq, err)
 		return parsed{}, false
 	}
 	return parsed{name: f.name, root: f.root, seq: f.seq, format: format.Name(), res: res}, true
+}
+
+// isDataFile reports whether a file's name says it holds JSON or YAML.
+func isDataFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".json", ".yaml", ".yml":
+		return true
+	}
+	return false
 }
 
 func detect(name string, data []byte) Format {
@@ -273,6 +302,9 @@ func (l *loader) readPath(ctx context.Context, path string, explicit bool) error
 func (l *loader) readZip(ctx context.Context, path string) error {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
+		if zr != nil { // zip.ErrInsecurePath comes with an open reader
+			zr.Close()
+		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer zr.Close()

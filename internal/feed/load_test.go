@@ -115,6 +115,28 @@ func zipOf(t testing.TB, entries ...zipEntry) []byte {
 	return buf.Bytes()
 }
 
+// storedZipOf is a zip of the entries stored uncompressed with no CRC, which
+// archive/zip does not check: a fuzzer's byte flips in an entry then reach
+// the parsers instead of failing the checksum.
+func storedZipOf(t testing.TB, entries ...zipEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	for _, e := range entries {
+		fw, err := w.CreateRaw(&zip.FileHeader{Name: e.name, Method: zip.Store, CompressedSize64: uint64(len(e.data)), UncompressedSize64: uint64(len(e.data))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fw.Write([]byte(e.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func writeZip(t testing.TB, path string, entries ...zipEntry) string {
 	t.Helper()
 	if err := os.WriteFile(path, zipOf(t, entries...), 0o644); err != nil {
@@ -704,6 +726,9 @@ func FuzzLoadZip(f *testing.F) {
 	f.Add(zipOf(f))
 	f.Add(zipOf(f, zipEntry{"d/", ""}, zipEntry{"d/PYSEC-1.yaml", "id: PYSEC-1\nmodified: 2024-01-01T00:00:00Z\naffected:\n- package: {ecosystem: PyPI, name: x}\n  versions: ['1.0']\n"},
 		zipEntry{"LICENSE", "licence"}, zipEntry{"GO-2024-0001.json", osvDoc("GO-2024-0001", jan, "")}, zipEntry{"GO-2024-0001b.json", osvDoc("GO-2024-0001", jun, "")}))
+	f.Add(storedZipOf(f, zipEntry{"GO-2024-0001.json", osvDoc("GO-2024-0001", jan, "", aff("Go", "example.com/m", "0", "1.2.3"), aff("npm", "left-pad", "1.0.0", "1.3.0"))},
+		zipEntry{"GO-2024-0001-dup.json", osvDoc("GO-2024-0001", jun, "")},
+		zipEntry{"PYSEC-1.yaml", "id: PYSEC-1\nmodified: 2024-01-01T00:00:00Z\naffected:\n- package: {ecosystem: PyPI, name: Foo_Bar}\n  ranges:\n  - type: ECOSYSTEM\n    events: [{introduced: '0'}, {fixed: '1.0'}]\n"}))
 	f.Add(bombZip(f, 1<<16, 100))
 	f.Add([]byte("PK\x03\x04 random bytes \x00\xff\x13"))
 	f.Add([]byte{})

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -47,6 +48,12 @@ func assemble(results []parsed, source string, ignored int) *Loaded {
 				continue
 			}
 			kept, droppedFrom := &f.Advisories[i], p.name
+			if a.Modified.Equal(kept.Modified) {
+				// One advisory told in several files, as vuln-list stores
+				// GitHub's: one file per affected package.
+				mergeAffected(kept, a)
+				continue
+			}
 			if a.Modified.After(kept.Modified) {
 				*kept, a = a, *kept
 				droppedFrom, from[a.Feed][a.ID] = from[a.Feed][a.ID], p.name
@@ -68,4 +75,24 @@ func assemble(results []parsed, source string, ignored int) *Loaded {
 func (l *Loaded) skip(f *vulndb.Feed, s Skip) {
 	f.Skipped++
 	l.Skipped = append(l.Skipped, s)
+}
+
+// mergeAffected adds to kept the affected packages, aliases and severities
+// of a that it lacks; a copy of the same record adds nothing.
+func mergeAffected(kept *vulndb.Advisory, a vulndb.Advisory) {
+	for _, af := range a.Affected {
+		if !slices.ContainsFunc(kept.Affected, func(k vulndb.Affected) bool { return reflect.DeepEqual(k, af) }) {
+			kept.Affected = append(kept.Affected, af)
+		}
+	}
+	for _, al := range a.Aliases {
+		if !slices.Contains(kept.Aliases, al) {
+			kept.Aliases = append(kept.Aliases, al)
+		}
+	}
+	for _, s := range a.Severities {
+		if !slices.Contains(kept.Severities, s) {
+			kept.Severities = append(kept.Severities, s)
+		}
+	}
 }

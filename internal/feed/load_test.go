@@ -517,6 +517,29 @@ func TestLoadDuplicates(t *testing.T) {
 	}
 }
 
+// TestLoadMergesOneAdvisoryInSeveralFiles: vuln-list stores a GitHub
+// advisory once per affected package, so records with one id and one
+// modified time are parts of one advisory, not duplicates.
+func TestLoadMergesOneAdvisoryInSeveralFiles(t *testing.T) {
+	dir := writeTree(t, t.TempDir(), map[string]string{
+		"a.json": osvDoc("GHSA-xxxx-yyyy-zzzz", jan, "s", aff("npm", "left-pad", "0", "1.3.0")),
+		"b.json": osvDoc("GHSA-xxxx-yyyy-zzzz", jan, "s", aff("npm", "right-pad", "0", "2.0.0")),
+		"c.json": osvDoc("GHSA-xxxx-yyyy-zzzz", jan, "s", aff("npm", "right-pad", "0", "2.0.0")), // a copy
+	})
+	got := load(t, []string{dir}, "", feed.Options{})
+	f := findFeed(t, got, "osv:npm")
+	if len(f.Advisories) != 1 || len(got.Skipped) != 0 {
+		t.Fatalf("advisories %v, skipped %+v; want one advisory and no skip", feedIDs(got), got.Skipped)
+	}
+	var pkgs []string
+	for _, af := range f.Advisories[0].Affected {
+		pkgs = append(pkgs, af.Package)
+	}
+	if strings.Join(pkgs, ",") != "left-pad,right-pad" {
+		t.Errorf("merged advisory affects %v, want left-pad and right-pad once each", pkgs)
+	}
+}
+
 func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
 	tm, err := time.Parse(time.RFC3339, s)

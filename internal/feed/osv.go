@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +106,6 @@ func (OSV) Parse(name string, data []byte) (Result, error) {
 		Aliases: osvAliases(id, rec.Aliases, rec.Upstream),
 		Summary: rec.Summary,
 		Details: rec.Details,
-		Feed:    "osv",
 	}
 	var err error
 	if adv.Published, adv.Modified, adv.Withdrawn, err = osvTimes(rec.Published, rec.Modified, rec.Withdrawn); err != nil {
@@ -138,7 +138,7 @@ func (OSV) Parse(name string, data []byte) (Result, error) {
 				ev := vulndb.Event(e)
 				switch n := osvEventFields(ev); {
 				case n > 1:
-					skip("%s range event %+v sets more than one of introduced, fixed, last_affected, limit", t, e)
+					skip("%s range event %s sets more than one of introduced, fixed, last_affected, limit", t, osvClip(fmt.Sprintf("%+v", e)))
 					return res, nil
 				case n == 1:
 					rng.Events = append(rng.Events, ev)
@@ -148,13 +148,9 @@ func (OSV) Parse(name string, data []byte) (Result, error) {
 				aff.Ranges = append(aff.Ranges, rng)
 			}
 		}
-		if len(adv.Affected) == 0 {
-			if base, _, _ := strings.Cut(eco, ":"); base != "" {
-				adv.Feed = "osv:" + base
-			}
-		}
 		adv.Affected = append(adv.Affected, aff)
 	}
+	adv.Feed = osvFeed(adv.Affected)
 	source := "osv"
 	if strings.HasPrefix(id, "GHSA-") {
 		source = "ghsa"
@@ -169,7 +165,7 @@ func (OSV) Parse(name string, data []byte) (Result, error) {
 			skip("dropped %s severity: %v", s.Type, err)
 			continue
 		}
-		if !osvHasType(want, sev.Type) {
+		if !slices.Contains(want, sev.Type) {
 			skip("dropped %s severity: vector %q is %s", s.Type, sev.Vector, sev.Type)
 			continue
 		}
@@ -187,6 +183,27 @@ func (OSV) Parse(name string, data []byte) (Result, error) {
 	return res, nil
 }
 
+// osvFeed names a record's feed after the ecosystem, without its release,
+// of the first affected package whose versions scangate can order (the
+// others are dropped at import), or else of the first one: "osv:Debian".
+func osvFeed(affected []vulndb.Affected) string {
+	feed := "osv"
+	for i, af := range affected {
+		base, _, _ := strings.Cut(af.Ecosystem, ":")
+		if base == "" {
+			continue
+		}
+		if vulndb.KnownEcosystem(base) {
+			return "osv:" + base
+		}
+		if i == 0 {
+			feed = "osv:" + base
+		}
+	}
+	return feed
+}
+
+// osvEventFields counts the fields an event sets; OSV allows one.
 func osvEventFields(e vulndb.Event) int {
 	n := 0
 	for _, s := range []string{e.Introduced, e.Fixed, e.LastAffected, e.Limit} {
@@ -195,15 +212,6 @@ func osvEventFields(e vulndb.Event) int {
 		}
 	}
 	return n
-}
-
-func osvHasType(types []vulndb.SeverityType, t vulndb.SeverityType) bool {
-	for _, x := range types {
-		if x == t {
-			return true
-		}
-	}
-	return false
 }
 
 // osvClip shortens s for a message.
@@ -284,6 +292,7 @@ func osvDecode(name string, data []byte, v any) error {
 	return root.Decode(v)
 }
 
+// osvKind names a YAML node's kind for a message.
 func osvKind(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.SequenceNode:
@@ -358,7 +367,7 @@ func osvTopKeys(name string, head []byte) (keys map[string]bool, complete bool) 
 	if !osvIsYAML(name) {
 		return keys, false
 	}
-	// Block-style YAML: a top-level key starts a line and ends at ": ".
+	// Block-style YAML: a top-level key starts a line and ends at a colon.
 	sc := bufio.NewScanner(bytes.NewReader(head))
 	for sc.Scan() {
 		line := sc.Text()

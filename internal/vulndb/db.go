@@ -379,8 +379,8 @@ func (db *DB) byAlias(ctx context.Context, names []string) ([]Advisory, error) {
 		args[i] = n
 		marks[i] = fmt.Sprintf("$%d", i+1)
 	}
-	q := `SELECT a.doc FROM vuln_advisories a WHERE EXISTS (SELECT 1 FROM vuln_aliases l
-		WHERE l.feed = a.feed AND l.id = a.id AND l.alias IN (` + strings.Join(marks, ", ") + `))`
+	q := `SELECT a.doc FROM vuln_advisories a JOIN (SELECT DISTINCT feed, id FROM vuln_aliases
+		WHERE alias IN (` + strings.Join(marks, ", ") + `)) l ON a.feed = l.feed AND a.id = l.id`
 	rows, err := db.st.Reader().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

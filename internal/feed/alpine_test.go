@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,13 +18,13 @@ func TestAlpineSecDBMatch(t *testing.T) {
 		name, head string
 		want       bool
 	}{
-		{"v3.10 main.yaml", string(testdataFile(t, "alpine/v3.10-main.yaml")), true},
-		{"wolfi json", string(testdataFile(t, "alpine/wolfi-security.json")), true},
+		{"v3.10 main.yaml", string(vulndataFile(t, alpineV310Main)), true},
+		{"wolfi json", string(vulndataFile(t, wolfiSample)), true},
 		{"secdb json", `{"apkurl": "{{urlprefix}}/x.apk", "archs": ["x86_64"], "reponame": "main", "urlprefix": "https://dl-cdn.alpinelinux.org/alpine", "distroversion": "v3.20", "packages": [`, true},
 		{"yaml without apkurl", "distroversion: v3.3\nreponame: community\npackages:\n", true},
 		{"yaml without packages yet", "distroversion: v3.3\nreponame: community\n", false},
-		{"debian tracker", string(testdataFile(t, "debian/tracker-json-sample.json")), false},
-		{"nvd page", string(testdataFile(t, "nvd/full-page.json")), false},
+		{"debian tracker", string(vulndataFile(t, trackerSample)), false},
+		{"nvd page", string(vulndataFile(t, nvdFullPage)), false},
 		{"osv yaml", string(testdataFile(t, "osv/PYSEC-2023-73.yaml")), false},
 		{"nested keys only", "pkg:\n  packages: []\n  distroversion: v3.10\n", false},
 		{"array", `[{"packages": [], "distroversion": "v3.10"}]`, false},
@@ -37,19 +36,20 @@ func TestAlpineSecDBMatch(t *testing.T) {
 	}
 }
 
-// TestAlpineSecDBUpstreamFiles parses every secdb file of the staged data
-// set: each must be recognised and parse without a file error.
+// TestAlpineSecDBUpstreamFiles parses every secdb file of the repository's
+// upstream data: each must be recognised and parse without a file error.
+// alpine/ holds v3.10/main.yaml (as v3.10-main.yaml), formats/alpine the
+// rest of alpine-secdb and the Wolfi sample.
 func TestAlpineSecDBUpstreamFiles(t *testing.T) {
-	dir := testVulndata(t, "alpine")
 	n := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || (!strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".json")) {
-			return err
+	vulndataWalk(t, func(path string, d fs.DirEntry) {
+		if !strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".json") {
+			return
 		}
 		n++
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		if !(AlpineSecDB{}).Match(d.Name(), data[:min(len(data), 4096)]) {
 			t.Errorf("%s: not recognised", path)
@@ -57,7 +57,7 @@ func TestAlpineSecDBUpstreamFiles(t *testing.T) {
 		res, err := AlpineSecDB{}.Parse(path, data)
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
-			return nil
+			return
 		}
 		for _, a := range res.Advisories {
 			if a.ID == "" || a.Feed == "" || len(a.Affected) == 0 {
@@ -68,11 +68,7 @@ func TestAlpineSecDBUpstreamFiles(t *testing.T) {
 		for _, s := range res.Skipped {
 			t.Logf("  skip %s: %s", s.Record, s.Reason)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, "alpine", "formats/alpine")
 	if n != 19 {
 		t.Errorf("found %d secdb files, want 19 (alpine-secdb v3.3-v3.11 main and community, wolfi)", n)
 	}
@@ -82,7 +78,7 @@ func TestAlpineSecDBUpstreamFiles(t *testing.T) {
 // alpine:3.10.0 image against v3.10/main.yaml, by origin package and fixed
 // version, and checks the result is exactly the expected findings.
 func TestAlpineSecDBSynthetic(t *testing.T) {
-	res, err := AlpineSecDB{}.Parse("main.yaml", testdataFile(t, "alpine/v3.10-main.yaml"))
+	res, err := AlpineSecDB{}.Parse("main.yaml", vulndataFile(t, alpineV310Main))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +96,7 @@ func TestAlpineSecDBSynthetic(t *testing.T) {
 	}
 	var got []string
 	var name, version string
-	sc := bufio.NewScanner(strings.NewReader(string(testdataFile(t, "alpine/synthetic-alpine-3.10.0-installed"))))
+	sc := bufio.NewScanner(strings.NewReader(string(vulndataFile(t, "alpine/installed"))))
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), ":")
 		switch k {
@@ -124,7 +120,7 @@ func TestAlpineSecDBSynthetic(t *testing.T) {
 			}
 		}
 	}
-	want := strings.Split(strings.TrimSpace(string(testdataFile(t, "alpine/synthetic-alpine-3.10.0-expected-findings.naive.txt"))), "\n")
+	want := strings.Split(strings.TrimSpace(string(vulndataFile(t, "alpine/expected-findings.naive.txt"))), "\n")
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -141,33 +137,33 @@ func TestAlpineSecDBRecords(t *testing.T) {
 		affected []string
 		aliases  []string
 	}{
-		{"v3.10-main.yaml", "CVE-2019-14697", []string{"Alpine:v3.10 musl fixed 1.1.22-r3"}, nil},
-		{"v3.10-main.yaml", "CVE-2019-1547", []string{"Alpine:v3.10 openssl fixed 1.1.1d-r0"}, nil},
+		{alpineV310Main, "CVE-2019-14697", []string{"Alpine:v3.10 musl fixed 1.1.22-r3"}, nil},
+		{alpineV310Main, "CVE-2019-1547", []string{"Alpine:v3.10 openssl fixed 1.1.1d-r0"}, nil},
 		// "CVE-2016-6258 XSA-182"
-		{"v3.10-main.yaml", "CVE-2016-6258", []string{"Alpine:v3.10 xen fixed 4.7.0-r0"}, []string{"XSA-182"}},
+		{alpineV310Main, "CVE-2016-6258", []string{"Alpine:v3.10 xen fixed 4.7.0-r0"}, []string{"XSA-182"}},
 		// "XSA-207" alone
-		{"v3.10-main.yaml", "XSA-207", []string{"Alpine:v3.10 xen fixed 4.7.1-r5"}, nil},
+		{alpineV310Main, "XSA-207", []string{"Alpine:v3.10 xen fixed 4.7.1-r5"}, nil},
 		// "CVE-????-?????  XSA-295"
-		{"v3.10-main.yaml", "XSA-295", []string{"Alpine:v3.10 xen fixed 4.12.1-r0"}, nil},
+		{alpineV310Main, "XSA-295", []string{"Alpine:v3.10 xen fixed 4.12.1-r0"}, nil},
 		// "CVE-2018-14468 (FrameRelay)"
-		{"v3.10-main.yaml", "CVE-2018-14468", []string{"Alpine:v3.10 tcpdump fixed 4.9.3-r0"}, nil},
+		{alpineV310Main, "CVE-2018-14468", []string{"Alpine:v3.10 tcpdump fixed 4.9.3-r0"}, nil},
 		// "CVE-2017-17434-1" and "CVE-2017-17434-2"
-		{"v3.10-main.yaml", "CVE-2017-17434", []string{"Alpine:v3.10 rsync fixed 3.1.2-r7"}, nil},
+		{alpineV310Main, "CVE-2017-17434", []string{"Alpine:v3.10 rsync fixed 3.1.2-r7"}, nil},
 		// "CVE-2019-5060 TALOS-2019-0844"
-		{"v3.10-main.yaml", "CVE-2019-5060", []string{"Alpine:v3.10 sdl2_image fixed 2.0.5-r0"}, []string{"TALOS-2019-0844"}},
+		{alpineV310Main, "CVE-2019-5060", []string{"Alpine:v3.10 sdl2_image fixed 2.0.5-r0"}, []string{"TALOS-2019-0844"}},
 		// listed under 1.29.3-r10 and 1.30.1-r2: the higher fix is kept
-		{"v3.10-main.yaml", "CVE-2019-5747", []string{"Alpine:v3.10 busybox fixed 1.30.1-r2"}, nil},
+		{alpineV310Main, "CVE-2019-5747", []string{"Alpine:v3.10 busybox fixed 1.30.1-r2"}, nil},
 		// listed under 2.6-r7 and 2.7-r0
-		{"v3.10-main.yaml", "CVE-2017-13082", []string{"Alpine:v3.10 hostapd fixed 2.7-r0", "Alpine:v3.10 wpa_supplicant fixed 2.7-r0"}, nil},
-		{"wolfi-security.json", "CVE-2016-2781", []string{"Wolfi coreutils not-affected "}, nil},
-		{"wolfi-security.json", "GHSA-jq35-85cj-fj4p", []string{"Wolfi apko not-affected "}, nil},
-		{"wolfi-security.json", "CVE-2023-39325", []string{"Wolfi apko fixed 0.10.0-r6"}, nil},
-		{"wolfi-security.json", "CVE-2022-38126", []string{"Wolfi binutils fixed 2.39-r1"}, nil},
+		{alpineV310Main, "CVE-2017-13082", []string{"Alpine:v3.10 hostapd fixed 2.7-r0", "Alpine:v3.10 wpa_supplicant fixed 2.7-r0"}, nil},
+		{wolfiSample, "CVE-2016-2781", []string{"Wolfi coreutils not-affected "}, nil},
+		{wolfiSample, "GHSA-jq35-85cj-fj4p", []string{"Wolfi apko not-affected "}, nil},
+		{wolfiSample, "CVE-2023-39325", []string{"Wolfi apko fixed 0.10.0-r6"}, nil},
+		{wolfiSample, "CVE-2022-38126", []string{"Wolfi binutils fixed 2.39-r1"}, nil},
 	}
 	results := map[string]map[string]vulndb.Advisory{}
 	for _, tt := range tests {
 		if results[tt.file] == nil {
-			res, err := AlpineSecDB{}.Parse(tt.file, testdataFile(t, "alpine/"+tt.file))
+			res, err := AlpineSecDB{}.Parse(tt.file, vulndataFile(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,11 +184,11 @@ func TestAlpineSecDBRecords(t *testing.T) {
 			t.Errorf("%s: %s aliases %q, want %q", tt.file, tt.id, a.Aliases, tt.aliases)
 		}
 	}
-	if a := results["wolfi-security.json"]["CVE-2016-2781"]; a.Feed != "wolfi" {
+	if a := results[wolfiSample]["CVE-2016-2781"]; a.Feed != "wolfi" {
 		t.Errorf("wolfi feed %q", a.Feed)
 	}
 	for _, id := range []string{"CVE-2017-17434-1", "TALOS-2019-0844", "XSA-182", "CVE-????-?????"} {
-		if _, ok := results["v3.10-main.yaml"][id]; ok {
+		if _, ok := results[alpineV310Main][id]; ok {
 			t.Errorf("%s imported as an advisory", id)
 		}
 	}
@@ -326,8 +322,8 @@ func TestAlpineSecDBBadInput(t *testing.T) {
 func FuzzAlpineSecDBParse(f *testing.F) {
 	f.Add([]byte("distroversion: v3.10\nreponame: main\npackages:\n  - pkg:\n      name: musl\n      secfixes:\n        1.1.22-r3:\n          - CVE-2019-14697 XSA-1\n        0:\n          - CVE-2019-1\n"))
 	f.Add([]byte(`{"distroversion": "v3.20", "reponame": "main", "packages": [{"pkg": {"name": "go", "secfixes": {"1.22.5-r0": ["CVE-2024-24791 (x)"]}}}]}`))
-	for _, name := range []string{"wolfi-security.json", "v3.10-main.yaml"} {
-		f.Add(testdataFile(f, "alpine/"+name))
+	for _, name := range []string{wolfiSample, alpineV310Main} {
+		f.Add(vulndataFile(f, name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		AlpineSecDB{}.Match("main.yaml", data)

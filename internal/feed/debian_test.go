@@ -3,34 +3,12 @@ package feed
 import (
 	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/scangate/scangate/internal/vulndb"
 )
-
-// testVulndata returns a folder of the staged upstream data set,
-// /work/shared/vulndata, failing the test if it is missing.
-func testVulndata(t testing.TB, sub string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "vulndata", sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("the upstream test data is missing: %v (stage /work/shared/vulndata next to the repository)", err)
-	}
-	return dir
-}
-
-func testdataFile(t testing.TB, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // testByID indexes advisories by ID, failing on duplicates.
 func testByID(t testing.TB, advs []vulndb.Advisory) map[string]vulndb.Advisory {
@@ -76,13 +54,13 @@ func testSeverities(a vulndb.Advisory) []string {
 }
 
 func TestDebianTrackerMatch(t *testing.T) {
-	sample := testdataFile(t, "debian/tracker-json-sample.json")
+	sample := vulndataFile(t, trackerSample)
 	tests := []struct {
 		name string
 		head string
 		want bool
 	}{
-		{"bookworm", string(testdataFile(t, "debian/tracker-json-bookworm-minbase.json")), true},
+		{"bookworm", string(vulndataFile(t, "debian/tracker-json-bookworm-minbase.json")), true},
 		{"sample", string(sample), true},
 		{"head cut inside the first record", string(sample[:300]), true},
 		{"compact", `{"zlib":{"CVE-2023-45853":{"releases":{}}}}`, true},
@@ -90,9 +68,9 @@ func TestDebianTrackerMatch(t *testing.T) {
 		{"record without releases", `{"zlib":{"CVE-2023-45853":{"description":"x"}}}`, false},
 		{"releases nested deeper", `{"zlib":{"CVE-2023-45853":{"x":{"releases":{}}}}}`, false},
 		{"not an id", `{"zlib":{"DSA-1234-1":{"releases":{}}}}`, false},
-		{"nvd page", string(testdataFile(t, "nvd/single-entry.json")), false},
-		{"nvd cve", string(testdataFile(t, "nvd/CVE-2023-45853.json")), false},
-		{"wolfi secdb", string(testdataFile(t, "alpine/wolfi-security.json")), false},
+		{"nvd page", string(vulndataFile(t, nvdSingleEntry)), false},
+		{"nvd cve", string(vulndataFile(t, "nvd/CVE-2023-45853.json")), false},
+		{"wolfi secdb", string(vulndataFile(t, wolfiSample)), false},
 		{"osv", string(testdataFile(t, "osv/GO-2022-1059.json")), false},
 		{"array", `[{"zlib":{}}]`, false},
 		{"empty", ``, false},
@@ -108,7 +86,7 @@ func TestDebianTrackerMatch(t *testing.T) {
 // findings expected for a minbase bookworm: every CVE, its source package,
 // urgency and no-dsa verdict.
 func TestDebianTrackerBookworm(t *testing.T) {
-	res, err := DebianTracker{}.Parse("tracker-json-bookworm-minbase.json", testdataFile(t, "debian/tracker-json-bookworm-minbase.json"))
+	res, err := DebianTracker{}.Parse("tracker-json-bookworm-minbase.json", vulndataFile(t, "debian/tracker-json-bookworm-minbase.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +95,7 @@ func TestDebianTrackerBookworm(t *testing.T) {
 	}
 	got := testByID(t, res.Advisories)
 	ratings := map[string]string{"unimportant": vulndb.Low, "low": vulndb.Low, "not yet assigned": vulndb.Unknown}
-	sc := bufio.NewScanner(strings.NewReader(string(testdataFile(t, "debian/bookworm-expected-findings.naive.txt"))))
+	sc := bufio.NewScanner(strings.NewReader(string(vulndataFile(t, "debian/expected-findings.naive.txt"))))
 	n := 0
 	for sc.Scan() {
 		// CVE-2016-2781	src:coreutils 9.1-1	binaries:coreutils	debian-urgency:low nodsa:ignored	nvd-cvss:...
@@ -163,7 +141,7 @@ func TestDebianTrackerBookworm(t *testing.T) {
 // releases: fixes, the not-affected "0", end-of-life, sid and an empty
 // releases list.
 func TestDebianTrackerSample(t *testing.T) {
-	res, err := DebianTracker{}.Parse("debian.json", testdataFile(t, "debian/tracker-json-sample.json"))
+	res, err := DebianTracker{}.Parse("debian.json", vulndataFile(t, trackerSample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,8 +334,8 @@ func TestDebianTrackerBadInput(t *testing.T) {
 
 func FuzzDebianTrackerParse(f *testing.F) {
 	f.Add([]byte(`{"zlib":{"CVE-2023-45853":{"releases":{"bookworm":{"status":"resolved","fixed_version":"1:1.3-1","urgency":"low"}}}}}`))
-	for _, name := range []string{"tracker-json-bookworm-minbase.json", "tracker-json-sample.json"} {
-		f.Add(testdataFile(f, "debian/"+name))
+	for _, name := range []string{"debian/tracker-json-bookworm-minbase.json", trackerSample} {
+		f.Add(vulndataFile(f, name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		DebianTracker{}.Match("debian.json", data)

@@ -2,7 +2,9 @@ package feed
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -48,13 +50,21 @@ func TestGHSAParseFiles(t *testing.T) {
 			"ECOSYSTEM >=1.0.0 <1.2.6; ECOSYSTEM >=0 <0.2.4",
 			"ghsa GHSA CRITICAL; ghsa CVSS_V3.1 9.8 CRITICAL", "2022-03-18T00:01:09Z", "2024-01-12T20:16:56Z"},
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "ghsa", "*.json"))
+	// testdata/vulndata/ghsa keeps vuln-list's layout, <package>/GHSA-*.json.
+	files, _ := filepath.Glob(vulndata("ghsa/*/*.json"))
 	if len(files) != len(tests) {
-		t.Errorf("%d files in testdata/ghsa, %d tests", len(files), len(tests))
+		t.Errorf("%d files in testdata/vulndata/ghsa, %d tests", len(files), len(tests))
+	}
+	paths := map[string]string{}
+	for _, file := range files {
+		paths[filepath.Base(file)] = file
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("testdata", "ghsa", tt.file))
+			if paths[tt.file] == "" {
+				t.Fatalf("%s not in testdata/vulndata/ghsa", tt.file)
+			}
+			data, err := os.ReadFile(paths[tt.file])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,35 +364,60 @@ func TestGHSAMatch(t *testing.T) {
 }
 
 // TestGHSAMatchOthers checks that GHSA claims no other format's file in the
-// shared data set.
+// repository's upstream data: every file of testdata/vulndata outside ghsa/,
+// and the entries of its OSV zips (one in 20 of the Go database's records,
+// which are all alike, and every other entry).
 func TestGHSAMatchOthers(t *testing.T) {
-	root := osvVulndata(t)
 	n := 0
-	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.Contains(path, string(filepath.Separator)+"ghsa"+string(filepath.Separator)) {
-			return err
-		}
-		if strings.HasSuffix(path, ".json") && strings.Contains(path, "go-vulndb") && n%20 != 0 {
-			n++
-			return nil // a sample of the Go database is enough
-		}
-		head, err := osvHead(path)
-		if err != nil {
-			return err
-		}
+	check := func(name, where string, head []byte) {
 		n++
-		if (GHSA{}).Match(d.Name(), head) {
-			t.Errorf("GHSA claims %s", path)
+		if (GHSA{}).Match(name, head) {
+			t.Errorf("GHSA claims %s", where)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	}
+	ghsa := vulndata("ghsa") + string(filepath.Separator)
+	var zips []string
+	vulndataWalk(t, func(file string, d fs.DirEntry) {
+		switch {
+		case strings.HasPrefix(file, ghsa):
+		case strings.HasSuffix(file, ".zip"):
+			zips = append(zips, file)
+		default:
+			head, err := osvHead(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(d.Name(), file, head)
+		}
+	}, ".")
+	if len(zips) != 2 {
+		t.Errorf("zips %q, want go-vulndb.zip and pypa-advisory-database.zip", zips)
+	}
+	records := 0
+	for _, z := range zips {
+		vulndataZip(t, filepath.Base(z), func(name string, data []byte) {
+			if strings.HasPrefix(name, "data/osv/") {
+				records++
+				if records%20 != 1 {
+					return
+				}
+			}
+			check(path.Base(name), z+":"+name, data[:min(len(data), 4096)])
+		})
+	}
+	// 59 files outside ghsa/ and the zips (NOTICE.md; alpine/ 3, debian/ 3,
+	// formats/ 22, go-demo/ 4, npm/ 3, nvd/ 23), the zips' 4 other entries
+	// (LICENSE twice, NOTICES, .id-allocator), 240 of the 4,789 Go records and
+	// the 2,661 PyPA records. The shared data set this test used to walk also
+	// held Node.js security-wg advisories and Debian tracker lists, which the
+	// repository does not carry.
+	if want := 59 + 4 + 240 + 2661; n != want {
+		t.Errorf("checked %d files, want %d", n, want)
 	}
 }
 
 func FuzzGHSAParse(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "ghsa", "*.json"))
+	seeds, err := filepath.Glob(vulndata("ghsa/*/*.json"))
 	if err != nil || len(seeds) == 0 {
 		f.Fatalf("no seeds: %v", err)
 	}

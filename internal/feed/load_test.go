@@ -709,7 +709,7 @@ func TestLoadUpstreamZips(t *testing.T) {
 		{"pypa-advisory-database.zip", "osv:PyPI", 2661, 2}, // LICENSE, vulns/.id-allocator
 	} {
 		t.Run(tc.zip, func(t *testing.T) {
-			path := filepath.Join("..", "..", "testdata", "vulndata", tc.zip)
+			path := feed.Vulndata(tc.zip)
 			got := load(t, []string{path}, "", feed.Options{})
 			for i, s := range got.Skipped {
 				if i == 20 {

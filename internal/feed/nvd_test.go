@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,16 +19,16 @@ func TestNVDMatch(t *testing.T) {
 		name, head string
 		want       bool
 	}{
-		{"full page", string(testdataFile(t, "nvd/full-page.json")), true},
-		{"single-entry page", string(testdataFile(t, "nvd/single-entry.json")), true},
-		{"cve object", string(testdataFile(t, "nvd/CVE-2023-45853.json")), true},
+		{"full page", string(vulndataFile(t, nvdFullPage)), true},
+		{"single-entry page", string(vulndataFile(t, nvdSingleEntry)), true},
+		{"cve object", string(vulndataFile(t, "nvd/CVE-2023-45853.json")), true},
 		{"page without format", `{"resultsPerPage": 0, "startIndex": 0, "totalResults": 0, "vulnerabilities": []}`, true},
 		{"cve object cut short", `{"id": "CVE-2023-45853", "sourceIdentifier": "cve@mitre.org", "published": "2023-`, true},
 		{"cve id without sourceIdentifier", `{"id": "CVE-2023-45853", "modified": "2023-10-14T02:15:09Z", "affected": []}`, false},
 		{"cve id not a string", `{"id": 12, "sourceIdentifier": "x"}`, false},
 		{"other NVD API", `{"resultsPerPage": 1, "format": "NVD_CPE", "products": []}`, false},
-		{"debian tracker", string(testdataFile(t, "debian/tracker-json-sample.json")), false},
-		{"wolfi secdb", string(testdataFile(t, "alpine/wolfi-security.json")), false},
+		{"debian tracker", string(vulndataFile(t, trackerSample)), false},
+		{"wolfi secdb", string(vulndataFile(t, wolfiSample)), false},
 		{"osv", string(testdataFile(t, "osv/GO-2022-1059.json")), false},
 		{"array", `[{"format": "NVD_CVE"}]`, false},
 	}
@@ -41,39 +40,49 @@ func TestNVDMatch(t *testing.T) {
 }
 
 // TestFeedDetection checks that among all formats, each of these
-// parsers' fixtures is claimed by its own, as an import detects it.
+// parsers' upstream files is claimed by its own, as an import detects it.
 func TestFeedDetection(t *testing.T) {
-	want := map[string]string{"debian": "debian", "alpine": "alpine", "nvd": "nvd"}
-	for dir, format := range want {
-		entries, err := os.ReadDir(filepath.Join("testdata", dir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			name := e.Name()
+	want := map[string][]string{
+		"debian": {"debian", "formats/debian"},
+		"alpine": {"alpine", "formats/alpine"},
+		"nvd":    {"nvd", "formats/nvd"},
+		"ghsa":   {"ghsa"},
+	}
+	for format, dirs := range want {
+		n := 0
+		vulndataWalk(t, func(path string, d fs.DirEntry) {
+			name := d.Name()
 			if !strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".yaml") {
-				continue
+				return
 			}
-			f := detect(name, testdataFile(t, filepath.Join(dir, name)))
+			n++
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := detect(name, data)
 			if f == nil || f.Name() != format {
-				t.Errorf("%s/%s detected as %v, want %s", dir, name, f, format)
+				t.Errorf("%s detected as %v, want %s", path, f, format)
 			}
+		}, dirs...)
+		if n == 0 {
+			t.Errorf("no %s file in %v", format, dirs)
 		}
 	}
 }
 
-// TestNVDUpstreamFiles parses every NVD file of the staged data set.
+// TestNVDUpstreamFiles parses every NVD file of the repository's upstream
+// data: the cve objects of nvd/ and the API response pages of formats/nvd.
 func TestNVDUpstreamFiles(t *testing.T) {
-	dir := testVulndata(t, "nvd")
 	n := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
-			return err
+	vulndataWalk(t, func(path string, d fs.DirEntry) {
+		if !strings.HasSuffix(path, ".json") {
+			return
 		}
 		n++
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		if !(NVD{}).Match(d.Name(), data[:min(len(data), 4096)]) {
 			t.Errorf("%s: not recognised", path)
@@ -81,10 +90,11 @@ func TestNVDUpstreamFiles(t *testing.T) {
 		res, err := NVD{}.Parse(path, data)
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
-			return nil
+			return
 		}
 		if len(res.Advisories) == 0 || len(res.Skipped) != 0 {
 			t.Errorf("%s: %d advisories, skipped %v", path, len(res.Advisories), res.Skipped)
+			return
 		}
 		for _, a := range res.Advisories {
 			// Records awaiting analysis may have no metrics yet.
@@ -95,11 +105,7 @@ func TestNVDUpstreamFiles(t *testing.T) {
 		if strings.HasPrefix(d.Name(), "CVE-") && res.Advisories[0].ID+".json" != d.Name() {
 			t.Errorf("%s: id %s", path, res.Advisories[0].ID)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, "nvd", "formats/nvd")
 	if n != 25 {
 		t.Errorf("found %d NVD files, want 25", n)
 	}
@@ -113,21 +119,21 @@ func TestNVDRecords(t *testing.T) {
 		severities          []string
 		refs                int
 	}{
-		{"CVE-2023-45853.json", "CVE-2023-45853", "2023-10-14T02:15:09.323Z", "2024-08-01T13:44:58.99Z", "MiniZip in zlib through 1.3 has an integer overflow",
+		{"nvd/CVE-2023-45853.json", "CVE-2023-45853", "2023-10-14T02:15:09.323Z", "2024-08-01T13:44:58.99Z", "MiniZip in zlib through 1.3 has an integer overflow",
 			[]string{"nvd@nist.gov CVSS_V3.1 9.8 CRITICAL primary", "134c704f-9b21-4f2e-91b3-4a467353bcc0 CVSS_V3.1 8.8 HIGH"}, 11},
-		{"CVE-2005-2541.json", "CVE-2005-2541", "2005-08-10T04:00:00Z", "2024-11-20T23:59:47.53Z", "Tar 1.15.1 does not properly warn",
+		{"nvd/CVE-2005-2541.json", "CVE-2005-2541", "2005-08-10T04:00:00Z", "2024-11-20T23:59:47.53Z", "Tar 1.15.1 does not properly warn",
 			[]string{"nvd@nist.gov CVSS_V2 10.0 HIGH primary"}, 2}, // 4 references, 2 distinct URLs
-		{"CVE-2016-2781.json", "CVE-2016-2781", "2017-02-07T15:59:00.333Z", "2026-05-13T00:24:29.033Z", "chroot in GNU coreutils",
+		{"nvd/CVE-2016-2781.json", "CVE-2016-2781", "2017-02-07T15:59:00.333Z", "2026-05-13T00:24:29.033Z", "chroot in GNU coreutils",
 			[]string{"134c704f-9b21-4f2e-91b3-4a467353bcc0 CVSS_V3.1 4.6 MEDIUM", "nvd@nist.gov CVSS_V3.0 6.5 MEDIUM primary", "nvd@nist.gov CVSS_V2 2.1 LOW primary"}, 3},
-		{"CVE-2024-2236.json", "CVE-2024-2236", "2024-03-06T22:15:57.977Z", "2024-04-25T17:15:49.467Z", "A timing-based side-channel flaw was found in libgcrypt",
+		{"nvd/CVE-2024-2236.json", "CVE-2024-2236", "2024-03-06T22:15:57.977Z", "2024-04-25T17:15:49.467Z", "A timing-based side-channel flaw was found in libgcrypt",
 			[]string{"secalert@redhat.com CVSS_V3.1 5.9 MEDIUM"}, 3},
-		{"single-entry.json", "CVE-2022-1576", "2022-07-11T13:15:08.503Z", "2024-11-21T06:41:00.133Z", "The WP Maintenance Mode & Coming Soon WordPress plugin before 2.4.5",
+		{nvdSingleEntry, "CVE-2022-1576", "2022-07-11T13:15:08.503Z", "2024-11-21T06:41:00.133Z", "The WP Maintenance Mode & Coming Soon WordPress plugin before 2.4.5",
 			[]string{"nvd@nist.gov CVSS_V3.1 6.5 MEDIUM primary", "nvd@nist.gov CVSS_V2 4.3 MEDIUM primary"}, 1},
-		{"full-page.json", "CVE-2023-27314", "2023-10-12T19:15:11.747Z", "2023-10-18T18:00:24.9Z", "ONTAP 9 versions prior to 9.8P19",
+		{nvdFullPage, "CVE-2023-27314", "2023-10-12T19:15:11.747Z", "2023-10-18T18:00:24.9Z", "ONTAP 9 versions prior to 9.8P19",
 			[]string{"nvd@nist.gov CVSS_V3.1 7.5 HIGH primary", "security-alert@netapp.com CVSS_V3.1 7.5 HIGH"}, 1},
 	}
 	for _, tt := range tests {
-		res, err := NVD{}.Parse(tt.file, testdataFile(t, "nvd/"+tt.file))
+		res, err := NVD{}.Parse(tt.file, vulndataFile(t, tt.file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +161,7 @@ func TestNVDRecords(t *testing.T) {
 			t.Errorf("%s: %d references, want %d", tt.id, len(a.References), tt.refs)
 		}
 	}
-	res, err := NVD{}.Parse("full-page.json", testdataFile(t, "nvd/full-page.json"))
+	res, err := NVD{}.Parse("full-page.json", vulndataFile(t, nvdFullPage))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,16 +176,15 @@ func TestNVDScores(t *testing.T) {
 	// Where the score computed from the vector differs from NVD's, the
 	// parser keeps the computed one; in this data set none differ.
 	var known []string
-	dir := testVulndata(t, "nvd")
 	var got []string
 	checked := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
-			return err
+	vulndataWalk(t, func(path string, d fs.DirEntry) {
+		if !strings.HasSuffix(path, ".json") {
+			return
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		res, err := NVD{}.Parse(path, data)
 		if err != nil {
@@ -233,11 +238,7 @@ func TestNVDScores(t *testing.T) {
 				}
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, "nvd", "formats/nvd")
 	if !slices.Equal(got, known) {
 		t.Errorf("scores that differ from NVD's:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(known, "\n"))
 	}
@@ -249,7 +250,7 @@ func TestNVDScores(t *testing.T) {
 // TestNVDDebianFindings checks the NVD ratings the bookworm findings list,
 // one per CVE as a naive scanner picks it, against the parsed severities.
 func TestNVDDebianFindings(t *testing.T) {
-	sc := bufio.NewScanner(strings.NewReader(string(testdataFile(t, "debian/bookworm-expected-findings.naive.txt"))))
+	sc := bufio.NewScanner(strings.NewReader(string(vulndataFile(t, "debian/expected-findings.naive.txt"))))
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), "\t")
 		id := f[0]
@@ -259,7 +260,7 @@ func TestNVDDebianFindings(t *testing.T) {
 		if _, err := fmt.Sscanf(f[4], "nvd-cvss:%s %f %s %s", &version, &score, &rating, &kind); err != nil {
 			t.Fatalf("%s: %v", f[4], err)
 		}
-		res, err := NVD{}.Parse(id+".json", testdataFile(t, "nvd/"+id+".json"))
+		res, err := NVD{}.Parse(id+".json", vulndataFile(t, "nvd/"+id+".json"))
 		if err != nil || len(res.Advisories) != 1 {
 			t.Fatalf("%s: %v", id, err)
 		}
@@ -333,10 +334,10 @@ func TestReadNVDPage(t *testing.T) {
 		want       NVDPage
 		wantErr    bool
 	}{
-		{"full page", string(testdataFile(t, "nvd/full-page.json")), NVDPage{TotalResults: 38, StartIndex: 0, Count: 38}, false},
+		{"full page", string(vulndataFile(t, nvdFullPage)), NVDPage{TotalResults: 38, StartIndex: 0, Count: 38}, false},
 		{"middle page", `{"resultsPerPage": 2000, "startIndex": 4000, "totalResults": 250123, "format": "NVD_CVE", "version": "2.0", "vulnerabilities": [`, NVDPage{TotalResults: 250123, StartIndex: 4000, Count: 2000}, false},
 		{"past the end", `{"resultsPerPage": 0, "startIndex": 300000, "totalResults": 250123, "format": "NVD_CVE", "vulnerabilities": []}`, NVDPage{TotalResults: 250123, StartIndex: 300000}, false},
-		{"cve object", string(testdataFile(t, "nvd/CVE-2023-45853.json")), NVDPage{}, true},
+		{"cve object", string(vulndataFile(t, "nvd/CVE-2023-45853.json")), NVDPage{}, true},
 		{"fields after the results", `{"vulnerabilities": [], "resultsPerPage": 0, "startIndex": 0, "totalResults": 0}`, NVDPage{}, true},
 		{"other format", `{"resultsPerPage": 1, "startIndex": 0, "totalResults": 1, "format": "NVD_CPE"}`, NVDPage{}, true},
 		{"negative", `{"resultsPerPage": -1, "startIndex": 0, "totalResults": 1}`, NVDPage{}, true},
@@ -388,8 +389,8 @@ func TestNVDBadInput(t *testing.T) {
 
 func FuzzNVDParse(f *testing.F) {
 	f.Add([]byte(`{"id": "CVE-2023-0001", "sourceIdentifier": "x", "published": "2023-01-01T00:00:00.000", "vulnStatus": "Rejected", "metrics": {"cvssMetricV2": [{"source": "nvd@nist.gov", "type": "Primary", "cvssData": {"vectorString": "AV:N/AC:L/Au:N/C:C/I:C/A:C"}}]}}`))
-	for _, name := range []string{"single-entry.json", "CVE-2023-45853.json", "CVE-2005-2541.json", "CVE-2013-4392.json"} {
-		f.Add(testdataFile(f, "nvd/"+name))
+	for _, name := range []string{nvdSingleEntry, "nvd/CVE-2023-45853.json", "nvd/CVE-2005-2541.json", "nvd/CVE-2013-4392.json"} {
+		f.Add(vulndataFile(f, name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		NVD{}.Match("x.json", data)

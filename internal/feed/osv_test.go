@@ -3,6 +3,7 @@ package feed
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,9 +12,6 @@ import (
 
 	"github.com/scangate/scangate/internal/vulndb"
 )
-
-// vulndataDir is the shared upstream data set (see its SOURCES.md).
-var vulndataDir = filepath.Join("..", "..", "..", "shared", "vulndata")
 
 // osvRanges writes ranges compactly: "SEMVER >=0 <0.3.7; GIT >=0 <abc".
 func osvRanges(rs []vulndb.Range) string {
@@ -454,32 +452,42 @@ func TestOSVMatch(t *testing.T) {
 	}
 }
 
-// TestOSVMatchOthers checks that OSV claims none of the other formats' files
-// in the shared data set, nor GitHub's GraphQL advisories.
+// TestOSVMatchOthers checks that OSV claims none of the other formats'
+// files in the repository's upstream data, nor GitHub's GraphQL advisories:
+// every file of testdata/vulndata but the OSV zips, and the zips' entries
+// that are not records.
 func TestOSVMatchOthers(t *testing.T) {
 	n := 0
-	for _, dir := range []string{"nvd", "debian", "alpine", "npm", "ghsa"} {
-		root := filepath.Join(osvVulndata(t), dir)
-		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			head, err := osvHead(path)
-			if err != nil {
-				return err
-			}
-			n++
-			if (OSV{}).Match(d.Name(), head) {
-				t.Errorf("OSV claims %s", path)
-			}
-			return nil
-		})
+	vulndataWalk(t, func(file string, d os.DirEntry) {
+		if strings.HasSuffix(file, ".zip") {
+			return
+		}
+		head, err := osvHead(file)
 		if err != nil {
 			t.Fatal(err)
 		}
+		n++
+		if (OSV{}).Match(d.Name(), head) {
+			t.Errorf("OSV claims %s", file)
+		}
+	}, ".")
+	for _, tt := range osvUpstream {
+		vulndataZip(t, tt.zip, func(name string, data []byte) {
+			if ok, _ := path.Match(tt.records, name); ok {
+				return
+			}
+			n++
+			if (OSV{}).Match(path.Base(name), data[:min(len(data), 4096)]) {
+				t.Errorf("OSV claims %s:%s", tt.zip, name)
+			}
+		})
 	}
-	if n < 100 {
-		t.Errorf("checked only %d files", n)
+	// 69 files (NOTICE.md; alpine/ 3, debian/ 3, formats/ 22, ghsa/ 10,
+	// go-demo/ 4, npm/ 3, nvd/ 23) and the zips' 4 other entries. The shared
+	// data set this test used to walk held 750 such files, most of them
+	// Node.js security-wg advisories, which the repository does not carry.
+	if n != 69+4 {
+		t.Errorf("checked %d files, want %d", n, 69+4)
 	}
 }
 
@@ -492,67 +500,64 @@ func osvHead(path string) ([]byte, error) {
 	return data, err
 }
 
-// osvVulndata returns the shared data set's folder and fails the test, not
-// skips it, if the folder is missing: the upstream tests are the point.
-func osvVulndata(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(vulndataDir, "SOURCES.md")); err != nil {
-		t.Fatalf("the shared upstream data set is missing: want %s (/work/shared/vulndata) next to the repository: %v", vulndataDir, err)
-	}
-	return vulndataDir
+// osvUpstream lists the OSV databases of testdata/vulndata: zipped
+// checkouts, with the pattern their records' names match and the entries
+// that are not records.
+var osvUpstream = []struct {
+	zip, records, feed string
+	count              int
+	others             []string
+}{
+	{"go-vulndb.zip", "data/osv/*.json", "osv:Go", 4789, []string{"data/LICENSE", "data/NOTICES"}},
+	{"pypa-advisory-database.zip", "pypa-advisory-database/vulns/*/*.yaml", "osv:PyPI", 2661,
+		[]string{"pypa-advisory-database/LICENSE", "pypa-advisory-database/vulns/.id-allocator"}},
 }
 
 // TestOSVUpstream parses every record of the Go vulnerability database and
-// of PyPA's advisory-database in the shared data set.
+// of PyPA's advisory-database, as the repository holds them: zipped.
 func TestOSVUpstream(t *testing.T) {
-	root := osvVulndata(t)
-	tests := []struct {
-		glob, feed string
-		files      int
-	}{
-		{filepath.Join(root, "go-vulndb", "data", "osv", "*.json"), "osv:Go", 4789},
-		{filepath.Join(root, "pypi", "pypa-advisory-database", "vulns", "*", "*.yaml"), "osv:PyPI", 2661},
-	}
-	for _, tt := range tests {
-		files, err := filepath.Glob(tt.glob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(files) != tt.files {
-			t.Errorf("%s: %d files, want %d", tt.glob, len(files), tt.files)
-		}
-		withdrawn, severities := 0, 0
-		for _, path := range files {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
+	for _, tt := range osvUpstream {
+		files, withdrawn, severities := 0, 0, 0
+		var others []string
+		vulndataZip(t, tt.zip, func(name string, data []byte) {
+			if ok, err := path.Match(tt.records, name); err != nil || !ok {
+				others = append(others, name)
+				return
 			}
-			base := filepath.Base(path)
+			files++
+			where := tt.zip + ":" + name
+			base := path.Base(name)
 			if !(OSV{}).Match(base, data[:min(len(data), 4096)]) {
-				t.Errorf("Match(%s) = false", path)
+				t.Errorf("Match(%s) = false", where)
 			}
-			res, err := (OSV{}).Parse(path, data)
+			res, err := (OSV{}).Parse(name, data)
 			if err != nil {
 				t.Errorf("Parse: %v", err)
-				continue
+				return
 			}
 			for _, s := range res.Skipped {
-				t.Errorf("%s: skipped %s: %s", path, s.Record, s.Reason)
+				t.Errorf("%s: skipped %s: %s", where, s.Record, s.Reason)
 			}
 			if len(res.Advisories) != 1 {
-				t.Errorf("%s: %d advisories", path, len(res.Advisories))
-				continue
+				t.Errorf("%s: %d advisories", where, len(res.Advisories))
+				return
 			}
 			a := res.Advisories[0]
-			if a.ID+filepath.Ext(path) != base || a.Feed != tt.feed || len(a.Affected) == 0 {
-				t.Errorf("%s: ID %q, Feed %q, %d affected", path, a.ID, a.Feed, len(a.Affected))
+			if a.ID+path.Ext(name) != base || a.Feed != tt.feed || len(a.Affected) == 0 {
+				t.Errorf("%s: ID %q, Feed %q, %d affected", where, a.ID, a.Feed, len(a.Affected))
 			}
 			if a.IsWithdrawn() {
 				withdrawn++
 			}
 			severities += len(a.Severities)
+		})
+		if files != tt.count {
+			t.Errorf("%s: %d records %s, want %d", tt.zip, files, tt.records, tt.count)
 		}
-		t.Logf("%s: %d files, %d withdrawn, %d severities", tt.glob, len(files), withdrawn, severities)
+		if !reflect.DeepEqual(others, tt.others) {
+			t.Errorf("%s: other entries %q, want %q", tt.zip, others, tt.others)
+		}
+		t.Logf("%s: %d records, %d withdrawn, %d severities", tt.zip, files, withdrawn, severities)
 	}
 }
 

@@ -277,16 +277,6 @@ func debianAffected(pkg, num string, r debianRelease) (vulndb.Affected, error) {
 	return af, nil
 }
 
-// debianRating maps a tracker urgency to a rating. The tracker marks an
-// urgency it took from NVD rather than set itself with "**" ("low**").
-func debianRating(urgency string) string {
-	u := strings.TrimRight(urgency, "*")
-	if u == "unimportant" {
-		return vulndb.Low
-	}
-	return vulndb.NormalizeRating(u)
-}
-
 // finish sets each advisory's Debian severity where its releases agree, and
 // adds the per-file summaries.
 func (p *debianParse) finish() {
@@ -297,7 +287,7 @@ func (p *debianParse) finish() {
 			if af.Urgency == "end-of-life" { // a support status, not a rating
 				continue
 			}
-			r := debianRating(af.Urgency)
+			r := vulndb.UrgencyRating(af.Urgency)
 			if rating != "" && r != rating {
 				rating = "-"
 				break

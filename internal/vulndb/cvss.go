@@ -101,3 +101,15 @@ func NormalizeRating(word string) string {
 		return Unknown
 	}
 }
+
+// UrgencyRating maps a distribution's urgency to a rating: Debian's
+// "unimportant" is LOW, and the "**" the Debian tracker adds to an urgency it
+// took from NVD ("low**") is dropped. Support statuses ("end-of-life") and
+// "not yet assigned" are UNKNOWN.
+func UrgencyRating(urgency string) string {
+	u := strings.TrimRight(strings.TrimSpace(urgency), "*")
+	if u == "unimportant" {
+		return Low
+	}
+	return NormalizeRating(u)
+}

@@ -1,0 +1,319 @@
+// Package image opens container images wherever they are (a registry, a
+// docker save archive, an OCI layout or archive) as go-containerregistry
+// images, choosing one platform from an index.
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// An Image is an opened image with what its reference said about it.
+type Image struct {
+	v1.Image
+	// Ref is the reference as given.
+	Ref string
+	// Repository and Tags, where the source names them.
+	Repository string
+	Tags       []string
+	// Digest is the manifest digest, where the source has one.
+	Digest   string
+	Platform string
+	cleanup  func() error
+}
+
+// Close removes what opening the image left on disk.
+func (img *Image) Close() error {
+	if img.cleanup == nil {
+		return nil
+	}
+	return img.cleanup()
+}
+
+// Options tune Open.
+type Options struct {
+	// Platform picks the image from an index; the default is linux/amd64.
+	Platform *v1.Platform
+	// Keychain resolves registry credentials; the default reads
+	// ~/.docker/config.json and its credential helpers.
+	Keychain authn.Keychain
+	// TempDir holds unpacked OCI archives.
+	TempDir string
+	// MaxArchiveBytes bounds an OCI archive's unpacked size.
+	MaxArchiveBytes int64
+}
+
+// ErrBadReference reports a reference scangate cannot read.
+var ErrBadReference = errors.New("bad image reference")
+
+// Transports are the reference prefixes Open understands; a reference with
+// none is a registry reference.
+var Transports = []string{"docker-archive:", "oci-archive:", "oci:", "registry:"}
+
+// Open opens the image ref names:
+//
+//	127.0.0.1:5000/app:1, host/repo@sha256:…   a registry (also "registry:…")
+//	docker-archive:PATH                        a `docker save` tarball
+//	oci-archive:PATH                           a tar of an OCI layout
+//	oci:DIR[:TAG]                              an OCI layout folder
+func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
+	if opts.Platform == nil {
+		opts.Platform = &v1.Platform{OS: "linux", Architecture: "amd64"}
+	}
+	kind, rest := splitTransport(ref)
+	var (
+		img *Image
+		err error
+	)
+	switch kind {
+	case "docker-archive:":
+		img, err = openDockerArchive(rest)
+	case "oci-archive:":
+		img, err = openOCIArchive(rest, opts)
+	case "oci:":
+		img, err = openLayout(rest, opts)
+	default:
+		img, err = openRemote(ctx, rest, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", ref, err)
+	}
+	img.Ref = ref
+	return img, nil
+}
+
+func splitTransport(ref string) (string, string) {
+	for _, t := range Transports {
+		if strings.HasPrefix(ref, t) {
+			return t, strings.TrimPrefix(ref, t)
+		}
+	}
+	return "registry:", ref
+}
+
+func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadReference, err)
+	}
+	kc := opts.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	v1img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(*opts.Platform))
+	if err != nil {
+		return nil, err
+	}
+	d, err := v1img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Image: v1img, Repository: r.Context().RepositoryStr(), Digest: d.String(), Platform: opts.Platform.String()}
+	if t, ok := r.(name.Tag); ok {
+		img.Repository = t.Context().Name()
+		img.Tags = []string{t.TagStr()}
+	} else {
+		img.Repository = r.Context().Name()
+	}
+	return img, nil
+}
+
+func openDockerArchive(path string) (*Image, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	// A docker save archive may hold several images; without a tag,
+	// tarball reads the only one and fails if there are more.
+	v1img, err := tarball.ImageFromPath(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Image: v1img}
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
+	if err == nil && len(m) == 1 {
+		for _, t := range m[0].RepoTags {
+			tag, err := name.NewTag(t)
+			if err != nil {
+				continue
+			}
+			img.Repository = tag.Context().Name()
+			img.Tags = append(img.Tags, tag.TagStr())
+		}
+	}
+	return img, nil
+}
+
+// openLayout reads an OCI layout folder; DIR:TAG picks the manifest whose
+// org.opencontainers.image.ref.name annotation is TAG.
+func openLayout(ref string, opts Options) (*Image, error) {
+	dir, tag := ref, ""
+	if i := strings.LastIndexByte(ref, ':'); i > 0 {
+		if _, err := os.Stat(ref); err != nil {
+			dir, tag = ref[:i], ref[i+1:]
+		}
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	return pickFromIndex(idx, tag, *opts.Platform)
+}
+
+// pickFromIndex finds the image in an index by tag annotation and
+// platform, descending into nested indexes.
+func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform) (*Image, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var candidates []v1.Descriptor
+	for _, d := range m.Manifests {
+		if tag != "" && d.Annotations["org.opencontainers.image.ref.name"] != tag {
+			continue
+		}
+		candidates = append(candidates, d)
+	}
+	if len(candidates) == 0 {
+		return nil, fmt.Errorf("%w: no image tagged %q in the layout", ErrBadReference, tag)
+	}
+	for _, d := range candidates {
+		switch {
+		case d.MediaType.IsIndex():
+			child, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if img, err := pickFromIndex(child, "", platform); err == nil {
+				return img, nil
+			}
+		case d.MediaType.IsImage():
+			if d.Platform != nil && !d.Platform.Satisfies(platform) {
+				continue
+			}
+			v1img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			img := &Image{Image: v1img, Digest: d.Digest.String(), Platform: platform.String()}
+			if t := d.Annotations["org.opencontainers.image.ref.name"]; t != "" {
+				img.Tags = []string{t}
+			}
+			return img, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no image for platform %s", ErrBadReference, platform)
+}
+
+// defaultMaxArchiveBytes bounds an unpacked OCI archive.
+const defaultMaxArchiveBytes = 16 << 30
+
+// openOCIArchive unpacks a tar of an OCI layout into a temporary folder,
+// refusing entries that would land outside it.
+func openOCIArchive(ref string, opts Options) (*Image, error) {
+	path, tag := ref, ""
+	if i := strings.LastIndexByte(ref, ':'); i > 0 {
+		if _, err := os.Stat(ref); err != nil {
+			path, tag = ref[:i], ref[i+1:]
+		}
+	}
+	dir, err := os.MkdirTemp(opts.TempDir, "scangate-oci-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() error { return os.RemoveAll(dir) }
+	max := opts.MaxArchiveBytes
+	if max <= 0 {
+		max = defaultMaxArchiveBytes
+	}
+	if err := untar(path, dir, max); err != nil {
+		return nil, errors.Join(err, cleanup())
+	}
+	suffix := ""
+	if tag != "" {
+		suffix = ":" + tag
+	}
+	img, err := openLayout(dir+suffix, opts)
+	if err != nil {
+		return nil, errors.Join(err, cleanup())
+	}
+	img.cleanup = cleanup
+	return img, nil
+}
+
+// untar extracts regular files and folders of the tar at path into dir.
+// Links are refused: an OCI layout has none.
+func untar(path, dir string, max int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tr := tar.NewReader(f)
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		name := filepath.Clean(strings.TrimPrefix(h.Name, "./"))
+		if name == "." {
+			continue
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, 0o700); err != nil {
+				return fmt.Errorf("%s: %s: %w", path, h.Name, err)
+			}
+		case tar.TypeReg:
+			total += h.Size
+			if total > max {
+				return fmt.Errorf("%s: more than %d bytes unpacked", path, max)
+			}
+			if err := writeIn(root, name, tr); err != nil {
+				return fmt.Errorf("%s: %s: %w", path, h.Name, err)
+			}
+		default:
+			return fmt.Errorf("%s: %s: %w: an OCI layout holds only files and folders", path, h.Name, ErrBadReference)
+		}
+	}
+}
+
+// writeIn writes one file inside root; os.Root refuses paths that escape.
+func writeIn(root *os.Root, name string, r io.Reader) error {
+	if d := filepath.Dir(name); d != "." {
+		if err := root.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, r)
+	return errors.Join(err, out.Close())
+}

@@ -1,0 +1,269 @@
+package scan
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	scalibr "github.com/google/osv-scalibr"
+	layerimage "github.com/google/osv-scalibr/artifact/image/layerscanning/image"
+	"github.com/google/osv-scalibr/extractor"
+	apkmeta "github.com/google/osv-scalibr/extractor/filesystem/os/apk/metadata"
+	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
+	scalibrfs "github.com/google/osv-scalibr/fs"
+	"github.com/google/osv-scalibr/plugin"
+)
+
+// Limits bound what one scan unpacks, so that a hostile image fails with a
+// clear error rather than filling the disk.
+type Limits struct {
+	// MaxFileBytes bounds one file; larger files are skipped by the
+	// unpacker (no package database comes near the default).
+	MaxFileBytes int64
+	// MaxLayerBytes and MaxImageBytes bound uncompressed layer contents.
+	MaxLayerBytes int64
+	MaxImageBytes int64
+	// MaxLayerFiles and MaxImageFiles bound tar entries.
+	MaxLayerFiles int
+	MaxImageFiles int
+}
+
+// DefaultLimits hold real images with room to spare.
+var DefaultLimits = Limits{
+	MaxFileBytes:  512 << 20,
+	MaxLayerBytes: 8 << 30,
+	MaxImageBytes: 32 << 30,
+	MaxLayerFiles: 1_000_000,
+	MaxImageFiles: 4_000_000,
+}
+
+// ErrScan reports a scan that could not complete: an extractor failed or a
+// layer could not be read. Such a scan never yields a clean result.
+var ErrScan = errors.New("scan failed")
+
+// Catalog unpacks img and lists its packages, each with the layer that
+// introduced it, and its OS. info describes the image; Catalog fills its
+// layers and config digest.
+func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (*Report, error) {
+	r := &Report{SchemaVersion: SchemaVersion, Image: info}
+	if err := describe(img, &r.Image); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrScan, err)
+	}
+	limited := newLimitedImage(img, limits)
+	li, err := layerimage.FromV1Image(limited, &layerimage.Config{
+		MaxFileBytes: limits.MaxFileBytes, MaxSymlinkDepth: layerimage.DefaultMaxSymlinkDepth,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: unpack %s: %v", ErrScan, info.Ref, errors.Join(err, limited.err()))
+	}
+	defer li.CleanUp()
+	if r.OS, err = readOS(li.FS()); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
+	}
+	plugins, err := Extractors()
+	if err != nil {
+		return nil, err
+	}
+	res, err := scalibr.New().ScanContainer(ctx, li, &scalibr.ScanConfig{Plugins: plugins, MaxFileSize: int(limits.MaxFileBytes)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
+	}
+	if err := checkStatus(res); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
+	}
+	r.Packages = packages(res.Inventory.Packages, r.OS)
+	return r, nil
+}
+
+func describe(img v1.Image, info *ImageInfo) error {
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	info.ConfigDigest = cfgName.String()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// DiffIDs come from the config: hashing every layer again would cost
+	// as much as reading the image twice.
+	info.Layers = info.Layers[:0]
+	for _, d := range cf.RootFS.DiffIDs {
+		info.Layers = append(info.Layers, d.String())
+	}
+	if info.Platform == "" && cf.OS != "" {
+		info.Platform = cf.OS + "/" + cf.Architecture
+	}
+	return nil
+}
+
+// checkStatus fails closed: anything but success of the scan and of every
+// plugin makes the scan an error.
+func checkStatus(res *scalibr.ScanResult) error {
+	if res.Status == nil || res.Status.Status != plugin.ScanStatusSucceeded {
+		reason := "unknown status"
+		if res.Status != nil && res.Status.FailureReason != "" {
+			reason = res.Status.FailureReason
+		}
+		return errors.New(reason)
+	}
+	var errs []error
+	for _, ps := range res.PluginStatus {
+		if ps.Status == nil || ps.Status.Status != plugin.ScanStatusSucceeded {
+			reason := "did not succeed"
+			if ps.Status != nil {
+				reason = ps.Status.FailureReason
+				for _, fe := range ps.Status.FileErrors {
+					reason += fmt.Sprintf("; %s: %s", fe.FilePath, fe.ErrorMessage)
+				}
+			}
+			errs = append(errs, fmt.Errorf("extractor %s: %s", ps.Name, reason))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readOS reads /etc/os-release (or /usr/lib/os-release). An image without
+// one (distroless, scratch) has no OS.
+func readOS(fsys scalibrfs.FS) (*OS, error) {
+	var data []byte
+	var err error
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		data, err = fs.ReadFile(fsys, p)
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("os-release: %w", err)
+	}
+	if len(data) > 64<<10 {
+		return nil, errors.New("os-release: larger than 64 KiB")
+	}
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		kv[k] = strings.Trim(v, `"'`)
+	}
+	o := &OS{ID: kv["ID"], VersionID: kv["VERSION_ID"], PrettyName: kv["PRETTY_NAME"]}
+	o.Ecosystem = osEcosystem(o)
+	return o, nil
+}
+
+// osEcosystem names the OSV ecosystem of a distribution release.
+func osEcosystem(o *OS) string {
+	switch o.ID {
+	case "debian":
+		if o.VersionID != "" {
+			return "Debian:" + o.VersionID
+		}
+	case "ubuntu":
+		if o.VersionID != "" {
+			return "Ubuntu:" + o.VersionID
+		}
+	case "alpine":
+		parts := strings.Split(o.VersionID, ".")
+		if len(parts) >= 2 {
+			return "Alpine:v" + parts[0] + "." + parts[1]
+		}
+	case "wolfi":
+		return "Wolfi"
+	case "chainguard":
+		return "Chainguard"
+	}
+	return ""
+}
+
+// packages converts scalibr's inventory, counting a package found twice
+// (an npm package in node_modules and in a lockfile) once.
+func packages(in []*extractor.Package, o *OS) []Package {
+	seen := map[string]bool{}
+	var out []Package
+	for _, p := range in {
+		pkg := convert(p, o)
+		key := pkg.Ecosystem + "\x00" + pkg.Name + "\x00" + pkg.Version + "\x00" + pkg.Type
+		if pkg.Type == "npm" {
+			key = pkg.Ecosystem + "\x00" + pkg.Name + "\x00" + pkg.Version
+		}
+		if seen[key] && (pkg.Type == "npm" || pkg.Path == "") {
+			continue
+		}
+		seen[key] = true
+		out = append(out, pkg)
+	}
+	slices.SortStableFunc(out, func(a, b Package) int {
+		return strings.Compare(a.Type+"\x00"+a.Name+"\x00"+a.Version+"\x00"+a.Path, b.Type+"\x00"+b.Name+"\x00"+b.Version+"\x00"+b.Path)
+	})
+	return out
+}
+
+func convert(p *extractor.Package, o *OS) Package {
+	pkg := Package{Name: p.Name, Version: p.Version, Path: "/" + strings.TrimPrefix(p.Location.PathOrEmpty(), "/")}
+	if u := p.PURL(); u != nil {
+		pkg.PURL = u.String()
+	}
+	if p.LayerMetadata != nil {
+		pkg.Layer = p.LayerMetadata.DiffID.String()
+	}
+	pkg.Ecosystem = p.Ecosystem().String()
+	pkg.Type = packageType(p)
+	switch m := p.Metadata.(type) {
+	case *dpkgmeta.Metadata:
+		pkg.SourceName, pkg.SourceVersion = m.SourceName, m.SourceVersion
+	case *apkmeta.Metadata:
+		pkg.SourceName = m.OriginName
+	}
+	if pkg.Type == "deb" || pkg.Type == "apk" {
+		if pkg.SourceName == "" {
+			pkg.SourceName = pkg.Name
+		}
+		if pkg.SourceVersion == "" {
+			pkg.SourceVersion = pkg.Version
+		}
+		// The image's os-release is the authority on the release.
+		if o != nil && o.Ecosystem != "" {
+			pkg.Ecosystem = o.Ecosystem
+		}
+	}
+	if pkg.Type == "go-module" || pkg.Type == "go-stdlib" {
+		pkg.Version = strings.TrimPrefix(strings.TrimPrefix(pkg.Version, "go"), "v")
+	}
+	return pkg
+}
+
+func packageType(p *extractor.Package) string {
+	switch p.PURLType {
+	case "deb":
+		return "deb"
+	case "apk":
+		return "apk"
+	case "rpm":
+		return "rpm"
+	case "golang":
+		if p.Name == "stdlib" {
+			return "go-stdlib"
+		}
+		return "go-module"
+	case "npm":
+		return "npm"
+	case "pypi":
+		return "python"
+	case "maven":
+		return "java"
+	case "cargo":
+		return "cargo"
+	}
+	return p.PURLType
+}

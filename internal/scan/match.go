@@ -1,0 +1,208 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/scangate/scangate/internal/vulndb"
+)
+
+// SeverityOrder names which rating counts when an advisory has several.
+type SeverityOrder string
+
+// Severity orders. NVD: NVD's primary CVSS, then a secondary one, then the
+// advisory's own (GitHub's, OSV's), then the distribution's. Vendor: the
+// distribution's rating first, then as NVD.
+const (
+	OrderNVD    SeverityOrder = "nvd"
+	OrderVendor SeverityOrder = "vendor"
+)
+
+// ParseSeverityOrder reads --severity-source.
+func ParseSeverityOrder(s string) (SeverityOrder, error) {
+	switch o := SeverityOrder(strings.ToLower(s)); o {
+	case OrderNVD, OrderVendor:
+		return o, nil
+	}
+	return "", fmt.Errorf("severity source %q: want nvd or vendor", s)
+}
+
+// Match fills r.Findings from the database for r.Packages: distribution
+// packages by source package and release, language packages by ecosystem.
+func Match(ctx context.Context, r *Report, db *vulndb.DB, order SeverityOrder) error {
+	v, err := db.Version(ctx)
+	if err != nil {
+		return err
+	}
+	r.VulnDB = v
+	reader := db.Reader()
+	ratings := map[string][]vulndb.Severity{} // by advisory id, for this scan
+	r.Findings = r.Findings[:0]
+	for i, p := range r.Packages {
+		if p.Ecosystem == "" || !vulndb.KnownEcosystem(p.Ecosystem) {
+			continue
+		}
+		name, version := p.Name, p.Version
+		if p.SourceName != "" {
+			name, version = p.SourceName, p.SourceVersion
+		}
+		ms, err := reader.Affected(ctx, p.Ecosystem, name, version)
+		if err != nil {
+			return fmt.Errorf("match %s %s: %w", p.Name, p.Version, err)
+		}
+		for _, m := range ms {
+			sevs, ok := ratings[m.ID]
+			if !ok {
+				if sevs, err = relatedSeverities(ctx, db, m.ID); err != nil {
+					return err
+				}
+				ratings[m.ID] = sevs
+			}
+			r.Findings = append(r.Findings, finding(i, m, sevs, order))
+		}
+	}
+	slices.SortStableFunc(r.Findings, func(a, b Finding) int {
+		if c := severityRank(a.Severity) - severityRank(b.Severity); c != 0 {
+			return c
+		}
+		if a.Package != b.Package {
+			return a.Package - b.Package
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	r.Recount()
+	return nil
+}
+
+// relatedSeverities gathers the ratings of an advisory and of every record
+// that shares an id with it: NVD's CVSS for a Debian CVE, GitHub's for a Go
+// vulnerability.
+func relatedSeverities(ctx context.Context, db *vulndb.DB, id string) ([]vulndb.Severity, error) {
+	advs, err := db.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []vulndb.Severity
+	for _, a := range advs {
+		for _, s := range a.Severities {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}
+
+func finding(pkg int, m vulndb.Match, sevs []vulndb.Severity, order SeverityOrder) Finding {
+	f := Finding{
+		ID: m.ID, Aliases: m.Aliases, Feed: m.Feed, Package: pkg, Status: m.Status, Fixed: m.Fixed,
+		Severities: sevs, Title: m.Summary, URL: advisoryURL(m.ID),
+	}
+	if m.Urgency != "" {
+		rating := vulndb.UrgencyRating(m.Urgency)
+		if !slices.ContainsFunc(sevs, func(s vulndb.Severity) bool { return s.Type == vulndb.VendorRating && s.Rating == rating }) {
+			f.Severities = append(slices.Clone(sevs), vulndb.Severity{Source: distribution(m.Feed), Type: vulndb.VendorRating, Rating: rating})
+		}
+	}
+	s, ok := pickSeverity(f.Severities, order)
+	f.Severity = vulndb.Unknown
+	if ok {
+		f.Severity, f.SeveritySource, f.Score, f.Vector = s.Rating, s.Source, s.Score, s.Vector
+	}
+	return f
+}
+
+// distribution names the distribution of a feed ("debian", "alpine").
+func distribution(feed string) string {
+	name, _, _ := strings.Cut(feed, ":")
+	return name
+}
+
+// pickSeverity returns the rating that counts, or false when no source
+// rated the advisory: then it is UNKNOWN, never silently LOW.
+func pickSeverity(sevs []vulndb.Severity, order SeverityOrder) (vulndb.Severity, bool) {
+	best, bestRank := vulndb.Severity{}, -1
+	for _, s := range sevs {
+		if s.Rating == "" || s.Rating == vulndb.Unknown {
+			continue
+		}
+		if r := sourceRank(s, order); r > bestRank {
+			best, bestRank = s, r
+		}
+	}
+	return best, bestRank >= 0
+}
+
+// sourceRank orders ratings: higher wins. Within a source, newer CVSS
+// versions win.
+func sourceRank(s vulndb.Severity, order SeverityOrder) int {
+	var tier int
+	switch {
+	case s.Source == "nvd@nist.gov" && s.Primary:
+		tier = 4
+	case s.Type != vulndb.VendorRating && s.Type != vulndb.GHSARating && s.Source != "ghsa" && s.Source != "osv" && !isDistribution(s.Source):
+		tier = 3 // a CNA's CVSS that NVD publishes as secondary
+	case s.Source == "ghsa" || s.Source == "osv":
+		tier = 2
+	default:
+		tier = 1 // the distribution's
+	}
+	if order == OrderVendor && tier == 1 {
+		tier = 5
+	}
+	return tier*10 + cvssRank(s.Type)
+}
+
+func isDistribution(source string) bool {
+	switch source {
+	case "debian", "alpine", "ubuntu", "redhat", "wolfi", "chainguard":
+		return true
+	}
+	return false
+}
+
+func cvssRank(t vulndb.SeverityType) int {
+	switch t {
+	case vulndb.CVSSv40:
+		return 4
+	case vulndb.CVSSv31:
+		return 3
+	case vulndb.CVSSv30:
+		return 2
+	case vulndb.CVSSv2:
+		return 1
+	}
+	return 0
+}
+
+func severityRank(s string) int {
+	switch s {
+	case vulndb.Critical:
+		return 0
+	case vulndb.High:
+		return 1
+	case vulndb.Medium:
+		return 2
+	case vulndb.Low:
+		return 3
+	case vulndb.None:
+		return 4
+	}
+	return 5
+}
+
+// advisoryURL links an advisory to its canonical page.
+func advisoryURL(id string) string {
+	switch {
+	case strings.HasPrefix(id, "CVE-"):
+		return "https://nvd.nist.gov/vuln/detail/" + id
+	case strings.HasPrefix(id, "GHSA-"):
+		return "https://github.com/advisories/" + id
+	case strings.HasPrefix(id, "GO-"):
+		return "https://pkg.go.dev/vuln/" + id
+	default:
+		return "https://osv.dev/vulnerability/" + id
+	}
+}

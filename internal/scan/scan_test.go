@@ -1,0 +1,282 @@
+package scan_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/image"
+	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/vulndb"
+)
+
+var fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+
+var (
+	dbOnce sync.Once
+	testDB *vulndb.DB
+	dbErr  error
+)
+
+// fixtureDB imports the bundled feeds into a real SQLite file once.
+func fixtureDB(t testing.TB) *vulndb.DB {
+	t.Helper()
+	dbOnce.Do(func() {
+		ctx := context.Background()
+		dir, err := os.MkdirTemp("", "scangate-scan-")
+		if err != nil {
+			dbErr = err
+			return
+		}
+		st, err := store.Open(ctx, filepath.Join(dir, store.FileName))
+		if err != nil {
+			dbErr = err
+			return
+		}
+		var paths []string
+		for _, p := range []string{"go-vulndb.zip", "debian", "alpine", "ghsa", "nvd"} {
+			paths = append(paths, filepath.Join(fixtures, p))
+		}
+		loaded, err := feed.Load(ctx, paths, "", feed.Options{})
+		if err != nil {
+			dbErr = err
+			return
+		}
+		testDB = vulndb.New(st)
+		dbErr = testDB.Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{})
+	})
+	if dbErr != nil {
+		t.Fatal(dbErr)
+	}
+	return testDB
+}
+
+// entry is one file of a test layer; a name starting with ".wh." in its
+// base deletes that path from the layers below, as the image spec says.
+type entry struct {
+	name, body string
+	link       string // a symlink target, when set
+}
+
+func layer(t testing.TB, entries ...entry) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
+		if e.link != "" {
+			h = &tar.Header{Name: e.name, Linkname: e.link, Typeflag: tar.TypeSymlink, Mode: 0o777}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if e.link == "" {
+			io.WriteString(tw, e.body)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustRead(t testing.TB, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func buildImage(t testing.TB, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// bookwormApp is Debian bookworm minbase with an npm app on top, whose last
+// layer deletes minimist.
+func bookwormApp(t testing.TB) (v1.Image, []v1.Layer) {
+	base := layer(t,
+		entry{name: "etc/os-release", body: mustRead(t, filepath.Join(fixtures, "debian", "os-release"))},
+		entry{name: "var/lib/dpkg/status", body: mustRead(t, filepath.Join(fixtures, "debian", "dpkg-status"))},
+	)
+	app := layer(t,
+		entry{name: "app/node_modules/lodash/package.json", body: `{"name": "lodash", "version": "4.17.15"}`},
+		entry{name: "app/node_modules/minimist/package.json", body: `{"name": "minimist", "version": "1.2.0"}`},
+	)
+	cleanup := layer(t, entry{name: "app/node_modules/.wh.minimist", body: ""})
+	layers := []v1.Layer{base, app, cleanup}
+	return buildImage(t, layers...), layers
+}
+
+func diffID(t testing.TB, l v1.Layer) string {
+	d, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+func scanRef(t *testing.T, ref string) *scan.Report {
+	t.Helper()
+	ctx := context.Background()
+	img, err := image.Open(ctx, ref, image.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	r, err := scan.Catalog(ctx, img.Image, scan.ImageInfo{Ref: ref, Digest: img.Digest, Tags: img.Tags}, scan.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scan.Match(ctx, r, fixtureDB(t), scan.OrderNVD); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestScanDockerArchiveAndOCILayout(t *testing.T) {
+	img, layers := bookwormApp(t)
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "app.tar")
+	tag, _ := name.NewTag("127.0.0.1:5000/app:1")
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := layout.Write(filepath.Join(dir, "oci"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "1"})); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"docker-archive:" + archive, "oci:" + filepath.Join(dir, "oci") + ":1"} {
+		t.Run(ref[:3], func(t *testing.T) {
+			r := scanRef(t, ref)
+			checkBookwormApp(t, r, layers)
+		})
+	}
+}
+
+func checkBookwormApp(t *testing.T, r *scan.Report, layers []v1.Layer) {
+	t.Helper()
+	if r.OS == nil || r.OS.Ecosystem != "Debian:12" {
+		t.Fatalf("OS = %+v, want Debian 12", r.OS)
+	}
+	if len(r.Image.Layers) != 3 || r.Image.Layers[0] != diffID(t, layers[0]) {
+		t.Errorf("layers %v", r.Image.Layers)
+	}
+	byName := map[string]scan.Package{}
+	debs := 0
+	for _, p := range r.Packages {
+		byName[p.Name] = p
+		if p.Type == "deb" {
+			debs++
+		}
+	}
+	if debs != 88 {
+		t.Errorf("%d deb packages, want the 88 of bookworm minbase", debs)
+	}
+	z := byName["zlib1g"]
+	if z.SourceName != "zlib" || z.SourceVersion != "1:1.2.13.dfsg-1" || z.Ecosystem != "Debian:12" || z.Layer != diffID(t, layers[0]) {
+		t.Errorf("zlib1g = %+v", z)
+	}
+	if l, ok := byName["lodash"]; !ok || l.Version != "4.17.15" || l.Layer != diffID(t, layers[1]) || l.Ecosystem != "npm" {
+		t.Errorf("lodash = %+v (found %v)", l, ok)
+	}
+	if _, ok := byName["minimist"]; ok {
+		t.Error("minimist was deleted by a whiteout in the last layer but is reported")
+	}
+
+	var zlib *scan.Finding
+	ids := map[string]bool{}
+	for i, f := range r.Findings {
+		ids[f.ID] = true
+		if f.ID == "CVE-2023-45853" && r.Packages[f.Package].Name == "zlib1g" {
+			zlib = &r.Findings[i]
+		}
+	}
+	if zlib == nil {
+		t.Fatal("no CVE-2023-45853 finding for zlib1g")
+	}
+	if zlib.Severity != vulndb.Critical || zlib.SeveritySource != "nvd@nist.gov" || zlib.Score != 9.8 || zlib.Status != vulndb.StatusUnfixed {
+		t.Errorf("zlib finding = %+v; want CRITICAL 9.8 from NVD, unfixed", zlib)
+	}
+	for _, id := range []string{"GHSA-35jh-r3h4-6jhm", "GHSA-p6mc-m468-83gw", "CVE-2011-3374"} {
+		if !ids[id] {
+			t.Errorf("no finding %s", id)
+		}
+	}
+	for _, id := range []string{"GHSA-vh95-rmgr-6w4m", "GHSA-xvch-5gv4-984h"} {
+		if ids[id] {
+			t.Errorf("finding %s for minimist, which a whiteout deleted", id)
+		}
+	}
+	// Every finding is counted once by its severity.
+	total := r.Summary.Critical + r.Summary.High + r.Summary.Medium + r.Summary.Low + r.Summary.Unknown
+	if total != len(r.Findings) || r.Summary.Total != total || r.Summary.Critical < 2 {
+		t.Errorf("summary %+v for %d findings", r.Summary, len(r.Findings))
+	}
+}
+
+func TestScanLimits(t *testing.T) {
+	img, _ := bookwormApp(t)
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := tarball.WriteToFile(archive, name.MustParseReference("app:1").(name.Tag), img); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, lim := range []scan.Limits{
+		{MaxFileBytes: 1 << 20, MaxLayerFiles: 1},
+		{MaxFileBytes: 1 << 20, MaxImageFiles: 3},
+		{MaxFileBytes: 1 << 20, MaxLayerBytes: 1000},
+		{MaxFileBytes: 1 << 20, MaxImageBytes: 10000},
+	} {
+		opened, err := image.Open(ctx, "docker-archive:"+archive, image.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = scan.Catalog(ctx, opened.Image, scan.ImageInfo{Ref: archive}, lim)
+		if !errors.Is(err, scan.ErrScan) || !errors.Is(err, scan.ErrLimit) && !bytes.Contains([]byte(err.Error()), []byte("over the scan limit")) {
+			t.Errorf("limits %+v: err = %v; want a scan error over the limit", lim, err)
+		}
+	}
+}
+
+var _ = slices.Contains[[]string]

@@ -277,4 +277,3 @@ func TestScanLimits(t *testing.T) {
 		}
 	}
 }
-

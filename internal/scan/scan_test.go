@@ -277,3 +277,42 @@ func TestScanLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRematchStoredInventory: an inventory kept by image digest matches a
+// database again with no image at hand, to the same findings.
+func TestRematchStoredInventory(t *testing.T) {
+	img, _ := bookwormApp(t)
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := tarball.WriteToFile(archive, name.MustParseReference("app:1").(name.Tag), img); err != nil {
+		t.Fatal(err)
+	}
+	first := scanRef(t, "docker-archive:"+archive)
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := scan.SaveInventory(ctx, st, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(archive); err != nil {
+		t.Fatal(err)
+	}
+	again, err := scan.LoadInventory(ctx, st, first.Image.ImageID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Findings) != 0 || len(again.Packages) != len(first.Packages) {
+		t.Fatalf("stored inventory: %d packages, %d findings", len(again.Packages), len(again.Findings))
+	}
+	if err := scan.Match(ctx, again, fixtureDB(t), scan.OrderNVD); err != nil {
+		t.Fatal(err)
+	}
+	if again.Summary != first.Summary || len(again.Findings) != len(first.Findings) {
+		t.Errorf("rematch summary %+v, first scan %+v", again.Summary, first.Summary)
+	}
+	if _, err := scan.LoadInventory(ctx, st, "sha256:nothing"); !errors.Is(err, scan.ErrNoInventory) {
+		t.Errorf("LoadInventory(unknown) = %v, want ErrNoInventory", err)
+	}
+}

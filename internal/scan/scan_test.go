@@ -1,11 +1,9 @@
 package scan_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,17 +13,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/image"
+	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
-var fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+var fixtures = imagetest.Fixtures
 
 var (
 	dbOnce sync.Once
@@ -66,84 +64,6 @@ func fixtureDB(t testing.TB) *vulndb.DB {
 	return testDB
 }
 
-// entry is one file of a test layer; a name starting with ".wh." in its
-// base deletes that path from the layers below, as the image spec says.
-type entry struct {
-	name, body string
-	link       string // a symlink target, when set
-}
-
-func layer(t testing.TB, entries ...entry) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
-		if e.link != "" {
-			h = &tar.Header{Name: e.name, Linkname: e.link, Typeflag: tar.TypeSymlink, Mode: 0o777}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if e.link == "" {
-			io.WriteString(tw, e.body)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-func mustRead(t testing.TB, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
-func buildImage(t testing.TB, layers ...v1.Layer) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-// bookwormApp is Debian bookworm minbase with an npm app on top, whose last
-// layer deletes minimist.
-func bookwormApp(t testing.TB) (v1.Image, []v1.Layer) {
-	base := layer(t,
-		entry{name: "etc/os-release", body: mustRead(t, filepath.Join(fixtures, "debian", "os-release"))},
-		entry{name: "var/lib/dpkg/status", body: mustRead(t, filepath.Join(fixtures, "debian", "dpkg-status"))},
-	)
-	app := layer(t,
-		entry{name: "app/node_modules/lodash/package.json", body: `{"name": "lodash", "version": "4.17.15"}`},
-		entry{name: "app/node_modules/minimist/package.json", body: `{"name": "minimist", "version": "1.2.0"}`},
-	)
-	cleanup := layer(t, entry{name: "app/node_modules/.wh.minimist", body: ""})
-	layers := []v1.Layer{base, app, cleanup}
-	return buildImage(t, layers...), layers
-}
-
 func diffID(t testing.TB, l v1.Layer) string {
 	d, err := l.DiffID()
 	if err != nil {
@@ -171,7 +91,7 @@ func scanRef(t *testing.T, ref string) *scan.Report {
 }
 
 func TestScanDockerArchiveAndOCILayout(t *testing.T) {
-	img, layers := bookwormApp(t)
+	img, layers := imagetest.BookwormApp(t)
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "app.tar")
 	tag, _ := name.NewTag("127.0.0.1:5000/app:1")
@@ -255,7 +175,7 @@ func checkBookwormApp(t *testing.T, r *scan.Report, layers []v1.Layer) {
 }
 
 func TestScanLimits(t *testing.T) {
-	img, _ := bookwormApp(t)
+	img, _ := imagetest.BookwormApp(t)
 	archive := filepath.Join(t.TempDir(), "app.tar")
 	if err := tarball.WriteToFile(archive, name.MustParseReference("app:1").(name.Tag), img); err != nil {
 		t.Fatal(err)
@@ -281,7 +201,7 @@ func TestScanLimits(t *testing.T) {
 // TestRematchStoredInventory: an inventory kept by image digest matches a
 // database again with no image at hand, to the same findings.
 func TestRematchStoredInventory(t *testing.T) {
-	img, _ := bookwormApp(t)
+	img, _ := imagetest.BookwormApp(t)
 	archive := filepath.Join(t.TempDir(), "app.tar")
 	if err := tarball.WriteToFile(archive, name.MustParseReference("app:1").(name.Tag), img); err != nil {
 		t.Fatal(err)

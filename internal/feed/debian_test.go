@@ -298,10 +298,7 @@ func TestDebianTrackerStatuses(t *testing.T) {
 
 func TestDebianTrackerBadInput(t *testing.T) {
 	huge := strings.Repeat("x", 1<<20)
-	tests := []struct {
-		name, data string
-		wantErr    bool
-	}{
+	tests := []badInput{
 		{"empty", ``, true},
 		{"array at top", `[{"zlib": {}}]`, true},
 		{"string at top", `"zlib"`, true},
@@ -315,21 +312,7 @@ func TestDebianTrackerBadInput(t *testing.T) {
 		{"huge names", `{"` + huge + `": {"CVE-2023-45853": {"description": "` + huge + `", "releases": {"bookworm": {"status": "open", "urgency": "` + huge + `"}, "` + huge + `": {}}}}}`, false},
 		{"huge fixed version", `{"zlib": {"CVE-2023-45853": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "1.` + huge + `"}}}}}`, false},
 	}
-	for _, tt := range tests {
-		res, err := DebianTracker{}.Parse("bad.json", []byte(tt.data))
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
-		}
-		t.Logf("%s: %.200v", tt.name, err)
-		if err != nil && !strings.HasPrefix(err.Error(), "bad.json: ") {
-			t.Errorf("%s: error %q does not name the file", tt.name, err)
-		}
-		for _, s := range res.Skipped {
-			if len(s.Record)+len(s.Reason) > 1000 {
-				t.Errorf("%s: skip message of %d bytes", tt.name, len(s.Record)+len(s.Reason))
-			}
-		}
-	}
+	checkBadInput(t, DebianTracker{}, "bad.json", tests)
 }
 
 func FuzzDebianTrackerParse(f *testing.F) {

@@ -355,10 +355,7 @@ func TestReadNVDPage(t *testing.T) {
 
 func TestNVDBadInput(t *testing.T) {
 	huge := strings.Repeat("x", 1<<20)
-	tests := []struct {
-		name, data string
-		wantErr    bool
-	}{
+	tests := []badInput{
 		{"empty", ``, true},
 		{"array at top", `[{"id": "CVE-2023-0001"}]`, true},
 		{"malformed", `{"format": "NVD_CVE", "vulnerabilities": [`, true},
@@ -370,21 +367,7 @@ func TestNVDBadInput(t *testing.T) {
 		{"huge strings", `{"id": "CVE-2023-0001", "descriptions": [{"lang": "en", "value": "` + huge + `"}], "metrics": {"cvssMetricV31": [{"source": "` + huge + `", "cvssData": {"vectorString": "CVSS:3.1/` + huge + `"}}]}, "references": [{"url": "` + huge + `"}]}`, false},
 		{"huge id", `{"id": "CVE-2023-` + strings.Repeat("1", 1<<20) + `"}`, false},
 	}
-	for _, tt := range tests {
-		res, err := NVD{}.Parse("bad.json", []byte(tt.data))
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
-		}
-		t.Logf("%s: %.200v", tt.name, err)
-		if err != nil && !strings.HasPrefix(err.Error(), "bad.json: ") {
-			t.Errorf("%s: error %q does not name the file", tt.name, err)
-		}
-		for _, s := range res.Skipped {
-			if len(s.Record)+len(s.Reason) > 1000 {
-				t.Errorf("%s: skip message of %d bytes", tt.name, len(s.Record)+len(s.Reason))
-			}
-		}
-	}
+	checkBadInput(t, NVD{}, "bad.json", tests)
 }
 
 func FuzzNVDParse(f *testing.F) {

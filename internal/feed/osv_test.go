@@ -376,16 +376,12 @@ func TestOSVParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
 			res, err := (OSV{}).Parse(tt.name, []byte(tt.in))
 			if err == nil {
 				t.Fatalf("Parse = %+v, want an error", res)
 			}
 			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "osv "+tt.name+":") {
 				t.Errorf("error %q, want one naming %s and saying %q", err, tt.name, tt.want)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("Parse took %v", d)
 			}
 		})
 	}
@@ -405,7 +401,6 @@ func TestOSVParseOddStrings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
 			res, err := (OSV{}).Parse(tt.name, []byte(tt.in))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -417,9 +412,6 @@ func TestOSVParseOddStrings(t *testing.T) {
 			}
 			if len(res.Advisories)+len(res.Skipped) == 0 {
 				t.Errorf("no advisory and no skip")
-			}
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("Parse took %v", d)
 			}
 		})
 	}
@@ -486,8 +478,9 @@ func TestOSVMatchOthers(t *testing.T) {
 	// go-demo/ 4, npm/ 3, nvd/ 23) and the zips' 4 other entries. The shared
 	// data set this test used to walk held 750 such files, most of them
 	// Node.js security-wg advisories, which the repository does not carry.
-	if n != 69+4 {
-		t.Errorf("checked %d files, want %d", n, 69+4)
+	// At least these: new fixtures may add more.
+	if n < 69+4 {
+		t.Errorf("checked %d files, want at least %d", n, 69+4)
 	}
 }
 

@@ -107,3 +107,34 @@ func vulndataZip(t *testing.T, rel string, fn func(name string, data []byte)) {
 		fn(f.Name, data)
 	}
 }
+
+// badInput is a malformed or hostile file, and whether Parse must refuse it
+// whole (otherwise it may only skip records).
+type badInput struct {
+	name, data string
+	wantErr    bool
+}
+
+// checkBadInput parses each case as the file name: refusals must name the
+// file, and skip messages must stay short whatever the input's size. It
+// returns each case's result for format-specific checks.
+func checkBadInput(t *testing.T, f Format, name string, tests []badInput) []Result {
+	t.Helper()
+	out := make([]Result, len(tests))
+	for i, tt := range tests {
+		res, err := f.Parse(name, []byte(tt.data))
+		out[i] = res
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), name+": ") {
+			t.Errorf("%s: error %.200q does not name the file", tt.name, err)
+		}
+		for _, s := range res.Skipped {
+			if len(s.Record)+len(s.Reason) > 1000 {
+				t.Errorf("%s: skip message of %d bytes", tt.name, len(s.Record)+len(s.Reason))
+			}
+		}
+	}
+	return out
+}

@@ -20,6 +20,15 @@ func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
 		Short: "Manage the local vulnerability database",
+		PersistentPreRunE: func(cmd *cobra.Command, a []string) error {
+			if err := cmd.Root().PersistentPreRunE(cmd, a); err != nil {
+				return err
+			}
+			if g.format != "table" && g.format != "json" {
+				return usageError{fmt.Errorf("db commands print table or json, not %s", g.format)}
+			}
+			return nil
+		},
 	}
 	cmd.AddCommand(newDBImportCmd(g), newDBUpdateCmd(g), newDBStatusCmd(g), newDBShowCmd(g), newDBAffectedCmd(g))
 	return cmd

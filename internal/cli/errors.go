@@ -30,6 +30,9 @@ func badInput(err error) error {
 }
 
 func exitCode(err error) int {
+	if errors.As(err, new(policyFailed)) {
+		return ExitPolicy
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		return ExitBadInput

@@ -4,11 +4,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,6 +26,10 @@ const (
 	ExitBadInput = 2
 	ExitInternal = 3
 )
+
+// formats are the output formats; db commands print table and json, scan
+// all of them.
+var formats = []string{"table", "json", "sarif", "cyclonedx", "spdx"}
 
 // globals are the flags every command takes.
 type globals struct {
@@ -47,7 +53,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "scangate: %v\n", err)
+	if !errors.As(err, new(policyFailed)) { // the gate has said why already
+		fmt.Fprintf(stderr, "scangate: %v\n", err)
+	}
 	return exitCode(err)
 }
 
@@ -69,8 +77,8 @@ func newRoot(g *globals) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", defaultDataDir(), "where scangate keeps its database and registry")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	pf.StringVar(&g.format, "format", "table", "output format: table or json")
-	root.AddCommand(newVersionCmd(g), newDBCmd(g))
+	pf.StringVar(&g.format, "format", "table", "output format: table or json; scan also writes sarif, cyclonedx and spdx")
+	root.AddCommand(newVersionCmd(g), newDBCmd(g), newScanCmd(g))
 	return root
 }
 
@@ -103,12 +111,11 @@ func (g *globals) setup() error {
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
-	switch g.format {
-	case "table", "json":
-	default:
-		return usageError{fmt.Errorf("--format %q: want table or json", g.format)}
+	if !slices.Contains(formats, g.format) {
+		return usageError{fmt.Errorf("--format %q: want one of %s", g.format, strings.Join(formats, ", "))}
 	}
 	g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	routeScalibrLog(g.log)
 	return nil
 }
 

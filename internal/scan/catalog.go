@@ -58,8 +58,12 @@ func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (
 	li, err := layerimage.FromV1Image(limited, &layerimage.Config{
 		MaxFileBytes: limits.MaxFileBytes, MaxSymlinkDepth: layerimage.DefaultMaxSymlinkDepth,
 	})
+	if lerr := limited.err(); lerr != nil {
+		// The unpacker's own error only repeats the limit, deeper down.
+		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, lerr)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: unpack %s: %v", ErrScan, info.Ref, errors.Join(err, limited.err()))
+		return nil, fmt.Errorf("%w: unpack %s: %v", ErrScan, info.Ref, err)
 	}
 	defer li.CleanUp()
 	if r.OS, err = readOS(li.FS()); err != nil {

@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/scangate/scangate/internal/image"
+	"github.com/scangate/scangate/internal/policy"
+	"github.com/scangate/scangate/internal/report"
+	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/vulndb"
+)
+
+type scanFlags struct {
+	platform       string
+	output         string
+	failOn         string
+	ignoreUnfixed  bool
+	ignoreFile     string
+	vexFile        string
+	severitySource string
+	limits         scan.Limits
+}
+
+func newScanCmd(g *globals) *cobra.Command {
+	f := scanFlags{limits: scan.DefaultLimits}
+	cmd := &cobra.Command{
+		Use:   "scan IMAGE",
+		Short: "Catalog an image's packages, match them against the database, and gate",
+		Long: `Scan lists the packages in an image (Debian, Alpine and Red Hat packages, Go
+binaries, npm, Python, Java and Rust packages), matches them against the local
+vulnerability database, and reports the findings. With --fail-on it is a gate:
+exit 1 when the policy fails.
+
+IMAGE is one of:
+  127.0.0.1:5000/app:1, host/repo@sha256:...   a registry (credentials from ~/.docker/config.json)
+  docker-archive:PATH                          a docker save tarball
+  oci-archive:PATH                             a tar of an OCI layout
+  oci:DIR[:TAG]                                an OCI layout folder`,
+		Example: "  scangate scan docker-archive:app.tar --fail-on CRITICAL=0,HIGH=0\n  scangate scan --format sarif --output app.sarif 127.0.0.1:5000/app:1",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.scan(cmd.Context(), a[0], f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.platform, "platform", "linux/amd64", "platform to pick from a multi-platform image")
+	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
+	fl.StringVar(&f.failOn, "fail-on", "", "fail (exit 1) when more findings than allowed: CRITICAL=0,HIGH=0,MEDIUM=5")
+	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "do not count findings without a fixed version")
+	fl.StringVar(&f.ignoreFile, "ignore-file", "", "YAML file of findings to ignore (id, package or purl, image, reason, expires)")
+	fl.StringVar(&f.vexFile, "vex", "", "OpenVEX document: not_affected and fixed statements suppress findings")
+	fl.StringVar(&f.severitySource, "severity-source", "nvd", "whose rating counts first: nvd (NVD's CVSS, then GitHub's, then the distribution's) or vendor (the distribution's first)")
+	fl.Int64Var(&f.limits.MaxFileBytes, "max-file-bytes", f.limits.MaxFileBytes, "largest file in a layer to unpack")
+	fl.Int64Var(&f.limits.MaxLayerBytes, "max-layer-bytes", f.limits.MaxLayerBytes, "most uncompressed bytes in one layer")
+	fl.Int64Var(&f.limits.MaxImageBytes, "max-image-bytes", f.limits.MaxImageBytes, "most uncompressed bytes in the image")
+	fl.IntVar(&f.limits.MaxLayerFiles, "max-layer-files", f.limits.MaxLayerFiles, "most files in one layer")
+	fl.IntVar(&f.limits.MaxImageFiles, "max-image-files", f.limits.MaxImageFiles, "most files in the image")
+	return cmd
+}
+
+func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
+	format, err := report.ParseFormat(g.format)
+	if err != nil {
+		return usageError{err}
+	}
+	order, err := scan.ParseSeverityOrder(f.severitySource)
+	if err != nil {
+		return usageError{err}
+	}
+	pol, gate, err := f.policy()
+	if err != nil {
+		return usageError{err}
+	}
+	platform, err := v1.ParsePlatform(f.platform)
+	if err != nil {
+		return usageError{fmt.Errorf("--platform: %w", err)}
+	}
+	return g.withDB(ctx, func(db *vulndb.DB) error {
+		if v, err := db.Version(ctx); err != nil {
+			return internalError{err}
+		} else if v.Digest == "" {
+			return usageError{errors.New("the vulnerability database is empty: run `scangate db update`, or `scangate db import PATH` offline")}
+		}
+		r, err := g.scanImage(ctx, ref, platform, f.limits, db, order)
+		if err != nil {
+			return err
+		}
+		decision := policy.Evaluate(r, pol, time.Now())
+		if err := g.writeReport(r, format, f.output); err != nil {
+			return err
+		}
+		for _, n := range decision.Notes {
+			fmt.Fprintf(g.stderr, "note: %s\n", n)
+		}
+		if !gate {
+			return nil
+		}
+		fmt.Fprintln(g.stderr, decision.Summary())
+		if !decision.Passed {
+			for _, reason := range decision.Reasons {
+				fmt.Fprintf(g.stderr, "  %s\n", reason)
+			}
+			return policyFailed{}
+		}
+		return nil
+	})
+}
+
+// policy builds the gate's policy from the flags; gate says whether any
+// threshold was asked for.
+func (f scanFlags) policy() (policy.Policy, bool, error) {
+	p := policy.Policy{IgnoreUnfixed: f.ignoreUnfixed}
+	var err error
+	if f.failOn != "" {
+		if p.Thresholds, err = policy.ParseThresholds(f.failOn); err != nil {
+			return p, false, fmt.Errorf("--fail-on: %w", err)
+		}
+	}
+	if f.ignoreFile != "" {
+		data, err := readSmallFile(f.ignoreFile)
+		if err != nil {
+			return p, false, fmt.Errorf("--ignore-file: %w", err)
+		}
+		if p.Ignores, err = policy.ParseIgnoreFile(data); err != nil {
+			return p, false, fmt.Errorf("--ignore-file %s: %w", f.ignoreFile, err)
+		}
+	}
+	if f.vexFile != "" {
+		data, err := readSmallFile(f.vexFile)
+		if err != nil {
+			return p, false, fmt.Errorf("--vex: %w", err)
+		}
+		if p.VEX, err = policy.ParseVEX(data); err != nil {
+			return p, false, fmt.Errorf("--vex %s: %w", f.vexFile, err)
+		}
+	}
+	return p, f.failOn != "", nil
+}
+
+// maxPolicyFile bounds an ignore file or VEX document.
+const maxPolicyFile = 8 << 20
+
+func readSmallFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxPolicyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxPolicyFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxPolicyFile)
+	}
+	return data, nil
+}
+
+func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, db *vulndb.DB, order scan.SeverityOrder) (*scan.Report, error) {
+	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir()})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer img.Close()
+	info := scan.ImageInfo{Ref: ref, Repository: img.Repository, Tags: img.Tags, Digest: img.Digest, Platform: img.Platform}
+	start := time.Now()
+	r, err := scan.Catalog(ctx, img.Image, info, limits)
+	if errors.Is(err, scan.ErrLimit) {
+		return nil, usageError{err}
+	}
+	if err != nil {
+		return nil, internalError{err}
+	}
+	r.CreatedAt = start.UTC()
+	if err := scan.Match(ctx, r, db, order); err != nil {
+		return nil, internalError{err}
+	}
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if err := scan.SaveInventory(ctx, st, r); err != nil {
+		return nil, internalError{err}
+	}
+	g.log.Debug("scanned", "image", ref, "packages", len(r.Packages), "findings", len(r.Findings), "took", time.Since(start))
+	return r, nil
+}
+
+func (g *globals) writeReport(r *scan.Report, format report.Format, output string) error {
+	opts := report.Options{Color: output == "" && isTerminal(g.stdout), ToolVersion: version()}
+	if output == "" {
+		return report.Write(g.stdout, r, format, opts)
+	}
+	// Write beside the target and rename, so a failed write leaves no
+	// half a report behind.
+	tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
+	if err != nil {
+		return usageError{fmt.Errorf("--output: %w", err)}
+	}
+	defer os.Remove(tmp.Name())
+	if err := report.Write(tmp, r, format, opts); err != nil {
+		tmp.Close()
+		return internalError{err}
+	}
+	if err := tmp.Close(); err != nil {
+		return internalError{err}
+	}
+	if err := os.Rename(tmp.Name(), output); err != nil {
+		return internalError{err}
+	}
+	return nil
+}
+
+// policyFailed is the gate's verdict: exit 1.
+type policyFailed struct{}
+
+func (policyFailed) Error() string { return "policy failed" }

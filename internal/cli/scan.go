@@ -44,7 +44,9 @@ IMAGE is one of:
   127.0.0.1:5000/app:1, host/repo@sha256:...   a registry (credentials from ~/.docker/config.json)
   docker-archive:PATH                          a docker save tarball
   oci-archive:PATH                             a tar of an OCI layout
-  oci:DIR[:TAG]                                an OCI layout folder`,
+  oci:DIR[:TAG]                                an OCI layout folder
+  docker:NAME                                  an image in the local Docker Engine
+  dir:PATH                                     a root filesystem on disk`,
 		Example: "  scangate scan docker-archive:app.tar --fail-on CRITICAL=0,HIGH=0\n  scangate scan --format sarif --output app.sarif 127.0.0.1:5000/app:1",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {

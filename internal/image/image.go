@@ -61,7 +61,7 @@ var ErrBadReference = errors.New("bad image reference")
 
 // Transports are the reference prefixes Open understands; a reference with
 // none is a registry reference.
-var Transports = []string{"docker-archive:", "oci-archive:", "oci:", "registry:"}
+var Transports = []string{"docker-archive:", "oci-archive:", "oci:", "docker:", "dir:", "registry:"}
 
 // Open opens the image ref names:
 //
@@ -69,6 +69,8 @@ var Transports = []string{"docker-archive:", "oci-archive:", "oci:", "registry:"
 //	docker-archive:PATH                        a `docker save` tarball
 //	oci-archive:PATH                           a tar of an OCI layout
 //	oci:DIR[:TAG]                              an OCI layout folder
+//	docker:NAME                                an image in the local Docker Engine
+//	dir:PATH                                   a root filesystem on disk
 func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if opts.Platform == nil {
 		opts.Platform = &v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -85,6 +87,10 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		img, err = openOCIArchive(rest, opts)
 	case "oci:":
 		img, err = openLayout(rest, opts)
+	case "docker:":
+		img, err = openDocker(ctx, rest, opts)
+	case "dir:":
+		img, err = openDir(rest)
 	default:
 		img, err = openRemote(ctx, rest, opts)
 	}

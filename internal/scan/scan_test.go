@@ -236,3 +236,49 @@ func TestRematchStoredInventory(t *testing.T) {
 		t.Errorf("LoadInventory(unknown) = %v, want ErrNoInventory", err)
 	}
 }
+
+// TestScanRootFilesystem scans a root filesystem on disk as a one-layer
+// image; a symlink out of the tree is kept as a link, not followed.
+func TestScanRootFilesystem(t *testing.T) {
+	root := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "os-release")
+	files := map[string]string{"app/node_modules/lodash/package.json": `{"name": "lodash", "version": "4.17.15"}`}
+	for name, fixture := range map[string]string{"etc/os-release": "os-release", "var/lib/dpkg/status": "dpkg-status"} {
+		data, err := os.ReadFile(filepath.Join(fixtures, "debian", fixture))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(data)
+	}
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(outside, []byte("ID=evil\nVERSION_ID=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "etc", "lsb-release")); err != nil {
+		t.Fatal(err)
+	}
+	r := scanRef(t, "dir:"+root)
+	if r.OS == nil || r.OS.Ecosystem != "Debian:12" {
+		t.Errorf("OS = %+v", r.OS)
+	}
+	var lodash, debs int
+	for _, p := range r.Packages {
+		switch {
+		case p.Name == "lodash":
+			lodash++
+		case p.Type == "deb":
+			debs++
+		}
+	}
+	if lodash != 1 || debs != 88 {
+		t.Errorf("%d lodash, %d debs; want 1 and 88", lodash, debs)
+	}
+}

@@ -98,4 +98,3 @@ func tarDir(root string, w io.Writer) error {
 	})
 	return errors.Join(err, tw.Close())
 }
-

@@ -35,6 +35,25 @@ func TestCycloneDXValidates(t *testing.T) {
 	validate(t, sch, render(t, testReport(t), CycloneDX, Options{ToolVersion: "1.2.3"}))
 	validate(t, sch, render(t, testReport(t), CycloneDX, Options{}))
 
+	good := render(t, testReport(t), CycloneDX, Options{})
+	vuln := func(m map[string]any) map[string]any { return m["vulnerabilities"].([]any)[0].(map[string]any) }
+	rejects(t, sch, good, "a gadget component", func(m map[string]any) {
+		m["components"].([]any)[0].(map[string]any)["type"] = "gadget"
+	})
+	rejects(t, sch, good, "method CVSSv5", func(m map[string]any) {
+		vuln(m)["ratings"].([]any)[0].(map[string]any)["method"] = "CVSSv5"
+	})
+	rejects(t, sch, good, "severity CRITICAL in capitals", func(m map[string]any) {
+		vuln(m)["ratings"].([]any)[0].(map[string]any)["severity"] = "CRITICAL"
+	})
+	rejects(t, sch, good, "an affects entry without ref", func(m map[string]any) {
+		delete(vuln(m)["affects"].([]any)[0].(map[string]any), "ref")
+	})
+	rejects(t, sch, good, "a bad serial number", func(m map[string]any) { m["serialNumber"] = "1234" })
+	rejects(t, sch, good, "a signature without value", func(m map[string]any) {
+		m["signature"] = map[string]any{"algorithm": "ES256"}
+	})
+
 	// No OS, no findings, no manifest digest, no repository.
 	bare := testReport(t)
 	bare.OS, bare.Findings = nil, nil

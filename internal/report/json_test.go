@@ -64,6 +64,28 @@ func validate(t *testing.T, sch *jsonschema.Schema, doc []byte) {
 	}
 }
 
+// rejects checks that the schema refuses doc once edit has changed it, so
+// that a passing validation means something.
+func rejects(t *testing.T, sch *jsonschema.Schema, doc []byte, what string, edit func(m map[string]any)) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	bad, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate(inst); err == nil {
+		t.Errorf("schema accepts a document with %s", what)
+	}
+}
+
 const reportSchemaID = "https://raw.githubusercontent.com/scangate/scangate/main/internal/report/schema/report.schema.json"
 
 func reportSchema(t *testing.T) *jsonschema.Schema {
@@ -98,28 +120,21 @@ func TestJSONSchemaRejects(t *testing.T) {
 	sch := reportSchema(t)
 	good := render(t, testReport(t), JSON, Options{})
 	for name, edit := range map[string]func(m map[string]any){
-		"unknown field":     func(m map[string]any) { m["extra"] = true },
-		"wrong version":     func(m map[string]any) { m["schemaVersion"] = 2 },
-		"bad severity":      func(m map[string]any) { finding(m, 0)["severity"] = "SEVERE" },
-		"negative package":  func(m map[string]any) { finding(m, 0)["package"] = -1 },
-		"bad status":        func(m map[string]any) { finding(m, 0)["status"] = "open" },
-		"no image":          func(m map[string]any) { delete(m, "image") },
-		"bad digest":        func(m map[string]any) { m["image"].(map[string]any)["configDigest"] = "abc" },
-		"bad date":          func(m map[string]any) { m["createdAt"] = "yesterday" },
-		"unknown suppress":  func(m map[string]any) { finding(m, 4)["suppressed"].(map[string]any)["kind"] = "waiver" },
-		"counts w/o TOTAL":  func(m map[string]any) { delete(m["summary"].(map[string]any), "TOTAL") },
-		"bad severity type": func(m map[string]any) { finding(m, 0)["severities"].([]any)[0].(map[string]any)["type"] = "CVSS_V5" },
+		"an unknown field":       func(m map[string]any) { m["extra"] = true },
+		"schemaVersion 2":        func(m map[string]any) { m["schemaVersion"] = 2 },
+		"a made-up severity":     func(m map[string]any) { finding(m, 0)["severity"] = "SEVERE" },
+		"a negative package":     func(m map[string]any) { finding(m, 0)["package"] = -1 },
+		"an unknown status":      func(m map[string]any) { finding(m, 0)["status"] = "open" },
+		"no image":               func(m map[string]any) { delete(m, "image") },
+		"a malformed digest":     func(m map[string]any) { m["image"].(map[string]any)["configDigest"] = "abc" },
+		"a malformed date":       func(m map[string]any) { m["createdAt"] = "yesterday" },
+		"an unknown suppression": func(m map[string]any) { finding(m, 4)["suppressed"].(map[string]any)["kind"] = "waiver" },
+		"counts without TOTAL":   func(m map[string]any) { delete(m["summary"].(map[string]any), "TOTAL") },
+		"a CVSS_V5 rating": func(m map[string]any) {
+			finding(m, 0)["severities"].([]any)[0].(map[string]any)["type"] = "CVSS_V5"
+		},
 	} {
-		var m map[string]any
-		if err := json.Unmarshal(good, &m); err != nil {
-			t.Fatal(err)
-		}
-		edit(m)
-		doc, _ := json.Marshal(m)
-		inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-		if err := sch.Validate(inst); err == nil {
-			t.Errorf("%s: schema accepts it", name)
-		}
+		rejects(t, sch, good, name, edit)
 	}
 }
 

@@ -29,6 +29,23 @@ func TestSARIFValidates(t *testing.T) {
 	odd.Packages[2].Path = "/usr/share/doc/zlib 1g/copyright#1"
 	odd.Packages[3].Path = ""
 	validate(t, sch, render(t, odd, SARIF, Options{}))
+
+	good := render(t, testReport(t), SARIF, Options{})
+	run := func(m map[string]any) map[string]any { return m["runs"].([]any)[0].(map[string]any) }
+	result := func(m map[string]any) map[string]any { return run(m)["results"].([]any)[0].(map[string]any) }
+	rejects(t, sch, good, "level fatal", func(m map[string]any) { result(m)["level"] = "fatal" })
+	rejects(t, sch, good, "no message", func(m map[string]any) { delete(result(m), "message") })
+	rejects(t, sch, good, "version 2.0.0", func(m map[string]any) { m["version"] = "2.0.0" })
+	rejects(t, sch, good, "a driver without a name", func(m map[string]any) {
+		delete(run(m)["tool"].(map[string]any)["driver"].(map[string]any), "name")
+	})
+	rejects(t, sch, good, "suppression kind ignored", func(m map[string]any) {
+		for _, r := range run(m)["results"].([]any) {
+			if s, ok := r.(map[string]any)["suppressions"]; ok {
+				s.([]any)[0].(map[string]any)["kind"] = "ignored"
+			}
+		}
+	})
 }
 
 type sarifDoc struct {

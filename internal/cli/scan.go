@@ -100,6 +100,9 @@ func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
 		if err := g.writeReport(r, format, f.output); err != nil {
 			return err
 		}
+		if !gate && !f.suppresses() {
+			return nil // a plain scan: no policy to speak of
+		}
 		for _, n := range decision.Notes {
 			fmt.Fprintf(g.stderr, "note: %s\n", n)
 		}
@@ -146,6 +149,11 @@ func (f scanFlags) policy() (policy.Policy, bool, error) {
 		}
 	}
 	return p, f.failOn != "", nil
+}
+
+// suppresses reports whether any flag can suppress findings.
+func (f scanFlags) suppresses() bool {
+	return f.ignoreUnfixed || f.ignoreFile != "" || f.vexFile != ""
 }
 
 // maxPolicyFile bounds an ignore file or VEX document.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"slices"
 	"strings"
 
@@ -59,13 +60,20 @@ func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (
 		MaxFileBytes: limits.MaxFileBytes, MaxSymlinkDepth: layerimage.DefaultMaxSymlinkDepth,
 	})
 	if lerr := limited.err(); lerr != nil {
-		// The unpacker's own error only repeats the limit, deeper down.
+		// The unpacker's own error, if any, only repeats this one deeper
+		// down; and a limit passed at a layer's very end does not stop it.
+		if err == nil {
+			li.CleanUp()
+		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, lerr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: unpack %s: %v", ErrScan, info.Ref, err)
 	}
 	defer li.CleanUp()
+	if err := checkReadable(li.FS()); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
+	}
 	if r.OS, err = readOS(li.FS()); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
@@ -73,7 +81,11 @@ func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (
 	if err != nil {
 		return nil, err
 	}
-	res, err := scalibr.New().ScanContainer(ctx, li, &scalibr.ScanConfig{Plugins: plugins, MaxFileSize: int(limits.MaxFileBytes)})
+	// Every file the unpacker kept is within MaxFileBytes (a larger one
+	// fails the scan), so the walk needs no size limit of its own, which
+	// would skip a package database silently. Symlinked package databases
+	// are read; a file the walk cannot read fails the scan.
+	res, err := scalibr.New().ScanContainer(ctx, li, &scalibr.ScanConfig{Plugins: plugins, ReadSymlinks: true, ErrorOnFSErrors: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
@@ -109,13 +121,6 @@ func describe(img v1.Image, info *ImageInfo) error {
 // checkStatus fails closed: anything but success of the scan and of every
 // plugin makes the scan an error.
 func checkStatus(res *scalibr.ScanResult) error {
-	if res.Status == nil || res.Status.Status != plugin.ScanStatusSucceeded {
-		reason := "unknown status"
-		if res.Status != nil && res.Status.FailureReason != "" {
-			reason = res.Status.FailureReason
-		}
-		return errors.New(reason)
-	}
 	var errs []error
 	for _, ps := range res.PluginStatus {
 		if ps.Status == nil || ps.Status.Status != plugin.ScanStatusSucceeded {
@@ -129,7 +134,61 @@ func checkStatus(res *scalibr.ScanResult) error {
 			errs = append(errs, fmt.Errorf("extractor %s: %s", ps.Name, reason))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...) // the plugins say more than the overall status
+	}
+	if res.Status == nil || res.Status.Status != plugin.ScanStatusSucceeded {
+		reason := "unknown status"
+		if res.Status != nil && res.Status.FailureReason != "" {
+			reason = res.Status.FailureReason
+		}
+		return errors.New(reason)
+	}
+	return nil
+}
+
+// knownDatabases are the files that say what a distribution installed. An
+// extractor that cannot open one skips it silently, which would pass an
+// image as clean; so each is checked first.
+var knownDatabases = []string{
+	"etc/os-release", "usr/lib/os-release",
+	"var/lib/dpkg/status", "lib/apk/db/installed",
+	"var/lib/rpm/Packages", "var/lib/rpm/Packages.db", "var/lib/rpm/rpmdb.sqlite",
+	"usr/lib/sysimage/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/Packages.db",
+}
+
+// checkReadable fails when a package database is in the image but cannot be
+// read: a symlink loop, a link to nowhere, a hard link the unpacker could
+// not follow.
+func checkReadable(fsys scalibrfs.FS) error {
+	for _, p := range knownDatabases {
+		if err := checkPath(fsys, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPath walks p one element at a time: an element its folder lists but
+// that cannot be opened is an error; one not listed means p is absent.
+func checkPath(fsys scalibrfs.FS, p string) error {
+	parts := strings.Split(p, "/")
+	for i := range parts {
+		dir, prefix := path.Join(parts[:i]...), path.Join(parts[:i+1]...)
+		if dir == "" {
+			dir = "."
+		}
+		entries, err := fs.ReadDir(fsys, dir)
+		if err != nil || !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == parts[i] }) {
+			return nil
+		}
+		f, err := fsys.Open(prefix)
+		if err != nil {
+			return fmt.Errorf("/%s is in the image but cannot be read: %w", prefix, err)
+		}
+		f.Close()
+	}
+	return nil
 }
 
 // readOS reads /etc/os-release (or /usr/lib/os-release). An image without

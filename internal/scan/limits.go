@@ -2,8 +2,11 @@ package scan
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -12,6 +15,10 @@ import (
 
 // ErrLimit reports an image beyond Limits.
 var ErrLimit = errors.New("over the scan limit")
+
+// ErrCorrupt reports a layer whose content is not what the image's config
+// says it is (its DiffID), or that is not a readable tar.
+var ErrCorrupt = errors.New("corrupt layer")
 
 // limitedImage counts what its layers' uncompressed streams deliver and
 // cuts a stream off with ErrLimit once a limit is passed.
@@ -33,9 +40,18 @@ func (img *limitedImage) Layers() ([]v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The config's DiffIDs are what the image claims; a layer's own
+	// DiffID may be computed from the very content it should vouch for.
+	cf, err := img.Image.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if len(cf.RootFS.DiffIDs) != len(ls) {
+		return nil, fmt.Errorf("%d layers but %d DiffIDs in the config: %w", len(ls), len(cf.RootFS.DiffIDs), ErrCorrupt)
+	}
 	out := make([]v1.Layer, len(ls))
 	for i, l := range ls {
-		out[i] = &limitedLayer{Layer: l, img: img, index: i}
+		out[i] = &limitedLayer{Layer: l, img: img, index: i, diffID: cf.RootFS.DiffIDs[i]}
 	}
 	return out, nil
 }
@@ -80,8 +96,9 @@ func (img *limitedImage) add(index int, n int64, files int, layerBytes int64, la
 
 type limitedLayer struct {
 	v1.Layer
-	img   *limitedImage
-	index int
+	img    *limitedImage
+	index  int
+	diffID v1.Hash
 }
 
 // Uncompressed tees the layer's tar stream to a tar reader that counts its
@@ -92,13 +109,16 @@ func (l *limitedLayer) Uncompressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	c := &countingReader{rc: rc, pw: pw, layer: l, done: make(chan struct{})}
+	c := &countingReader{rc: rc, pw: pw, layer: l, done: make(chan struct{}), want: l.diffID, hash: sha256.New()}
 	go c.countEntries(pr)
 	return c, nil
 }
 
 type countingReader struct {
 	rc    io.ReadCloser
+	want  v1.Hash   // the DiffID the content must hash to
+	hash  hash.Hash // of what was read so far
+	eof   bool
 	pw    *io.PipeWriter
 	layer *limitedLayer
 	done  chan struct{}
@@ -109,7 +129,11 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.rc.Read(p)
+	if errors.Is(err, io.EOF) {
+		c.eof = true
+	}
 	if n > 0 {
+		c.hash.Write(p[:n])
 		c.mu.Lock()
 		c.bytes += int64(n)
 		bytes, files := c.bytes, c.files
@@ -128,10 +152,17 @@ func (c *countingReader) countEntries(pr *io.PipeReader) {
 	defer close(c.done)
 	tr := tar.NewReader(pr)
 	for {
-		if _, err := tr.Next(); err != nil {
+		h, err := tr.Next()
+		if err != nil {
 			// The unpacker reports a broken tar itself; here only the
 			// count matters. Drain so the writer never blocks.
 			io.Copy(io.Discard, pr)
+			return
+		}
+		if max := c.layer.img.limits.MaxFileBytes; max > 0 && h.Size > max {
+			// The unpacker would skip it, and a package database skipped
+			// is a clean result that is not true.
+			pr.CloseWithError(c.layer.img.fail(fmt.Errorf("layer %d: %s is %d bytes, more than %d: %w", c.layer.index+1, h.Name, h.Size, max, ErrLimit)))
 			return
 		}
 		c.mu.Lock()
@@ -145,8 +176,23 @@ func (c *countingReader) countEntries(pr *io.PipeReader) {
 	}
 }
 
+// Close reads what the unpacker left (a tar's trailing blocks) so the whole
+// layer is hashed, then checks it against its DiffID. The unpacker ignores
+// Close's error, so a mismatch is also recorded on the image.
 func (c *countingReader) Close() error {
+	var err error
+	if !c.eof && c.layer.img.err() == nil {
+		// A gzip checksum is checked only at the stream's end.
+		if _, cerr := io.Copy(io.Discard, c); cerr != nil && c.layer.img.err() == nil {
+			err = c.layer.img.fail(fmt.Errorf("layer %d: %w: %w", c.layer.index+1, ErrCorrupt, cerr))
+		}
+	}
 	c.pw.Close()
 	<-c.done
-	return c.rc.Close()
+	if err == nil && c.eof && c.layer.img.err() == nil {
+		if got := "sha256:" + hex.EncodeToString(c.hash.Sum(nil)); c.want.Algorithm == "sha256" && got != c.want.String() {
+			err = c.layer.img.fail(fmt.Errorf("layer %d: content is %s, not %s as the image says: %w", c.layer.index+1, got, c.want, ErrCorrupt))
+		}
+	}
+	return errors.Join(err, c.rc.Close())
 }

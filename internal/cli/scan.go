@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/image"
@@ -178,6 +181,9 @@ func readSmallFile(path string) ([]byte, error) {
 func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, db *vulndb.DB, order scan.SeverityOrder) (*scan.Report, error) {
 	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir()})
 	if err != nil {
+		if unavailable(err) {
+			return nil, internalError{err}
+		}
 		return nil, usageError{err}
 	}
 	defer img.Close()
@@ -229,6 +235,21 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 		return internalError{err}
 	}
 	return nil
+}
+
+// unavailable reports an error of the registry's or the network's making
+// (5xx, 429, no connection), as against a reference that is wrong (404) or
+// credentials that are (401): exit 3, not 2.
+func unavailable(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests
+	}
+	// Not net.Error: syscall.Errno satisfies it, so a missing file would
+	// count as the network's fault.
+	var oe *net.OpError
+	var de *net.DNSError
+	return errors.As(err, &oe) || errors.As(err, &de)
 }
 
 // policyFailed is the gate's verdict: exit 1.

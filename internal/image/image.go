@@ -179,12 +179,21 @@ func openLayout(ref string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pickFromIndex(idx, tag, *opts.Platform)
+	return pickFromIndex(idx, tag, *opts.Platform, 0)
 }
+
+var errTooDeep = fmt.Errorf("%w: indexes nested more than %d deep", ErrBadReference, maxIndexDepth)
+
+// maxIndexDepth bounds nested indexes; real layouts nest one or two deep,
+// and a cycle must not recurse forever.
+const maxIndexDepth = 4
 
 // pickFromIndex finds the image in an index by tag annotation and
 // platform, descending into nested indexes.
-func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform) (*Image, error) {
+func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform, depth int) (*Image, error) {
+	if depth > maxIndexDepth {
+		return nil, errTooDeep
+	}
 	m, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
@@ -206,8 +215,12 @@ func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform) (*Image,
 			if err != nil {
 				return nil, err
 			}
-			if img, err := pickFromIndex(child, "", platform); err == nil {
+			img, err := pickFromIndex(child, "", platform, depth+1)
+			if err == nil {
 				return img, nil
+			}
+			if depth+1 > maxIndexDepth || errors.Is(err, errTooDeep) {
+				return nil, errTooDeep
 			}
 		case d.MediaType.IsImage():
 			if d.Platform != nil && !d.Platform.Satisfies(platform) {

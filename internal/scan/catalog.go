@@ -53,7 +53,7 @@ var ErrScan = errors.New("scan failed")
 func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (*Report, error) {
 	r := &Report{SchemaVersion: SchemaVersion, Image: info}
 	if err := describe(img, &r.Image); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrScan, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
 	}
 	limited := newLimitedImage(img, limits)
 	li, err := layerimage.FromV1Image(limited, &layerimage.Config{

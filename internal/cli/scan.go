@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/image"
@@ -189,7 +190,14 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 	defer img.Close()
 	info := scan.ImageInfo{Ref: ref, Repository: img.Repository, Tags: img.Tags, Digest: img.Digest, Platform: img.Platform}
 	start := time.Now()
-	r, err := scan.Catalog(ctx, img.Image, info, limits)
+	var v1img v1.Image = img.Image
+	if isTerminal(g.stderr) {
+		bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(g.stderr), progressbar.OptionSetDescription("reading "+ref),
+			progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
+		defer bar.Finish()
+		v1img = image.WithProgress(img.Image, func(n int64) { bar.Add64(n) })
+	}
+	r, err := scan.Catalog(ctx, v1img, info, limits)
 	if errors.Is(err, scan.ErrLimit) {
 		return nil, usageError{err}
 	}

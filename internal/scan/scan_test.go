@@ -282,3 +282,29 @@ func TestScanRootFilesystem(t *testing.T) {
 		t.Errorf("%d lodash, %d debs; want 1 and 88", lodash, debs)
 	}
 }
+
+// TestNPMPackageCountsOnce: a package in node_modules and in the lockfile
+// beside it is one package, not two.
+func TestNPMPackageCountsOnce(t *testing.T) {
+	lock := `{"name": "app", "lockfileVersion": 3, "requires": true, "packages": {
+		"": {"name": "app", "dependencies": {"lodash": "4.17.15"}},
+		"node_modules/lodash": {"version": "4.17.15", "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.15.tgz"}}}`
+	img := imagetest.Build(t, imagetest.Layer(t,
+		imagetest.Entry{Name: "app/package-lock.json", Body: lock},
+		imagetest.Entry{Name: "app/package.json", Body: `{"name": "app", "version": "1.0.0", "dependencies": {"lodash": "4.17.15"}}`},
+		imagetest.Entry{Name: "app/node_modules/lodash/package.json", Body: `{"name": "lodash", "version": "4.17.15"}`},
+	))
+	r, err := scan.Catalog(context.Background(), img, scan.ImageInfo{Ref: "npm-twice"}, scan.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range r.Packages {
+		if p.Name == "lodash" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("lodash listed %d times: %+v", n, r.Packages)
+	}
+}

@@ -1,0 +1,56 @@
+package image
+
+import (
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// WithProgress returns img with layers that call report with the number of
+// uncompressed bytes each read delivers, for a progress bar.
+func WithProgress(img v1.Image, report func(n int64)) v1.Image {
+	return &progressImage{Image: img, report: report}
+}
+
+type progressImage struct {
+	v1.Image
+	report func(int64)
+}
+
+func (p *progressImage) Layers() ([]v1.Layer, error) {
+	ls, err := p.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = &progressLayer{Layer: l, report: p.report}
+	}
+	return out, nil
+}
+
+type progressLayer struct {
+	v1.Layer
+	report func(int64)
+}
+
+func (l *progressLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	return &progressReader{ReadCloser: rc, report: l.report}, nil
+}
+
+type progressReader struct {
+	io.ReadCloser
+	report func(int64)
+}
+
+func (r *progressReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.report(int64(n))
+	}
+	return n, err
+}

@@ -6,6 +6,8 @@ package image
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -94,11 +96,52 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	default:
 		img, err = openRemote(ctx, rest, opts)
 	}
+	if err == nil {
+		if err = verify(img); err != nil {
+			err = errors.Join(err, img.Close())
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", ref, err)
 	}
 	img.Ref = ref
 	return img, nil
+}
+
+// ErrDigest reports an image whose manifest or config is not what its
+// digest says: a tampered or broken archive.
+var ErrDigest = errors.New("digest mismatch")
+
+// verify checks that the manifest hashes to the digest the image was found
+// by, and the config to the digest the manifest names. Registries check
+// blobs as they serve them; archives and layouts on disk do not.
+func verify(img *Image) error {
+	if img.Digest != "" {
+		raw, err := img.RawManifest()
+		if err != nil {
+			return err
+		}
+		if got := sha256Of(raw); got != img.Digest {
+			return fmt.Errorf("manifest is %s, not %s: %w", got, img.Digest, ErrDigest)
+		}
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	if got := sha256Of(raw); m.Config.Digest.Algorithm == "sha256" && got != m.Config.Digest.String() {
+		return fmt.Errorf("config is %s, not %s: %w", got, m.Config.Digest, ErrDigest)
+	}
+	return nil
+}
+
+func sha256Of(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func splitTransport(ref string) (string, string) {
@@ -179,7 +222,7 @@ func openLayout(ref string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pickFromIndex(idx, tag, *opts.Platform, 0)
+	return pickFromIndex(idx, tag, *opts.Platform, 0, map[v1.Hash]bool{})
 }
 
 var errTooDeep = fmt.Errorf("%w: indexes nested more than %d deep", ErrBadReference, maxIndexDepth)
@@ -190,7 +233,9 @@ const maxIndexDepth = 4
 
 // pickFromIndex finds the image in an index by tag annotation and
 // platform, descending into nested indexes.
-func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform, depth int) (*Image, error) {
+// seen holds the indexes already searched: an index listed many times over
+// several levels must be read once, not once per path to it.
+func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform, depth int, seen map[v1.Hash]bool) (*Image, error) {
 	if depth > maxIndexDepth {
 		return nil, errTooDeep
 	}
@@ -211,11 +256,15 @@ func pickFromIndex(idx v1.ImageIndex, tag string, platform v1.Platform, depth in
 	for _, d := range candidates {
 		switch {
 		case d.MediaType.IsIndex():
+			if seen[d.Digest] {
+				continue
+			}
+			seen[d.Digest] = true
 			child, err := idx.ImageIndex(d.Digest)
 			if err != nil {
 				return nil, err
 			}
-			img, err := pickFromIndex(child, "", platform, depth+1)
+			img, err := pickFromIndex(child, "", platform, depth+1, seen)
 			if err == nil {
 				return img, nil
 			}

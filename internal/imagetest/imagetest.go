@@ -6,9 +6,12 @@ package imagetest
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -118,4 +121,269 @@ func read(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// A RawEntry is a tar entry written as it is, for layers no well-behaved
+// builder makes: names that climb out or are absolute, links anywhere.
+// A non-empty Body is written after the header, whatever its type.
+type RawEntry struct {
+	Header tar.Header
+	Body   string
+}
+
+// Tar writes the entries as one tar stream. Without Header.Typeflag an
+// entry is a regular file; without Header.Mode it gets 0644, and without
+// Header.Size a regular file is as long as Body.
+func Tar(t testing.TB, entries ...RawEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := e.Header
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if h.Size == 0 && h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if e.Body != "" {
+			if _, err := io.WriteString(tw, e.Body); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// LayerFromBytes makes a layer of data as it is: a tar, the gzip of one,
+// or any bytes at all. go-containerregistry treats data starting with the
+// gzip magic as compressed and anything else as an uncompressed tar.
+func LayerFromBytes(t testing.TB, data []byte) v1.Layer {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// BookwormBase is the bottom layer of BookwormApp alone: Debian bookworm's
+// os-release and dpkg status (88 packages).
+func BookwormBase(t testing.TB) v1.Layer {
+	t.Helper()
+	_, layers := BookwormApp(t)
+	return layers[0]
+}
+
+// ReadFixture reads a fixture file under Fixtures.
+func ReadFixture(t testing.TB, elem ...string) string {
+	t.Helper()
+	return read(t, filepath.Join(append([]string{Fixtures}, elem...)...))
+}
+
+// HostCanaries writes files outside any image that a scanner reading past
+// an image's root would pick up: an os-release saying ID=evil, a dpkg
+// status and npm package.json files naming evil-host-* packages. It
+// returns their folder.
+func HostCanaries(t testing.TB) string {
+	t.Helper()
+	host := t.TempDir()
+	files := map[string]string{
+		"os-release":   "ID=evil\nVERSION_ID=666\nPRETTY_NAME=\"Evil OS\"\n",
+		"status":       "Package: evil-host-deb\nStatus: install ok installed\nVersion: 6.6.6\nArchitecture: all\n\n",
+		"package.json": `{"name": "evil-host-npm", "version": "6.6.6"}`,
+		filepath.Join("node_modules", "evil-host-dir", "package.json"): `{"name": "evil-host-dir", "version": "6.6.6"}`,
+	}
+	for name, body := range files {
+		p := filepath.Join(host, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return host
+}
+
+// EscapingLayer tries every way out of the image root towards host (a
+// HostCanaries folder): file names with ../ and absolute names, symlinks
+// and hard links, relative and absolute, to files and to folders. Written
+// files carry the body "escaped". A scanner that stays inside the image
+// reads none of host's files and writes nothing anywhere.
+func EscapingLayer(t testing.TB, host string) v1.Layer {
+	t.Helper()
+	host = filepath.ToSlash(host)
+	climb := strings.Repeat("../", 24) + strings.TrimPrefix(host, "/")
+	reg := func(name string) RawEntry { return RawEntry{Header: tar.Header{Name: name}, Body: "escaped"} }
+	sym := func(name, target string) RawEntry {
+		return RawEntry{Header: tar.Header{Name: name, Linkname: target, Typeflag: tar.TypeSymlink, Mode: 0o777}}
+	}
+	hard := func(name, target string) RawEntry {
+		return RawEntry{Header: tar.Header{Name: name, Linkname: target, Typeflag: tar.TypeLink}}
+	}
+	return LayerFromBytes(t, Tar(t,
+		reg(climb+"/written-relative"),
+		reg(host+"/written-absolute"),
+		reg("../../../../"+host+"/written-dotdot"),
+		reg("/etc/passwd"),
+		reg("./../etc/shadow"),
+		// The OS: absolute with a climb, and relative climbs.
+		sym("etc/os-release", "/../../../"+host+"/os-release"),
+		sym("usr/lib/os-release", climb+"/os-release"),
+		// Package databases and manifests, where extractors look.
+		sym("var/lib/dpkg/status.d/evil-absolute", host+"/status"),
+		sym("var/lib/dpkg/status.d/evil-relative", climb+"/status"),
+		hard("var/lib/dpkg/status.d/evil-hard", climb+"/status"),
+		hard("var/lib/dpkg/status.d/evil-hard-absolute", host+"/status"),
+		sym("app/node_modules/evil-absolute/package.json", host+"/package.json"),
+		sym("app/node_modules/evil-relative/package.json", climb+"/package.json"),
+		hard("app/node_modules/evil-hard/package.json", climb+"/package.json"),
+		// Folders: a walk that followed these would reach host's node_modules.
+		sym("opt/escape-relative", climb),
+		sym("opt/escape-absolute", host),
+		sym("opt/escape-root", "/../../../../../"),
+	))
+}
+
+// GzipTar compresses a tar stream, as registries serve layers.
+func GzipTar(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// GzipBomb is a gzip layer of a tar with files of zeros that add up to
+// about size bytes (each at most fileSize): a few hundred kilobytes that
+// inflate to size.
+func GzipBomb(t testing.TB, size, fileSize int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	zeros := make([]byte, 1<<20)
+	for i := 0; int64(i)*fileSize < size; i++ {
+		n := min(fileSize, size-int64(i)*fileSize)
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("bomb/%06d", i), Mode: 0o644, Size: n, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		for n > 0 {
+			k := min(n, int64(len(zeros)))
+			if _, err := tw.Write(zeros[:k]); err != nil {
+				t.Fatal(err)
+			}
+			n -= k
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// ManyFiles is a tar of n empty files.
+func ManyFiles(t testing.TB, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range n {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("many/%07d", i), Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// SparseBomb is a tar of n sparse files (PAX format 1.0, as GNU tar
+// writes them) of realSize bytes each, of which one byte is stored: about
+// 2.5 kB of tar per file, whatever realSize. archive/tar cannot write
+// sparse files, so the blocks are made here by hand.
+func SparseBomb(t testing.TB, n int, realSize int64) []byte {
+	t.Helper()
+	var out []byte
+	for i := range n {
+		name := fmt.Sprintf("sparse/%06d", i)
+		var pax string
+		for _, kv := range [][2]string{{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"}, {"GNU.sparse.name", name}, {"GNU.sparse.realsize", fmt.Sprint(realSize)}} {
+			pax += paxRecord(kv[0], kv[1])
+		}
+		// The sparse map (one data block: the last byte), then the data.
+		body := append(padBlock([]byte(fmt.Sprintf("1\n%d\n1\n", realSize-1))), 'x')
+		out = append(out, rawHeader(t, "PaxHeaders/"+name, 'x', int64(len(pax)))...)
+		out = append(out, padBlock([]byte(pax))...)
+		out = append(out, rawHeader(t, fmt.Sprintf("GNUSparseFile.0/%06d", i), tar.TypeReg, int64(len(body)))...)
+		out = append(out, padBlock(body)...)
+	}
+	return append(out, make([]byte, 1024)...)
+}
+
+// rawHeader is a USTAR header block.
+func rawHeader(t testing.TB, name string, typ byte, size int64) []byte {
+	t.Helper()
+	if len(name) > 100 {
+		t.Fatalf("tar name %q: longer than 100 bytes", name)
+	}
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	copy(b[100:108], "0000644\x00")
+	copy(b[108:116], "0000000\x00")
+	copy(b[116:124], "0000000\x00")
+	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:148], "00000000000\x00")
+	b[156] = typ
+	copy(b[257:265], "ustar\x0000")
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+func padBlock(b []byte) []byte {
+	if r := len(b) % 512; r != 0 {
+		b = append(b, make([]byte, 512-r)...)
+	}
+	return b
+}
+
+// paxRecord is one "LEN KEY=VALUE\n" record, LEN counting itself.
+func paxRecord(k, v string) string {
+	n := len(k) + len(v) + 3
+	for {
+		s := fmt.Sprintf("%d %s=%s\n", n, k, v)
+		if len(s) == n {
+			return s
+		}
+		n = len(s)
+	}
 }

@@ -186,7 +186,14 @@ func checkPath(fsys scalibrfs.FS, p string) error {
 		if err != nil {
 			return fmt.Errorf("/%s is in the image but cannot be read: %w", prefix, err)
 		}
+		fi, err := f.Stat()
 		f.Close()
+		if err != nil {
+			return fmt.Errorf("/%s is in the image but cannot be read: %w", prefix, err)
+		}
+		if i == len(parts)-1 && fi.IsDir() {
+			return fmt.Errorf("/%s is a folder, not a package database", prefix)
+		}
 	}
 	return nil
 }

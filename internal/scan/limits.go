@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,8 +21,8 @@ var ErrLimit = errors.New("over the scan limit")
 // says it is (its DiffID), or that is not a readable tar.
 var ErrCorrupt = errors.New("corrupt layer")
 
-// limitedImage counts what its layers' uncompressed streams deliver and
-// cuts a stream off with ErrLimit once a limit is passed.
+// limitedImage hands the unpacker layers whose tar streams are checked and
+// normalised on the way (see normalize), and keeps the first failure.
 type limitedImage struct {
 	v1.Image
 	limits Limits
@@ -56,7 +57,7 @@ func (img *limitedImage) Layers() ([]v1.Layer, error) {
 	return out, nil
 }
 
-// err returns the first limit passed, if any.
+// err returns the first failure, if any.
 func (img *limitedImage) err() error {
 	img.mu.Lock()
 	defer img.mu.Unlock()
@@ -69,27 +70,26 @@ func (img *limitedImage) fail(err error) error {
 	if img.first == nil {
 		img.first = err
 	}
-	return err
+	return img.first
 }
 
-// add counts n bytes and files of a layer that has delivered layerBytes and
-// layerFiles so far.
-func (img *limitedImage) add(index int, n int64, files int, layerBytes int64, layerFiles int) error {
+// addFile counts one entry of size bytes, from the layer's running totals.
+func (img *limitedImage) addFile(index int, size int64, layerBytes int64, layerFiles int) error {
 	img.mu.Lock()
-	img.bytes += n
-	img.files += files
-	bytes, total := img.bytes, img.files
+	img.bytes += size
+	img.files++
+	bytes, files := img.bytes, img.files
 	img.mu.Unlock()
 	lim := img.limits
 	switch {
 	case lim.MaxLayerBytes > 0 && layerBytes > lim.MaxLayerBytes:
-		return img.fail(fmt.Errorf("layer %d: more than %d bytes uncompressed: %w", index+1, lim.MaxLayerBytes, ErrLimit))
+		return fmt.Errorf("layer %d: more than %d bytes uncompressed: %w", index+1, lim.MaxLayerBytes, ErrLimit)
 	case lim.MaxImageBytes > 0 && bytes > lim.MaxImageBytes:
-		return img.fail(fmt.Errorf("image: more than %d bytes uncompressed: %w", lim.MaxImageBytes, ErrLimit))
+		return fmt.Errorf("image: more than %d bytes uncompressed: %w", lim.MaxImageBytes, ErrLimit)
 	case lim.MaxLayerFiles > 0 && layerFiles > lim.MaxLayerFiles:
-		return img.fail(fmt.Errorf("layer %d: more than %d files: %w", index+1, lim.MaxLayerFiles, ErrLimit))
-	case lim.MaxImageFiles > 0 && total > lim.MaxImageFiles:
-		return img.fail(fmt.Errorf("image: more than %d files: %w", lim.MaxImageFiles, ErrLimit))
+		return fmt.Errorf("layer %d: more than %d files: %w", index+1, lim.MaxLayerFiles, ErrLimit)
+	case lim.MaxImageFiles > 0 && files > lim.MaxImageFiles:
+		return fmt.Errorf("image: more than %d files: %w", lim.MaxImageFiles, ErrLimit)
 	}
 	return nil
 }
@@ -101,98 +101,117 @@ type limitedLayer struct {
 	diffID v1.Hash
 }
 
-// Uncompressed tees the layer's tar stream to a tar reader that counts its
-// entries, so files are counted without unpacking anything twice.
+// Uncompressed returns the layer's tar stream as normalize rewrites it.
 func (l *limitedLayer) Uncompressed() (io.ReadCloser, error) {
 	rc, err := l.Layer.Uncompressed()
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	c := &countingReader{rc: rc, pw: pw, layer: l, done: make(chan struct{}), want: l.diffID, hash: sha256.New()}
-	go c.countEntries(pr)
-	return c, nil
-}
-
-type countingReader struct {
-	rc    io.ReadCloser
-	want  v1.Hash   // the DiffID the content must hash to
-	hash  hash.Hash // of what was read so far
-	eof   bool
-	pw    *io.PipeWriter
-	layer *limitedLayer
-	done  chan struct{}
-	mu    sync.Mutex
-	bytes int64
-	files int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	if errors.Is(err, io.EOF) {
-		c.eof = true
-	}
-	if n > 0 {
-		c.hash.Write(p[:n])
-		c.mu.Lock()
-		c.bytes += int64(n)
-		bytes, files := c.bytes, c.files
-		c.mu.Unlock()
-		if lerr := c.layer.img.add(c.layer.index, int64(n), 0, bytes, files); lerr != nil {
-			return 0, lerr
-		}
-		if _, werr := c.pw.Write(p[:n]); werr != nil {
-			return 0, werr
-		}
-	}
-	return n, err
-}
-
-func (c *countingReader) countEntries(pr *io.PipeReader) {
-	defer close(c.done)
-	tr := tar.NewReader(pr)
-	for {
-		h, err := tr.Next()
+	out := &normalized{pr: pr, rc: rc, done: make(chan struct{})}
+	go func() {
+		defer close(out.done)
+		err := l.normalize(rc, pw)
 		if err != nil {
-			// The unpacker reports a broken tar itself; here only the
-			// count matters. Drain so the writer never blocks.
-			io.Copy(io.Discard, pr)
-			return
+			err = l.img.fail(err)
 		}
-		if max := c.layer.img.limits.MaxFileBytes; max > 0 && h.Size > max {
-			// The unpacker would skip it, and a package database skipped
-			// is a clean result that is not true.
-			pr.CloseWithError(c.layer.img.fail(fmt.Errorf("layer %d: %s is %d bytes, more than %d: %w", c.layer.index+1, h.Name, h.Size, max, ErrLimit)))
-			return
-		}
-		c.mu.Lock()
-		c.files++
-		bytes, files := c.bytes, c.files
-		c.mu.Unlock()
-		if err := c.layer.img.add(c.layer.index, 0, 1, bytes, files); err != nil {
-			pr.CloseWithError(err)
-			return
-		}
-	}
+		pw.CloseWithError(err)
+	}()
+	return out, nil
 }
 
-// Close reads what the unpacker left (a tar's trailing blocks) so the whole
-// layer is hashed, then checks it against its DiffID. The unpacker ignores
-// Close's error, so a mismatch is also recorded on the image.
-func (c *countingReader) Close() error {
-	var err error
-	if !c.eof && c.layer.img.err() == nil {
-		// A gzip checksum is checked only at the stream's end.
-		if _, cerr := io.Copy(io.Discard, c); cerr != nil && c.layer.img.err() == nil {
-			err = c.layer.img.fail(fmt.Errorf("layer %d: %w: %w", c.layer.index+1, ErrCorrupt, cerr))
+// normalize copies a layer's tar stream entry by entry, so that what the
+// unpacker sees has been counted against the limits by the sizes it will
+// write (sparse files included), checked against the layer's DiffID, and
+// has its hard links as absolute symlinks: the unpacker resolves link
+// targets from the link's folder, but a tar names hard link targets from
+// the archive's root.
+func (l *limitedLayer) normalize(raw io.Reader, w io.Writer) error {
+	h := sha256.New()
+	tr := tar.NewReader(io.TeeReader(raw, h))
+	tw := tar.NewWriter(w)
+	var bytes int64
+	var files int
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err)
+		}
+		if max := l.img.limits.MaxFileBytes; max > 0 && hdr.Size >= max {
+			// The unpacker would skip it, and a package database skipped is
+			// a clean result that is not true.
+			return fmt.Errorf("layer %d: %s is %d bytes, the limit is less than %d: %w", l.index+1, hdr.Name, hdr.Size, max, ErrLimit)
+		}
+		bytes += hdr.Size
+		files++
+		if err := l.img.addFile(l.index, hdr.Size, bytes, files); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(clean(hdr)); err != nil {
+			return fmt.Errorf("layer %d: %s: %w", l.index+1, hdr.Name, err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			if _, err := io.CopyN(tw, tr, hdr.Size); err != nil {
+				return fmt.Errorf("layer %d: %s: %w: %w", l.index+1, hdr.Name, ErrCorrupt, err)
+			}
 		}
 	}
-	c.pw.Close()
-	<-c.done
-	if err == nil && c.eof && c.layer.img.err() == nil {
-		if got := "sha256:" + hex.EncodeToString(c.hash.Sum(nil)); c.want.Algorithm == "sha256" && got != c.want.String() {
-			err = c.layer.img.fail(fmt.Errorf("layer %d: content is %s, not %s as the image says: %w", c.layer.index+1, got, c.want, ErrCorrupt))
-		}
+	if err := tw.Close(); err != nil {
+		return err
 	}
-	return errors.Join(err, c.rc.Close())
+	// The tar ends before its padding; the DiffID covers every byte, and a
+	// gzip checksum is checked only at the stream's end.
+	if _, err := io.Copy(io.Discard, io.TeeReader(raw, h)); err != nil {
+		return fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err)
+	}
+	return checkDigest(l.index, l.diffID, h)
+}
+
+func checkDigest(index int, want v1.Hash, h hash.Hash) error {
+	if want.Algorithm != "sha256" {
+		return nil
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.Hex {
+		return fmt.Errorf("layer %d: content is sha256:%s, not %s as the image says: %w", index+1, got, want, ErrCorrupt)
+	}
+	return nil
+}
+
+// clean keeps what the unpacker uses of a header: no sparse maps, PAX
+// records or extended attributes, which a rewritten stream cannot carry.
+func clean(h *tar.Header) *tar.Header {
+	out := &tar.Header{
+		Typeflag: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
+		Uid: h.Uid, Gid: h.Gid, Uname: h.Uname, Gname: h.Gname, ModTime: h.ModTime,
+		Devmajor: h.Devmajor, Devminor: h.Devminor,
+	}
+	switch h.Typeflag {
+	case tar.TypeLink:
+		out.Typeflag, out.Linkname = tar.TypeSymlink, path.Clean("/"+h.Linkname)
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
+	default:
+		out.Size = 0 // devices, FIFOs: no content
+	}
+	return out
+}
+
+// normalized is the unpacker's end of the rewritten stream.
+type normalized struct {
+	pr   *io.PipeReader
+	rc   io.ReadCloser
+	done chan struct{}
+}
+
+func (n *normalized) Read(p []byte) (int, error) { return n.pr.Read(p) }
+
+// Close lets the rewriting goroutine finish: it reads the rest of the layer
+// (its trailing blocks) to check the digest, unless the reader has gone.
+func (n *normalized) Close() error {
+	go io.Copy(io.Discard, n.pr) // the writer may still hold the tar's trailer
+	<-n.done
+	n.pr.Close()
+	return n.rc.Close()
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo of what scangate does so far: build the vulnerability database
-# from the bundled real feeds (no network), then ask it what a scan asks.
+# from the bundled real feeds (no network), ask it what a scan asks, then
+# scan an image and gate it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/scangate
@@ -22,6 +23,16 @@ step $bin db show CVE-2023-45853
 step $bin db affected Go golang.org/x/text v0.3.5
 step $bin db affected npm minimist 1.2.0
 step $bin db affected Alpine:v3.10 openssl 1.1.1c-r0
+# Scan an image: Debian bookworm minbase with an npm app, built from the
+# fixtures as a docker save archive. First the report, then the gate.
+image="$data/app.tar"
+go run ./scripts/demoimage "$image"
+step $bin scan "docker-archive:$image"
+set +e
+step $bin scan --fail-on CRITICAL=0,HIGH=0 --format json --output "$data/report.json" "docker-archive:$image"
+code=$?
+set -e
+echo "exit code $code (1: the policy failed); the JSON report is in report.json"
 # Bad input loses nothing: a truncated zip fails the import with exit 2,
 # and the database is as it was.
 broken=$(mktemp --suffix=.zip)

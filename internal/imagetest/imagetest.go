@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,6 +19,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
+
+// T is what the builders need of a test: testing.TB satisfies it, and so
+// can a program's own reporter (the demo builds its image with these too).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+}
 
 // Fixtures is the repository's feed and image fixture folder, as seen from
 // a package two levels down (internal/x).
@@ -34,7 +42,7 @@ type Entry struct {
 }
 
 // Layer makes an uncompressed layer of the entries.
-func Layer(t testing.TB, entries ...Entry) v1.Layer {
+func Layer(t T, entries ...Entry) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -65,7 +73,7 @@ func Layer(t testing.TB, entries ...Entry) v1.Layer {
 }
 
 // Build stacks layers into a linux/amd64 image.
-func Build(t testing.TB, layers ...v1.Layer) v1.Image {
+func Build(t T, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -86,7 +94,7 @@ func Build(t testing.TB, layers ...v1.Layer) v1.Image {
 // BookwormApp is Debian bookworm minbase (its real dpkg status) with an npm
 // app on top (lodash 4.17.15, minimist 1.2.0), whose last layer deletes
 // minimist with a whiteout. It returns the image and its layers.
-func BookwormApp(t testing.TB) (v1.Image, []v1.Layer) {
+func BookwormApp(t T) (v1.Image, []v1.Layer) {
 	t.Helper()
 	base := Layer(t,
 		Entry{Name: "etc/os-release", Body: read(t, filepath.Join(Fixtures, "debian", "os-release"))},
@@ -102,7 +110,7 @@ func BookwormApp(t testing.TB) (v1.Image, []v1.Layer) {
 }
 
 // WriteDockerArchive saves img as `docker save` would, tagged tag.
-func WriteDockerArchive(t testing.TB, path, tag string, img v1.Image) string {
+func WriteDockerArchive(t T, path, tag string, img v1.Image) string {
 	t.Helper()
 	tg, err := name.NewTag(tag)
 	if err != nil {
@@ -114,7 +122,7 @@ func WriteDockerArchive(t testing.TB, path, tag string, img v1.Image) string {
 	return path
 }
 
-func read(t testing.TB, path string) string {
+func read(t T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -134,7 +142,7 @@ type RawEntry struct {
 // Tar writes the entries as one tar stream. Without Header.Typeflag an
 // entry is a regular file; without Header.Mode it gets 0644, and without
 // Header.Size a regular file is as long as Body.
-func Tar(t testing.TB, entries ...RawEntry) []byte {
+func Tar(t T, entries ...RawEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -167,7 +175,7 @@ func Tar(t testing.TB, entries ...RawEntry) []byte {
 // LayerFromBytes makes a layer of data as it is: a tar, the gzip of one,
 // or any bytes at all. go-containerregistry treats data starting with the
 // gzip magic as compressed and anything else as an uncompressed tar.
-func LayerFromBytes(t testing.TB, data []byte) v1.Layer {
+func LayerFromBytes(t T, data []byte) v1.Layer {
 	t.Helper()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 	if err != nil {
@@ -178,14 +186,14 @@ func LayerFromBytes(t testing.TB, data []byte) v1.Layer {
 
 // BookwormBase is the bottom layer of BookwormApp alone: Debian bookworm's
 // os-release and dpkg status (88 packages).
-func BookwormBase(t testing.TB) v1.Layer {
+func BookwormBase(t T) v1.Layer {
 	t.Helper()
 	_, layers := BookwormApp(t)
 	return layers[0]
 }
 
 // ReadFixture reads a fixture file under Fixtures.
-func ReadFixture(t testing.TB, elem ...string) string {
+func ReadFixture(t T, elem ...string) string {
 	t.Helper()
 	return read(t, filepath.Join(append([]string{Fixtures}, elem...)...))
 }
@@ -194,7 +202,7 @@ func ReadFixture(t testing.TB, elem ...string) string {
 // an image's root would pick up: an os-release saying ID=evil, a dpkg
 // status and npm package.json files naming evil-host-* packages. It
 // returns their folder.
-func HostCanaries(t testing.TB) string {
+func HostCanaries(t T) string {
 	t.Helper()
 	host := t.TempDir()
 	files := map[string]string{
@@ -220,7 +228,7 @@ func HostCanaries(t testing.TB) string {
 // and hard links, relative and absolute, to files and to folders. Written
 // files carry the body "escaped". A scanner that stays inside the image
 // reads none of host's files and writes nothing anywhere.
-func EscapingLayer(t testing.TB, host string) v1.Layer {
+func EscapingLayer(t T, host string) v1.Layer {
 	t.Helper()
 	host = filepath.ToSlash(host)
 	climb := strings.Repeat("../", 24) + strings.TrimPrefix(host, "/")
@@ -256,7 +264,7 @@ func EscapingLayer(t testing.TB, host string) v1.Layer {
 }
 
 // GzipTar compresses a tar stream, as registries serve layers.
-func GzipTar(t testing.TB, data []byte) []byte {
+func GzipTar(t T, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -275,7 +283,7 @@ func GzipTar(t testing.TB, data []byte) []byte {
 // GzipBomb is a gzip layer of a tar with files of zeros that add up to
 // about size bytes (each at most fileSize): a few hundred kilobytes that
 // inflate to size.
-func GzipBomb(t testing.TB, size, fileSize int64) []byte {
+func GzipBomb(t T, size, fileSize int64) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -307,7 +315,7 @@ func GzipBomb(t testing.TB, size, fileSize int64) []byte {
 }
 
 // ManyFiles is a tar of n empty files.
-func ManyFiles(t testing.TB, n int) []byte {
+func ManyFiles(t T, n int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -326,7 +334,7 @@ func ManyFiles(t testing.TB, n int) []byte {
 // writes them) of realSize bytes each, of which one byte is stored: about
 // 2.5 kB of tar per file, whatever realSize. archive/tar cannot write
 // sparse files, so the blocks are made here by hand.
-func SparseBomb(t testing.TB, n int, realSize int64) []byte {
+func SparseBomb(t T, n int, realSize int64) []byte {
 	t.Helper()
 	var out []byte
 	for i := range n {
@@ -346,7 +354,7 @@ func SparseBomb(t testing.TB, n int, realSize int64) []byte {
 }
 
 // rawHeader is a USTAR header block.
-func rawHeader(t testing.TB, name string, typ byte, size int64) []byte {
+func rawHeader(t T, name string, typ byte, size int64) []byte {
 	t.Helper()
 	if len(name) > 100 {
 		t.Fatalf("tar name %q: longer than 100 bytes", name)

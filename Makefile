@@ -10,7 +10,7 @@ build:
 
 # check: formatting, vet and a tidy go.mod, as CI requires.
 check:
-	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed:"; gofmt -l cmd internal; exit 1; }
+	@test -z "$$(gofmt -l cmd internal scripts bench)" || { echo "gofmt needed:"; gofmt -l cmd internal scripts bench; exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -35,13 +36,18 @@ func newDBCmd(g *globals) *cobra.Command {
 }
 
 // withDB opens the store and runs fn with its vulnerability database.
-func (g *globals) withDB(ctx context.Context, fn func(*vulndb.DB) error) (err error) {
+func (g *globals) withDB(ctx context.Context, fn func(*vulndb.DB) error) error {
+	return g.withStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
+}
+
+// withStore opens the store for fn and closes it after.
+func (g *globals) withStore(ctx context.Context, fn func(*store.Store) error) (err error) {
 	st, err := g.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
-	return fn(vulndb.New(st))
+	return fn(st)
 }
 
 func newDBImportCmd(g *globals) *cobra.Command {

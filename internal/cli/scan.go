@@ -20,6 +20,7 @@ import (
 	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/report"
 	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -90,13 +91,14 @@ func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--platform: %w", err)}
 	}
-	return g.withDB(ctx, func(db *vulndb.DB) error {
+	return g.withStore(ctx, func(st *store.Store) error {
+		db := vulndb.New(st)
 		if v, err := db.Version(ctx); err != nil {
 			return internalError{err}
 		} else if v.Digest == "" {
 			return usageError{errors.New("the vulnerability database is empty: run `scangate db update`, or `scangate db import PATH` offline")}
 		}
-		r, err := g.scanImage(ctx, ref, platform, f.limits, db, order)
+		r, err := g.scanImage(ctx, ref, platform, f.limits, st, order)
 		if err != nil {
 			return err
 		}
@@ -179,7 +181,7 @@ func readSmallFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, db *vulndb.DB, order scan.SeverityOrder) (*scan.Report, error) {
+func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, st *store.Store, order scan.SeverityOrder) (*scan.Report, error) {
 	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir()})
 	if err != nil {
 		if unavailable(err) {
@@ -205,14 +207,9 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 		return nil, internalError{err}
 	}
 	r.CreatedAt = start.UTC()
-	if err := scan.Match(ctx, r, db, order); err != nil {
+	if err := scan.Match(ctx, r, vulndb.New(st), order); err != nil {
 		return nil, internalError{err}
 	}
-	st, err := g.openStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
 	if err := scan.SaveInventory(ctx, st, r); err != nil {
 		return nil, internalError{err}
 	}

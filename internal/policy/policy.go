@@ -187,7 +187,7 @@ func joinChecks(cs []Check) string {
 // CRITICAL, 2 HIGH".
 func countsText(c scan.Counts) string {
 	var parts []string
-	for _, sev := range severities {
+	for _, sev := range scan.Severities {
 		if n := c.Of(sev); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, sev))
 		}
@@ -223,7 +223,7 @@ func Evaluate(r *scan.Report, p Policy, now time.Time) Decision {
 	if len(thresholds) == 0 {
 		d.Notes = append(d.Notes, "no thresholds set: every image passes")
 	}
-	for _, sev := range severities {
+	for _, sev := range scan.Severities {
 		if max, ok := thresholds[sev]; ok {
 			d.Checks = append(d.Checks, Check{Severity: sev, Count: r.Summary.Of(sev), Max: max, Fixable: r.Fixable.Of(sev)})
 		}

@@ -64,7 +64,7 @@ func reasonGroups(r *scan.Report, severity string) []reasonGroup {
 	index := map[[2]string]int{}
 	for i := range r.Findings {
 		f := &r.Findings[i]
-		if f.Suppressed != nil || bucket(f.Severity) != severity {
+		if f.Suppressed != nil || scan.Bucket(f.Severity) != severity {
 			continue
 		}
 		key := [2]string{f.ID, fixText(f)}
@@ -149,7 +149,7 @@ func upgrades(r *scan.Report, failing map[string]bool) []Upgrade {
 	broken := map[key]bool{}
 	for i := range r.Findings {
 		f := &r.Findings[i]
-		if f.Suppressed != nil || !f.Fixable() || !failing[bucket(f.Severity)] || f.Package < 0 || f.Package >= len(r.Packages) {
+		if f.Suppressed != nil || !f.Fixable() || !failing[scan.Bucket(f.Severity)] || f.Package < 0 || f.Package >= len(r.Packages) {
 			continue
 		}
 		pkg := &r.Packages[f.Package]
@@ -159,7 +159,7 @@ func upgrades(r *scan.Report, failing map[string]bool) []Upgrade {
 			u = &Upgrade{Package: pkg.Name, Ecosystem: pkg.Ecosystem, From: pkg.Version, To: f.Fixed[0]}
 			byKey[k] = u
 		}
-		u.Fixes.Add(bucket(f.Severity))
+		u.Fixes.Add(scan.Bucket(f.Severity))
 		if to, ok := higher(pkg.Ecosystem, u.To, f.Fixed[0]); ok {
 			u.To = to
 		} else {
@@ -198,7 +198,7 @@ func compareUpgrades(a, b Upgrade) int {
 	if c := cmp.Compare(b.Fixes.Total, a.Fixes.Total); c != 0 {
 		return c
 	}
-	for _, sev := range severities {
+	for _, sev := range scan.Severities {
 		if c := cmp.Compare(b.Fixes.Of(sev), a.Fixes.Of(sev)); c != 0 {
 			return c
 		}

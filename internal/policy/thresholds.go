@@ -3,39 +3,16 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/scangate/scangate/internal/vulndb"
+	"github.com/scangate/scangate/internal/scan"
 )
 
-// severities are the ratings a threshold can name, highest first. They are
-// the ratings scan.Counts counts: NONE counts as LOW, and any rating not
-// listed here as UNKNOWN.
-var severities = [...]string{vulndb.Critical, vulndb.High, vulndb.Medium, vulndb.Low, vulndb.Unknown}
-
-// severityRank returns the position of a threshold severity in severities,
-// or -1.
-func severityRank(s string) int {
-	for i, sev := range severities {
-		if s == sev {
-			return i
-		}
-	}
-	return -1
-}
-
-// bucket returns the severity a finding counts under, as scan.Counts.Add
-// counts it.
-func bucket(rating string) string {
-	switch rating {
-	case vulndb.Critical, vulndb.High, vulndb.Medium, vulndb.Low:
-		return rating
-	case vulndb.None:
-		return vulndb.Low
-	}
-	return vulndb.Unknown
-}
+// severityRank returns the position of a threshold severity in
+// scan.Severities, or -1.
+func severityRank(s string) int { return slices.Index(scan.Severities, s) }
 
 // maxThreshold bounds a count in a threshold, so that it fits an int
 // everywhere and a typo of many digits is not read as "no limit".
@@ -105,7 +82,7 @@ func parseCount(s string) (int, error) {
 }
 
 func severityList() string {
-	return strings.Join(severities[:], ", ")
+	return strings.Join(scan.Severities, ", ")
 }
 
 // checkThresholds validates thresholds set in code rather than parsed:

@@ -316,7 +316,7 @@ func cdxVulnerabilities(r *scan.Report, refs []string) []cdx.Vulnerability {
 		if f.SeveritySource != "" {
 			props = append(props, cdx.Property{Name: propPrefix + "severitySource", Value: f.SeveritySource})
 		}
-		props = append(props, cdx.Property{Name: propPrefix + "severity", Value: severity(f.Severity)})
+		props = append(props, cdx.Property{Name: propPrefix + "severity", Value: scan.Bucket(f.Severity)})
 		v.Properties = &props
 		out = append(out, v)
 	}
@@ -457,13 +457,13 @@ func vulnSource(feed, id, url string) *cdx.Source {
 func idSource(id string) *cdx.Source {
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
-		return &cdx.Source{Name: "NVD", URL: idURL(id)}
+		return &cdx.Source{Name: "NVD", URL: scan.AdvisoryURL(id)}
 	case strings.HasPrefix(id, "GHSA-"):
-		return &cdx.Source{Name: "GitHub Advisory Database", URL: idURL(id)}
+		return &cdx.Source{Name: "GitHub Advisory Database", URL: scan.AdvisoryURL(id)}
 	case strings.HasPrefix(id, "GO-"):
-		return &cdx.Source{Name: "Go Vulnerability Database", URL: idURL(id)}
+		return &cdx.Source{Name: "Go Vulnerability Database", URL: scan.AdvisoryURL(id)}
 	}
-	return &cdx.Source{Name: "OSV", URL: idURL(id)}
+	return &cdx.Source{Name: "OSV", URL: scan.AdvisoryURL(id)}
 }
 
 // ratingSource names who gave a rating: NVD, GitHub and Debian by name,

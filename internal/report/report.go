@@ -18,7 +18,6 @@ import (
 	"strings"
 
 	"github.com/scangate/scangate/internal/scan"
-	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // Format names an output format.
@@ -117,24 +116,6 @@ func toolVersion(opts Options) string {
 	return unknownVersion
 }
 
-// severityOrder lists ratings from most to least severe; NONE counts with
-// LOW, as scan.Counts does.
-var severityOrder = []string{vulndb.Critical, vulndb.High, vulndb.Medium, vulndb.Low, vulndb.Unknown}
-
-// severity returns a finding's rating as one of severityOrder.
-func severity(s string) string {
-	switch s := strings.ToUpper(strings.TrimSpace(s)); s {
-	case vulndb.Critical, vulndb.High, vulndb.Medium, vulndb.Low:
-		return s
-	case vulndb.None:
-		return vulndb.Low
-	}
-	return vulndb.Unknown
-}
-
-// severityRank orders ratings, most severe first.
-func severityRank(s string) int { return slices.Index(severityOrder, severity(s)) }
-
 // sortedFindings returns the indexes of r's findings ordered by severity
 // (most severe first), then package name, ID, installed version and path.
 func sortedFindings(r *scan.Report) []int {
@@ -144,7 +125,7 @@ func sortedFindings(r *scan.Report) []int {
 	}
 	slices.SortStableFunc(idx, func(a, b int) int {
 		fa, fb := &r.Findings[a], &r.Findings[b]
-		if c := severityRank(fa.Severity) - severityRank(fb.Severity); c != 0 {
+		if c := scan.SeverityRank(fa.Severity) - scan.SeverityRank(fb.Severity); c != 0 {
 			return c
 		}
 		pa, pb := &r.Packages[fa.Package], &r.Packages[fb.Package]
@@ -237,22 +218,7 @@ func advisoryURL(f *scan.Finding) string {
 	if f.URL != "" {
 		return f.URL
 	}
-	return idURL(f.ID)
-}
-
-// idURL returns the canonical page for an advisory ID, or "".
-func idURL(id string) string {
-	switch {
-	case strings.HasPrefix(id, "CVE-"):
-		return "https://nvd.nist.gov/vuln/detail/" + id
-	case strings.HasPrefix(id, "GHSA-"):
-		return "https://github.com/advisories/" + id
-	case strings.HasPrefix(id, "GO-"):
-		return "https://pkg.go.dev/vuln/" + id
-	case id != "":
-		return "https://osv.dev/vulnerability/" + id
-	}
-	return ""
+	return scan.AdvisoryURL(f.ID)
 }
 
 // suppressedKinds counts suppressed findings by kind, most frequent first.

@@ -146,7 +146,7 @@ func writeSARIF(w io.Writer, r *scan.Report, opts Options) error {
 	for _, i := range order {
 		f := &r.Findings[i]
 		p := &r.Packages[f.Package]
-		sev := severity(f.Severity)
+		sev := scan.Bucket(f.Severity)
 		res := sarifResult{
 			RuleID:    f.ID,
 			RuleIndex: ruleOf[f.ID],
@@ -216,7 +216,7 @@ func writeSARIF(w io.Writer, r *scan.Report, opts Options) error {
 
 // sarifRuleFor describes an advisory from its most severe finding.
 func sarifRuleFor(f *scan.Finding) sarifRule {
-	sev := severity(f.Severity)
+	sev := scan.Bucket(f.Severity)
 	short := f.Title
 	if short == "" {
 		short = f.ID
@@ -259,7 +259,7 @@ func sarifRuleFor(f *scan.Finding) sarifRule {
 func securitySeverity(f *scan.Finding) string {
 	score := f.Score
 	if score == 0 {
-		switch severity(f.Severity) {
+		switch scan.Bucket(f.Severity) {
 		case vulndb.Critical:
 			score = 9.5
 		case vulndb.High:
@@ -277,7 +277,7 @@ func securitySeverity(f *scan.Finding) string {
 
 // moreSevere reports whether a rates above b: by rating, then by score.
 func moreSevere(a, b *scan.Finding) bool {
-	if ra, rb := severityRank(a.Severity), severityRank(b.Severity); ra != rb {
+	if ra, rb := scan.SeverityRank(a.Severity), scan.SeverityRank(b.Severity); ra != rb {
 		return ra < rb
 	}
 	return a.Score > b.Score
@@ -309,7 +309,7 @@ func sarifResultProperties(f *scan.Finding, p *scan.Package) map[string]any {
 		"packageName":      p.Name,
 		"installedVersion": p.Version,
 		"packageType":      p.Type,
-		"severity":         severity(f.Severity),
+		"severity":         scan.Bucket(f.Severity),
 		"feed":             f.Feed,
 	}
 	if p.PURL != "" {

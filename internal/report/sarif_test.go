@@ -186,7 +186,7 @@ func TestSARIFLevels(t *testing.T) {
 	for sev, want := range map[string]string{
 		"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note", "NONE": "note", "UNKNOWN": "note", "": "note",
 	} {
-		if got := sarifLevel(severity(sev)); got != want {
+		if got := sarifLevel(scan.Bucket(sev)); got != want {
 			t.Errorf("level(%q) = %q, want %q", sev, got, want)
 		}
 	}

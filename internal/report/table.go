@@ -53,7 +53,7 @@ func writeTable(w io.Writer, r *scan.Report, opts Options) error {
 		for _, i := range t.findings {
 			f := &r.Findings[i]
 			p := &r.Packages[f.Package]
-			sev := severity(f.Severity)
+			sev := scan.Bucket(f.Severity)
 			title := f.Title
 			if title == "" {
 				title = advisoryURL(f)

@@ -64,7 +64,7 @@ func Match(ctx context.Context, r *Report, db *vulndb.DB, order SeverityOrder) e
 		}
 	}
 	slices.SortStableFunc(r.Findings, func(a, b Finding) int {
-		if c := severityRank(a.Severity) - severityRank(b.Severity); c != 0 {
+		if c := SeverityRank(a.Severity) - SeverityRank(b.Severity); c != 0 {
 			return c
 		}
 		if a.Package != b.Package {
@@ -98,7 +98,7 @@ func relatedSeverities(ctx context.Context, db *vulndb.DB, id string) ([]vulndb.
 func finding(pkg int, m vulndb.Match, sevs []vulndb.Severity, order SeverityOrder) Finding {
 	f := Finding{
 		ID: m.ID, Aliases: m.Aliases, Feed: m.Feed, Package: pkg, Status: m.Status, Fixed: m.Fixed,
-		Severities: sevs, Title: m.Summary, URL: advisoryURL(m.ID),
+		Severities: sevs, Title: m.Summary, URL: AdvisoryURL(m.ID),
 	}
 	if m.Urgency != "" {
 		rating := vulndb.UrgencyRating(m.Urgency)
@@ -177,24 +177,8 @@ func cvssRank(t vulndb.SeverityType) int {
 	return 0
 }
 
-func severityRank(s string) int {
-	switch s {
-	case vulndb.Critical:
-		return 0
-	case vulndb.High:
-		return 1
-	case vulndb.Medium:
-		return 2
-	case vulndb.Low:
-		return 3
-	case vulndb.None:
-		return 4
-	}
-	return 5
-}
-
-// advisoryURL links an advisory to its canonical page.
-func advisoryURL(id string) string {
+// AdvisoryURL links an advisory ID to its canonical page.
+func AdvisoryURL(id string) string {
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
 		return "https://nvd.nist.gov/vuln/detail/" + id

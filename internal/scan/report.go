@@ -116,17 +116,42 @@ type Counts struct {
 	Total    int `json:"TOTAL"`
 }
 
-// Add counts one finding of the given severity; NONE counts as LOW, the
-// lowest rating with a count.
+// Severities are the ratings findings are counted under, most severe
+// first.
+var Severities = []string{vulndb.Critical, vulndb.High, vulndb.Medium, vulndb.Low, vulndb.Unknown}
+
+// Bucket returns the rating a finding counts under: NONE counts as LOW, the
+// lowest rating with a count, and anything unknown as UNKNOWN.
+func Bucket(rating string) string {
+	switch rating {
+	case vulndb.Critical, vulndb.High, vulndb.Medium, vulndb.Low:
+		return rating
+	case vulndb.None:
+		return vulndb.Low
+	}
+	return vulndb.Unknown
+}
+
+// SeverityRank orders ratings for sorting, most severe first.
+func SeverityRank(rating string) int {
+	for i, s := range Severities {
+		if s == Bucket(rating) {
+			return i
+		}
+	}
+	return len(Severities)
+}
+
+// Add counts one finding of the given severity, under its Bucket.
 func (c *Counts) Add(severity string) {
-	switch severity {
+	switch Bucket(severity) {
 	case vulndb.Critical:
 		c.Critical++
 	case vulndb.High:
 		c.High++
 	case vulndb.Medium:
 		c.Medium++
-	case vulndb.Low, vulndb.None:
+	case vulndb.Low:
 		c.Low++
 	default:
 		c.Unknown++

@@ -222,6 +222,10 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 	if output == "" {
 		return report.Write(g.stdout, r, format, opts)
 	}
+	if fi, err := os.Stat(output); err == nil && !fi.Mode().IsRegular() {
+		// /dev/null, a pipe: write to it, never rename over it.
+		return writeTo(output, r, format, opts)
+	}
 	// Write beside the target and rename, so a failed write leaves no
 	// half a report behind.
 	tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
@@ -237,6 +241,21 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 		return internalError{err}
 	}
 	if err := os.Rename(tmp.Name(), output); err != nil {
+		return internalError{err}
+	}
+	return nil
+}
+
+func writeTo(path string, r *scan.Report, format report.Format, opts report.Options) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return usageError{fmt.Errorf("--output: %w", err)}
+	}
+	if err := report.Write(f, r, format, opts); err != nil {
+		f.Close()
+		return internalError{err}
+	}
+	if err := f.Close(); err != nil {
 		return internalError{err}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/scangate/scangate/internal/imagetest"
@@ -101,5 +102,27 @@ func TestScanBadInput(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "scangate-oci-*"))
 	if len(left) > 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestScanOutputToAPipe: --output naming something that is not a regular
+// file (a pipe, /dev/null) writes to it rather than replacing it.
+func TestScanOutputToAPipe(t *testing.T) {
+	dir, archive := scanSetup(t)
+	fifo := filepath.Join(t.TempDir(), "report.pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		data, _ := os.ReadFile(fifo)
+		got <- data
+	}()
+	run(t, dir, "--format", "json", "scan", "--output", fifo, "docker-archive:"+archive).must(t)
+	if data := <-got; !json.Valid(data) {
+		t.Errorf("the pipe received %.200q", data)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the pipe was replaced: %v %v", fi.Mode(), err)
 	}
 }

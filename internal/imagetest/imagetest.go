@@ -39,6 +39,7 @@ type Entry struct {
 	Name, Body string
 	Link       string // a symlink target, when set
 	Hardlink   string // a hard link target, when set
+	Mode       int64  // file mode; 0644 when zero
 }
 
 // Layer makes an uncompressed layer of the entries.
@@ -47,7 +48,11 @@ func Layer(t T, entries ...Entry) v1.Layer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.Name, Mode: 0o644, Size: int64(len(e.Body)), Typeflag: tar.TypeReg}
+		mode := e.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		h := &tar.Header{Name: e.Name, Mode: mode, Size: int64(len(e.Body)), Typeflag: tar.TypeReg}
 		switch {
 		case e.Link != "":
 			h = &tar.Header{Name: e.Name, Linkname: e.Link, Typeflag: tar.TypeSymlink, Mode: 0o777}

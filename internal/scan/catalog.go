@@ -310,6 +310,9 @@ func convert(p *extractor.Package, o *OS) Package {
 	if pkg.Type == "go-module" || pkg.Type == "go-stdlib" {
 		pkg.Version = strings.TrimPrefix(strings.TrimPrefix(pkg.Version, "go"), "v")
 	}
+	if pkg.Type == "go-stdlib" {
+		pkg.Name = "stdlib"
+	}
 	return pkg
 }
 
@@ -322,7 +325,9 @@ func packageType(p *extractor.Package) string {
 	case "rpm":
 		return "rpm"
 	case "golang":
-		if p.Name == "stdlib" {
+		// scalibr names a binary's toolchain "go"; Go's vulnerability
+		// database names it "stdlib".
+		if p.Name == "stdlib" || p.Name == "go" {
 			return "go-stdlib"
 		}
 		return "go-module"

@@ -101,6 +101,11 @@ type limitedLayer struct {
 	diffID v1.Hash
 }
 
+// DiffID is the config's: computing it would decompress the whole layer,
+// and the unpacker asks for it twice before reading. normalize checks the
+// content against it.
+func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
 // Uncompressed returns the layer's tar stream as normalize rewrites it.
 func (l *limitedLayer) Uncompressed() (io.ReadCloser, error) {
 	rc, err := l.Layer.Uncompressed()

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -306,5 +309,60 @@ func TestNPMPackageCountsOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("lodash listed %d times: %+v", n, r.Packages)
+	}
+}
+
+// TestGoBinaryStandardLibrary builds a real Go binary (standard library
+// only, so no network) and scans it: its toolchain's advisories from Go's
+// vulnerability database must be found, under the name "stdlib".
+func TestGoBinaryStandardLibrary(t *testing.T) {
+	dir := t.TempDir()
+	src := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/hello\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "hello")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOPROXY=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "usr/local/bin/hello", Body: string(data), Mode: 0o755}))
+	ctx := context.Background()
+	r, err := scan.Catalog(ctx, img, scan.ImageInfo{Ref: "hello"}, scan.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scan.Match(ctx, r, fixtureDB(t), scan.OrderNVD); err != nil {
+		t.Fatal(err)
+	}
+	var stdlib *scan.Package
+	for i, p := range r.Packages {
+		if p.Type == "go-stdlib" {
+			stdlib = &r.Packages[i]
+		}
+	}
+	goVersion := strings.TrimPrefix(runtime.Version(), "go")
+	if stdlib == nil || stdlib.Name != "stdlib" || stdlib.Version != goVersion || stdlib.Path != "/usr/local/bin/hello" {
+		t.Fatalf("stdlib package = %+v; want stdlib %s in /usr/local/bin/hello (packages %+v)", stdlib, goVersion, r.Packages)
+	}
+	// What the database says of this Go version, the scan must report.
+	want, err := fixtureDB(t).Reader().Affected(ctx, "Go", "stdlib", goVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 {
+		t.Fatalf("the fixture Go database has no advisory for stdlib %s: the test proves nothing", goVersion)
+	}
+	if len(r.Findings) != len(want) {
+		t.Errorf("%d findings for stdlib %s, the database has %d", len(r.Findings), goVersion, len(want))
 	}
 }

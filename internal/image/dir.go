@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -33,7 +34,16 @@ func openDir(root string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := Stack(layer)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Image: img}, nil
+}
+
+// Stack makes a linux/amd64 image of layers, bottom first.
+func Stack(layers ...v1.Layer) (v1.Image, error) {
+	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		return nil, err
 	}
@@ -43,10 +53,7 @@ func openDir(root string) (*Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return nil, err
-	}
-	return &Image{Image: img}, nil
+	return mutate.ConfigFile(img, cf)
 }
 
 // tarDir writes the tree under root as a tar stream with paths relative to

@@ -39,6 +39,12 @@ type Store struct {
 // Open opens (creating if needed) the database at path and migrates it to the
 // current schema.
 func Open(ctx context.Context, path string) (*Store, error) {
+	// The driver takes a file: URI, in which a relative path's first
+	// folder would read as a host name.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

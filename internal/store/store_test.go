@@ -56,3 +56,17 @@ func TestInTxRollsBack(t *testing.T) {
 		t.Error("the read pool accepted a write")
 	}
 }
+
+// TestOpenRelativePath: a relative data folder ("data", as --data-dir data
+// gives) opens like an absolute one.
+func TestOpenRelativePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	st, err := Open(context.Background(), filepath.Join("rel", "data", FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !filepath.IsAbs(st.Path()) {
+		t.Errorf("Path() = %q, want an absolute path", st.Path())
+	}
+}

@@ -1,0 +1,126 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// fuzzPatterns seed the fuzzers: one of each operator, and the ways to get
+// each wrong.
+var fuzzPatterns = []string{
+	`{"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"], "detail": {"state": ["terminated"]}}`,
+	`{"time": [{"prefix": "2017-10-02"}], "detail": {"state": [{"anything-but": "initializing"}], "c-count": [{"numeric": [">", 0, "<=", 5]}], "x-limit": [{"anything-but": [100, 200, 300]}], "source-ip": [{"cidr": "10.0.0.0/8"}]}}`,
+	`{"source": [{"suffix": {"equals-ignore-case": "EC2"}}, {"prefix": {"equals-ignore-case": "AWS"}}, {"equals-ignore-case": "x"}]}`,
+	`{"FilePath": [{"wildcard": "dir/*.png"}, {"anything-but": {"wildcard": ["*/lib/*", "a\\*b"]}}]}`,
+	`{"detail": {"c-count": [{"exists": false}], "d": [null, true, 1.5e3, ""]}}`,
+	`{"source": ["aws.cloudwatch"], "$or": [{"metricName": ["CPUUtilization"]}, {"namespace": ["AWS/EC2"], "$or": [{"metricId": [1234]}, {"spaceId": [1000]}]}]}`,
+	`{"employees": {"firstName": ["Anna"], "lastName": ["Jones"]}}`,
+	`{"detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}, "image-tags": [{"anything-but": {"prefix": "latest"}}]}}`,
+	`{"n": [{"numeric": [">", 5, "<", 5]}]}`,
+	`{"f": [{"wildcard": "a**"}]}`,
+	`{"$or": [{"prefix": ["x"]}, {}]}`,
+	`{"a": []}`,
+	`{"a": "b"}`,
+	`[]`,
+	`{"a": [{"anything-but": {"equals-ignore-case": []}}]}`,
+}
+
+// fuzzEvents seed the event side.
+var fuzzEvents = []string{
+	ec2Event, autoscalingEvent, macieEvent, rulerEvent, arrayEvent, existsEvent2, employeesNestedEvent,
+	cloudwatchEvent, operatorsEvent, scanEvent("team/api", 3, 16, `"1.4.2", "latest"`),
+	`{"a": [[[{"b": [1, {"c": null}]}]]], "n": -0.0e-0, "s": "\u00e9\ud83d\ude00"}`,
+	`{"a": 1}{}`, `[1]`, `"x"`, `{`, ``,
+}
+
+// FuzzCompilePattern checks that any input either compiles or is a
+// *PatternError with no pattern, never a panic, and that what compiles
+// matches the seed events without an error.
+func FuzzCompilePattern(f *testing.F) {
+	for _, p := range fuzzPatterns {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := CompilePattern(data)
+		if err != nil {
+			if p != nil {
+				t.Fatalf("CompilePattern returned a pattern with error %v", err)
+			}
+			if _, ok := err.(*PatternError); !ok {
+				t.Fatalf("error %T %v is not a *PatternError", err, err)
+			}
+			return
+		}
+		if p == nil {
+			t.Fatal("CompilePattern returned neither a pattern nor an error")
+		}
+		if !json.Valid(data) {
+			t.Fatalf("compiled invalid JSON %q", data)
+		}
+		for _, e := range fuzzEvents[:10] {
+			if _, err := p.Match([]byte(e)); err != nil {
+				t.Fatalf("Match(%s): %v", e, err)
+			}
+		}
+	})
+}
+
+// FuzzMatch matches any event against any pattern: no panics; an error only
+// for an event that is not a JSON object within the limits; the same answer
+// twice; and the same answer for {"$or": [P, P]} as for P.
+func FuzzMatch(f *testing.F) {
+	for i, p := range fuzzPatterns {
+		f.Add([]byte(p), []byte(fuzzEvents[i%len(fuzzEvents)]))
+	}
+	f.Fuzz(func(t *testing.T, pattern, event []byte) {
+		p, err := CompilePattern(pattern)
+		if err != nil {
+			return
+		}
+		got, err := p.Match(event)
+		if wantErr := !isEventJSON(event); (err != nil) != wantErr {
+			t.Fatalf("Match(%q) error %v, want an error: %v", event, err, wantErr)
+		}
+		if again, _ := p.Match(event); again != got {
+			t.Fatalf("Match(%q) gave %v, then %v", event, got, again)
+		}
+		doubled := append(append(append(append([]byte(`{"$or": [`), pattern...), ','), pattern...), "]}"...)
+		if q, err := CompilePattern(doubled); err == nil {
+			if viaOr, _ := q.Match(event); viaOr != got {
+				t.Fatalf("pattern %s gave %v, but as both alternatives of $or %v", pattern, got, viaOr)
+			}
+		}
+	})
+}
+
+// isEventJSON reports whether data is a JSON object Match must accept: valid,
+// within MaxEventSize and nesting at most MaxEventDepth levels.
+func isEventJSON(data []byte) bool {
+	if len(data) > MaxEventSize || !json.Valid(data) {
+		return false
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{' && depth(data) <= MaxEventDepth
+}
+
+// depth measures how deeply valid JSON nests, skipping strings.
+func depth(data []byte) int {
+	d, most, inString := 0, 0, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			d++
+			most = max(most, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return most
+}

@@ -1,5 +1,5 @@
 // Command catalogprof runs scangate's catalog step alone (open the image,
-// unpack it with osv-scalibr, run the extractors: no database, no
+// unpack the files the extractors need, run them: no database, no
 // matching, no report), optionally under the CPU profiler, to compare it
 // with an SBOM tool and to see where a scan's time goes:
 //

@@ -12,7 +12,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	scalibr "github.com/google/osv-scalibr"
-	layerimage "github.com/google/osv-scalibr/artifact/image/layerscanning/image"
 	"github.com/google/osv-scalibr/extractor"
 	apkmeta "github.com/google/osv-scalibr/extractor/filesystem/os/apk/metadata"
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
@@ -55,43 +54,41 @@ func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (
 	if err := describe(img, &r.Image); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
 	}
-	limited := newLimitedImage(img, limits)
-	li, err := layerimage.FromV1Image(limited, &layerimage.Config{
-		MaxFileBytes: limits.MaxFileBytes, MaxSymlinkDepth: layerimage.DefaultMaxSymlinkDepth,
-	})
-	if lerr := limited.err(); lerr != nil {
-		// The unpacker's own error, if any, only repeats this one deeper
-		// down; and a limit passed at a layer's very end does not stop it.
-		if err == nil {
-			li.CleanUp()
-		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, lerr)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: unpack %s: %v", ErrScan, info.Ref, err)
-	}
-	defer li.CleanUp()
-	if err := checkReadable(li.FS()); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
-	}
-	if r.OS, err = readOS(li.FS()); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
-	}
 	plugins, err := Extractors()
 	if err != nil {
 		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: config: %w", ErrScan, info.Ref, err)
+	}
+	limited := newLimitedImage(img, limits)
+	b := &blob{}
+	defer b.close()
+	t, err := unpack(ctx, limited, newWanted(plugins), b)
+	if lerr := limited.err(); lerr != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, lerr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: unpack %s: %w", ErrScan, info.Ref, err)
+	}
+	if err := checkReadable(t); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
+	}
+	if r.OS, err = readOS(t); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
 	// Every file the unpacker kept is within MaxFileBytes (a larger one
 	// fails the scan), so the walk needs no size limit of its own, which
 	// would skip a package database silently. Symlinked package databases
 	// are read; a file the walk cannot read fails the scan.
-	res, err := scalibr.New().ScanContainer(ctx, li, &scalibr.ScanConfig{Plugins: plugins, ReadSymlinks: true, ErrorOnFSErrors: true})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
-	}
+	res := scalibr.New().Scan(ctx, &scalibr.ScanConfig{
+		ScanRoots: []*scalibrfs.ScanRoot{{FS: t}}, Plugins: plugins, ReadSymlinks: true, ErrorOnFSErrors: true,
+	})
 	if err := checkStatus(res); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
+	t.attribute(ctx, res.Inventory.Packages, plugins, cf.RootFS.DiffIDs)
 	r.Packages = packages(res.Inventory.Packages, r.OS)
 	return r, nil
 }

@@ -22,7 +22,7 @@ var ErrLimit = errors.New("over the scan limit")
 var ErrCorrupt = errors.New("corrupt layer")
 
 // limitedImage hands the unpacker layers whose tar streams are checked and
-// normalised on the way (see normalize), and keeps the first failure.
+// normalised on the way (see walk), and keeps the first failure.
 type limitedImage struct {
 	v1.Image
 	limits Limits
@@ -102,39 +102,19 @@ type limitedLayer struct {
 }
 
 // DiffID is the config's: computing it would decompress the whole layer,
-// and the unpacker asks for it twice before reading. normalize checks the
-// content against it.
+// and walk checks the content against it.
 func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 
-// Uncompressed returns the layer's tar stream as normalize rewrites it.
-func (l *limitedLayer) Uncompressed() (io.ReadCloser, error) {
-	rc, err := l.Layer.Uncompressed()
-	if err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
-	out := &normalized{pr: pr, rc: rc, done: make(chan struct{})}
-	go func() {
-		defer close(out.done)
-		err := l.normalize(rc, pw)
-		if err != nil {
-			err = l.img.fail(err)
-		}
-		pw.CloseWithError(err)
-	}()
-	return out, nil
-}
-
-// normalize copies a layer's tar stream entry by entry, so that what the
-// unpacker sees has been counted against the limits by the sizes it will
-// write (sparse files included), checked against the layer's DiffID, and
-// has its hard links as absolute symlinks: the unpacker resolves link
-// targets from the link's folder, but a tar names hard link targets from
-// the archive's root.
-func (l *limitedLayer) normalize(raw io.Reader, w io.Writer) error {
+// walk reads a layer's tar stream entry by entry and hands fn each header
+// as clean rewrites it, with the entry's content, so that what the
+// unpacker sees has been counted against the limits by the sizes it would
+// write (sparse files included) and is checked against the layer's DiffID
+// at the end; hard links are absolute symlinks: a tar names hard link
+// targets from the archive's root. With count false the entries are not
+// counted again (a second read of a layer already counted).
+func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
 	h := sha256.New()
 	tr := tar.NewReader(io.TeeReader(raw, h))
-	tw := tar.NewWriter(w)
 	var bytes int64
 	var files int
 	for {
@@ -145,27 +125,32 @@ func (l *limitedLayer) normalize(raw io.Reader, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err)
 		}
-		if max := l.img.limits.MaxFileBytes; max > 0 && hdr.Size >= max {
-			// The unpacker would skip it, and a package database skipped is
-			// a clean result that is not true.
-			return fmt.Errorf("layer %d: %s is %d bytes, the limit is less than %d: %w", l.index+1, hdr.Name, hdr.Size, max, ErrLimit)
+		if count {
+			if max := l.img.limits.MaxFileBytes; max > 0 && hdr.Size >= max {
+				// Skipping it would be worse: a package database skipped is
+				// a clean result that is not true.
+				return fmt.Errorf("layer %d: %s is %d bytes, the limit is less than %d: %w", l.index+1, hdr.Name, hdr.Size, max, ErrLimit)
+			}
+			bytes += hdr.Size
+			files++
+			if err := l.img.addFile(l.index, hdr.Size, bytes, files); err != nil {
+				return err
+			}
 		}
-		bytes += hdr.Size
-		files++
-		if err := l.img.addFile(l.index, hdr.Size, bytes, files); err != nil {
+		ch := clean(hdr)
+		var body io.Reader = eofReader{}
+		if ch.Typeflag == tar.TypeReg {
+			body = tr
+		}
+		if err := fn(ch, body); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(clean(hdr)); err != nil {
-			return fmt.Errorf("layer %d: %s: %w", l.index+1, hdr.Name, err)
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			if _, err := io.CopyN(tw, tr, hdr.Size); err != nil {
+		if ch.Typeflag == tar.TypeReg {
+			// Read the rest, so that a file cut short is an error here.
+			if _, err := io.Copy(io.Discard, tr); err != nil {
 				return fmt.Errorf("layer %d: %s: %w: %w", l.index+1, hdr.Name, ErrCorrupt, err)
 			}
 		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
 	}
 	// The tar ends before its padding; the DiffID covers every byte, and a
 	// gzip checksum is checked only at the stream's end.
@@ -174,6 +159,10 @@ func (l *limitedLayer) normalize(raw io.Reader, w io.Writer) error {
 	}
 	return checkDigest(l.index, l.diffID, h)
 }
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 func checkDigest(index int, want v1.Hash, h hash.Hash) error {
 	if want.Algorithm != "sha256" {
@@ -201,22 +190,4 @@ func clean(h *tar.Header) *tar.Header {
 		out.Size = 0 // devices, FIFOs: no content
 	}
 	return out
-}
-
-// normalized is the unpacker's end of the rewritten stream.
-type normalized struct {
-	pr   *io.PipeReader
-	rc   io.ReadCloser
-	done chan struct{}
-}
-
-func (n *normalized) Read(p []byte) (int, error) { return n.pr.Read(p) }
-
-// Close lets the rewriting goroutine finish: it reads the rest of the layer
-// (its trailing blocks) to check the digest, unless the reader has gone.
-func (n *normalized) Close() error {
-	go io.Copy(io.Discard, n.pr) // the writer may still hold the tar's trailer
-	<-n.done
-	n.pr.Close()
-	return n.rc.Close()
 }

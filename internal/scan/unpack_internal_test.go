@@ -1,0 +1,116 @@
+package scan
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/scangate/scangate/internal/image"
+	"github.com/scangate/scangate/internal/imagetest"
+)
+
+type errAfter struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errAfter) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		return n, e.err
+	}
+	return n, err
+}
+
+// TestReadAhead: the bytes come through in order, the source's own error
+// (a truncation) is kept, and Close mid-stream returns.
+func TestReadAhead(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3*readAheadChunk/16+5)
+	got, err := io.ReadAll(newReadAhead(io.NopCloser(bytes.NewReader(data))))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, err %v; want %d bytes", len(got), err, len(data))
+	}
+	ra := newReadAhead(io.NopCloser(&errAfter{r: bytes.NewReader(data), err: io.ErrUnexpectedEOF}))
+	got, err = io.ReadAll(ra)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
+		t.Fatalf("truncated: %d bytes, err %v; want io.ErrUnexpectedEOF after all bytes", len(got), err)
+	}
+	ra.Close()
+	ra = newReadAhead(io.NopCloser(bytes.NewReader(bytes.Repeat(data, 20))))
+	if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ra.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ra.Read(make([]byte, 10)); err == nil {
+		t.Fatal("read after close: no error")
+	}
+}
+
+func TestClimbsOut(t *testing.T) {
+	for _, tc := range []struct {
+		dir, target string
+		want        bool
+	}{
+		{"", "a/b", false},
+		{"var/lib/dpkg", "../../../etc/x", false},
+		{"var/lib/dpkg", "../../../../etc/x", true},
+		{"a", "/../x", true},
+		{"a", "/x/../y", false},
+		{"a", "b/../../..", true},
+	} {
+		if got := climbsOut(tc.dir, tc.target); got != tc.want {
+			t.Errorf("climbsOut(%q, %q) = %v, want %v", tc.dir, tc.target, got, tc.want)
+		}
+	}
+}
+
+// TestStoredGzipFastPath: a docker-archive's and an OCI layout's gzip
+// layers are inflated from their stored blobs; a layer that would
+// compress on the fly is not. (A go-containerregistry upgrade that renames
+// its types makes scans slower, not wrong: this test says so.)
+func TestStoredGzipFastPath(t *testing.T) {
+	img, _ := imagetest.BookwormApp(t)
+	dir := t.TempDir()
+	archive := imagetest.WriteDockerArchive(t, filepath.Join(dir, "app.tar"), "scangate.test/app:1", img)
+	if _, err := layout.Write(filepath.Join(dir, "oci"), empty.Index); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := layout.FromPath(filepath.Join(dir, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"docker-archive:" + archive, "oci:" + filepath.Join(dir, "oci")} {
+		opened, err := image.Open(context.Background(), ref, image.Options{TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := newLimitedImage(opened.Image, DefaultLimits).Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range ls {
+			if !compressedIsStored(l.(*limitedLayer)) {
+				t.Errorf("%s: layer %d (%T) read through Uncompressed", ref, i+1, l.(*limitedLayer).Layer)
+			}
+		}
+		opened.Close()
+	}
+	ls, err := newLimitedImage(img, DefaultLimits).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if compressedIsStored(ls[0].(*limitedLayer)) {
+		t.Errorf("a layer from an opener (%T) counted as a stored blob", ls[0].(*limitedLayer).Layer)
+	}
+}

@@ -7,7 +7,8 @@ import (
 )
 
 // WithProgress returns img with layers that call report with the number of
-// uncompressed bytes each read delivers, for a progress bar.
+// bytes each read delivers (compressed or not, as the reader asks), for a
+// progress bar.
 func WithProgress(img v1.Image, report func(n int64)) v1.Image {
 	return &progressImage{Image: img, report: report}
 }
@@ -32,6 +33,18 @@ func (p *progressImage) Layers() ([]v1.Layer, error) {
 type progressLayer struct {
 	v1.Layer
 	report func(int64)
+}
+
+// Unwrap returns the layer it reports on, so that a reader can still tell
+// what kind of layer it has.
+func (l *progressLayer) Unwrap() v1.Layer { return l.Layer }
+
+func (l *progressLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return &progressReader{ReadCloser: rc, report: l.report}, nil
 }
 
 func (l *progressLayer) Uncompressed() (io.ReadCloser, error) {

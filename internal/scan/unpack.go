@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/osv-scalibr/extractor/filesystem"
 	"github.com/google/osv-scalibr/plugin"
@@ -178,8 +179,17 @@ func openLayer(l *limitedLayer) (io.ReadCloser, error) {
 // in Compressed. Only its extender of stored blobs (OCI layouts,
 // docker-archives of compressed layers) is known to read one; any other
 // layer, a wrapper included, is read through Uncompressed.
+// Wrappers that say what they wrap (Unwrap) are looked through.
 func compressedIsStored(l *limitedLayer) bool {
-	return fmt.Sprintf("%T", l.Layer) == "*partial.compressedLayerExtender"
+	var inner v1.Layer = l.Layer
+	for {
+		u, ok := inner.(interface{ Unwrap() v1.Layer })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	return fmt.Sprintf("%T", inner) == "*partial.compressedLayerExtender"
 }
 
 type readCloser struct {

@@ -104,6 +104,16 @@ func TestStoredGzipFastPath(t *testing.T) {
 				t.Errorf("%s: layer %d (%T) read through Uncompressed", ref, i+1, l.(*limitedLayer).Layer)
 			}
 		}
+		// The progress bar's wrapper keeps the fast path.
+		ls, err = newLimitedImage(image.WithProgress(opened.Image, func(int64) {}), DefaultLimits).Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range ls {
+			if !compressedIsStored(l.(*limitedLayer)) {
+				t.Errorf("%s with progress: layer %d read through Uncompressed", ref, i+1)
+			}
+		}
 		opened.Close()
 	}
 	ls, err := newLimitedImage(img, DefaultLimits).Layers()

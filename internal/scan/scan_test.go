@@ -28,6 +28,17 @@ import (
 
 var fixtures = imagetest.Fixtures
 
+// fixtureDir holds the shared fixture database; TestMain removes it.
+var fixtureDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
+}
+
 var (
 	dbOnce sync.Once
 	testDB *vulndb.DB
@@ -40,6 +51,7 @@ func fixtureDB(t testing.TB) *vulndb.DB {
 	dbOnce.Do(func() {
 		ctx := context.Background()
 		dir, err := os.MkdirTemp("", "scangate-scan-")
+		fixtureDir = dir
 		if err != nil {
 			dbErr = err
 			return

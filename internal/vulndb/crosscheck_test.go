@@ -19,6 +19,17 @@ import (
 // fixtures is the repository's copy of real feed data (see its NOTICE.md).
 var fixtures = filepath.Join("..", "..", "testdata", "vulndata")
 
+// fixtureDir holds the shared fixture database; TestMain removes it.
+var fixtureDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
+}
+
 var (
 	fixtureOnce sync.Once
 	fixtureDB   *vulndb.DB
@@ -31,6 +42,7 @@ func fixtureDatabase(t testing.TB) *vulndb.DB {
 	t.Helper()
 	fixtureOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "scangate-vulndb-")
+		fixtureDir = dir
 		if err != nil {
 			fixtureErr = err
 			return

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,66 +17,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/image"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
+	"github.com/scangate/scangate/internal/vulndbtest"
 )
 
 var fixtures = imagetest.Fixtures
 
-// fixtureDir holds the shared fixture database; TestMain removes it.
-var fixtureDir string
+func TestMain(m *testing.M) { vulndbtest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if fixtureDir != "" {
-		os.RemoveAll(fixtureDir)
-	}
-	os.Exit(code)
-}
-
-var (
-	dbOnce sync.Once
-	testDB *vulndb.DB
-	dbErr  error
-)
-
-// fixtureDB imports the bundled feeds into a real SQLite file once.
-func fixtureDB(t testing.TB) *vulndb.DB {
-	t.Helper()
-	dbOnce.Do(func() {
-		ctx := context.Background()
-		dir, err := os.MkdirTemp("", "scangate-scan-")
-		fixtureDir = dir
-		if err != nil {
-			dbErr = err
-			return
-		}
-		st, err := store.Open(ctx, filepath.Join(dir, store.FileName))
-		if err != nil {
-			dbErr = err
-			return
-		}
-		var paths []string
-		for _, p := range []string{"go-vulndb.zip", "debian", "alpine", "ghsa", "nvd"} {
-			paths = append(paths, filepath.Join(fixtures, p))
-		}
-		loaded, err := feed.Load(ctx, paths, "", feed.Options{})
-		if err != nil {
-			dbErr = err
-			return
-		}
-		testDB = vulndb.New(st)
-		dbErr = testDB.Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{})
-	})
-	if dbErr != nil {
-		t.Fatal(dbErr)
-	}
-	return testDB
-}
+// fixtureDB is every fixture feed imported into a real SQLite file.
+func fixtureDB(t testing.TB) *vulndb.DB { return vulndbtest.DB(t) }
 
 func diffID(t testing.TB, l v1.Layer) string {
 	d, err := l.DiffID()

@@ -8,69 +8,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/scangate/scangate/internal/feed"
-	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
+	"github.com/scangate/scangate/internal/vulndbtest"
 )
 
 // fixtures is the repository's copy of real feed data (see its NOTICE.md).
-var fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+var fixtures = vulndbtest.Fixtures
 
-// fixtureDir holds the shared fixture database; TestMain removes it.
-var fixtureDir string
+func TestMain(m *testing.M) { vulndbtest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if fixtureDir != "" {
-		os.RemoveAll(fixtureDir)
-	}
-	os.Exit(code)
-}
-
-var (
-	fixtureOnce sync.Once
-	fixtureDB   *vulndb.DB
-	fixtureErr  error
-)
-
-// fixtureDatabase imports every fixture feed into a real SQLite file once
-// for the package's tests.
-func fixtureDatabase(t testing.TB) *vulndb.DB {
-	t.Helper()
-	fixtureOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "scangate-vulndb-")
-		fixtureDir = dir
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		fixtureDB, fixtureErr = importFixtures(context.Background(), filepath.Join(dir, store.FileName))
-	})
-	if fixtureErr != nil {
-		t.Fatalf("import fixtures: %v", fixtureErr)
-	}
-	return fixtureDB
-}
-
-func importFixtures(ctx context.Context, path string) (*vulndb.DB, error) {
-	st, err := store.Open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	paths := []string{"go-vulndb.zip", "pypa-advisory-database.zip", "debian", "alpine", "ghsa", "nvd"}
-	for i, p := range paths {
-		paths[i] = filepath.Join(fixtures, p)
-	}
-	loaded, err := feed.Load(ctx, paths, "", feed.Options{})
-	if err != nil {
-		return nil, err
-	}
-	db := vulndb.New(st)
-	return db, db.Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{})
-}
+// fixtureDatabase is every fixture feed imported into a real SQLite file.
+func fixtureDatabase(t testing.TB) *vulndb.DB { return vulndbtest.DB(t) }
 
 // finding is one line of an expected-findings file reduced to what a match
 // decides: which advisory, for which package version.

@@ -326,13 +326,6 @@ func FuzzDebianTrackerParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, a := range res.Advisories {
-			if a.ID == "" || a.Feed == "" {
-				t.Fatalf("advisory without ID or Feed: %+v", a)
-			}
-			if _, err := vulndb.Clean(&a); err != nil {
-				t.Fatalf("advisory %q: %v", a.ID, err)
-			}
-		}
+		checkParsed(t, res)
 	})
 }

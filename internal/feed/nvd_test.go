@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/scangate/scangate/internal/vulndb"
 )
 
 func TestNVDMatch(t *testing.T) {
@@ -382,13 +380,6 @@ func FuzzNVDParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, a := range res.Advisories {
-			if a.ID == "" || a.Feed == "" {
-				t.Fatalf("advisory without ID or Feed: %+v", a)
-			}
-			if _, err := vulndb.Clean(&a); err != nil {
-				t.Fatalf("advisory %q: %v", a.ID, err)
-			}
-		}
+		checkParsed(t, res)
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // vulndataRoot is the repository's one copy of real upstream feed data; its
@@ -137,4 +139,18 @@ func checkBadInput(t *testing.T, f Format, name string, tests []badInput) []Resu
 		}
 	}
 	return out
+}
+
+// checkParsed is what every fuzzer asks of a parse that succeeded: each
+// advisory has an ID and a feed and passes vulndb.Clean.
+func checkParsed(t *testing.T, res Result) {
+	t.Helper()
+	for _, a := range res.Advisories {
+		if a.ID == "" || a.Feed == "" {
+			t.Fatalf("advisory without ID or Feed: %+v", a)
+		}
+		if _, err := vulndb.Clean(&a); err != nil {
+			t.Fatalf("advisory %q: %v", a.ID, err)
+		}
+	}
 }

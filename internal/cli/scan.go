@@ -210,7 +210,7 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 	if err := scan.Match(ctx, r, vulndb.New(st), order); err != nil {
 		return nil, internalError{err}
 	}
-	if err := scan.SaveInventory(ctx, st, r); err != nil {
+	if err := scan.SaveInventory(ctx, st.Writer(), r); err != nil {
 		return nil, internalError{err}
 	}
 	g.log.Debug("scanned", "image", ref, "packages", len(r.Packages), "findings", len(r.Findings), "took", time.Since(start))

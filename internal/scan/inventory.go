@@ -20,16 +20,17 @@ func (i ImageInfo) ImageID() string {
 	return i.ConfigDigest
 }
 
-// SaveInventory keeps r's image, OS and packages, so that Rematch can match
-// them against a newer database without the image.
-func SaveInventory(ctx context.Context, st *store.Store, r *Report) error {
+// SaveInventory keeps r's image, OS and packages, so that Match can run
+// again against a newer database without the image. ex is the store's
+// writer or a transaction of it.
+func SaveInventory(ctx context.Context, ex store.Execer, r *Report) error {
 	inv := *r
 	inv.Findings, inv.Summary, inv.Fixable = nil, Counts{}, Counts{}
 	doc, err := json.Marshal(inv)
 	if err != nil {
 		return err
 	}
-	_, err = st.Writer().ExecContext(ctx, `INSERT INTO scan_inventories (image_id, ref, doc, scanned_at) VALUES ($1, $2, $3, $4)
+	_, err = ex.ExecContext(ctx, `INSERT INTO scan_inventories (image_id, ref, doc, scanned_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (image_id) DO UPDATE SET ref = excluded.ref, doc = excluded.doc, scanned_at = excluded.scanned_at`,
 		r.Image.ImageID(), r.Image.Ref, string(doc), r.CreatedAt.UTC().Format(time.RFC3339))
 	if err != nil {

@@ -32,13 +32,39 @@ func ParseSeverityOrder(s string) (SeverityOrder, error) {
 // Match fills r.Findings from the database for r.Packages: distribution
 // packages by source package and release, language packages by ecosystem.
 func Match(ctx context.Context, r *Report, db *vulndb.DB, order SeverityOrder) error {
-	v, err := db.Version(ctx)
+	m, err := NewMatcher(ctx, db, order)
 	if err != nil {
 		return err
 	}
-	r.VulnDB = v
-	reader := db.Reader()
-	ratings := map[string][]vulndb.Severity{} // by advisory id, for this scan
+	return m.Match(ctx, r)
+}
+
+// A Matcher matches reports against one state of the database, sharing
+// what it reads between them: re-evaluating many stored inventories reads
+// each package's advisories once.
+type Matcher struct {
+	db      *vulndb.DB
+	reader  *vulndb.Reader
+	version vulndb.Version
+	order   SeverityOrder
+	ratings map[string][]vulndb.Severity // by advisory id
+}
+
+// NewMatcher returns a matcher over db as it is now.
+func NewMatcher(ctx context.Context, db *vulndb.DB, order SeverityOrder) (*Matcher, error) {
+	v, err := db.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Matcher{db: db, reader: db.Reader(), version: v, order: order, ratings: map[string][]vulndb.Severity{}}, nil
+}
+
+// Version is the database version the matcher reads.
+func (m *Matcher) Version() vulndb.Version { return m.version }
+
+// Match fills r.Findings, as the package function does.
+func (m *Matcher) Match(ctx context.Context, r *Report) error {
+	r.VulnDB = m.version
 	r.Findings = r.Findings[:0]
 	for i, p := range r.Packages {
 		if p.Ecosystem == "" || !vulndb.KnownEcosystem(p.Ecosystem) {
@@ -48,19 +74,19 @@ func Match(ctx context.Context, r *Report, db *vulndb.DB, order SeverityOrder) e
 		if p.SourceName != "" {
 			name, version = p.SourceName, p.SourceVersion
 		}
-		ms, err := reader.Affected(ctx, p.Ecosystem, name, version)
+		ms, err := m.reader.Affected(ctx, p.Ecosystem, name, version)
 		if err != nil {
 			return fmt.Errorf("match %s %s: %w", p.Name, p.Version, err)
 		}
-		for _, m := range ms {
-			sevs, ok := ratings[m.ID]
+		for _, a := range ms {
+			sevs, ok := m.ratings[a.ID]
 			if !ok {
-				if sevs, err = relatedSeverities(ctx, db, m.ID); err != nil {
+				if sevs, err = relatedSeverities(ctx, m.db, a.ID); err != nil {
 					return err
 				}
-				ratings[m.ID] = sevs
+				m.ratings[a.ID] = sevs
 			}
-			r.Findings = append(r.Findings, finding(i, m, sevs, order))
+			r.Findings = append(r.Findings, finding(i, a, sevs, m.order))
 		}
 	}
 	slices.SortStableFunc(r.Findings, func(a, b Finding) int {

@@ -181,7 +181,7 @@ func TestRematchStoredInventory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := scan.SaveInventory(ctx, st, first); err != nil {
+	if err := scan.SaveInventory(ctx, st.Writer(), first); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(archive); err != nil {

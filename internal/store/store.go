@@ -109,6 +109,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Execer runs statements: the writer, or a transaction of it.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 

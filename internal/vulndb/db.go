@@ -72,6 +72,10 @@ func New(st *store.Store) *DB {
 type ReplaceOptions struct {
 	// Downloads are validators to record with the data they fetched.
 	Downloads []Download
+	// InTx runs in the replace's transaction once the feeds are stored, so
+	// that what must follow a change of the database (the server queues a
+	// re-evaluation of stored images) commits with it or not at all.
+	InTx func(context.Context, *sql.Tx) error
 }
 
 // Replace stores feeds, each replacing the stored feed of the same name,
@@ -91,7 +95,13 @@ func (db *DB) Replace(ctx context.Context, feeds []Feed, opts ReplaceOptions) er
 				return fmt.Errorf("record download %s: %w", d.URL, err)
 			}
 		}
-		return updateVersion(ctx, tx, now)
+		if err := updateVersion(ctx, tx, now); err != nil {
+			return err
+		}
+		if opts.InTx != nil {
+			return opts.InTx(ctx, tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("vulndb: %w", err)

@@ -1,0 +1,205 @@
+// Package auth holds scangate's access tokens and the roles they carry.
+//
+// A token is 32 random bytes shown once, at creation; the database keeps only
+// its SHA-256, so a copy of the database lets nobody in. A plain hash (not a
+// password hash) is enough because the secret is random, not chosen by a
+// person, as GitHub and Harbor do for their tokens.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/scangate/scangate/internal/store"
+)
+
+// Role is what a token may do.
+type Role string
+
+// The roles, each allowed what the one before it is.
+const (
+	RoleReader Role = "reader" // pull images, read results
+	RolePusher Role = "pusher" // and push images
+	RoleAdmin  Role = "admin"  // and delete, manage tokens, rules and the rest
+)
+
+// Roles lists the roles from least to most allowed.
+var Roles = []Role{RoleReader, RolePusher, RoleAdmin}
+
+// ParseRole checks a role's name.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown role %q: want reader, pusher or admin", s)
+}
+
+func (r Role) rank() int {
+	for i, x := range Roles {
+		if x == r {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Allows reports whether a token with role r may do what need allows.
+func (r Role) Allows(need Role) bool { return r.rank() >= need.rank() && need.rank() > 0 }
+
+// Token is a stored token, without its secret.
+type Token struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       Role       `json:"role"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// Prefix starts every secret, so that leaked tokens are easy to search for.
+const Prefix = "sgt_"
+
+// ErrInvalid reports an unknown or revoked token.
+var ErrInvalid = errors.New("invalid token")
+
+// ErrExists reports a token name already taken.
+var ErrExists = errors.New("a token with this name exists")
+
+// Tokens is the token table.
+type Tokens struct {
+	st  *store.Store
+	now func() time.Time
+}
+
+// NewTokens returns the token table of st.
+func NewTokens(st *store.Store) *Tokens { return &Tokens{st: st, now: time.Now} }
+
+// Create makes a token and returns its secret, which is not stored.
+func (t *Tokens) Create(ctx context.Context, name string, role Role) (string, Token, error) {
+	if name == "" || len(name) > 128 {
+		return "", Token{}, errors.New("a token needs a name of 1 to 128 characters")
+	}
+	if role.rank() == 0 {
+		return "", Token{}, fmt.Errorf("unknown role %q", role)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", Token{}, err
+	}
+	secret := Prefix + hex.EncodeToString(raw)
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return "", Token{}, err
+	}
+	tok := Token{ID: hex.EncodeToString(id), Name: name, Role: role, CreatedAt: t.now().UTC().Truncate(time.Second)}
+	_, err := t.st.Writer().ExecContext(ctx,
+		`INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		tok.ID, tok.Name, string(tok.Role), hash(secret), tok.CreatedAt.Format(time.RFC3339))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return "", Token{}, fmt.Errorf("token %q: %w", name, ErrExists)
+		}
+		return "", Token{}, fmt.Errorf("create token %q: %w", name, err)
+	}
+	return secret, tok, nil
+}
+
+// Verify returns the token whose secret this is.
+func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
+	if !strings.HasPrefix(secret, Prefix) || len(secret) > 128 {
+		return Token{}, ErrInvalid
+	}
+	row := t.st.Reader().QueryRowContext(ctx,
+		`SELECT id, name, role, created_at, last_used_at FROM tokens WHERE hash = $1`, hash(secret))
+	tok, err := scanToken(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, ErrInvalid
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("verify token: %w", err)
+	}
+	// Recording every use would put a write behind every registry
+	// request; to the minute is enough to tell a used token from a dead one.
+	now := t.now().UTC()
+	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
+		_, _ = t.st.Writer().ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, now.Format(time.RFC3339), tok.ID)
+	}
+	return tok, nil
+}
+
+// List returns every token, by name.
+func (t *Tokens) List(ctx context.Context) ([]Token, error) {
+	rows, err := t.st.Reader().QueryContext(ctx, `SELECT id, name, role, created_at, last_used_at FROM tokens ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		tok, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, tok)
+	}
+	return out, rows.Err()
+}
+
+// Revoke deletes the token named name.
+func (t *Tokens) Revoke(ctx context.Context, name string) error {
+	res, err := t.st.Writer().ExecContext(ctx, `DELETE FROM tokens WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("revoke token %q: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("revoke token %q: no such token", name)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanToken(s scanner) (Token, error) {
+	var tok Token
+	var role, created string
+	var used sql.NullString
+	if err := s.Scan(&tok.ID, &tok.Name, &role, &created, &used); err != nil {
+		return Token{}, err
+	}
+	tok.Role = Role(role)
+	tok.CreatedAt, _ = time.Parse(time.RFC3339, created)
+	if used.Valid {
+		t, err := time.Parse(time.RFC3339, used.String)
+		if err == nil {
+			tok.LastUsedAt = &t
+		}
+	}
+	return tok, nil
+}
+
+func hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Secret returns the token a request carries: the password of HTTP Basic
+// authentication (what `docker login` sends) or a Bearer token.
+func Secret(r *http.Request) (string, bool) {
+	if _, pw, ok := r.BasicAuth(); ok {
+		return pw, true
+	}
+	h := r.Header.Get("Authorization")
+	if s, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(s), true
+	}
+	return "", false
+}

@@ -1,0 +1,241 @@
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/store"
+)
+
+// A Handler is a built-in rule target: scangate code that acts on events,
+// such as the pipeline gate. It runs as a durable job, retried on error, so
+// it must be idempotent.
+type Handler func(ctx context.Context, e Envelope) error
+
+// BusOptions tune a Bus.
+type BusOptions struct {
+	// RetryWindow is how long a failing delivery is retried before it goes
+	// to the dead-letter list (24 hours by default, as EventBridge does).
+	RetryWindow time.Duration
+	// MaxBackoff caps the wait between two attempts (1 hour by default).
+	MaxBackoff time.Duration
+	// Client sends webhooks (10 s timeout by default).
+	Client *http.Client
+	// OnDelivery hears of every delivery attempt, for metrics.
+	OnDelivery func(rule, target string, err error)
+	Logger     *slog.Logger
+}
+
+// Bus keeps the event log and routes its events by rules to targets, each
+// step a durable job: an event is published in the transaction that
+// records what it tells, and reaches every target of every matching rule
+// at least once.
+type Bus struct {
+	st    *store.Store
+	jobs  *jobs.Client
+	rules *Rules
+	opts  BusOptions
+
+	mu       sync.RWMutex
+	handlers map[string]Handler
+	builtin  []Rule
+}
+
+// NewBus returns the bus over st's event log and rules, inserting its jobs
+// with client. Register its workers before the client starts.
+func NewBus(st *store.Store, client *jobs.Client, opts BusOptions) *Bus {
+	if opts.RetryWindow == 0 {
+		opts.RetryWindow = 24 * time.Hour
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = time.Hour
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Bus{st: st, jobs: client, rules: NewRules(st), opts: opts, handlers: map[string]Handler{}}
+}
+
+// Register adds the bus's workers.
+func (b *Bus) Register(w *river.Workers) {
+	river.AddWorker(w, &routeWorker{bus: b})
+	river.AddWorker(w, &deliverWorker{bus: b})
+}
+
+// Handle registers a built-in handler under name, and a built-in rule that
+// sends it the events pattern matches.
+func (b *Bus) Handle(name string, pattern string, h Handler) error {
+	r := Rule{Name: name, Pattern: json.RawMessage(pattern), Targets: []Target{{ID: name, Handler: name}}, Builtin: true}
+	if err := r.Check(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.handlers[name] = h
+	b.builtin = append(b.builtin, r)
+	return nil
+}
+
+// Rules returns the built-in rules and then the stored ones.
+func (b *Bus) Rules(ctx context.Context) ([]Rule, error) {
+	stored, err := b.rules.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return append(append([]Rule{}, b.builtin...), stored...), nil
+}
+
+// Publish writes e to the event log and queues its routing, in tx, which
+// should be the transaction that records what the event tells.
+func (b *Bus) Publish(ctx context.Context, tx *sql.Tx, e Envelope) error {
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", e.DetailType, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, time, source, detail_type, doc) VALUES ($1, $2, $3, $4, $5)`,
+		e.ID, e.Time.UTC().Format(time.RFC3339), e.Source, e.DetailType, string(doc)); err != nil {
+		return fmt.Errorf("publish %s: %w", e.DetailType, err)
+	}
+	if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: e.ID}, nil); err != nil {
+		return fmt.Errorf("publish %s: %w", e.DetailType, err)
+	}
+	return nil
+}
+
+// PublishNow publishes e in a transaction of its own.
+func (b *Bus) PublishNow(ctx context.Context, e Envelope) error {
+	return b.st.InTx(ctx, func(tx *sql.Tx) error { return b.Publish(ctx, tx, e) })
+}
+
+// Logged is an event as the log keeps it.
+type Logged struct {
+	Seq   int64
+	Event Envelope
+}
+
+// ErrNoEvent reports an event id not in the log.
+var ErrNoEvent = errors.New("no such event")
+
+// Event returns one logged event.
+func (b *Bus) Event(ctx context.Context, id string) (Envelope, error) {
+	var doc string
+	err := b.st.Reader().QueryRowContext(ctx, `SELECT doc FROM events WHERE id = $1`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Envelope{}, fmt.Errorf("event %s: %w", id, ErrNoEvent)
+	}
+	if err != nil {
+		return Envelope{}, fmt.Errorf("event %s: %w", id, err)
+	}
+	return Parse([]byte(doc))
+}
+
+// Log returns up to limit events after seq, oldest first.
+func (b *Bus) Log(ctx context.Context, after int64, limit int) ([]Logged, error) {
+	return ListLog(ctx, b.st, after, limit)
+}
+
+// ListLog returns up to limit events logged in st after seq, oldest first.
+func ListLog(ctx context.Context, st *store.Store, after int64, limit int) ([]Logged, error) {
+	rows, err := st.Reader().QueryContext(ctx, `SELECT seq, doc FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("event log: %w", err)
+	}
+	defer rows.Close()
+	var out []Logged
+	for rows.Next() {
+		var l Logged
+		var doc string
+		if err := rows.Scan(&l.Seq, &doc); err != nil {
+			return nil, fmt.Errorf("event log: %w", err)
+		}
+		if l.Event, err = Parse([]byte(doc)); err != nil {
+			return nil, fmt.Errorf("event log, event %d: %w", l.Seq, err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// routeArgs asks for one event to be matched against the rules. A replay
+// names one rule (or none for all) and a nonce, so that its deliveries are
+// new jobs rather than duplicates of the first ones.
+type routeArgs struct {
+	EventID string `json:"event_id"`
+	Rule    string `json:"rule,omitempty"`
+	Replay  string `json:"replay,omitempty"`
+}
+
+func (routeArgs) Kind() string { return "route_event" }
+
+type routeWorker struct {
+	river.WorkerDefaults[routeArgs]
+	bus *Bus
+}
+
+func (w *routeWorker) Work(ctx context.Context, job *river.Job[routeArgs]) error {
+	b := w.bus
+	e, err := b.Event(ctx, job.Args.EventID)
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	rules, err := b.Rules(ctx)
+	if err != nil {
+		return err
+	}
+	var deliveries []river.InsertManyParams
+	for _, r := range rules {
+		if job.Args.Rule != "" && r.Name != job.Args.Rule {
+			continue
+		}
+		p, err := CompilePattern(r.Pattern)
+		if err != nil {
+			b.opts.Logger.Warn("rule has a bad pattern", "rule", r.Name, "err", err)
+			continue
+		}
+		if ok, err := p.Match(doc); err != nil || !ok {
+			continue
+		}
+		for _, t := range r.Targets {
+			deliveries = append(deliveries, river.InsertManyParams{
+				Args:       deliverArgs{EventID: e.ID, Rule: r.Name, Target: t, Replay: job.Args.Replay},
+				InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}},
+			})
+		}
+	}
+	if len(deliveries) == 0 {
+		return nil
+	}
+	// Unique by arguments: a route job run twice after a crash queues each
+	// delivery once.
+	return b.st.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := b.jobs.InsertManyTx(ctx, tx, deliveries)
+		return err
+	})
+}
+
+func nonce() string {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	return hex.EncodeToString(raw[:])
+}

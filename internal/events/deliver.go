@@ -1,0 +1,260 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Webhook headers. The signature is GitHub's scheme: "sha256=" and the hex
+// HMAC-SHA256 of the body under the target's secret.
+const (
+	HeaderSignature = "X-Scangate-Signature-256"
+	HeaderEventID   = "X-Scangate-Event-Id"
+	HeaderRule      = "X-Scangate-Rule"
+)
+
+// Sign returns the signature header's value for body under secret.
+func Sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// deliverArgs sends one event to one target. The target is copied into the
+// job, so a rule changed after routing does not change where an event that
+// already matched it goes.
+type deliverArgs struct {
+	EventID string `json:"event_id"`
+	Rule    string `json:"rule"`
+	Target  Target `json:"target"`
+	Replay  string `json:"replay,omitempty"`
+}
+
+func (deliverArgs) Kind() string { return "deliver_event" }
+
+func (deliverArgs) InsertOpts() river.InsertOpts {
+	// The retry window, not a count, ends the retries (deliverWorker).
+	return river.InsertOpts{MaxAttempts: 10_000, Queue: "events"}
+}
+
+type deliverWorker struct {
+	river.WorkerDefaults[deliverArgs]
+	bus *Bus
+}
+
+func (w *deliverWorker) Timeout(*river.Job[deliverArgs]) time.Duration { return time.Minute }
+
+// NextRetry backs off exponentially from one second, up to MaxBackoff,
+// with jitter so that a receiver coming back is not hit by every retry at
+// once.
+func (w *deliverWorker) NextRetry(job *river.Job[deliverArgs]) time.Time {
+	d := time.Second << min(job.Attempt-1, 20)
+	d = min(d, w.bus.opts.MaxBackoff)
+	d = d/2 + rand.N(d/2+1)
+	return time.Now().Add(d)
+}
+
+func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
+	b := w.bus
+	a := job.Args
+	err := b.deliver(ctx, a)
+	if b.opts.OnDelivery != nil {
+		b.opts.OnDelivery(a.Rule, a.Target.ID, err)
+	}
+	if err == nil {
+		return nil
+	}
+	if time.Since(job.CreatedAt) < b.opts.RetryWindow {
+		return err
+	}
+	b.opts.Logger.Warn("event delivery failed for good; kept in the dead-letter list",
+		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "attempts", job.Attempt, "err", err)
+	return b.deadLetter(ctx, a, job.Attempt, err)
+}
+
+func (b *Bus) deliver(ctx context.Context, a deliverArgs) error {
+	e, err := b.Event(ctx, a.EventID)
+	if err != nil {
+		return err
+	}
+	if a.Target.Handler != "" {
+		b.mu.RLock()
+		h := b.handlers[a.Target.Handler]
+		b.mu.RUnlock()
+		if h == nil {
+			return fmt.Errorf("no built-in handler %q", a.Target.Handler)
+		}
+		return h(ctx, e)
+	}
+	return b.post(ctx, a, e)
+}
+
+func (b *Bus) post(ctx context.Context, a deliverArgs, e Envelope) error {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Target.Webhook, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("webhook %s: %w", a.Target.Webhook, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "scangate")
+	req.Header.Set(HeaderEventID, e.ID)
+	req.Header.Set(HeaderRule, a.Rule)
+	if a.Target.Secret != "" {
+		req.Header.Set(HeaderSignature, Sign(a.Target.Secret, body))
+	}
+	resp, err := b.opts.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook %s: %w", a.Target.Webhook, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("webhook %s: %s", a.Target.Webhook, resp.Status)
+	}
+	return nil
+}
+
+// DeadLetter is a delivery that failed for its whole retry window.
+type DeadLetter struct {
+	ID         int64      `json:"id"`
+	EventID    string     `json:"eventId"`
+	Rule       string     `json:"rule"`
+	Target     Target     `json:"target"`
+	Attempts   int        `json:"attempts"`
+	Error      string     `json:"error"`
+	FailedAt   time.Time  `json:"failedAt"`
+	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
+}
+
+func (b *Bus) deadLetter(ctx context.Context, a deliverArgs, attempts int, cause error) error {
+	target, err := json.Marshal(a.Target)
+	if err != nil {
+		return err
+	}
+	_, err = b.st.Writer().ExecContext(ctx, `INSERT INTO dead_letters (event_id, rule, target, attempts, error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		a.EventID, a.Rule, string(target), attempts, cause.Error(), time.Now().UTC().Format(time.RFC3339))
+	if err != nil {
+		return fmt.Errorf("dead-letter event %s: %w", a.EventID, err)
+	}
+	return nil
+}
+
+// DeadLetters lists the dead-letter list, oldest first; pending leaves out
+// the ones already replayed.
+func (b *Bus) DeadLetters(ctx context.Context, pending bool) ([]DeadLetter, error) {
+	q := `SELECT id, event_id, rule, target, attempts, error, failed_at, replayed_at FROM dead_letters`
+	if pending {
+		q += ` WHERE replayed_at IS NULL`
+	}
+	rows, err := b.st.Reader().QueryContext(ctx, q+` ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var d DeadLetter
+		var target, failed string
+		var replayed sql.NullString
+		if err := rows.Scan(&d.ID, &d.EventID, &d.Rule, &target, &d.Attempts, &d.Error, &failed, &replayed); err != nil {
+			return nil, fmt.Errorf("dead letters: %w", err)
+		}
+		if err := json.Unmarshal([]byte(target), &d.Target); err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
+		}
+		d.FailedAt, _ = time.Parse(time.RFC3339, failed)
+		if replayed.Valid {
+			t, _ := time.Parse(time.RFC3339, replayed.String)
+			d.ReplayedAt = &t
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ReplayDeadLetters queues the pending dead letters (or those of ids) for
+// delivery again, with a fresh retry window, and marks them replayed.
+func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, error) {
+	all, err := b.DeadLetters(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	want := map[int64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	now := time.Now().UTC().Format(time.RFC3339)
+	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
+		for _, d := range all {
+			if len(ids) > 0 && !want[d.ID] {
+				continue
+			}
+			args := deliverArgs{EventID: d.EventID, Rule: d.Rule, Target: d.Target, Replay: nonce()}
+			if _, err := b.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE dead_letters SET replayed_at = $1 WHERE id = $2`, now, d.ID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay dead letters: %w", err)
+	}
+	return n, nil
+}
+
+// ReplayEvents routes the logged events from since to until again, to
+// every rule or only to the rule named rule, as EventBridge's archive
+// replay does, and returns how many.
+func (b *Bus) ReplayEvents(ctx context.Context, since, until time.Time, rule string) (int, error) {
+	rows, err := b.st.Reader().QueryContext(ctx, `SELECT id FROM events WHERE time >= $1 AND time <= $2 ORDER BY seq`,
+		since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
+	if err != nil {
+		return 0, fmt.Errorf("replay events: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	replay := nonce()
+	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: id, Rule: rule, Replay: replay}, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay events: %w", err)
+	}
+	return len(ids), nil
+}

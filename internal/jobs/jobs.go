@@ -1,0 +1,114 @@
+// Package jobs runs scangate's durable work on River, in the same SQLite
+// database as the state the work changes: a job is inserted in the
+// transaction that records why it exists, so a crash can lose neither.
+//
+// scangate runs as one server process per data directory (the server holds
+// a lock on it), so a job found running at start belongs to a process that
+// died: Recover makes it available again at once instead of waiting for
+// River's stuck-job rescuer, which must assume another process may still be
+// working on it.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/scangate/scangate/internal/store"
+)
+
+// Client is River's client over the store's writer connection.
+type Client = river.Client[*sql.Tx]
+
+// Migrate brings River's tables to the version this build expects.
+func Migrate(ctx context.Context, st *store.Store) error {
+	m, err := rivermigrate.New(riversqlite.New(st.Writer()), &rivermigrate.Config{Logger: quiet()})
+	if err != nil {
+		return fmt.Errorf("job tables: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job tables: %w", err)
+	}
+	return nil
+}
+
+// Recover makes the jobs that were running when the last server stopped
+// available again, and returns how many there were. Call it only while no
+// River client works on the database.
+func Recover(ctx context.Context, st *store.Store) (int64, error) {
+	res, err := st.Writer().ExecContext(ctx,
+		`UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec') WHERE state = 'running'`)
+	if err != nil {
+		return 0, fmt.Errorf("recover jobs: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// Config is how many workers each queue runs and how the client logs.
+type Config struct {
+	Queues map[string]int
+	Logger *slog.Logger
+	// Poll is how often idle queues look for new jobs; SQLite has no
+	// LISTEN/NOTIFY, so this bounds the delay of a job inserted by another
+	// process.
+	Poll time.Duration
+}
+
+// New returns a client that works the queues in cfg with workers. With no
+// queues it only inserts, as the CLI does.
+func New(st *store.Store, workers *river.Workers, cfg Config) (*Client, error) {
+	rc := &river.Config{
+		Logger:            cfg.Logger,
+		Workers:           workers,
+		FetchPollInterval: cfg.Poll,
+		FetchCooldown:     10 * time.Millisecond,
+		JobTimeout:        -1, // each worker sets its own Timeout
+	}
+	if rc.Logger == nil {
+		rc.Logger = quiet()
+	}
+	if rc.FetchPollInterval == 0 {
+		rc.FetchPollInterval = 200 * time.Millisecond
+	}
+	if len(cfg.Queues) > 0 {
+		rc.Queues = map[string]river.QueueConfig{}
+		for q, n := range cfg.Queues {
+			rc.Queues[q] = river.QueueConfig{MaxWorkers: n}
+		}
+	}
+	c, err := river.NewClient(riversqlite.New(st.Writer()), rc)
+	if err != nil {
+		return nil, fmt.Errorf("job client: %w", err)
+	}
+	return c, nil
+}
+
+// Pending counts the jobs waiting to run or to be retried, per kind.
+func Pending(ctx context.Context, st *store.Store) (map[string]int, error) {
+	rows, err := st.Reader().QueryContext(ctx,
+		`SELECT kind, count(*) FROM river_job WHERE state IN ('available', 'scheduled', 'retryable', 'running') GROUP BY kind`)
+	if err != nil {
+		return nil, fmt.Errorf("pending jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, err
+		}
+		out[kind] = n
+	}
+	return out, rows.Err()
+}
+
+func quiet() *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}

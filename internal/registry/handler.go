@@ -1,0 +1,167 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/scangate/scangate/internal/auth"
+)
+
+// ServeHTTP serves the registry API at /v2/, checking the request's token
+// and telling Hooks of manifest pushes and pulls.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if !r.authorize(w, req) {
+		return
+	}
+	name, ref, ok := manifestPath(req.URL.Path)
+	if !ok || r.cfg.Hooks == nil {
+		r.app.ServeHTTP(w, req)
+		return
+	}
+	switch req.Method {
+	case http.MethodPut:
+		hw := &hookWriter{ResponseWriter: w, onStatus: func(status int) int {
+			if status != http.StatusCreated {
+				return status
+			}
+			m := Manifest{Repository: name, Digest: w.Header().Get("Docker-Content-Digest"), MediaType: req.Header.Get("Content-Type")}
+			if !strings.HasPrefix(ref, "sha256:") && !strings.HasPrefix(ref, "sha512:") {
+				m.Tag = ref
+			}
+			if err := r.cfg.Hooks.ManifestPushed(req.Context(), m); err != nil {
+				// The manifest is stored but not recorded: the client
+				// must not think the push is done, and retries it.
+				w.Header().Set("Content-Type", "application/json")
+				return http.StatusInternalServerError
+			}
+			return status
+		}}
+		r.app.ServeHTTP(hw, req)
+	case http.MethodGet:
+		rec := &statusWriter{ResponseWriter: w}
+		r.app.ServeHTTP(rec, req)
+		if rec.status == http.StatusOK {
+			m := Manifest{Repository: name, Digest: w.Header().Get("Docker-Content-Digest"), MediaType: w.Header().Get("Content-Type")}
+			if !strings.HasPrefix(ref, "sha256:") {
+				m.Tag = ref
+			}
+			r.cfg.Hooks.ManifestPulled(req.Context(), m)
+		}
+	default:
+		r.app.ServeHTTP(w, req)
+	}
+}
+
+// need is the role a registry request needs.
+func need(req *http.Request) auth.Role {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		return auth.RoleReader
+	case http.MethodDelete:
+		return auth.RoleAdmin
+	default:
+		return auth.RolePusher
+	}
+}
+
+// authorize checks the request's token, answering 401 or 403 itself when
+// the request may not go on.
+func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) bool {
+	want := need(req)
+	secret, has := auth.Secret(req)
+	if !has {
+		// /v2/ always asks for credentials: Docker pings it to learn how to
+		// authenticate, and would never send a token for a push if the
+		// ping had not asked for one.
+		base := req.URL.Path == "/v2/" || req.URL.Path == "/v2"
+		if r.cfg.AnonymousPull && want == auth.RoleReader && !base {
+			return true
+		}
+		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+		return false
+	}
+	tok, err := r.cfg.Tokens.Verify(req.Context(), secret)
+	if err != nil {
+		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid token")
+		return false
+	}
+	if !tok.Role.Allows(want) {
+		deny(w, http.StatusForbidden, "DENIED", "token "+tok.Name+" ("+string(tok.Role)+") may not "+req.Method+" here; it needs the "+string(want)+" role")
+		return false
+	}
+	return true
+}
+
+// deny writes an error in the distribution specification's shape.
+func deny(w http.ResponseWriter, status int, code, msg string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="scangate"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+}
+
+// manifestPath splits /v2/NAME/manifests/REF.
+func manifestPath(p string) (name, ref string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndex(rest, "/manifests/")
+	if i <= 0 {
+		return "", "", false
+	}
+	name, ref = rest[:i], rest[i+len("/manifests/"):]
+	if ref == "" || strings.Contains(ref, "/") {
+		return "", "", false
+	}
+	return name, ref, true
+}
+
+// hookWriter lets onStatus see, and change, the status before it is sent.
+type hookWriter struct {
+	http.ResponseWriter
+	onStatus func(int) int
+	done     bool
+}
+
+func (h *hookWriter) WriteHeader(status int) {
+	if !h.done {
+		h.done = true
+		status = h.onStatus(status)
+	}
+	h.ResponseWriter.WriteHeader(status)
+}
+
+func (h *hookWriter) Write(b []byte) (int, error) {
+	if !h.done {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+func (h *hookWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// statusWriter remembers the status sent.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+	s.ResponseWriter.WriteHeader(status)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,212 @@
+// Package registry embeds an OCI registry (distribution v3, the code behind
+// Docker's registry and Harbor) in scangate, with filesystem storage under
+// the data directory.
+//
+// distribution's notifications are kept in memory and lost if the process
+// dies, so scangate does not use them. Instead the registry's handler is
+// wrapped: a manifest push is reported to Hooks.ManifestPushed before the
+// client hears "201 Created", so a push the client saw succeed is always
+// recorded, and one that was not recorded is retried by the client (it got
+// an error) or found by Manifests when the server starts again.
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the "filesystem" driver
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+
+	"github.com/scangate/scangate/internal/auth"
+)
+
+// Config configures the embedded registry.
+type Config struct {
+	// Root is the folder the registry stores blobs and manifests in.
+	Root string
+	// MaxCatalog and MaxTags bound one page of /v2/_catalog and of a tag
+	// list (distribution's default for both is 1000).
+	MaxCatalog int
+	MaxTags    int
+	// AnonymousPull lets requests without a token pull.
+	AnonymousPull bool
+	// Tokens checks the tokens requests carry.
+	Tokens *auth.Tokens
+	// Hooks hears of manifest pushes and pulls; nil hears nothing.
+	Hooks Hooks
+}
+
+// Manifest names one manifest in the registry.
+type Manifest struct {
+	Repository string
+	Digest     string
+	MediaType  string
+	Tag        string // the tag it was pushed or pulled by, if any
+}
+
+// Hooks are told what happens to manifests.
+type Hooks interface {
+	// ManifestPushed runs after a manifest is stored and before the client
+	// is told; an error makes the push fail for the client, who retries.
+	ManifestPushed(ctx context.Context, m Manifest) error
+	// ManifestPulled runs after a manifest was served.
+	ManifestPulled(ctx context.Context, m Manifest)
+}
+
+// Registry is the embedded registry.
+type Registry struct {
+	cfg Config
+	app *handlers.App
+	ns  distribution.Namespace
+}
+
+// New opens the registry stored under cfg.Root.
+func New(ctx context.Context, cfg Config) (*Registry, error) {
+	if err := os.MkdirAll(cfg.Root, 0o750); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	secret, err := httpSecret(filepath.Join(cfg.Root, "http-secret"))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	quietLogrus()
+	params := configuration.Parameters{"rootdirectory": cfg.Root}
+	dc := &configuration.Configuration{
+		Storage: configuration.Storage{
+			"filesystem": params,
+			"delete":     configuration.Parameters{"enabled": true},
+		},
+		Catalog: configuration.Catalog{MaxEntries: cfg.MaxCatalog},
+		Tags:    configuration.Tags{MaxTags: cfg.MaxTags},
+	}
+	dc.HTTP.Secret = secret
+	// NewApp panics on a bad storage configuration; ours is fixed, but a
+	// data folder it cannot use must still be an error.
+	var app *handlers.App
+	if err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+			}
+		}()
+		app = handlers.NewApp(ctx, dc)
+		return nil
+	}(); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	driver, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": cfg.Root})
+	if err != nil {
+		return nil, fmt.Errorf("registry storage: %w", err)
+	}
+	ns, err := storage.NewRegistry(ctx, driver, storage.EnableDelete)
+	if err != nil {
+		return nil, fmt.Errorf("registry storage: %w", err)
+	}
+	return &Registry{cfg: cfg, app: app, ns: ns}, nil
+}
+
+// Close stops the registry's background work.
+func (r *Registry) Close() error { return r.app.Shutdown() }
+
+// httpSecret returns the secret that signs upload state, kept in a file so
+// that an upload survives a restart of the server.
+func httpSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return string(b), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	s := fmt.Sprintf("%x", raw)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// quietLogrus silences distribution's logging, which goes to logrus's
+// standard logger (its logger-in-context helpers are internal to it):
+// scangate reports what matters through its own log.
+func quietLogrus() {
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrus.ErrorLevel)
+}
+
+// Manifests calls fn for every manifest stored in the registry.
+func (r *Registry) Manifests(ctx context.Context, fn func(Manifest) error) error {
+	repos, ok := r.ns.(distribution.RepositoryEnumerator)
+	if !ok {
+		return errors.New("registry storage cannot list repositories")
+	}
+	return repos.Enumerate(ctx, func(name string) error {
+		repo, err := r.repository(ctx, name)
+		if err != nil {
+			return err
+		}
+		ms, err := repo.Manifests(ctx)
+		if err != nil {
+			return err
+		}
+		en, ok := ms.(distribution.ManifestEnumerator)
+		if !ok {
+			return errors.New("registry storage cannot list manifests")
+		}
+		return en.Enumerate(ctx, func(d digest.Digest) error {
+			m, err := ms.Get(ctx, d)
+			if err != nil {
+				return fmt.Errorf("manifest %s@%s: %w", name, d, err)
+			}
+			mt, _, err := m.Payload()
+			if err != nil {
+				return fmt.Errorf("manifest %s@%s: %w", name, d, err)
+			}
+			return fn(Manifest{Repository: name, Digest: d.String(), MediaType: mt})
+		})
+	})
+}
+
+// Tags returns the tags that point at digest in repository.
+func (r *Registry) Tags(ctx context.Context, repository, dgst string) ([]string, error) {
+	repo, err := r.repository(ctx, repository)
+	if err != nil {
+		return nil, err
+	}
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := repo.Tags(ctx).Lookup(ctx, distribution.Descriptor{Digest: d})
+	if err != nil {
+		return nil, fmt.Errorf("tags of %s@%s: %w", repository, dgst, err)
+	}
+	return tags, nil
+}
+
+func (r *Registry) repository(ctx context.Context, name string) (distribution.Repository, error) {
+	named, err := reference.WithName(name)
+	if err != nil {
+		return nil, fmt.Errorf("repository %q: %w", name, err)
+	}
+	repo, err := r.ns.Repository(ctx, named)
+	if err != nil {
+		return nil, fmt.Errorf("repository %q: %w", name, err)
+	}
+	return repo, nil
+}

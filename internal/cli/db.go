@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -38,6 +41,20 @@ func newDBCmd(g *globals) *cobra.Command {
 // withDB opens the store and runs fn with its vulnerability database.
 func (g *globals) withDB(ctx context.Context, fn func(*vulndb.DB) error) error {
 	return g.withStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
+}
+
+// reevaluation returns the hook that queues, in the transaction that
+// changes the database, a re-evaluation of the images the server keeps: the
+// server runs it when it is up, or when it next starts.
+func reevaluation(ctx context.Context, st *store.Store) (func(context.Context, *sql.Tx) error, error) {
+	if err := jobs.Migrate(ctx, st); err != nil {
+		return nil, err
+	}
+	client, err := jobs.New(st, nil, jobs.Config{}) // inserts only
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }, nil
 }
 
 // withStore opens the store for fn and closes it after.
@@ -70,8 +87,12 @@ transaction: a failed import leaves the database as it was.`,
 			if err != nil {
 				return badInput(err)
 			}
-			return g.withDB(ctx, func(db *vulndb.DB) error {
-				if err := db.Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{}); err != nil {
+			return g.withStore(ctx, func(st *store.Store) error {
+				reevaluate, err := reevaluation(ctx, st)
+				if err != nil {
+					return internalError{err}
+				}
+				if err := vulndb.New(st).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: reevaluate}); err != nil {
 					return internalError{err}
 				}
 				return g.reportImport(loaded)

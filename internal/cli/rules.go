@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/store"
 )
 
 func newRulesCmd(g *globals) *cobra.Command {
@@ -16,8 +20,121 @@ func newRulesCmd(g *globals) *cobra.Command {
 		Use:   "rules",
 		Short: "Work with event rules and their EventBridge-style patterns",
 	}
-	cmd.AddCommand(newRulesTestCmd(g))
+	cmd.AddCommand(newRulesTestCmd(g), newRulesPutCmd(g), newRulesListCmd(g), newRulesDeleteCmd(g))
 	return cmd
+}
+
+func newRulesPutCmd(g *globals) *cobra.Command {
+	var file, pattern, secret, handler string
+	var webhooks []string
+	cmd := &cobra.Command{
+		Use:   "put NAME (--file RULE.json | --pattern PATTERN --webhook URL [--secret S])",
+		Short: "Create or replace a rule",
+		Long: `Put stores a rule: an event pattern and up to 5 targets. Each event the
+pattern matches is delivered to every target: a webhook gets a POST of the
+event with the header X-Scangate-Signature-256 (sha256=HMAC-SHA256 of the body
+under --secret), retried with exponential backoff for the server's
+--delivery-retry-window, then kept in the dead-letter list.
+
+--file takes the API's body: {"pattern": {...}, "targets": [{"id": "...",
+"webhook": "https://...", "secret": "..."}]}. PATTERN is JSON or @FILE.`,
+		Example: `  scangate rules put critical --pattern '{"detail-type": ["Scan"], "detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}' \
+      --webhook http://127.0.0.1:9000/hook --secret s3cret`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			rule, err := ruleFromFlags(a[0], file, pattern, webhooks, secret, handler)
+			if err != nil {
+				return usageError{err}
+			}
+			return g.withStore(cmd.Context(), func(st *store.Store) error {
+				if err := events.NewRules(st).Put(cmd.Context(), rule); err != nil {
+					return internalError{err}
+				}
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "the rule as JSON (the API's body)")
+	f.StringVar(&pattern, "pattern", "", "the event pattern: JSON text, or @FILE")
+	f.StringArrayVar(&webhooks, "webhook", nil, "a webhook URL to deliver to (repeatable)")
+	f.StringVar(&secret, "secret", "", "the secret that signs webhook deliveries")
+	f.StringVar(&handler, "handler", "", "a built-in handler to deliver to")
+	return cmd
+}
+
+func ruleFromFlags(name, file, pattern string, webhooks []string, secret, handler string) (events.Rule, error) {
+	if file != "" {
+		if pattern != "" || len(webhooks) > 0 || handler != "" {
+			return events.Rule{}, errors.New("--file holds the whole rule: give no --pattern, --webhook or --handler with it")
+		}
+		data, err := readSmallFile(file)
+		if err != nil {
+			return events.Rule{}, fmt.Errorf("--file: %w", err)
+		}
+		return events.ParseRule(name, bytes.NewReader(data))
+	}
+	p, err := readJSONArg("--pattern", pattern, events.MaxPatternSize)
+	if err != nil {
+		return events.Rule{}, err
+	}
+	r := events.Rule{Name: name, Pattern: p}
+	for i, u := range webhooks {
+		r.Targets = append(r.Targets, events.Target{ID: fmt.Sprint(i + 1), Webhook: u, Secret: secret})
+	}
+	if handler != "" {
+		r.Targets = append(r.Targets, events.Target{ID: handler, Handler: handler})
+	}
+	return r, r.Check()
+}
+
+func newRulesListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Short: "List the stored rules", Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withStore(cmd.Context(), func(st *store.Store) error {
+				rules, err := events.NewRules(st).List(cmd.Context())
+				if err != nil {
+					return internalError{err}
+				}
+				for i := range rules {
+					for j := range rules[i].Targets {
+						if rules[i].Targets[j].Secret != "" {
+							rules[i].Targets[j].Secret = "********"
+						}
+					}
+				}
+				if g.format == "json" {
+					return writeJSON(g.stdout, orEmpty(rules))
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tTARGETS\tPATTERN")
+				for _, r := range rules {
+					var ts []string
+					for _, t := range r.Targets {
+						ts = append(ts, targetName(t))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, strings.Join(ts, ","), oneLine(string(r.Pattern), 80))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func newRulesDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete NAME", Short: "Delete a rule", Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withStore(cmd.Context(), func(st *store.Store) error {
+				err := events.NewRules(st).Delete(cmd.Context(), a[0])
+				if errors.Is(err, events.ErrNoRule) {
+					return usageError{err}
+				}
+				return err
+			})
+		},
+	}
 }
 
 func newRulesTestCmd(g *globals) *cobra.Command {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -110,7 +111,8 @@ func (g *globals) loadSources(path string) ([]feed.Source, error) {
 // update fetches every source into a staging folder, then stores what
 // changed in one transaction.
 func (g *globals) update(ctx context.Context, f *feed.Fetcher, sources []feed.Source, limits feed.Limits) error {
-	return g.withDB(ctx, func(db *vulndb.DB) error {
+	return g.withStore(ctx, func(st *store.Store) error {
+		db := vulndb.New(st)
 		dir, err := os.MkdirTemp(g.dataDir, ".update-")
 		if err != nil {
 			return internalError{err}
@@ -145,7 +147,11 @@ func (g *globals) update(ctx context.Context, f *feed.Fetcher, sources []feed.So
 				g.log.Info("feed downloaded", "feed", src.Name, "name", fd.Name, "records", len(fd.Advisories), "skipped", fd.Skipped)
 			}
 		}
-		if err := db.Replace(ctx, feeds, vulndb.ReplaceOptions{Downloads: downloads}); err != nil {
+		reevaluate, err := reevaluation(ctx, st)
+		if err != nil {
+			return internalError{err}
+		}
+		if err := db.Replace(ctx, feeds, vulndb.ReplaceOptions{Downloads: downloads, InTx: reevaluate}); err != nil {
 			return internalError{fmt.Errorf("update failed, the database was not changed: %w", err)}
 		}
 		v, err := db.Version(ctx)

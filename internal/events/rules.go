@@ -1,11 +1,13 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"time"
@@ -157,5 +159,41 @@ func scanRule(s rowScanner) (Rule, error) {
 	}
 	r.CreatedAt, _ = time.Parse(time.RFC3339, created)
 	r.UpdatedAt, _ = time.Parse(time.RFC3339, updated)
+	return r, nil
+}
+
+// MaxRuleSize is the most bytes a rule's definition may have.
+const MaxRuleSize = 64 << 10
+
+// RuleBody is a rule's definition as the API and `rules put --file` take
+// it: its pattern and targets.
+type RuleBody struct {
+	Pattern json.RawMessage `json:"pattern"`
+	Targets []Target        `json:"targets"`
+}
+
+// ParseRule reads a rule's definition (at most MaxRuleSize bytes of JSON,
+// no unknown fields) and checks it.
+func ParseRule(name string, body io.Reader) (Rule, error) {
+	data, err := io.ReadAll(io.LimitReader(body, MaxRuleSize+1))
+	if err != nil {
+		return Rule{}, fmt.Errorf("rule %s: %w", name, err)
+	}
+	if len(data) > MaxRuleSize {
+		return Rule{}, fmt.Errorf("rule %s: over %d bytes", name, MaxRuleSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b RuleBody
+	if err := dec.Decode(&b); err != nil {
+		return Rule{}, fmt.Errorf("rule %s: %w", name, err)
+	}
+	if dec.More() {
+		return Rule{}, fmt.Errorf("rule %s: more than one JSON value", name)
+	}
+	r := Rule{Name: name, Pattern: b.Pattern, Targets: b.Targets}
+	if err := r.Check(); err != nil {
+		return Rule{}, err
+	}
 	return r, nil
 }

@@ -64,14 +64,15 @@ type Config struct {
 // queues it only inserts, as the CLI does.
 func New(st *store.Store, workers *river.Workers, cfg Config) (*Client, error) {
 	rc := &river.Config{
-		Logger:            cfg.Logger,
 		Workers:           workers,
 		FetchPollInterval: cfg.Poll,
 		FetchCooldown:     10 * time.Millisecond,
 		JobTimeout:        -1, // each worker sets its own Timeout
 	}
-	if rc.Logger == nil {
-		rc.Logger = quiet()
+	rc.Logger = quiet()
+	if cfg.Logger != nil {
+		// River reports every producer's job counts at info level.
+		rc.Logger = slog.New(atLeast{Handler: cfg.Logger.Handler(), min: slog.LevelWarn})
 	}
 	if rc.FetchPollInterval == 0 {
 		rc.FetchPollInterval = 200 * time.Millisecond
@@ -111,4 +112,22 @@ func Pending(ctx context.Context, st *store.Store) (map[string]int, error) {
 
 func quiet() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
+}
+
+// atLeast drops records below min.
+type atLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(as []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.min}
 }

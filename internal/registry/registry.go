@@ -210,3 +210,6 @@ func (r *Registry) repository(ctx context.Context, name string) (distribution.Re
 	}
 	return repo, nil
 }
+
+// SetHooks sets who hears of pushes and pulls; call it before serving.
+func (r *Registry) SetHooks(h Hooks) { r.cfg.Hooks = h }

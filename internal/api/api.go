@@ -1,0 +1,329 @@
+// Package api serves scangate's REST API under /api/v1: JSON in and out,
+// Bearer tokens (reader for reads, admin for changes), documented in
+// openapi.yaml, which is served at /api/v1/openapi.yaml.
+package api
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/scanner"
+	"github.com/scangate/scangate/internal/store"
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// MaxBody is the most bytes a request body may have.
+const MaxBody = 1 << 20
+
+// Deps are what the API serves.
+type Deps struct {
+	Store   *store.Store
+	Tokens  *auth.Tokens
+	Bus     *events.Bus
+	Scanner *scanner.Scanner
+}
+
+type server struct{ Deps }
+
+// New returns the API's handler.
+func New(d Deps) http.Handler {
+	s := &server{d}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPI)
+	})
+	reader := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleReader, h) }
+	admin := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleAdmin, h) }
+	mux.Handle("GET /api/v1/images", reader(s.images))
+	mux.Handle("GET /api/v1/findings", reader(s.findings))
+	mux.Handle("GET /api/v1/events", reader(s.eventLog))
+	mux.Handle("POST /api/v1/events/replay", admin(s.replayEvents))
+	mux.Handle("GET /api/v1/rules", reader(s.rules))
+	mux.Handle("PUT /api/v1/rules/{name}", admin(s.putRule))
+	mux.Handle("DELETE /api/v1/rules/{name}", admin(s.deleteRule))
+	mux.Handle("GET /api/v1/dead-letters", reader(s.deadLetters))
+	mux.Handle("POST /api/v1/dead-letters/replay", admin(s.replayDeadLetters))
+	mux.Handle("GET /api/v1/tokens", admin(s.tokens))
+	mux.Handle("POST /api/v1/tokens", admin(s.createToken))
+	mux.Handle("DELETE /api/v1/tokens/{name}", admin(s.revokeToken))
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := auth.Secret(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scangate"`)
+			writeError(w, http.StatusUnauthorized, errors.New("a token is required: Authorization: Bearer <token>"))
+			return
+		}
+		tok, err := s.Tokens.Verify(r.Context(), secret)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scangate"`)
+			writeError(w, http.StatusUnauthorized, err)
+			return
+		}
+		if !tok.Role.Allows(role) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("token %s has the %s role; this needs %s", tok.Name, tok.Role, role))
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *server) images(w http.ResponseWriter, r *http.Request) {
+	list, err := scanner.ListImages(r.Context(), s.Store, r.URL.Query().Get("repository"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"images": orEmpty(list)})
+}
+
+func (s *server) findings(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("image")
+	if name == "" {
+		writeError(w, http.StatusBadRequest, errors.New("give the image: ?image=REPOSITORY@DIGEST or REPOSITORY:TAG"))
+		return
+	}
+	rep, err := scanner.Findings(r.Context(), s.Store, name)
+	switch {
+	case errors.Is(err, scanner.ErrNoImage), errors.Is(err, scanner.ErrNotScanned):
+		writeError(w, http.StatusNotFound, err)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+func (s *server) eventLog(w http.ResponseWriter, r *http.Request) {
+	after, err := intParam(r, "after", 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 100)
+	if err != nil || limit < 1 || limit > 1000 {
+		writeError(w, http.StatusBadRequest, errors.New("limit: a number from 1 to 1000"))
+		return
+	}
+	log, err := s.Bus.Log(r.Context(), int64(after), int(limit))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	type entry struct {
+		Seq   int64           `json:"seq"`
+		Event events.Envelope `json:"event"`
+	}
+	out := make([]entry, 0, len(log))
+	for _, l := range log {
+		out = append(out, entry{l.Seq, l.Event})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+// ReplayRequest asks for logged events to be routed again.
+type ReplayRequest struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	Rule  string    `json:"rule,omitempty"`
+}
+
+func (s *server) replayEvents(w http.ResponseWriter, r *http.Request) {
+	var req ReplayRequest
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if req.Until.IsZero() {
+		req.Until = time.Now()
+	}
+	n, err := s.Bus.ReplayEvents(r.Context(), req.Since, req.Until, req.Rule)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
+}
+
+func (s *server) rules(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Bus.Rules(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	for i := range list { // secrets are write-only
+		for j := range list[i].Targets {
+			if list[i].Targets[j].Secret != "" {
+				list[i].Targets[j].Secret = "********"
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": orEmpty(list)})
+}
+
+func (s *server) putRule(w http.ResponseWriter, r *http.Request) {
+	rule, err := events.ParseRule(r.PathValue("name"), io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := events.NewRules(s.Store).Put(r.Context(), rule); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) deleteRule(w http.ResponseWriter, r *http.Request) {
+	err := events.NewRules(s.Store).Delete(r.Context(), r.PathValue("name"))
+	switch {
+	case errors.Is(err, events.ErrNoRule):
+		writeError(w, http.StatusNotFound, err)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Bus.DeadLetters(r.Context(), r.URL.Query().Get("pending") == "true")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	for i := range list {
+		if list[i].Target.Secret != "" {
+			list[i].Target.Secret = "********"
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deadLetters": orEmpty(list)})
+}
+
+func (s *server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		IDs []int64 `json:"ids"`
+	}
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	n, err := s.Bus.ReplayDeadLetters(r.Context(), req.IDs)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
+}
+
+func (s *server) tokens(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Tokens.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": orEmpty(list)})
+}
+
+func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	role, err := auth.ParseRole(req.Role)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	secret, tok, err := s.Tokens.Create(r.Context(), req.Name, role)
+	switch {
+	case errors.Is(err, auth.ErrExists):
+		writeError(w, http.StatusConflict, err)
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err)
+	default:
+		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
+	}
+}
+
+func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if err := s.Tokens.Revoke(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decode reads one JSON object of at most MaxBody bytes into v, refusing
+// unknown fields and trailing data.
+func decode(body io.Reader, v any) error {
+	data, err := io.ReadAll(io.LimitReader(body, MaxBody+1))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(data) > MaxBody {
+		return fmt.Errorf("body is over %d bytes", MaxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("body: more than one JSON value")
+	}
+	return nil
+}
+
+func intParam(r *http.Request, name string, def int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: %q is not a number", name, s)
+	}
+	return n, nil
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}

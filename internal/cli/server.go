@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/server"
+)
+
+func newServerCmd(g *globals) *cobra.Command {
+	var cfg server.Config
+	var configFile, severity string
+	var rescanDays int
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the registry, scanner, event bus and API",
+		Long: `Server runs scangate's service on one address (127.0.0.1:5000 by default):
+
+  /v2/           the OCI registry (docker push/pull; tokens as the password)
+  /api/v1/       the REST API (Bearer tokens; /api/v1/openapi.yaml describes it)
+  /healthz       200 while the process runs
+  /readyz        200 once the server can serve
+  /metrics       Prometheus metrics
+
+Every manifest pushed is scanned once; the result goes out as a Scan event,
+routed by rules to webhooks. When the vulnerability database changes
+(db update, db import) the images pushed or pulled within --rescan-days are
+matched again from their stored inventories.
+
+Settings come from flags, then SCANGATE_<FLAG> variables, then the YAML file
+--config (default: scangate.yaml in the data folder, if there is one), whose
+keys are the flag names. SIGINT or SIGTERM drains: new requests are refused,
+running requests and jobs get --shutdown-timeout to finish, and jobs cut
+short run again at the next start.`,
+		Example: `  scangate token create --name admin --role admin
+  scangate server --addr 127.0.0.1:5000
+  docker login 127.0.0.1:5000 -u ci -p "$TOKEN" && docker push 127.0.0.1:5000/app:1`,
+		Args: args(cobra.NoArgs),
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFile(cmd, configFile, g.dataDir); err != nil {
+				return usageError{err}
+			}
+			order, err := scan.ParseSeverityOrder(severity)
+			if err != nil {
+				return usageError{err}
+			}
+			if rescanDays < 1 {
+				return usageError{errors.New("--rescan-days: at least 1")}
+			}
+			cfg.SeverityOrder = order
+			cfg.RescanWindow = time.Duration(rescanDays) * 24 * time.Hour
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.DataDir = g.dataDir
+			cfg.Logger = g.log
+			if err := server.Run(cmd.Context(), cfg); err != nil {
+				return internalError{err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML file of settings, keyed by flag name (default: DATA_DIR/scangate.yaml if it exists)")
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:5000", "address to listen on")
+	f.IntVar(&cfg.ScanConcurrency, "scan-concurrency", 2, "scans run at once")
+	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "let clients without a token pull images")
+	f.IntVar(&rescanDays, "rescan-days", 30, "re-evaluate images pushed or pulled within this many days when the database changes")
+	f.DurationVar(&cfg.DeliveryRetryWindow, "delivery-retry-window", 24*time.Hour, "retry failing webhook deliveries this long, then dead-letter them")
+	f.IntVar(&cfg.MaxCatalog, "max-catalog-entries", 1000, "most repositories in one page of /v2/_catalog")
+	f.IntVar(&cfg.MaxTags, "max-tags", 1000, "most tags in one page of a tag list")
+	f.StringVar(&severity, "severity-source", "nvd", "whose rating counts first: nvd or vendor")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and jobs")
+	return cmd
+}
+
+// applyConfigFile sets the flags neither the command line nor the
+// environment set from a YAML file of flag names and values.
+func applyConfigFile(cmd *cobra.Command, path, dataDir string) error {
+	explicit := path != ""
+	if !explicit {
+		path = dataDir + string(os.PathSeparator) + "scangate.yaml"
+	}
+	data, err := readSmallFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var settings map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&settings); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	var errs []string
+	for key, v := range settings {
+		f := cmd.Flags().Lookup(key)
+		if f == nil || key == "config" {
+			errs = append(errs, fmt.Sprintf("unknown setting %q", key))
+			continue
+		}
+		if f.Changed {
+			continue
+		}
+		if err := setFlag(cmd.Flags(), f, v); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", key, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config %s: %s", path, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func setFlag(fs *pflag.FlagSet, f *pflag.Flag, v any) error {
+	switch v := v.(type) {
+	case map[string]any, []any:
+		return errors.New("want a single value")
+	case nil:
+		return errors.New("no value")
+	default:
+		return fs.Set(f.Name, fmt.Sprint(v))
+	}
+}

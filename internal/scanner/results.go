@@ -1,0 +1,134 @@
+package scanner
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/store"
+)
+
+// Image is a manifest in the registry with its latest scan.
+type Image struct {
+	Repository   string      `json:"repository"`
+	Digest       string      `json:"digest"`
+	MediaType    string      `json:"mediaType"`
+	Tags         []string    `json:"tags"`
+	PushedAt     time.Time   `json:"pushedAt"`
+	LastPulledAt *time.Time  `json:"lastPulledAt,omitempty"`
+	ScanStatus   string      `json:"scanStatus"` // PENDING, COMPLETE or FAILED
+	ScanError    string      `json:"scanError,omitempty"`
+	ScannedAt    *time.Time  `json:"scannedAt,omitempty"`
+	Summary      scan.Counts `json:"summary"`
+	Fixable      scan.Counts `json:"fixable"`
+	VulnDBDigest string      `json:"vulndbDigest,omitempty"`
+}
+
+// ListImages returns the images pushed to the registry, newest push first,
+// with their scans; repository, if not empty, keeps one repository's.
+func ListImages(ctx context.Context, st *store.Store, repository string) ([]Image, error) {
+	q := `SELECT i.repository, i.digest, i.media_type, i.pushed_at, i.last_pulled_at,
+		coalesce(s.status, 'PENDING'), coalesce(s.error, ''), s.scanned_at, coalesce(s.summary, '{}'), coalesce(s.fixable, '{}'),
+		coalesce(s.vulndb_digest, ''), coalesce(json_extract(s.report, '$.image.tags'), '[]')
+		FROM images i LEFT JOIN scans s ON s.repository = i.repository AND s.digest = i.digest`
+	var args []any
+	if repository != "" {
+		q += ` WHERE i.repository = $1`
+		args = append(args, repository)
+	}
+	rows, err := st.Reader().QueryContext(ctx, q+` ORDER BY i.pushed_at DESC, i.repository, i.digest`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	defer rows.Close()
+	var out []Image
+	for rows.Next() {
+		var im Image
+		var pushed, summary, fixable, tags string
+		var pulled, scanned sql.NullString
+		if err := rows.Scan(&im.Repository, &im.Digest, &im.MediaType, &pushed, &pulled, &im.ScanStatus, &im.ScanError,
+			&scanned, &summary, &fixable, &im.VulnDBDigest, &tags); err != nil {
+			return nil, fmt.Errorf("list images: %w", err)
+		}
+		im.PushedAt, _ = time.Parse(time.RFC3339, pushed)
+		im.LastPulledAt = parseTime(pulled)
+		im.ScannedAt = parseTime(scanned)
+		_ = json.Unmarshal([]byte(summary), &im.Summary)
+		_ = json.Unmarshal([]byte(fixable), &im.Fixable)
+		_ = json.Unmarshal([]byte(tags), &im.Tags)
+		if im.Tags == nil {
+			im.Tags = []string{}
+		}
+		out = append(out, im)
+	}
+	return out, rows.Err()
+}
+
+func parseTime(s sql.NullString) *time.Time {
+	if !s.Valid {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, s.String)
+	if err != nil {
+		return nil
+	}
+	return &t
+}
+
+// ErrNotScanned reports an image with no scan result yet.
+var ErrNotScanned = errors.New("not scanned yet")
+
+// ErrNoImage reports an image the registry has not received.
+var ErrNoImage = errors.New("no such image")
+
+// Findings returns the latest report of an image named REPOSITORY@DIGEST
+// or REPOSITORY:TAG (the newest push of that tag).
+func Findings(ctx context.Context, st *store.Store, name string) (*scan.Report, error) {
+	repo, digest, err := resolve(ctx, st, name)
+	if err != nil {
+		return nil, err
+	}
+	var status, errText, doc string
+	err = st.Reader().QueryRowContext(ctx, `SELECT status, error, report FROM scans WHERE repository = $1 AND digest = $2`, repo, digest).
+		Scan(&status, &errText, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s@%s: %w", repo, digest, ErrNotScanned)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("findings of %s: %w", name, err)
+	}
+	if status != "COMPLETE" {
+		return nil, fmt.Errorf("%s@%s: the scan failed: %s", repo, digest, errText)
+	}
+	var r scan.Report
+	if err := json.Unmarshal([]byte(doc), &r); err != nil {
+		return nil, fmt.Errorf("findings of %s: stored report: %w", name, err)
+	}
+	return &r, nil
+}
+
+// resolve finds the repository and digest an image name means.
+func resolve(ctx context.Context, st *store.Store, name string) (repo, digest string, err error) {
+	if r, d, ok := strings.Cut(name, "@"); ok {
+		return r, d, nil
+	}
+	repo, tag := name, "latest"
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		repo, tag = name[:i], name[i+1:]
+	}
+	// The newest scanned image of the repository carrying the tag.
+	err = st.Reader().QueryRowContext(ctx, `SELECT s.digest FROM scans s, json_each(s.report, '$.image.tags') t
+		WHERE s.repository = $1 AND t.value = $2 ORDER BY s.scanned_at DESC LIMIT 1`, repo, tag).Scan(&digest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", fmt.Errorf("%s:%s: %w", repo, tag, ErrNoImage)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("image %s: %w", name, err)
+	}
+	return repo, digest, nil
+}

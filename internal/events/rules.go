@@ -188,8 +188,10 @@ func ParseRule(name string, body io.Reader) (Rule, error) {
 	if err := dec.Decode(&b); err != nil {
 		return Rule{}, fmt.Errorf("rule %s: %w", name, err)
 	}
-	if dec.More() {
-		return Rule{}, fmt.Errorf("rule %s: more than one JSON value", name)
+	// More would miss a stray '}' or ']' after the value; only the end of
+	// the body may follow it.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Rule{}, fmt.Errorf("rule %s: data after the JSON object", name)
 	}
 	r := Rule{Name: name, Pattern: b.Pattern, Targets: b.Targets}
 	if err := r.Check(); err != nil {

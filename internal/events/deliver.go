@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -226,6 +227,17 @@ func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, error) {
 // every rule or only to the rule named rule, as EventBridge's archive
 // replay does, and returns how many.
 func (b *Bus) ReplayEvents(ctx context.Context, since, until time.Time, rule string) (int, error) {
+	if rule != "" {
+		// A replay to a rule that does not exist would route to nobody
+		// and still report the events as replayed.
+		rules, err := b.Rules(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("replay events: %w", err)
+		}
+		if !slices.ContainsFunc(rules, func(r Rule) bool { return r.Name == rule }) {
+			return 0, fmt.Errorf("replay events: rule %s: %w", rule, ErrNoRule)
+		}
+	}
 	rows, err := b.st.Reader().QueryContext(ctx, `SELECT id FROM events WHERE time >= $1 AND time <= $2 ORDER BY seq`,
 		since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
 	if err != nil {

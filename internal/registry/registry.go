@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the "filesystem" driver
 	"github.com/distribution/reference"
@@ -46,6 +48,9 @@ type Config struct {
 	Tokens *auth.Tokens
 	// Hooks hears of manifest pushes and pulls; nil hears nothing.
 	Hooks Hooks
+	// Logger reports what clients are not told in full (a push that could
+	// not be recorded); nil is slog's default logger.
+	Logger *slog.Logger
 }
 
 // Manifest names one manifest in the registry.
@@ -149,13 +154,29 @@ func quietLogrus() {
 	logrus.SetLevel(logrus.ErrorLevel)
 }
 
-// Manifests calls fn for every manifest stored in the registry.
+func (r *Registry) logger() *slog.Logger {
+	if r.cfg.Logger != nil {
+		return r.cfg.Logger
+	}
+	return slog.Default()
+}
+
+// notFound tells a storage path that does not exist yet: the folders of an
+// empty registry, or of a repository that has blobs and no manifest.
+func notFound(err error) bool {
+	var nf storagedriver.PathNotFoundError
+	return errors.As(err, &nf)
+}
+
+// Manifests calls fn for every manifest stored in the registry. An empty
+// registry, and a repository without manifests, have none.
 func (r *Registry) Manifests(ctx context.Context, fn func(Manifest) error) error {
 	repos, ok := r.ns.(distribution.RepositoryEnumerator)
 	if !ok {
 		return errors.New("registry storage cannot list repositories")
 	}
-	return repos.Enumerate(ctx, func(name string) error {
+	var outer error // an error from a repository's manifests or from fn
+	err := repos.Enumerate(ctx, func(name string) error {
 		repo, err := r.repository(ctx, name)
 		if err != nil {
 			return err
@@ -168,18 +189,37 @@ func (r *Registry) Manifests(ctx context.Context, fn func(Manifest) error) error
 		if !ok {
 			return errors.New("registry storage cannot list manifests")
 		}
-		return en.Enumerate(ctx, func(d digest.Digest) error {
-			m, err := ms.Get(ctx, d)
-			if err != nil {
-				return fmt.Errorf("manifest %s@%s: %w", name, d, err)
-			}
-			mt, _, err := m.Payload()
-			if err != nil {
-				return fmt.Errorf("manifest %s@%s: %w", name, d, err)
-			}
-			return fn(Manifest{Repository: name, Digest: d.String(), MediaType: mt})
+		var inner error // an error of ours or fn's, never "not found"
+		err = en.Enumerate(ctx, func(d digest.Digest) error {
+			inner = func() error {
+				m, err := ms.Get(ctx, d)
+				if err != nil {
+					return fmt.Errorf("manifest %s@%s: %w", name, d, err)
+				}
+				mt, _, err := m.Payload()
+				if err != nil {
+					return fmt.Errorf("manifest %s@%s: %w", name, d, err)
+				}
+				return fn(Manifest{Repository: name, Digest: d.String(), MediaType: mt})
+			}()
+			return inner
 		})
+		if inner != nil {
+			outer = inner
+			return inner
+		}
+		if notFound(err) {
+			return nil
+		}
+		return err
 	})
+	if outer != nil {
+		return outer
+	}
+	if notFound(err) {
+		return nil
+	}
+	return err
 }
 
 // Tags returns the tags that point at digest in repository.

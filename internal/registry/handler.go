@@ -21,29 +21,13 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	switch req.Method {
 	case http.MethodPut:
-		hw := &hookWriter{ResponseWriter: w, onStatus: func(status int) int {
-			if status != http.StatusCreated {
-				return status
-			}
-			m := Manifest{Repository: name, Digest: w.Header().Get("Docker-Content-Digest"), MediaType: req.Header.Get("Content-Type")}
-			if !strings.HasPrefix(ref, "sha256:") && !strings.HasPrefix(ref, "sha512:") {
-				m.Tag = ref
-			}
-			if err := r.cfg.Hooks.ManifestPushed(req.Context(), m); err != nil {
-				// The manifest is stored but not recorded: the client
-				// must not think the push is done, and retries it.
-				w.Header().Set("Content-Type", "application/json")
-				return http.StatusInternalServerError
-			}
-			return status
-		}}
-		r.app.ServeHTTP(hw, req)
+		r.putManifest(w, req, name, ref)
 	case http.MethodGet:
 		rec := &statusWriter{ResponseWriter: w}
 		r.app.ServeHTTP(rec, req)
 		if rec.status == http.StatusOK {
 			m := Manifest{Repository: name, Digest: w.Header().Get("Docker-Content-Digest"), MediaType: w.Header().Get("Content-Type")}
-			if !strings.HasPrefix(ref, "sha256:") {
+			if !isDigest(ref) {
 				m.Tag = ref
 			}
 			r.cfg.Hooks.ManifestPulled(req.Context(), m)
@@ -53,16 +37,31 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// isDigest tells a manifest reference that is a digest from a tag: a tag
+// cannot hold a colon, a digest always does (algorithm:hex).
+func isDigest(ref string) bool { return strings.Contains(ref, ":") }
+
 // need is the role a registry request needs.
 func need(req *http.Request) auth.Role {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead:
 		return auth.RoleReader
 	case http.MethodDelete:
+		// Cancelling an upload is part of pushing (clients cancel the
+		// uploads they give up on); deleting content is an admin's.
+		if isUpload(req.URL.Path) {
+			return auth.RolePusher
+		}
 		return auth.RoleAdmin
 	default:
 		return auth.RolePusher
 	}
+}
+
+// isUpload tells whether p is an upload session, /v2/NAME/blobs/uploads/ID.
+func isUpload(p string) bool {
+	i := strings.LastIndex(p, "/blobs/uploads/")
+	return strings.HasPrefix(p, "/v2/") && i > len("/v2") && !strings.Contains(p[i+len("/blobs/uploads/"):], "/")
 }
 
 // authorize checks the request's token, answering 401 or 403 itself when
@@ -100,7 +99,13 @@ func deny(w http.ResponseWriter, status int, code, msg string) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+	_ = json.NewEncoder(w).Encode(errorBody(code, msg))
+}
+
+// errorBody is an error response body in the distribution specification's
+// shape.
+func errorBody(code, msg string) any {
+	return map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}}
 }
 
 // manifestPath splits /v2/NAME/manifests/REF.
@@ -121,16 +126,24 @@ func manifestPath(p string) (name, ref string, ok bool) {
 }
 
 // hookWriter lets onStatus see, and change, the status before it is sent.
+// Once the status is changed, the wrapped handler's body is dropped and
+// replaced is set, for the caller to write its own.
 type hookWriter struct {
 	http.ResponseWriter
 	onStatus func(int) int
 	done     bool
+	replaced bool
 }
 
 func (h *hookWriter) WriteHeader(status int) {
-	if !h.done {
-		h.done = true
-		status = h.onStatus(status)
+	if h.done {
+		return
+	}
+	h.done = true
+	if s := h.onStatus(status); s != status {
+		h.replaced = true
+		h.Header().Del("Content-Length")
+		status = s
 	}
 	h.ResponseWriter.WriteHeader(status)
 }
@@ -138,6 +151,9 @@ func (h *hookWriter) WriteHeader(status int) {
 func (h *hookWriter) Write(b []byte) (int, error) {
 	if !h.done {
 		h.WriteHeader(http.StatusOK)
+	}
+	if h.replaced {
+		return len(b), nil
 	}
 	return h.ResponseWriter.Write(b)
 }

@@ -1,0 +1,227 @@
+package events_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/scanner"
+	"github.com/scangate/scangate/internal/server"
+	"github.com/scangate/scangate/internal/servertest"
+)
+
+// putRuleAPI puts a rule through the REST API, as `scangate rules put`
+// does.
+func putRuleAPI(t *testing.T, s *servertest.Server, name, body string) {
+	t.Helper()
+	status, resp := s.API(t, http.MethodPut, "/api/v1/rules/"+name, []byte(body))
+	if status != http.StatusNoContent {
+		t.Fatalf("put rule %s: %d %s", name, status, resp)
+	}
+}
+
+// verify checks a signature header as a receiver would: "sha256=" and
+// the hex HMAC-SHA256 of the body, compared in constant time.
+func verify(header, secret string, body []byte) bool {
+	hexSum, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSum)
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return hmac.Equal(got, m.Sum(nil))
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// A user's rules route scan events by their severity counts to signed
+// webhooks: the receiver of the matching rule gets exactly the scan of the
+// image with HIGH findings, as an envelope signed with its secret; the
+// other receiver gets nothing.
+func TestServerRoutesScanEventsToWebhooks(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{})
+	severe, other := newReceiver(t, ok), newReceiver(t, ok)
+	const secret = "receiver-secret"
+	putRuleAPI(t, s, "severe-scans", `{
+	  "pattern": {"source": ["scangate.scanner"], "detail-type": ["Scan"], "detail": {"$or": [
+	    {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}},
+	    {"finding-severity-counts": {"HIGH": [{"numeric": [">", 0]}]}}]}},
+	  "targets": [{"id": "pager", "webhook": "`+severe.URL+`/hook", "secret": "`+secret+`"}]}`)
+	putRuleAPI(t, s, "other-team", `{
+	  "pattern": {"detail-type": ["Scan"], "detail": {"repository-name": [{"prefix": "other/"}]}},
+	  "targets": [{"webhook": "`+other.URL+`/hook"}]}`)
+
+	img, _ := imagetest.BookwormApp(t)
+	digest := s.Push(t, "shop/api:1", img)
+	clean := imagetest.Build(t, imagetest.Layer(t,
+		imagetest.Entry{Name: "app/node_modules/left-pad/package.json", Body: `{"name": "left-pad", "version": "1.3.0"}`},
+		imagetest.Entry{Name: "app/index.js", Body: "console.log('hi')\n"}))
+	cleanDigest := s.Push(t, "shop/clean:1", clean)
+	if im := s.WaitScan(t, "shop/api", digest, 30*time.Second); im.Summary.High == 0 {
+		t.Fatalf("shop/api summary %+v: want HIGH findings", im.Summary)
+	}
+	if im := s.WaitScan(t, "shop/clean", cleanDigest, 30*time.Second); im.Summary.Critical+im.Summary.High != 0 {
+		t.Fatalf("shop/clean summary %+v: want no CRITICAL or HIGH findings", im.Summary)
+	}
+	waitFor(t, 20*time.Second, "the severe scan to be delivered", func() bool { return len(severe.delivered()) > 0 })
+	waitIdle(t, s.Store)
+
+	// Two pushes and two scans are logged; one event matched.
+	log, err := events.ListLog(context.Background(), s.Store, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, l := range log {
+		kinds = append(kinds, l.Event.DetailType)
+	}
+	slices.Sort(kinds)
+	if !slices.Equal(kinds, []string{"Image Push", "Image Push", "Scan", "Scan"}) {
+		t.Errorf("event log %v, want two pushes and two scans", kinds)
+	}
+	if got := len(other.requests()); got != 0 {
+		t.Errorf("the other team's receiver got %d requests, want none", got)
+	}
+	got := severe.requests()
+	if len(got) != 1 {
+		t.Fatalf("the severe receiver got %d requests, want 1", len(got))
+	}
+	d := got[0]
+	e := d.event(t)
+	var detail scanner.ScanDetail
+	if err := json.Unmarshal(e.Detail, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if e.DetailType != events.DetailTypeScan || e.Source != events.SourceScanner || detail.ImageDigest != digest ||
+		detail.RepositoryName != "shop/api" || detail.Counts.High == 0 {
+		t.Errorf("delivered %s from %s about %s@%s, counts %+v; want the scan of shop/api@%s", e.DetailType, e.Source,
+			detail.RepositoryName, detail.ImageDigest, detail.Counts, digest)
+	}
+	if d.path != "/hook" {
+		t.Errorf("posted to %s", d.path)
+	}
+	if ct := d.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("content type %q", ct)
+	}
+	if d.header.Get(events.HeaderEventID) != e.ID || d.header.Get(events.HeaderRule) != "severe-scans" {
+		t.Errorf("headers event id %q, rule %q; want %s, severe-scans", d.header.Get(events.HeaderEventID), d.header.Get(events.HeaderRule), e.ID)
+	}
+	sig := d.header.Get(events.HeaderSignature)
+	if !verify(sig, secret, d.body) {
+		t.Errorf("signature %q does not verify with the rule's secret", sig)
+	}
+	if verify(sig, "another-secret", d.body) {
+		t.Error("the signature verifies with another secret")
+	}
+	if verify(sig, secret, append(d.body, ' ')) {
+		t.Error("the signature verifies for another body")
+	}
+	// The logged event is the one delivered.
+	logged, err := events.NewBus(s.Store, nil, events.BusOptions{}).Event(context.Background(), e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := mustJSON(t, logged), mustJSON(t, e); a != b {
+		t.Errorf("delivered event %s, logged %s", b, a)
+	}
+}
+
+// A receiver that fails for the whole (short) retry window leaves its
+// event in the dead-letter list, which the API lists and replays.
+func TestServerDeadLetterReplay(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{DeliveryRetryWindow: 2 * time.Second}})
+	rc := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
+	putRuleAPI(t, s, "pushes", `{"pattern": {"detail-type": ["Image Push"]},
+	  "targets": [{"id": "ci", "webhook": "`+rc.URL+`/push", "secret": "k"}]}`)
+	img := imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "hello.txt", Body: "hello\n"}))
+	s.Push(t, "shop/hello:1", img)
+
+	type deadLetters struct {
+		DeadLetters []events.DeadLetter `json:"deadLetters"`
+	}
+	list := func(query string) []events.DeadLetter {
+		t.Helper()
+		status, body := s.API(t, http.MethodGet, "/api/v1/dead-letters"+query, nil)
+		if status != http.StatusOK {
+			t.Fatalf("dead letters: %d %s", status, body)
+		}
+		var dl deadLetters
+		if err := json.Unmarshal(body, &dl); err != nil {
+			t.Fatal(err)
+		}
+		return dl.DeadLetters
+	}
+	waitFor(t, 30*time.Second, "a dead letter", func() bool { return len(list("?pending=true")) > 0 })
+	dl := list("")
+	if len(dl) != 1 {
+		t.Fatalf("dead letters %+v, want 1", dl)
+	}
+	d := dl[0]
+	if d.Rule != "pushes" || d.Target.ID != "ci" || d.Target.Secret != "********" || d.Attempts < 2 || d.Attempts != len(rc.requests()) {
+		t.Errorf("dead letter %+v (receiver saw %d requests): want rule pushes, target ci, secret hidden, every attempt counted", d, len(rc.requests()))
+	}
+	e := rc.requests()[0].event(t)
+	if d.EventID != e.ID || e.DetailType != events.DetailTypeImagePush {
+		t.Errorf("dead letter of event %s; the receiver was sent %s (%s)", d.EventID, e.ID, e.DetailType)
+	}
+
+	rc.setRespond(ok)
+	replay := func() int {
+		t.Helper()
+		status, body := s.API(t, http.MethodPost, "/api/v1/dead-letters/replay", map[string]any{})
+		if status != http.StatusAccepted {
+			t.Fatalf("replay: %d %s", status, body)
+		}
+		var r struct{ Replayed int }
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Replayed
+	}
+	if n := replay(); n != 1 {
+		t.Fatalf("replayed %d, want 1", n)
+	}
+	waitFor(t, 20*time.Second, "the replayed event", func() bool { return len(rc.delivered()) > 0 })
+	if n := replay(); n != 0 {
+		t.Errorf("second replay replayed %d, want 0", n)
+	}
+	waitIdle(t, s.Store)
+	if got := eventIDs(t, rc.delivered()); len(got) != 1 || got[0] != e.ID {
+		t.Errorf("delivered %v, want [%s] once", got, e.ID)
+	}
+	if got := rc.delivered()[0]; !verify(got.header.Get(events.HeaderSignature), "k", got.body) {
+		t.Error("the replayed delivery is not signed with the target's secret")
+	}
+	if dl := list(""); len(dl) != 1 || dl[0].ReplayedAt == nil {
+		t.Errorf("dead letters after the replay %+v: want the one, replayed", dl)
+	}
+	if dl := list("?pending=true"); len(dl) != 0 {
+		t.Errorf("pending dead letters after the replay: %+v", dl)
+	}
+	if p, err := jobs.Pending(context.Background(), s.Store); err != nil || p["deliver_event"] != 0 {
+		t.Errorf("pending jobs %v, %v", p, err)
+	}
+}

@@ -291,7 +291,8 @@ func decode(body io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("body: %w", err)
 	}
-	if dec.More() {
+	// More() misses a stray closing bracket; only EOF means nothing follows.
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return errors.New("body: more than one JSON value")
 	}
 	return nil

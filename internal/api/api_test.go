@@ -1,0 +1,219 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/servertest"
+)
+
+// client calls the API and checks every request and answer against
+// openapi.yaml, so the document and the server cannot drift apart.
+type client struct {
+	t      *testing.T
+	s      *servertest.Server
+	router routers.Router
+}
+
+func newClient(t *testing.T, s *servertest.Server) *client {
+	t.Helper()
+	data, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.yaml is not valid OpenAPI: %v", err)
+	}
+	doc.Servers = openapi3.Servers{{URL: "http://" + s.Addr}}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{t: t, s: s, router: router}
+}
+
+func (c *client) do(token, method, path string, body any) (int, []byte) {
+	c.t.Helper()
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, "http://"+c.s.Addr+path, bytes.NewReader(raw))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		c.t.Fatalf("%s %s is not in openapi.yaml: %v", method, path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(data)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		c.t.Errorf("%s %s answered %d, not as openapi.yaml says: %v\n%s", method, path, resp.StatusCode, err, data)
+	}
+	return resp.StatusCode, data
+}
+
+func TestAPI(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	c := newClient(t, s)
+	admin := s.Token
+
+	img, _ := imagetest.BookwormApp(t)
+	digest := s.Push(t, "shop/web:2", img)
+	s.WaitScan(t, "shop/web", digest, 30*time.Second)
+
+	t.Run("tokens and roles", func(t *testing.T) {
+		if status, _ := c.do("", "GET", "/api/v1/images", nil); status != http.StatusUnauthorized {
+			t.Errorf("no token: %d, want 401", status)
+		}
+		if status, _ := c.do("sgt_"+strings.Repeat("0", 64), "GET", "/api/v1/images", nil); status != http.StatusUnauthorized {
+			t.Errorf("unknown token: %d, want 401", status)
+		}
+		status, body := c.do(admin, "POST", "/api/v1/tokens", map[string]string{"name": "viewer", "role": "reader"})
+		if status != http.StatusCreated {
+			t.Fatalf("create token: %d %s", status, body)
+		}
+		var created struct{ Secret string }
+		if err := json.Unmarshal(body, &created); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := c.do(created.Secret, "GET", "/api/v1/images", nil); status != http.StatusOK {
+			t.Errorf("reader reads: %d, want 200", status)
+		}
+		if status, _ := c.do(created.Secret, "DELETE", "/api/v1/rules/x", nil); status != http.StatusForbidden {
+			t.Errorf("reader deletes a rule: %d, want 403", status)
+		}
+		if status, _ := c.do(admin, "POST", "/api/v1/tokens", map[string]string{"name": "viewer", "role": "reader"}); status != http.StatusConflict {
+			t.Errorf("same name again: %d, want 409", status)
+		}
+		if status, _ := c.do(admin, "POST", "/api/v1/tokens", map[string]string{"name": "x", "role": "root"}); status != http.StatusBadRequest {
+			t.Errorf("unknown role: %d, want 400", status)
+		}
+		if status, _ := c.do(admin, "DELETE", "/api/v1/tokens/viewer", nil); status != http.StatusNoContent {
+			t.Errorf("revoke: %d, want 204", status)
+		}
+		if status, _ := c.do(created.Secret, "GET", "/api/v1/images", nil); status != http.StatusUnauthorized {
+			t.Errorf("revoked token: %d, want 401", status)
+		}
+	})
+
+	t.Run("images and findings", func(t *testing.T) {
+		status, body := c.do(admin, "GET", "/api/v1/images?repository=shop/web", nil)
+		if status != http.StatusOK || !strings.Contains(string(body), digest) {
+			t.Fatalf("images: %d %s", status, body)
+		}
+		for _, name := range []string{"shop/web:2", "shop/web@" + digest} {
+			status, body = c.do(admin, "GET", "/api/v1/findings?image="+name, nil)
+			if status != http.StatusOK || !strings.Contains(string(body), "lodash") {
+				t.Errorf("findings of %s: %d %.200s", name, status, body)
+			}
+		}
+		if status, _ := c.do(admin, "GET", "/api/v1/findings?image=shop/web:nope", nil); status != http.StatusNotFound {
+			t.Errorf("unknown tag: %d, want 404", status)
+		}
+		if status, _ := c.do(admin, "GET", "/api/v1/findings", nil); status != http.StatusBadRequest {
+			t.Errorf("no image: %d, want 400", status)
+		}
+	})
+
+	t.Run("rules", func(t *testing.T) {
+		rule := map[string]any{
+			"pattern": map[string]any{"detail-type": []string{"Scan"}},
+			"targets": []map[string]string{{"id": "hook", "webhook": "http://127.0.0.1:1/hook", "secret": "s3cret"}},
+		}
+		if status, body := c.do(admin, "PUT", "/api/v1/rules/scans", rule); status != http.StatusNoContent {
+			t.Fatalf("put: %d %s", status, body)
+		}
+		status, body := c.do(admin, "GET", "/api/v1/rules", nil)
+		if status != http.StatusOK || !strings.Contains(string(body), `"scans"`) || strings.Contains(string(body), "s3cret") {
+			t.Errorf("list (secret must be masked): %d %s", status, body)
+		}
+		bad := map[string]any{"pattern": map[string]any{"detail-type": "Scan"}, "targets": rule["targets"]}
+		if status, body := c.do(admin, "PUT", "/api/v1/rules/bad", bad); status != http.StatusBadRequest || !strings.Contains(string(body), "detail-type") {
+			t.Errorf("bad pattern: %d %s, want 400 naming the field", status, body)
+		}
+		if status, _ := c.do(admin, "DELETE", "/api/v1/rules/scans", nil); status != http.StatusNoContent {
+			t.Errorf("delete: %d", status)
+		}
+		if status, _ := c.do(admin, "DELETE", "/api/v1/rules/scans", nil); status != http.StatusNotFound {
+			t.Errorf("delete again: %d, want 404", status)
+		}
+	})
+
+	t.Run("events", func(t *testing.T) {
+		status, body := c.do(admin, "GET", "/api/v1/events?limit=10", nil)
+		if status != http.StatusOK || !strings.Contains(string(body), `"Scan"`) {
+			t.Fatalf("events: %d %.300s", status, body)
+		}
+		if status, _ := c.do(admin, "GET", "/api/v1/events?limit=0", nil); status != http.StatusBadRequest {
+			t.Errorf("limit 0: %d, want 400", status)
+		}
+		status, body = c.do(admin, "POST", "/api/v1/events/replay", map[string]any{"since": time.Now().Add(-time.Hour)})
+		if status != http.StatusAccepted || !strings.Contains(string(body), `"replayed": 2`) {
+			t.Errorf("replay: %d %s, want the push and the scan", status, body)
+		}
+		status, body = c.do(admin, "GET", "/api/v1/dead-letters", nil)
+		if status != http.StatusOK {
+			t.Errorf("dead letters: %d %s", status, body)
+		}
+	})
+}
+
+// Bodies that are not what the API takes are refused with a reason.
+func TestBadBodies(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
+	for _, tc := range []struct{ name, path, body, want string }{
+		{"unknown field", "/api/v1/tokens", `{"name": "a", "role": "reader", "admin": true}`, "unknown field"},
+		{"two values", "/api/v1/tokens", `{"name": "a", "role": "reader"} {}`, "more than one"},
+		{"not JSON", "/api/v1/tokens", `name=a`, "invalid character"},
+		{"too big", "/api/v1/tokens", `{"name": "` + strings.Repeat("a", 2<<20) + `"}`, "over"},
+		{"rule too big", "/api/v1/rules/r", `{"pattern": {"source": ["` + strings.Repeat("a", 70<<10) + `"]}}`, "over"},
+	} {
+		method := "POST"
+		if strings.Contains(tc.path, "rules") {
+			method = "PUT"
+		}
+		status, body := s.API(t, method, tc.path, []byte(tc.body))
+		if status != http.StatusBadRequest || !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s: %d %.200s, want 400 with %q", tc.name, status, body, tc.want)
+		}
+	}
+}

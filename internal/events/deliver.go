@@ -206,11 +206,19 @@ func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, error) {
 			if len(ids) > 0 && !want[d.ID] {
 				continue
 			}
-			args := deliverArgs{EventID: d.EventID, Rule: d.Rule, Target: d.Target, Replay: nonce()}
-			if _, err := b.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+			// The list was read before this transaction: another replay
+			// may have taken the dead letter since.
+			res, err := tx.ExecContext(ctx, `UPDATE dead_letters SET replayed_at = $1 WHERE id = $2 AND replayed_at IS NULL`, now, d.ID)
+			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE dead_letters SET replayed_at = $1 WHERE id = $2`, now, d.ID); err != nil {
+			if taken, err := res.RowsAffected(); err != nil {
+				return err
+			} else if taken == 0 {
+				continue
+			}
+			args := deliverArgs{EventID: d.EventID, Rule: d.Rule, Target: d.Target, Replay: nonce()}
+			if _, err := b.jobs.InsertTx(ctx, tx, args, nil); err != nil {
 				return err
 			}
 			n++

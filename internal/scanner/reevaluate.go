@@ -91,9 +91,10 @@ type Reevaluation struct {
 	Duration time.Duration
 }
 
+// monitored is an image to re-evaluate; its report is read only if its
+// result is older than the database.
 type monitored struct {
-	repository, digest, status string
-	report                     []byte
+	repository, digest, status, vulndbDigest string
 }
 
 // Reevaluate matches the stored inventory of every monitored image (pushed
@@ -121,6 +122,9 @@ func (s *Scanner) Reevaluate(ctx context.Context) (Reevaluation, error) {
 			res.Rescans++
 			continue
 		}
+		if img.vulndbDigest == m.Version().Digest {
+			continue // matched against this database already
+		}
 		created, closed, err := s.reevaluateOne(ctx, m, img)
 		if err != nil {
 			return res, fmt.Errorf("re-evaluate %s@%s: %w", img.repository, img.digest, err)
@@ -139,7 +143,9 @@ func (s *Scanner) Reevaluate(ctx context.Context) (Reevaluation, error) {
 
 func (s *Scanner) monitored(ctx context.Context) ([]monitored, error) {
 	cutoff := time.Now().Add(-s.opts.RescanWindow).UTC().Format(time.RFC3339)
-	rows, err := s.st.Reader().QueryContext(ctx, `SELECT s.repository, s.digest, s.status, s.report FROM scans s
+	// Only the keys: 1,000 reports are over 100 MB of JSON, read one at a
+	// time by reevaluateOne, and not at all for the images up to date.
+	rows, err := s.st.Reader().QueryContext(ctx, `SELECT s.repository, s.digest, s.status, s.vulndb_digest FROM scans s
 		JOIN images i ON i.repository = s.repository AND i.digest = s.digest
 		WHERE i.pushed_at >= $1 OR i.last_pulled_at >= $1
 		ORDER BY s.repository, s.digest`, cutoff)
@@ -150,19 +156,26 @@ func (s *Scanner) monitored(ctx context.Context) ([]monitored, error) {
 	var out []monitored
 	for rows.Next() {
 		var m monitored
-		var report string
-		if err := rows.Scan(&m.repository, &m.digest, &m.status, &report); err != nil {
+		if err := rows.Scan(&m.repository, &m.digest, &m.status, &m.vulndbDigest); err != nil {
 			return nil, fmt.Errorf("monitored images: %w", err)
 		}
-		m.report = []byte(report)
 		out = append(out, m)
 	}
 	return out, rows.Err()
 }
 
 func (s *Scanner) reevaluateOne(ctx context.Context, m *scan.Matcher, img monitored) (created, closed int, err error) {
+	var doc []byte
+	err = s.st.Reader().QueryRowContext(ctx, `SELECT report FROM scans WHERE repository = $1 AND digest = $2`,
+		img.repository, img.digest).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil // deleted since it was listed
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("stored report: %w", err)
+	}
 	var old scan.Report
-	if err := json.Unmarshal(img.report, &old); err != nil {
+	if err := json.Unmarshal(doc, &old); err != nil {
 		return 0, 0, fmt.Errorf("stored report: %w", err)
 	}
 	if old.VulnDB.Digest == m.Version().Digest {

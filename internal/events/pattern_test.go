@@ -224,6 +224,15 @@ func TestMatchDocumentedExamples(t *testing.T) {
 		{"equals-ignore-case, other", `{"source": [{"equals-ignore-case": "EC2"}]}`, rulerEvent, false},
 		{"wildcard", `{"detail-type": [{"wildcard": "EC2 * State-change *"}]}`, rulerEvent, true},
 		{"wildcard anchors", `{"detail-type": [{"wildcard": "State-change*"}]}`, rulerEvent, false},
+		// "Wildcard matching": any account's instance ARN in a region.
+		{"wildcard arn", `{"resources": [{"wildcard": "arn:aws:ec2:us-east-1:*:instance/*"}]}`, rulerEvent, true},
+		{"wildcard arn, other region", `{"resources": [{"wildcard": "arn:aws:ec2:us-west-2:*:instance/*"}]}`, rulerEvent, false},
+		{"exists true, string leaf", `{"detail": {"state": [{"exists": true}]}}`, rulerEvent, true},
+		{"exists true, absent", `{"detail": {"reason": [{"exists": true}]}}`, rulerEvent, false},
+		{"numeric, float range", `{"detail": {"x-limit": [{"numeric": [">=", 300, "<", 302]}]}}`, rulerEvent, true},
+		{"numeric, float range below", `{"detail": {"x-limit": [{"numeric": [">=", 302]}]}}`, rulerEvent, false},
+		{"anything-but suffix", `{"source": [{"anything-but": {"suffix": ".s3"}}]}`, rulerEvent, true},
+		{"anything-but suffix, excluded", `{"source": [{"anything-but": {"suffix": ".ec2"}}]}`, rulerEvent, false},
 		{"anything-but string", `{"detail": {"state": [{"anything-but": "initializing"}]}}`, rulerEvent, true},
 		{"anything-but string, excluded", `{"detail": {"state": [{"anything-but": "running"}]}}`, rulerEvent, false},
 		{"anything-but number", `{"detail": {"x-limit": [{"anything-but": 123}]}}`, rulerEvent, true},
@@ -364,6 +373,9 @@ func TestMatchScanEvents(t *testing.T) {
 		{"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}},
 		{"finding-severity-counts": {"HIGH": [{"numeric": [">=", 10]}]}},
 		{"fixable-severity-counts": {"HIGH": [{"numeric": [">", 5]}]}}]}}`
+	const criticalOrHigh = `{"detail-type": ["Scan"], "detail": {"$or": [
+		{"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}},
+		{"finding-severity-counts": {"HIGH": [{"numeric": [">", 0]}]}}]}}`
 	runMatchCases(t, []matchCase{
 		{"critical findings", criticalPattern, critical, true},
 		{"no critical findings", criticalPattern, clean, false},
@@ -379,6 +391,10 @@ func TestMatchScanEvents(t *testing.T) {
 		{"severe by neither", severeOr, highOnly, false},
 		{"severe by high", severeOr, scanEvent("team/api", 0, 12, `"2"`), true},
 		{"clean and tagged", `{"detail": {"finding-severity-counts": {"TOTAL": [{"numeric": ["<=", 5]}]}, "image-tags": ["1.4.3"]}}`, clean, true},
+		// A gate on severe images: any CRITICAL or HIGH finding.
+		{"critical or high, critical", criticalOrHigh, critical, true},
+		{"critical or high, high only", criticalOrHigh, highOnly, true},
+		{"critical or high, clean", criticalOrHigh, clean, false},
 		{"scan complete", `{"detail": {"scan-status": ["INITIAL_SCAN_COMPLETE"], "vulndb": {"digest": [{"exists": true}]}}}`, clean, true},
 	})
 }

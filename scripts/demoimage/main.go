@@ -1,13 +1,21 @@
 // Command demoimage writes the demo's image: Debian bookworm minbase (its
 // real dpkg status) with an npm app on top, as a docker save archive. It
 // builds from the repository's fixtures, with no Docker Engine or network.
+// With push, it pushes the image to a registry instead, the token as the
+// password, as `docker push` would after `docker login`.
 //
 //	go run ./scripts/demoimage OUT.tar [TAG]
+//	go run ./scripts/demoimage push HOST:PORT/REPO:TAG TOKEN
 package main
 
 import (
 	"fmt"
 	"os"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/imagetest"
 )
@@ -43,5 +51,24 @@ func main() {
 	r := reporter{dir: dir}
 	imagetest.Fixtures = "testdata/vulndata" // run from the repository's root
 	img, _ := imagetest.BookwormApp(r)
+	if os.Args[1] == "push" && len(os.Args) == 4 {
+		push(r, img, os.Args[2], os.Args[3])
+		return
+	}
 	imagetest.WriteDockerArchive(r, os.Args[1], tag, img)
+}
+
+func push(r reporter, img v1.Image, to, token string) {
+	ref, err := name.ParseReference(to, name.Insecure)
+	if err != nil {
+		r.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "demo", Password: token})); err != nil {
+		r.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		r.Fatal(err)
+	}
+	fmt.Printf("pushed %s@%s\n", to, d)
 }

@@ -86,6 +86,10 @@ func (b *Bus) Handle(name string, pattern string, h Handler) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, dup := b.handlers[name]; dup {
+		// A second rule of the same name would route each event twice.
+		return fmt.Errorf("built-in handler %s is already registered", name)
+	}
 	b.handlers[name] = h
 	b.builtin = append(b.builtin, r)
 	return nil

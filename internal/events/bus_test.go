@@ -469,6 +469,9 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	if err := h.bus.Handle("bad", `{"detail-type": "Scan"}`, func(context.Context, events.Envelope) error { return nil }); err == nil {
 		t.Error("Handle took a bad pattern")
 	}
+	if err := h.bus.Handle("gate", `{"detail-type": ["Finding"]}`, func(context.Context, events.Envelope) error { return nil }); err == nil {
+		t.Error("Handle registered a second handler named gate")
+	}
 	rc := newReceiver(t, ok)
 	h.putRule(t, "hooks", `{"detail-type": ["Scan"]}`,
 		events.Target{ID: "one", Webhook: rc.URL + "/one"}, events.Target{ID: "two", Webhook: rc.URL + "/two"})

@@ -31,7 +31,8 @@ type BusOptions struct {
 	RetryWindow time.Duration
 	// MaxBackoff caps the wait between two attempts (1 hour by default).
 	MaxBackoff time.Duration
-	// Client sends webhooks (10 s timeout by default).
+	// Client sends webhooks (by default: a 10 s timeout, and redirects
+	// are not followed but fail the attempt).
 	Client *http.Client
 	// OnDelivery hears of every delivery attempt, for metrics.
 	OnDelivery func(rule, target string, err error)
@@ -63,7 +64,13 @@ func NewBus(st *store.Store, client *jobs.Client, opts BusOptions) *Bus {
 		opts.MaxBackoff = time.Hour
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 10 * time.Second}
+		opts.Client = &http.Client{
+			Timeout: 10 * time.Second,
+			// A redirect is no delivery: followed, a 301 or 302 turns the
+			// POST into a GET without the event. As GitHub's webhooks do,
+			// a 3xx is a failed attempt.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -141,6 +141,7 @@ type receiver struct {
 }
 
 type delivery struct {
+	method string
 	path   string
 	header http.Header
 	body   []byte
@@ -164,7 +165,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if rc.respond != nil {
 		status = rc.respond(len(rc.got) + 1)
 	}
-	rc.got = append(rc.got, delivery{req.URL.Path, req.Header.Clone(), body, status})
+	rc.got = append(rc.got, delivery{req.Method, req.URL.Path, req.Header.Clone(), body, status})
 	rc.mu.Unlock()
 	w.WriteHeader(status)
 }
@@ -540,4 +541,36 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 		t.Errorf("webhook deliveries by target %v, want one each", paths)
 	}
 	noDeadLetters(t, h.bus)
+}
+
+// A webhook answering with a redirect has not received the event: the
+// client would follow a 301 or 302 with a GET and no body, and count the
+// 200 at the end as a delivery. The redirect is a failed attempt.
+func TestWebhookRedirectIsNoDelivery(t *testing.T) {
+	t.Parallel()
+	h := startBus(t, events.BusOptions{})
+	rc := newReceiver(t, ok)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, rc.URL+"/new", http.StatusMovedPermanently)
+	})
+	old := httptest.NewServer(mux)
+	t.Cleanup(old.Close)
+	h.putRule(t, "scans", `{"detail-type": ["Scan"]}`, events.Target{ID: "hook", Webhook: old.URL + "/old"})
+	h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
+
+	waitFor(t, 20*time.Second, "a delivery attempt", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.attempts) > 0
+	})
+	h.mu.Lock()
+	first := h.attempts[0].err
+	h.mu.Unlock()
+	if first == nil || !strings.Contains(first.Error(), "301") {
+		t.Errorf("first attempt: %v, want a failure naming the 301", first)
+	}
+	if got := rc.requests(); len(got) != 0 {
+		t.Errorf("the redirect's target got %s %s with %d bytes", got[0].method, got[0].path, len(got[0].body))
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -115,7 +116,7 @@ func (g *globals) setup() error {
 		return usageError{fmt.Errorf("--format %q: want one of %s", g.format, strings.Join(formats, ", "))}
 	}
 	g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-	routeScalibrLog(g.log)
+	scan.SetLogger(g.log)
 	return nil
 }
 

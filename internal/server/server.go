@@ -86,6 +86,7 @@ func (c *Config) defaults() {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	log := cfg.Logger
+	scan.SetLogger(log)
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err

@@ -2,15 +2,22 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/servertest"
+	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // A pushed image is scanned once: the push and the scan are in the event
@@ -70,5 +77,91 @@ func waitEvents(t *testing.T, s *servertest.Server, n int) []events.Logged {
 			t.Fatalf("%d events logged, want %d", len(log), n)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// importQueued imports fixture feeds as `scangate db import` does: the
+// re-evaluation is queued in the import's transaction.
+func importQueued(t *testing.T, s *servertest.Server, feeds ...string) {
+	t.Helper()
+	ctx := context.Background()
+	client, err := jobs.New(s.Store, nil, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := make([]string, len(feeds))
+	for i, f := range feeds {
+		paths[i] = filepath.Join(servertest.Fixtures, f)
+	}
+	loaded, err := feed.Load(ctx, paths, "", feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = vulndb.New(s.Store).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: func(ctx context.Context, tx *sql.Tx) error {
+		return scanner.QueueReevaluation(ctx, tx, client)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A database change re-evaluates the images pushed or pulled within the
+// rescan window, from their stored inventories, and leaves older ones be.
+func TestReevaluationWindow(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{Feeds: []string{"debian"}})
+	img, _ := imagetest.BookwormApp(t)
+	recent := s.Push(t, "shop/recent:1", img)
+	s.Push(t, "shop/old:1", img)
+	s.Push(t, "shop/pulled:1", img)
+	for _, repo := range []string{"shop/recent", "shop/old", "shop/pulled"} {
+		s.WaitScan(t, repo, recent, 30*time.Second)
+	}
+	// Age two images past the 30-day window; pull one of them again.
+	if _, err := s.Store.Writer().Exec(`UPDATE images SET pushed_at = '2020-01-01T00:00:00Z' WHERE repository IN ('shop/old', 'shop/pulled')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Get(s.Ref(t, "shop/pulled:1"), remote.WithAuth(s.Auth())); err != nil {
+		t.Fatal(err)
+	}
+
+	before := len(waitEvents(t, s, 6))
+	importQueued(t, s, "debian", "ghsa") // lodash 4.17.15 now has advisories
+	deadline := time.Now().Add(30 * time.Second)
+	var got map[string]int
+	for {
+		got = map[string]int{}
+		for _, l := range waitEvents(t, s, before)[before:] {
+			var d struct {
+				Status string `json:"scan-status"`
+				Repo   string `json:"repository-name"`
+				Found  string `json:"finding-status"`
+			}
+			if err := json.Unmarshal(l.Event.Detail, &d); err != nil {
+				t.Fatal(err)
+			}
+			got[l.Event.DetailType+" "+d.Status+d.Found+" "+d.Repo]++
+		}
+		if got["Scan SCAN_COMPLETE shop/recent"] == 1 && got["Scan SCAN_COMPLETE shop/pulled"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events after the import: %v; want SCAN_COMPLETE for shop/recent and shop/pulled", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got["Scan SCAN_COMPLETE shop/old"] != 0 {
+		t.Errorf("an image outside the rescan window was re-evaluated: %v", got)
+	}
+	if got["Finding CREATED shop/recent"] == 0 {
+		t.Errorf("no Finding CREATED events: %v", got)
+	}
+	for _, im := range []string{"shop/recent", "shop/pulled"} {
+		st := s.WaitScan(t, im, recent, time.Second)
+		if st.Summary.High == 0 {
+			t.Errorf("%s: stored counts %+v, want lodash's HIGH findings", im, st.Summary)
+		}
+	}
+	if st := s.WaitScan(t, "shop/old", recent, time.Second); st.Summary.High != 0 {
+		t.Errorf("shop/old changed: %+v", st.Summary)
 	}
 }

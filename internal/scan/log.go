@@ -1,4 +1,4 @@
-package cli
+package scan
 
 import (
 	"context"
@@ -34,6 +34,7 @@ func (s scalibrLogger) Debugf(format string, args ...any) {
 }
 func (s scalibrLogger) Debug(args ...any) { s.log(slog.LevelDebug, fmt.Sprint(args...)) }
 
-// routeScalibrLog is called once logging is set up. The library keeps its
-// logger in a package variable, so this is process-wide.
-func routeScalibrLog(l *slog.Logger) { scalibrlog.SetLogger(scalibrLogger{l}) }
+// SetLogger sends osv-scalibr's log to l: its walks at debug level, its
+// errors as warnings. The library keeps its logger in a package variable,
+// so this is process-wide; call it once logging is set up.
+func SetLogger(l *slog.Logger) { scalibrlog.SetLogger(scalibrLogger{l}) }

@@ -165,6 +165,17 @@ func (s *Scanner) recordScan(ctx context.Context, r *scan.Report) error {
 		return err
 	}
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
+		// The worker checked before scanning; check again where it counts,
+		// so that two scans of one image (jobs are unique per image while
+		// one waits or runs, but nothing else stops a second) still make
+		// one first result and one event.
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM scans WHERE repository = $1 AND digest = $2`, repo, digest).Scan(&n); err != nil {
+			return fmt.Errorf("record scan of %s@%s: %w", repo, digest, err)
+		}
+		if n > 0 {
+			return nil
+		}
 		if err := scan.SaveInventory(ctx, tx, r); err != nil {
 			return err
 		}

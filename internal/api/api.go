@@ -156,6 +156,10 @@ func (s *server) replayEvents(w http.ResponseWriter, r *http.Request) {
 		req.Until = time.Now()
 	}
 	n, err := s.Bus.ReplayEvents(r.Context(), req.Since, req.Until, req.Rule)
+	if errors.Is(err, events.ErrNoRule) {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -181,6 +185,9 @@ func (s *server) rules(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) putRule(w http.ResponseWriter, r *http.Request) {
 	rule, err := events.ParseRule(r.PathValue("name"), io.LimitReader(r.Body, MaxBody+1))
+	if err == nil {
+		err = s.Bus.CheckRule(rule)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return

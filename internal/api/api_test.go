@@ -170,6 +170,10 @@ func TestAPI(t *testing.T) {
 		if status, body := c.do(admin, "PUT", "/api/v1/rules/bad", bad); status != http.StatusBadRequest || !strings.Contains(string(body), "detail-type") {
 			t.Errorf("bad pattern: %d %s, want 400 naming the field", status, body)
 		}
+		nohandler := map[string]any{"pattern": rule["pattern"], "targets": []map[string]string{{"handler": "nope"}}}
+		if status, body := c.do(admin, "PUT", "/api/v1/rules/h", nohandler); status != http.StatusBadRequest || !strings.Contains(string(body), "no built-in handler") {
+			t.Errorf("unknown handler: %d %s, want 400", status, body)
+		}
 		if status, _ := c.do(admin, "DELETE", "/api/v1/rules/scans", nil); status != http.StatusNoContent {
 			t.Errorf("delete: %d", status)
 		}
@@ -189,6 +193,9 @@ func TestAPI(t *testing.T) {
 		status, body = c.do(admin, "POST", "/api/v1/events/replay", map[string]any{"since": time.Now().Add(-time.Hour)})
 		if status != http.StatusAccepted || !strings.Contains(string(body), `"replayed": 2`) {
 			t.Errorf("replay: %d %s, want the push and the scan", status, body)
+		}
+		if status, _ := c.do(admin, "POST", "/api/v1/events/replay", map[string]any{"since": time.Now().Add(-time.Hour), "rule": "nope"}); status != http.StatusNotFound {
+			t.Errorf("replay to a missing rule: %d, want 404", status)
 		}
 		status, body = c.do(admin, "GET", "/api/v1/dead-letters", nil)
 		if status != http.StatusOK {

@@ -212,6 +212,9 @@ server does the work when it runs.`,
 						}
 					}
 					n, err = bus.ReplayEvents(cmd.Context(), from, to, rule)
+					if errors.Is(err, events.ErrNoRule) {
+						return usageError{err}
+					}
 				}
 				if err != nil {
 					return internalError{err}

@@ -102,6 +102,24 @@ func (b *Bus) Handle(name string, pattern string, h Handler) error {
 	return nil
 }
 
+// CheckRule refuses a rule this bus could not serve: one that names a
+// handler it does not have, or takes a built-in rule's name.
+func (b *Bus) CheckRule(r Rule) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, br := range b.builtin {
+		if br.Name == r.Name {
+			return fmt.Errorf("rule %s: the name of a built-in rule", r.Name)
+		}
+	}
+	for _, t := range r.Targets {
+		if t.Handler != "" && b.handlers[t.Handler] == nil {
+			return fmt.Errorf("rule %s, target %s: no built-in handler %q", r.Name, t.ID, t.Handler)
+		}
+	}
+	return nil
+}
+
 // Rules returns the built-in rules and then the stored ones.
 func (b *Bus) Rules(ctx context.Context) ([]Rule, error) {
 	stored, err := b.rules.List(ctx)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 )
 
 // Webhook headers. The signature is GitHub's scheme: "sha256=" and the hex
@@ -82,7 +83,7 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 	}
 	b.opts.Logger.Warn("event delivery failed for good; kept in the dead-letter list",
 		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "attempts", job.Attempt, "err", err)
-	return b.deadLetter(ctx, a, job.Attempt, err)
+	return b.deadLetter(ctx, job, err)
 }
 
 func (b *Bus) deliver(ctx context.Context, a deliverArgs) error {
@@ -142,13 +143,22 @@ type DeadLetter struct {
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
 
-func (b *Bus) deadLetter(ctx context.Context, a deliverArgs, attempts int, cause error) error {
+func (b *Bus) deadLetter(ctx context.Context, job *river.Job[deliverArgs], cause error) error {
+	a := job.Args
 	target, err := json.Marshal(a.Target)
 	if err != nil {
 		return err
 	}
-	_, err = b.st.Writer().ExecContext(ctx, `INSERT INTO dead_letters (event_id, rule, target, attempts, error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		a.EventID, a.Rule, string(target), attempts, cause.Error(), time.Now().UTC().Format(time.RFC3339))
+	// The dead letter and the job's completion commit together: a crash
+	// between them would run the job again and file a second letter.
+	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters (event_id, rule, target, attempts, error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			a.EventID, a.Rule, string(target), job.Attempt, cause.Error(), time.Now().UTC().Format(time.RFC3339)); err != nil {
+			return err
+		}
+		_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("dead-letter event %s: %w", a.EventID, err)
 	}

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/scangate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: build test demo check bench fuzz clean
+.PHONY: build test demo check bench fuzz clean conformance
 
 build:
 	$(GO) build -trimpath -ldflags "-X github.com/scangate/scangate/internal/cli.Version=$(VERSION)" -o $(BIN) ./cmd/scangate
@@ -14,11 +14,17 @@ check:
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 
+# test: every Go test, then the OCI conformance suite against the registry.
 test: check
 	$(GO) test -count=1 ./...
+	bash scripts/conformance.sh
 
 demo: build
 	./scripts/demo.sh
+
+# conformance: the OCI distribution-spec suite against the embedded registry.
+conformance:
+	bash scripts/conformance.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/vulndb/

@@ -34,7 +34,7 @@ type Image struct {
 func ListImages(ctx context.Context, st *store.Store, repository string) ([]Image, error) {
 	q := `SELECT i.repository, i.digest, i.media_type, i.pushed_at, i.last_pulled_at,
 		coalesce(s.status, 'PENDING'), coalesce(s.error, ''), s.scanned_at, coalesce(s.summary, '{}'), coalesce(s.fixable, '{}'),
-		coalesce(s.vulndb_digest, ''), coalesce(json_extract(s.report, '$.image.tags'), '[]')
+		coalesce(s.vulndb_digest, ''), CASE WHEN json_valid(s.report) THEN coalesce(json_extract(s.report, '$.image.tags'), '[]') ELSE '[]' END
 		FROM images i LEFT JOIN scans s ON s.repository = i.repository AND s.digest = i.digest`
 	var args []any
 	if repository != "" {
@@ -122,7 +122,8 @@ func resolve(ctx context.Context, st *store.Store, name string) (repo, digest st
 		repo, tag = name[:i], name[i+1:]
 	}
 	// The newest scanned image of the repository carrying the tag.
-	err = st.Reader().QueryRowContext(ctx, `SELECT s.digest FROM scans s, json_each(s.report, '$.image.tags') t
+	// A failed scan has no report to read tags from.
+	err = st.Reader().QueryRowContext(ctx, `SELECT s.digest FROM scans s, json_each(CASE WHEN json_valid(s.report) THEN s.report ELSE '{}' END, '$.image.tags') t
 		WHERE s.repository = $1 AND t.value = $2 ORDER BY s.scanned_at DESC LIMIT 1`, repo, tag).Scan(&digest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", fmt.Errorf("%s:%s: %w", repo, tag, ErrNoImage)

@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxTags:       cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull,
 		Tokens:        tokens,
+		Logger:        log.With("component", "registry"),
 	})
 	if err != nil {
 		return err

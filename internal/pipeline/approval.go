@@ -1,0 +1,411 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/policy"
+	"github.com/scangate/scangate/internal/scan"
+)
+
+// Approval is an approval stage's request and its answer.
+type Approval struct {
+	ID          string     `json:"id"`
+	ExecutionID string     `json:"executionId"`
+	Pipeline    string     `json:"pipeline"`
+	Stage       string     `json:"stage"`
+	Action      string     `json:"action"`
+	Repository  string     `json:"repository"`
+	ImageDigest string     `json:"imageDigest"`
+	Status      string     `json:"status"` // Pending, Approved, Rejected, Expired, Superseded, Stopped
+	Summary     string     `json:"summary,omitempty"`
+	Reasons     []string   `json:"reasons,omitempty"`
+	DecidedBy   string     `json:"decidedBy,omitempty"`
+	Comment     string     `json:"comment,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	ExpiresAt   time.Time  `json:"expiresAt"`
+	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
+}
+
+// The approval action's name, and who the evaluator is in decisions.
+const (
+	ActionName = "VulnerabilityGate"
+	Evaluator  = "policy-evaluator"
+)
+
+// Errors of approvals.
+var (
+	ErrNoApproval = errors.New("no approval request")
+	ErrDecided    = errors.New("the approval request is not pending")
+	ErrBadToken   = errors.New("the token does not answer this approval request")
+)
+
+// KeyFile is the approval key's name in the data folder.
+const KeyFile = "approval.key"
+
+// LoadKey returns the key that derives approval tokens, making it on first
+// use (readable by the owner only).
+func LoadKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, KeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("approval key: %w", err)
+	}
+	if err == nil {
+		return nil, fmt.Errorf("approval key %s: %d bytes, want 32", path, len(b))
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrExist) { // made by another process just now
+		return LoadKey(dataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("approval key: %w", err)
+	}
+	_, err = f.Write(key)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("approval key: %w", err)
+	}
+	return key, nil
+}
+
+// token is the approval request's token: 256 bits no one can guess
+// without the key.
+func (s *Service) token(approvalID string) string {
+	m := hmac.New(sha256.New, s.opts.Key)
+	m.Write([]byte("approval:" + approvalID))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+const approvalColumns = `id, execution_id, pipeline, stage, action, repository, image_digest, status, summary, reasons, decided_by, comment, created_at, expires_at, decided_at`
+
+func scanApproval(r rowScanner) (*Approval, error) {
+	var a Approval
+	var reasons, created, expires string
+	var decided sql.NullString
+	if err := r.Scan(&a.ID, &a.ExecutionID, &a.Pipeline, &a.Stage, &a.Action, &a.Repository, &a.ImageDigest, &a.Status,
+		&a.Summary, &reasons, &a.DecidedBy, &a.Comment, &created, &expires, &decided); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(reasons), &a.Reasons)
+	a.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	a.ExpiresAt, _ = time.Parse(time.RFC3339Nano, expires)
+	a.DecidedAt = parseTime(decided)
+	return &a, nil
+}
+
+func (s *Service) approvalOf(ctx context.Context, q querier, executionID string) (*Approval, error) {
+	a, err := scanApproval(q.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE execution_id = $1 ORDER BY created_at DESC LIMIT 1`, executionID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("execution %s: %w", executionID, ErrNoApproval)
+	}
+	return a, err
+}
+
+func loadApproval(ctx context.Context, q querier, id string) (*Approval, error) {
+	a, err := scanApproval(q.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("approval %s: %w", id, ErrNoApproval)
+	}
+	return a, err
+}
+
+// requestApproval enters the approval stage for a built image: an older
+// execution of the pipeline still waiting for approval is superseded, the
+// request is made, its evaluation and its expiry are queued, and
+// Approval Requested is published, all in tx.
+func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution, d *Definition, repository, digest string) error {
+	if err := s.supersede(ctx, tx, ex); err != nil {
+		return err
+	}
+	now := s.opts.Now().UTC()
+	a := &Approval{ID: newID(), ExecutionID: ex.ID, Pipeline: ex.Pipeline, Stage: StageApproval, Action: ActionName,
+		Repository: repository, ImageDigest: digest, Status: StatePending, CreatedAt: now, ExpiresAt: now.Add(time.Duration(d.Approval.Timeout))}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO approvals (id, execution_id, pipeline, stage, action, token_hash, repository, image_digest, status, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, a.ID, a.ExecutionID, a.Pipeline, a.Stage, a.Action, hashToken(s.token(a.ID)),
+		a.Repository, a.ImageDigest, a.Status, now.Format(time.RFC3339Nano), a.ExpiresAt.Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("approval request of %s: %w", ex.ID, err)
+	}
+	if err := s.setStage(ctx, tx, ex, StageApproval, StateInProgress, "waiting for the scan of "+digest); err != nil {
+		return err
+	}
+	// The scan may be done already; if not, its Scan event decides.
+	if _, err := s.jobs.InsertTx(ctx, tx, evaluateArgs{ApprovalID: a.ID}, nil); err != nil {
+		return err
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, expireArgs{ApprovalID: a.ID}, &river.InsertOpts{ScheduledAt: a.ExpiresAt}); err != nil {
+		return err
+	}
+	e, err := events.New(events.SourcePipeline, events.DetailTypeApprovalRequested, []string{"pipeline/" + ex.Pipeline, ex.ImageURI}, map[string]any{
+		"pipeline": ex.Pipeline, "execution-id": ex.ID, "stage": a.Stage, "action": a.Action, "approval-id": a.ID,
+		"repository-name": repository, "image-digest": digest, "image-uri": ex.ImageURI, "commit": ex.Commit,
+		"expires": a.ExpiresAt.Format(time.RFC3339), "notify": d.Approval.Notify,
+		"approve-with": "scangate approval approve " + ex.ID + " --comment ...",
+	})
+	if err != nil {
+		return err
+	}
+	return s.bus.Publish(ctx, tx, e)
+}
+
+// supersede ends the older executions of ex's pipeline that wait at the
+// approval stage: the newer commit replaces them, as in CodePipeline.
+func (s *Service) supersede(ctx context.Context, tx *sql.Tx, ex *Execution) error {
+	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.execution_id FROM approvals a JOIN executions e ON e.id = a.execution_id
+		WHERE a.pipeline = $1 AND a.status = 'Pending' AND e.started_at < $2`, ex.Pipeline, ex.StartedAt.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return err
+	}
+	type old struct{ approval, execution string }
+	var olds []old
+	for rows.Next() {
+		var o old
+		if err := rows.Scan(&o.approval, &o.execution); err != nil {
+			rows.Close()
+			return err
+		}
+		olds = append(olds, o)
+	}
+	rows.Close()
+	for _, o := range olds {
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = $1, decided_at = $2, summary = $3 WHERE id = $4`,
+			StateSuperseded, s.now(), "superseded by execution "+ex.ID, o.approval); err != nil {
+			return err
+		}
+		older, err := loadExecution(ctx, tx, o.execution)
+		if err != nil {
+			return err
+		}
+		if err := s.endExecution(ctx, tx, older, StateSuperseded, StateSuperseded, "superseded by execution "+ex.ID+" ("+shortSHA(ex.Commit)+")"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shortSHA(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// Decision is an answer to an approval request.
+type Decision struct {
+	Approve bool
+	By      string
+	Comment string
+	Summary string
+	Reasons []string
+}
+
+// Decide answers approval request id, whose token must be given. Only a
+// pending request can be answered, once: the answer and the state it
+// checks are one transaction, so the evaluator and a person, or two
+// evaluations, cannot both decide.
+func (s *Service) Decide(ctx context.Context, id, token string, d Decision) error {
+	return s.st.InTx(ctx, func(tx *sql.Tx) error { return s.decide(ctx, tx, id, token, d) })
+}
+
+func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d Decision) error {
+	a, err := loadApproval(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	var hash string
+	if err := tx.QueryRowContext(ctx, `SELECT token_hash FROM approvals WHERE id = $1`, id).Scan(&hash); err != nil {
+		return err
+	}
+	if !hmac.Equal([]byte(hash), []byte(hashToken(token))) {
+		return fmt.Errorf("approval %s: %w", id, ErrBadToken)
+	}
+	if a.Status != StatePending {
+		return fmt.Errorf("approval %s: %w (%s)", id, ErrDecided, a.Status)
+	}
+	status := StateRejected
+	if d.Approve {
+		status = StateApproved
+	}
+	reasons, err := json.Marshal(d.Reasons)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = $1, summary = $2, reasons = $3, decided_by = $4, comment = $5, decided_at = $6 WHERE id = $7`,
+		status, d.Summary, string(reasons), d.By, d.Comment, s.now(), id); err != nil {
+		return err
+	}
+	ex, err := loadExecution(ctx, tx, a.ExecutionID)
+	if err != nil {
+		return err
+	}
+	message := d.Summary
+	if d.By != Evaluator {
+		message = fmt.Sprintf("%s by %s", status, d.By)
+		if d.Comment != "" {
+			message += ": " + d.Comment
+		}
+	}
+	if !d.Approve {
+		return s.endExecution(ctx, tx, ex, StateFailed, StateFailed, message)
+	}
+	if err := s.setStage(ctx, tx, ex, StageApproval, StateSucceeded, message); err != nil {
+		return err
+	}
+	// The deploy stage is not run yet: the execution ends with its
+	// artifact ready.
+	return s.endExecution(ctx, tx, ex, StateSucceeded, StateSucceeded, message)
+}
+
+// Review is a person's answer to the approval an execution waits for.
+func (s *Service) Review(ctx context.Context, executionID string, approve bool, by, comment string) (*Approval, error) {
+	a, err := s.approvalOf(ctx, s.st.Reader(), executionID)
+	if err != nil {
+		return nil, err
+	}
+	summary := "Rejected by " + by
+	if approve {
+		summary = "Approved by " + by
+	}
+	if err := s.Decide(ctx, a.ID, s.token(a.ID), Decision{Approve: approve, By: by, Comment: comment, Summary: summary}); err != nil {
+		return nil, err
+	}
+	return loadApproval(ctx, s.st.Reader(), a.ID)
+}
+
+// Evaluate decides approval request id by the pipeline's policy if its
+// image's scan has finished, and does nothing if it has not (the Scan
+// event will) or if the request was answered already.
+func (s *Service) Evaluate(ctx context.Context, id string) error {
+	return s.st.InTx(ctx, func(tx *sql.Tx) error {
+		a, err := loadApproval(ctx, tx, id)
+		if err != nil || a.Status != StatePending {
+			return err
+		}
+		d, ok, err := s.evaluate(ctx, tx, a)
+		if err != nil || !ok {
+			return err
+		}
+		return s.decide(ctx, tx, a.ID, s.token(a.ID), d)
+	})
+}
+
+// evaluate applies the pipeline's policy to the scan of the approval's
+// image; ok is false while there is no scan.
+func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decision, bool, error) {
+	var status, errText, doc string
+	err := tx.QueryRowContext(ctx, `SELECT status, error, report FROM scans WHERE repository = $1 AND digest = $2`, a.Repository, a.ImageDigest).
+		Scan(&status, &errText, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Decision{}, false, nil
+	}
+	if err != nil {
+		return Decision{}, false, err
+	}
+	d := Decision{By: Evaluator}
+	if status != "COMPLETE" {
+		d.Summary = "Rejected: the scan failed: " + errText
+		d.Reasons = []string{"the scan of " + a.ImageDigest + " failed: " + errText}
+		return d, true, nil
+	}
+	var r scan.Report
+	if err := json.Unmarshal([]byte(doc), &r); err != nil {
+		return Decision{}, false, fmt.Errorf("scan of %s: %w", a.ImageDigest, err)
+	}
+	ex, err := loadExecution(ctx, tx, a.ExecutionID)
+	if err != nil {
+		return Decision{}, false, err
+	}
+	def, err := getDefinition(ctx, tx, ex.Pipeline, ex.Version)
+	if err != nil {
+		return Decision{}, false, err
+	}
+	pol, err := def.Policy()
+	if err != nil {
+		return Decision{}, false, err
+	}
+	dec := policy.Evaluate(&r, pol, s.opts.Now())
+	d.Approve, d.Summary, d.Reasons = dec.Passed, dec.Summary(), dec.Reasons
+	return d, true, nil
+}
+
+// HandleScan is the evaluator's built-in handler: a Scan event decides
+// the pending approvals of its image.
+func (s *Service) HandleScan(ctx context.Context, e events.Envelope) error {
+	var detail struct {
+		Repository string `json:"repository-name"`
+		Digest     string `json:"image-digest"`
+	}
+	if err := json.Unmarshal(e.Detail, &detail); err != nil {
+		return fmt.Errorf("scan event %s: %w", e.ID, err)
+	}
+	rows, err := s.st.Reader().QueryContext(ctx, `SELECT id FROM approvals WHERE image_digest = $1 AND repository = $2 AND status = 'Pending'`,
+		detail.Digest, detail.Repository)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := s.Evaluate(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expire fails an approval still pending at its expiry.
+func (s *Service) expire(ctx context.Context, id string) error {
+	return s.st.InTx(ctx, func(tx *sql.Tx) error {
+		a, err := loadApproval(ctx, tx, id)
+		if err != nil || a.Status != StatePending {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = $1, decided_at = $2, summary = $3 WHERE id = $4`,
+			StateExpired, s.now(), "no decision by "+a.ExpiresAt.Format(time.RFC3339), id); err != nil {
+			return err
+		}
+		ex, err := loadExecution(ctx, tx, a.ExecutionID)
+		if err != nil {
+			return err
+		}
+		return s.endExecution(ctx, tx, ex, StateFailed, StateFailed, "approval expired: no decision by "+a.ExpiresAt.Format(time.RFC3339))
+	})
+}

@@ -1,0 +1,278 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/scangate/scangate/internal/policy"
+)
+
+// MaxDefinitionSize is the most bytes a pipeline definition may have.
+const MaxDefinitionSize = 64 << 10
+
+// DefaultApprovalTimeout is how long an approval waits for a decision.
+const DefaultApprovalTimeout = 7 * 24 * time.Hour
+
+// A Definition is a pipeline as its YAML file describes it.
+type Definition struct {
+	Name     string       `yaml:"name" json:"name"`
+	Source   SourceSpec   `yaml:"source" json:"source"`
+	Build    BuildSpec    `yaml:"build" json:"build"`
+	Approval ApprovalSpec `yaml:"approval" json:"approval"`
+	Deploy   *DeploySpec  `yaml:"deploy,omitempty" json:"deploy,omitempty"`
+	// Version is set when the definition is stored: 1 for the first, one
+	// more for each change.
+	Version int `yaml:"-" json:"version"`
+}
+
+// SourceSpec names where commits come from: a repository hosted by
+// scangate, or an external git URL that is polled or that sends webhooks.
+type SourceSpec struct {
+	Repository string `yaml:"repository,omitempty" json:"repository,omitempty"`
+	URL        string `yaml:"url,omitempty" json:"url,omitempty"`
+	Branch     string `yaml:"branch" json:"branch"`
+	// Poll is how often an external repository is asked for its branch
+	// head; zero means webhooks only.
+	Poll Duration `yaml:"poll,omitempty" json:"poll,omitempty"`
+	// WebhookSecret checks the push webhooks of GitHub, GitLab or Gitea.
+	WebhookSecret string `yaml:"webhook-secret,omitempty" json:"webhook-secret,omitempty"`
+}
+
+// BuildSpec says how to build the image.
+type BuildSpec struct {
+	Context    string            `yaml:"context,omitempty" json:"context,omitempty"`
+	Dockerfile string            `yaml:"dockerfile,omitempty" json:"dockerfile,omitempty"`
+	Args       map[string]string `yaml:"args,omitempty" json:"args,omitempty"`
+	// Repository is the image repository in scangate's registry; the image
+	// is tagged with the commit SHA and "latest".
+	Repository string `yaml:"repository" json:"repository"`
+}
+
+// ApprovalSpec is the vulnerability gate.
+type ApprovalSpec struct {
+	Policy PolicySpec `yaml:"policy" json:"policy"`
+	// Timeout is how long the stage waits for a decision before it fails.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Notify names the rule that tells people of Approval Requested events
+	// (a rule of the event bus, with webhook targets).
+	Notify string `yaml:"notify,omitempty" json:"notify,omitempty"`
+}
+
+// PolicySpec is the approval's policy: thresholds per severity, and
+// exceptions.
+type PolicySpec struct {
+	Thresholds    map[string]int  `yaml:"thresholds" json:"thresholds"`
+	IgnoreUnfixed bool            `yaml:"ignore-unfixed,omitempty" json:"ignore-unfixed,omitempty"`
+	Exceptions    []ExceptionSpec `yaml:"exceptions,omitempty" json:"exceptions,omitempty"`
+}
+
+// ExceptionSpec lets one vulnerability through, as an ignore-file entry does.
+type ExceptionSpec struct {
+	ID      string `yaml:"id" json:"id"`
+	Package string `yaml:"package,omitempty" json:"package,omitempty"`
+	Reason  string `yaml:"reason" json:"reason"`
+	Expires string `yaml:"expires,omitempty" json:"expires,omitempty"` // a date or an RFC 3339 time
+}
+
+// DeploySpec names where an approved image goes (the deploy stage's work
+// is the next issue's; its definition is here so pipelines can name it).
+type DeploySpec struct {
+	Cluster   string `yaml:"cluster" json:"cluster"`
+	Service   string `yaml:"service" json:"service"`
+	Container string `yaml:"container" json:"container"`
+}
+
+// Duration is a time.Duration written as "90s", "2h" or "7d".
+type Duration time.Duration
+
+// UnmarshalYAML reads a duration, allowing a number of days ("7d").
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as Go does.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n < 0 || n > 3650 || fmt.Sprint(n) != days {
+			return 0, fmt.Errorf("duration %q: want a whole number of days such as 7d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("duration %q: want 90s, 2h or 7d", s)
+	}
+	return v, nil
+}
+
+var (
+	nameRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	repoRe   = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
+	branchRe = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,200}$`)
+)
+
+// ParseDefinition reads a pipeline definition: YAML of at most
+// MaxDefinitionSize bytes, with no unknown fields, checked.
+func ParseDefinition(data []byte) (*Definition, error) {
+	if len(data) > MaxDefinitionSize {
+		return nil, fmt.Errorf("pipeline definition: %d bytes, at most %d", len(data), MaxDefinitionSize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var d Definition
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("pipeline definition: %w", err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		return nil, errors.New("pipeline definition: more than one YAML document")
+	}
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Check validates a definition and fills its defaults.
+func (d *Definition) Check() error {
+	if !nameRe.MatchString(d.Name) {
+		return fmt.Errorf("pipeline name %q: use 1 to 63 lower-case letters, digits, '.', '_' or '-'", d.Name)
+	}
+	wrap := func(err error) error { return fmt.Errorf("pipeline %s: %w", d.Name, err) }
+	if err := d.Source.check(); err != nil {
+		return wrap(err)
+	}
+	if err := d.Build.check(); err != nil {
+		return wrap(err)
+	}
+	if _, err := d.Policy(); err != nil {
+		return wrap(fmt.Errorf("approval policy: %w", err))
+	}
+	if d.Approval.Timeout == 0 {
+		d.Approval.Timeout = Duration(DefaultApprovalTimeout)
+	}
+	if d.Deploy != nil && (d.Deploy.Service == "" || d.Deploy.Container == "") {
+		return wrap(errors.New("deploy: name the service and the container"))
+	}
+	return nil
+}
+
+func (s *SourceSpec) check() error {
+	if (s.Repository == "") == (s.URL == "") {
+		return errors.New("source: give either a hosted repository or an external url")
+	}
+	if s.Branch == "" {
+		s.Branch = "main"
+	}
+	if !branchRe.MatchString(s.Branch) || strings.Contains(s.Branch, "..") {
+		return fmt.Errorf("source: branch %q is not a branch name", s.Branch)
+	}
+	if s.URL != "" {
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
+			return fmt.Errorf("source: url %q: want an http(s) or file git URL", redact(s.URL))
+		}
+		if s.Poll != 0 && time.Duration(s.Poll) < 5*time.Second {
+			return errors.New("source: poll at most every 5s")
+		}
+	} else if s.Poll != 0 || s.WebhookSecret != "" {
+		return errors.New("source: poll and webhook-secret are for external repositories")
+	}
+	return nil
+}
+
+func (b *BuildSpec) check() error {
+	if !repoRe.MatchString(b.Repository) || len(b.Repository) > 255 {
+		return fmt.Errorf("build: repository %q is not an image repository name", b.Repository)
+	}
+	if b.Context == "" {
+		b.Context = "."
+	}
+	if b.Dockerfile == "" {
+		b.Dockerfile = "Dockerfile"
+	}
+	for _, p := range []string{b.Context, b.Dockerfile} {
+		if path.IsAbs(p) || strings.HasPrefix(path.Clean(p), "..") {
+			return fmt.Errorf("build: path %q must stay inside the repository", p)
+		}
+	}
+	if len(b.Args) > 64 {
+		return errors.New("build: at most 64 build args")
+	}
+	return nil
+}
+
+// Policy turns the approval's policy into the gate's.
+func (d *Definition) Policy() (policy.Policy, error) {
+	p := policy.Policy{Thresholds: d.Approval.Policy.Thresholds, IgnoreUnfixed: d.Approval.Policy.IgnoreUnfixed}
+	for i, e := range d.Approval.Policy.Exceptions {
+		ig := policy.Ignore{ID: e.ID, Package: e.Package, Reason: e.Reason}
+		if e.Reason == "" {
+			return p, fmt.Errorf("exception %d (%s): say why (reason)", i+1, e.ID)
+		}
+		if e.Expires != "" {
+			t, err := parseExpiry(e.Expires)
+			if err != nil {
+				return p, fmt.Errorf("exception %d (%s): %w", i+1, e.ID, err)
+			}
+			ig.Expires = t
+		}
+		p.Ignores = append(p.Ignores, ig)
+	}
+	if len(p.Thresholds) == 0 {
+		return p, errors.New("no thresholds: say how many findings of each severity may pass, such as CRITICAL: 0")
+	}
+	return p, p.Validate()
+}
+
+func parseExpiry(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("expires %q: want a date (2027-01-31) or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+// redact hides the password of a URL with credentials.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// MarshalJSON writes the duration as Go does ("168h0m0s").
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, or "7d".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

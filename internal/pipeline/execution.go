@@ -1,0 +1,277 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scangate/scangate/internal/events"
+)
+
+// States of executions, stages and the approval action, as CodePipeline
+// names them.
+const (
+	StatePending    = "Pending"
+	StateInProgress = "InProgress"
+	StateSucceeded  = "Succeeded"
+	StateFailed     = "Failed"
+	StateStopped    = "Stopped"
+	StateSuperseded = "Superseded"
+	StateSkipped    = "Skipped"
+	StateApproved   = "Approved"
+	StateRejected   = "Rejected"
+	StateExpired    = "Expired"
+)
+
+// Stage names, in order.
+const (
+	StageSource   = "Source"
+	StageBuild    = "Build"
+	StageApproval = "Approval"
+	StageDeploy   = "Deploy"
+)
+
+var stageOrder = []string{StageSource, StageBuild, StageApproval, StageDeploy}
+
+// Trigger says what started an execution.
+type Trigger struct {
+	Kind   string `json:"kind"` // push, poll, webhook, manual
+	Commit string `json:"commit"`
+	Ref    string `json:"ref"`
+}
+
+// Execution is one run of a pipeline.
+type Execution struct {
+	ID          string     `json:"id"`
+	Pipeline    string     `json:"pipeline"`
+	Version     int        `json:"version"`
+	Status      string     `json:"status"`
+	Trigger     string     `json:"trigger"`
+	Commit      string     `json:"commit"`
+	Ref         string     `json:"ref"`
+	Reason      string     `json:"reason,omitempty"`
+	ImageDigest string     `json:"imageDigest,omitempty"`
+	ImageURI    string     `json:"imageUri,omitempty"`
+	StartedAt   time.Time  `json:"startedAt"`
+	EndedAt     *time.Time `json:"endedAt,omitempty"`
+	Stages      []Stage    `json:"stages,omitempty"`
+	Approval    *Approval  `json:"approval,omitempty"`
+}
+
+// Stage is one stage of an execution.
+type Stage struct {
+	Name      string     `json:"name"`
+	Status    string     `json:"status"`
+	Message   string     `json:"message,omitempty"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+}
+
+// ErrNoExecution reports an execution that does not exist.
+var ErrNoExecution = errors.New("no such execution")
+
+// ErrNotRunning reports an execution that has ended.
+var ErrNotRunning = errors.New("the execution is not in progress")
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Start begins an execution of the pipeline's latest version for a commit
+// and queues its build, in one transaction, and returns its id.
+func (s *Service) Start(ctx context.Context, name string, t Trigger) (string, error) {
+	var id string
+	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		id, err = s.start(ctx, tx, name, t)
+		return err
+	})
+	return id, err
+}
+
+func (s *Service) start(ctx context.Context, tx *sql.Tx, name string, t Trigger) (string, error) {
+	d, err := getDefinition(ctx, tx, name, 0)
+	if err != nil {
+		return "", err
+	}
+	if !commitRe.MatchString(t.Commit) {
+		return "", fmt.Errorf("start %s: %q is not a full commit SHA", name, t.Commit)
+	}
+	id, now := newID(), s.now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO executions (id, pipeline, version, status, trigger, commit_sha, ref, started_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, d.Name, d.Version, StateInProgress, t.Kind, t.Commit, t.Ref, now); err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	for i, stage := range stageOrder {
+		status, started, ended := StatePending, any(nil), any(nil)
+		switch stage {
+		case StageSource:
+			status, started, ended = StateSucceeded, now, now
+		case StageBuild:
+			status, started = StateInProgress, now
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stages (execution_id, name, position, status, message, started_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			id, stage, i, status, stageMessage(stage, t), started, ended); err != nil {
+			return "", err
+		}
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, buildArgs{ExecutionID: id}, nil); err != nil {
+		return "", fmt.Errorf("start %s: %w", name, err)
+	}
+	ex := &Execution{ID: id, Pipeline: d.Name, Version: d.Version, Commit: t.Commit, Ref: t.Ref, Trigger: t.Kind}
+	if err := s.publishExecution(ctx, tx, ex, "STARTED", ""); err != nil {
+		return "", err
+	}
+	for _, stage := range []string{StageSource, StageBuild} {
+		state := StateSucceeded
+		if stage == StageBuild {
+			state = StateInProgress
+		}
+		if err := s.publishStage(ctx, tx, ex, stage, state, ""); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
+}
+
+func stageMessage(stage string, t Trigger) string {
+	if stage == StageSource {
+		return fmt.Sprintf("%s %.12s (%s)", t.Ref, t.Commit, t.Kind)
+	}
+	return ""
+}
+
+// OnPush starts an execution of every pipeline whose hosted source is repo
+// and whose branch ref was updated to commit.
+func (s *Service) OnPush(ctx context.Context, kind, repo, url, ref, commit string) ([]string, error) {
+	defs, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, d := range defs {
+		if "refs/heads/"+d.Source.Branch != ref {
+			continue
+		}
+		if (repo == "" || d.Source.Repository != repo) && (url == "" || d.Source.URL != url) {
+			continue
+		}
+		id, err := s.Start(ctx, d.Name, Trigger{Kind: kind, Commit: commit, Ref: ref})
+		if err != nil {
+			return ids, err
+		}
+		s.opts.Logger.Info("execution started", "pipeline", d.Name, "execution", id, "commit", commit, "trigger", kind)
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// HasExecution reports whether the pipeline has run for commit, so that a
+// server starting again can tell which pushes it missed.
+func (s *Service) HasExecution(ctx context.Context, pipeline, commit string) (bool, error) {
+	var n int
+	err := s.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM executions WHERE pipeline = $1 AND commit_sha = $2`, pipeline, commit).Scan(&n)
+	return n > 0, err
+}
+
+// Stop stops an execution in progress: its running stage and any pending
+// approval end Stopped.
+func (s *Service) Stop(ctx context.Context, id, reason string) error {
+	return s.st.InTx(ctx, func(tx *sql.Tx) error {
+		ex, err := loadExecution(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if ex.Status != StateInProgress {
+			return fmt.Errorf("stop %s: %w (%s)", id, ErrNotRunning, ex.Status)
+		}
+		if reason == "" {
+			reason = "stopped"
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = $1, decided_at = $2 WHERE execution_id = $3 AND status = 'Pending'`,
+			StateStopped, s.now(), id); err != nil {
+			return err
+		}
+		return s.endExecution(ctx, tx, ex, StateStopped, StateStopped, reason)
+	})
+}
+
+// endExecution ends an execution: its running stage takes stageState with
+// message, later stages are skipped, and the execution takes state.
+func (s *Service) endExecution(ctx context.Context, tx *sql.Tx, ex *Execution, state, stageState, message string) error {
+	now := s.now()
+	var running string
+	err := tx.QueryRowContext(ctx, `SELECT name FROM stages WHERE execution_id = $1 AND status = 'InProgress'`, ex.ID).Scan(&running)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if running != "" {
+		if err := s.setStage(ctx, tx, ex, running, stageState, message); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE stages SET status = $1 WHERE execution_id = $2 AND status = 'Pending'`, StateSkipped, ex.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE executions SET status = $1, reason = $2, ended_at = $3 WHERE id = $4`, state, message, now, ex.ID); err != nil {
+		return err
+	}
+	ex.Status, ex.Reason = state, message
+	return s.publishExecution(ctx, tx, ex, execEventState(state), message)
+}
+
+// setStage records a stage's new state and publishes it.
+func (s *Service) setStage(ctx context.Context, tx *sql.Tx, ex *Execution, stage, state, message string) error {
+	now := s.now()
+	q := `UPDATE stages SET status = $1, message = $2, ended_at = $3 WHERE execution_id = $4 AND name = $5`
+	args := []any{state, message, now, ex.ID, stage}
+	if state == StateInProgress {
+		q = `UPDATE stages SET status = $1, message = $2, started_at = $3 WHERE execution_id = $4 AND name = $5`
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("stage %s of %s: %w", stage, ex.ID, err)
+	}
+	return s.publishStage(ctx, tx, ex, stage, state, message)
+}
+
+// execEventState names an execution state as CodePipeline's events do.
+func execEventState(state string) string {
+	switch state {
+	case StateSucceeded:
+		return "SUCCEEDED"
+	case StateFailed:
+		return "FAILED"
+	case StateStopped:
+		return "STOPPED"
+	case StateSuperseded:
+		return "SUPERSEDED"
+	}
+	return "STARTED"
+}
+
+func (s *Service) publishExecution(ctx context.Context, tx *sql.Tx, ex *Execution, state, reason string) error {
+	e, err := events.New(events.SourcePipeline, events.DetailTypePipelineExecutionStateChange, []string{"pipeline/" + ex.Pipeline}, map[string]any{
+		"pipeline": ex.Pipeline, "execution-id": ex.ID, "version": ex.Version, "state": state,
+		"commit": ex.Commit, "ref": ex.Ref, "reason": reason,
+	})
+	if err != nil {
+		return err
+	}
+	return s.bus.Publish(ctx, tx, e)
+}
+
+func (s *Service) publishStage(ctx context.Context, tx *sql.Tx, ex *Execution, stage, state, message string) error {
+	e, err := events.New(events.SourcePipeline, events.DetailTypeStageStateChange, []string{"pipeline/" + ex.Pipeline}, map[string]any{
+		"pipeline": ex.Pipeline, "execution-id": ex.ID, "version": ex.Version, "stage": stage, "state": state, "message": message,
+	})
+	if err != nil {
+		return err
+	}
+	return s.bus.Publish(ctx, tx, e)
+}

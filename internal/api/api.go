@@ -5,6 +5,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -28,10 +30,14 @@ const MaxBody = 1 << 20
 
 // Deps are what the API serves.
 type Deps struct {
-	Store   *store.Store
-	Tokens  *auth.Tokens
-	Bus     *events.Bus
-	Scanner *scanner.Scanner
+	Store     *store.Store
+	Tokens    *auth.Tokens
+	Bus       *events.Bus
+	Scanner   *scanner.Scanner
+	Pipelines *pipeline.Service
+	// Heads resolves a pipeline's branch head, for a start without a
+	// commit.
+	Heads func(context.Context, *pipeline.Definition) (string, error)
 }
 
 type server struct{ Deps }
@@ -58,6 +64,9 @@ func New(d Deps) http.Handler {
 	mux.Handle("GET /api/v1/tokens", admin(s.tokens))
 	mux.Handle("POST /api/v1/tokens", admin(s.createToken))
 	mux.Handle("DELETE /api/v1/tokens/{name}", admin(s.revokeToken))
+	if d.Pipelines != nil {
+		s.routePipelines(mux)
+	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -82,7 +91,7 @@ func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusForbidden, fmt.Errorf("token %s has the %s role; this needs %s", tok.Name, tok.Role, role))
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok.Name)))
 	})
 }
 
@@ -281,6 +290,14 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+type tokenKey struct{}
+
+// tokenName is the name of the token a request was let in with.
+func tokenName(r *http.Request) string {
+	n, _ := r.Context().Value(tokenKey{}).(string)
+	return n
 }
 
 // decode reads one JSON object of at most MaxBody bytes into v, refusing

@@ -23,6 +23,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/scanner"
@@ -37,6 +38,8 @@ type Config struct {
 	DataDir string
 	// ScanConcurrency is how many scans run at once (2).
 	ScanConcurrency int
+	// BuildConcurrency is how many pipeline builds run at once (2).
+	BuildConcurrency int
 	// AnonymousPull lets clients without a token pull images.
 	AnonymousPull bool
 	// RescanWindow keeps images pushed or pulled within it re-evaluated
@@ -65,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.ScanConcurrency <= 0 {
 		c.ScanConcurrency = 2
+	}
+	if c.BuildConcurrency <= 0 {
+		c.BuildConcurrency = 2
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -117,7 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 	m := newMetrics(st)
 	workers := river.NewWorkers()
 	client, err := jobs.New(st, workers, jobs.Config{
-		Queues: map[string]int{river.QueueDefault: 2, "events": 4, scanner.Queue: cfg.ScanConcurrency},
+		Queues: map[string]int{river.QueueDefault: 2, "events": 4, scanner.Queue: cfg.ScanConcurrency, pipeline.Queue: cfg.BuildConcurrency},
 		Logger: log.With("component", "jobs"),
 	})
 	if err != nil {
@@ -152,10 +158,20 @@ func Run(ctx context.Context, cfg Config) error {
 	sc.Register(workers)
 	reg.SetHooks(sc)
 
+	key, err := pipeline.LoadKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	pipes := pipeline.New(st, bus, client, pipeline.Options{Key: key, Logger: log.With("component", "pipeline")})
+	pipes.Register(workers)
+	if err := bus.Handle(pipeline.HandlerName, pipeline.ScanPattern, pipes.HandleScan); err != nil {
+		return err
+	}
+
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
-	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc}))
+	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc, Pipelines: pipes}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !ready.Load() {

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/pipeline"
+)
+
+func (s *server) routePipelines(mux *http.ServeMux) {
+	reader := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleReader, h) }
+	admin := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleAdmin, h) }
+	mux.Handle("GET /api/v1/pipelines", reader(s.pipelines))
+	mux.Handle("GET /api/v1/pipelines/{name}", reader(s.getPipeline))
+	mux.Handle("PUT /api/v1/pipelines/{name}", admin(s.putPipeline))
+	mux.Handle("POST /api/v1/pipelines/{name}/executions", admin(s.startExecution))
+	mux.Handle("GET /api/v1/executions", reader(s.executions))
+	mux.Handle("GET /api/v1/executions/{id}", reader(s.execution))
+	mux.Handle("GET /api/v1/executions/{id}/artifact", reader(s.artifact))
+	mux.Handle("GET /api/v1/executions/{id}/log", reader(s.buildLog))
+	mux.Handle("POST /api/v1/executions/{id}/stop", admin(s.stopExecution))
+	mux.Handle("POST /api/v1/executions/{id}/approval", admin(s.review))
+}
+
+// pipelineStatus maps the pipeline service's errors to HTTP statuses.
+func pipelineStatus(err error) int {
+	switch {
+	case errors.Is(err, pipeline.ErrNoPipeline), errors.Is(err, pipeline.ErrNoExecution), errors.Is(err, pipeline.ErrNoApproval):
+		return http.StatusNotFound
+	case errors.Is(err, pipeline.ErrDecided), errors.Is(err, pipeline.ErrNotRunning):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *server) pipelines(w http.ResponseWriter, r *http.Request) {
+	defs, err := s.Pipelines.List(r.Context())
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipelines": orEmpty(defs)})
+}
+
+func (s *server) getPipeline(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Pipelines.Get(r.Context(), r.PathValue("name"), 0)
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *server) putPipeline(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, pipeline.MaxDefinitionSize+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	d, err := pipeline.ParseDefinition(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if d.Name != r.PathValue("name") {
+		writeError(w, http.StatusBadRequest, errors.New("the definition's name is not the one in the path"))
+		return
+	}
+	v, err := s.Pipelines.Put(r.Context(), d)
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": d.Name, "version": v})
+}
+
+func (s *server) startExecution(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Commit string `json:"commit"`
+	}
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	name := r.PathValue("name")
+	d, err := s.Pipelines.Get(r.Context(), name, 0)
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	if req.Commit == "" && s.Heads != nil {
+		if req.Commit, err = s.Heads(r.Context(), d); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	id, err := s.Pipelines.Start(r.Context(), name, pipeline.Trigger{Kind: "manual", Commit: req.Commit, Ref: "refs/heads/" + d.Source.Branch})
+	if err != nil {
+		status := pipelineStatus(err)
+		if status == http.StatusInternalServerError {
+			status = http.StatusBadRequest // a commit that is not one
+		}
+		writeError(w, status, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+}
+
+func (s *server) executions(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", 50)
+	if err != nil || limit < 1 || limit > 1000 {
+		writeError(w, http.StatusBadRequest, errors.New("limit: a number from 1 to 1000"))
+		return
+	}
+	exs, err := s.Pipelines.Executions(r.Context(), r.URL.Query().Get("pipeline"), int(limit))
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"executions": orEmpty(exs)})
+}
+
+func (s *server) execution(w http.ResponseWriter, r *http.Request) {
+	ex, err := s.Pipelines.Execution(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ex)
+}
+
+func (s *server) artifact(w http.ResponseWriter, r *http.Request) {
+	doc, err := s.Pipelines.Artifact(r.Context(), r.PathValue("id"))
+	if err != nil {
+		status := pipelineStatus(err)
+		if status == http.StatusInternalServerError {
+			status = http.StatusNotFound // not built yet
+		}
+		writeError(w, status, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="imagedefinitions.json"`)
+	_, _ = w.Write(doc)
+}
+
+func (s *server) buildLog(w http.ResponseWriter, r *http.Request) {
+	log, err := s.Pipelines.BuildLog(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, log)
+}
+
+func (s *server) stopExecution(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	who := "token:" + tokenName(r)
+	reason := "stopped by " + who
+	if req.Reason != "" {
+		reason += ": " + req.Reason
+	}
+	if err := s.Pipelines.Stop(r.Context(), r.PathValue("id"), reason); err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) review(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Decision string `json:"decision"`
+		Comment  string `json:"comment"`
+	}
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if req.Decision != "approve" && req.Decision != "reject" {
+		writeError(w, http.StatusBadRequest, errors.New(`decision: "approve" or "reject"`))
+		return
+	}
+	a, err := s.Pipelines.Review(r.Context(), r.PathValue("id"), req.Decision == "approve", "token:"+tokenName(r), req.Comment)
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}

@@ -1,0 +1,351 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/store"
+)
+
+// withPipelines gives fn the pipeline service over the data folder: it
+// records and queues, and the server does the work.
+func (g *globals) withPipelines(ctx context.Context, fn func(*pipeline.Service, *store.Store) error) error {
+	return g.withStore(ctx, func(st *store.Store) error {
+		if err := jobs.Migrate(ctx, st); err != nil {
+			return internalError{err}
+		}
+		client, err := jobs.New(st, nil, jobs.Config{})
+		if err != nil {
+			return internalError{err}
+		}
+		key, err := pipeline.LoadKey(g.dataDir)
+		if err != nil {
+			return internalError{err}
+		}
+		bus := events.NewBus(st, client, events.BusOptions{})
+		return fn(pipeline.New(st, bus, client, pipeline.Options{Key: key}), st)
+	})
+}
+
+// pipelineError sorts the service's errors into exit codes.
+func pipelineError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pipeline.ErrNoPipeline), errors.Is(err, pipeline.ErrNoExecution), errors.Is(err, pipeline.ErrNoApproval),
+		errors.Is(err, pipeline.ErrDecided), errors.Is(err, pipeline.ErrNotRunning):
+		return usageError{err}
+	}
+	return internalError{err}
+}
+
+func newPipelineCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "pipeline", Short: "Define, list, start and stop pipelines"}
+	var file string
+	put := &cobra.Command{
+		Use:   "put -f PIPELINE.yaml",
+		Short: "Create a pipeline or store a new version of it",
+		Long: `Put stores a pipeline definition (YAML) as the pipeline's next version.
+Executions already running keep the version they started with.
+
+  name: shop-api
+  source:                      # a repository hosted by scangate (scangate repo create)...
+    repository: shop-api
+    branch: main
+    # url: https://git.example.com/shop/api.git   # ...or an external one,
+    # poll: 60s                                   # polled, or told by a push webhook
+    # webhook-secret: ...                         # (GitHub, GitLab, Gitea)
+  build:
+    context: .
+    dockerfile: Dockerfile
+    args: {VERSION: "1"}
+    repository: shop/api       # in scangate's registry; tagged with the commit SHA and latest
+  approval:
+    policy:
+      thresholds: {CRITICAL: 0, HIGH: 0, MEDIUM: 5}
+      ignore-unfixed: false
+      exceptions:
+        - {id: CVE-2023-45853, package: zlib1g, reason: MiniZip is not built, expires: 2027-01-31}
+    timeout: 7d                # then the execution fails
+    notify: approvals          # the rule whose webhooks tell people
+  deploy:                      # where approved images go
+    cluster: default
+    service: shop-api
+    container: api`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := readSmallFile(file)
+			if err != nil {
+				return usageError{fmt.Errorf("-f: %w", err)}
+			}
+			d, err := pipeline.ParseDefinition(data)
+			if err != nil {
+				return usageError{err}
+			}
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				v, err := s.Put(cmd.Context(), d)
+				if err != nil {
+					return pipelineError(err)
+				}
+				_, err = fmt.Fprintf(g.stdout, "pipeline %s version %d\n", d.Name, v)
+				return err
+			})
+		},
+	}
+	put.Flags().StringVarP(&file, "file", "f", "", "the pipeline definition")
+	_ = put.MarkFlagRequired("file")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List pipelines and their latest execution", Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				defs, err := s.List(cmd.Context())
+				if err != nil {
+					return pipelineError(err)
+				}
+				if g.format == "json" {
+					return writeJSON(g.stdout, orEmpty(defs))
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tVERSION\tSOURCE\tIMAGE\tLATEST EXECUTION")
+				for _, d := range defs {
+					latest := "-"
+					if exs, err := s.Executions(cmd.Context(), d.Name, 1); err == nil && len(exs) > 0 {
+						latest = exs[0].ID + " " + exs[0].Status
+					}
+					src := d.Source.Repository
+					if src == "" {
+						src = d.Source.URL
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s@%s\t%s\t%s\n", d.Name, d.Version, src, d.Source.Branch, d.Build.Repository, latest)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	get := &cobra.Command{
+		Use: "get NAME", Short: "Show a pipeline's definition (JSON)", Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				d, err := s.Get(cmd.Context(), a[0], 0)
+				if err != nil {
+					return pipelineError(err)
+				}
+				return writeJSON(g.stdout, d)
+			})
+		},
+	}
+	var commit string
+	start := &cobra.Command{
+		Use:   "start NAME [--commit SHA]",
+		Short: "Start an execution of the branch head, or of a commit",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				c := commit
+				if c == "" {
+					d, err := s.Get(cmd.Context(), a[0], 0)
+					if err != nil {
+						return pipelineError(err)
+					}
+					if c, err = g.branchHead(cmd.Context(), d); err != nil {
+						return usageError{err}
+					}
+				}
+				id, err := s.Start(cmd.Context(), a[0], pipeline.Trigger{Kind: "manual", Commit: c, Ref: "refs/heads/" + branchOf(s, cmd.Context(), a[0])})
+				if err != nil {
+					return pipelineError(err)
+				}
+				_, err = fmt.Fprintln(g.stdout, id)
+				return err
+			})
+		},
+	}
+	start.Flags().StringVar(&commit, "commit", "", "the commit to build (default: the branch head)")
+	var reason string
+	stop := &cobra.Command{
+		Use: "stop EXECUTION [--reason TEXT]", Short: "Stop an execution in progress", Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				return pipelineError(s.Stop(cmd.Context(), a[0], "stopped by "+whoAmI()+reasonSuffix(reason)))
+			})
+		},
+	}
+	stop.Flags().StringVar(&reason, "reason", "", "why")
+	cmd.AddCommand(put, list, get, start, stop)
+	return cmd
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+func branchOf(s *pipeline.Service, ctx context.Context, name string) string {
+	d, err := s.Get(ctx, name, 0)
+	if err != nil {
+		return "main"
+	}
+	return d.Source.Branch
+}
+
+// whoAmI names the person at the command line, for the record.
+func whoAmI() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	if n := os.Getenv("USER"); n != "" {
+		return "cli:" + n
+	}
+	return "cli"
+}
+
+func newExecutionCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "execution", Short: "Pipeline executions, their stages, decisions and artifacts"}
+	var name string
+	var limit int
+	list := &cobra.Command{
+		Use: "list [--pipeline NAME]", Short: "List executions, newest first", Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				exs, err := s.Executions(cmd.Context(), name, limit)
+				if err != nil {
+					return pipelineError(err)
+				}
+				if g.format == "json" {
+					return writeJSON(g.stdout, orEmpty(exs))
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "EXECUTION\tPIPELINE\tSTATUS\tCOMMIT\tSTARTED\tREASON")
+				for _, ex := range exs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%.12s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, ex.Commit,
+						ex.StartedAt.Format(time.RFC3339), oneLine(ex.Reason, 90))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&name, "pipeline", "", "only this pipeline's")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many")
+	var artifact, buildLog bool
+	get := &cobra.Command{
+		Use:   "get EXECUTION [--artifact | --log]",
+		Short: "Show an execution: stages, approval and why; or its imagedefinitions.json or build log",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+				switch {
+				case artifact:
+					doc, err := s.Artifact(cmd.Context(), a[0])
+					if err != nil {
+						return usageError{err}
+					}
+					_, err = g.stdout.Write(append(doc, '\n'))
+					return err
+				case buildLog:
+					log, err := s.BuildLog(cmd.Context(), a[0])
+					if err != nil {
+						return pipelineError(err)
+					}
+					_, err = fmt.Fprint(g.stdout, log)
+					return err
+				}
+				ex, err := s.Execution(cmd.Context(), a[0])
+				if err != nil {
+					return pipelineError(err)
+				}
+				if g.format == "json" {
+					return writeJSON(g.stdout, ex)
+				}
+				return printExecution(g, ex)
+			})
+		},
+	}
+	get.Flags().BoolVar(&artifact, "artifact", false, "print the imagedefinitions.json artifact")
+	get.Flags().BoolVar(&buildLog, "log", false, "print the build log")
+	cmd.AddCommand(list, get)
+	return cmd
+}
+
+func printExecution(g *globals, ex *pipeline.Execution) error {
+	fmt.Fprintf(g.stdout, "execution %s of %s (version %d): %s\n", ex.ID, ex.Pipeline, ex.Version, ex.Status)
+	fmt.Fprintf(g.stdout, "commit %s (%s, %s)\n", ex.Commit, ex.Ref, ex.Trigger)
+	if ex.ImageURI != "" {
+		fmt.Fprintf(g.stdout, "image %s\n", ex.ImageURI)
+	}
+	if ex.Reason != "" {
+		fmt.Fprintf(g.stdout, "reason: %s\n", ex.Reason)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSTAGE\tSTATUS\tMESSAGE")
+	for _, st := range ex.Stages {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, st.Status, oneLine(st.Message, 100))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if a := ex.Approval; a != nil {
+		fmt.Fprintf(g.stdout, "\napproval %s: %s", a.ID, a.Status)
+		if a.DecidedBy != "" {
+			fmt.Fprintf(g.stdout, " by %s", a.DecidedBy)
+		}
+		if a.Status == pipeline.StatePending {
+			fmt.Fprintf(g.stdout, " (expires %s)", a.ExpiresAt.Format(time.RFC3339))
+		}
+		fmt.Fprintln(g.stdout)
+		if a.Summary != "" {
+			fmt.Fprintf(g.stdout, "%s\n", a.Summary)
+		}
+		for _, r := range a.Reasons {
+			fmt.Fprintf(g.stdout, "  %s\n", r)
+		}
+		if a.Comment != "" {
+			fmt.Fprintf(g.stdout, "comment: %s\n", a.Comment)
+		}
+	}
+	return nil
+}
+
+func newApprovalCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "approval", Short: "Approve or reject an execution waiting at its approval stage"}
+	for _, verb := range []string{"approve", "reject"} {
+		var comment string
+		c := &cobra.Command{
+			Use:   verb + " EXECUTION --comment TEXT",
+			Short: strings.ToUpper(verb[:1]) + verb[1:] + " the image an execution waits with",
+			Args:  args(cobra.ExactArgs(1)),
+			RunE: func(cmd *cobra.Command, a []string) error {
+				return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
+					ap, err := s.Review(cmd.Context(), a[0], verb == "approve", whoAmI(), comment)
+					if err != nil {
+						return pipelineError(err)
+					}
+					_, err = fmt.Fprintf(g.stdout, "%s: %s\n", ap.Status, ap.Summary)
+					return err
+				})
+			},
+		}
+		c.Flags().StringVar(&comment, "comment", "", "why, for the record")
+		_ = c.MarkFlagRequired("comment")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+// branchHead resolves a pipeline's branch to a commit.
+func (g *globals) branchHead(ctx context.Context, d *pipeline.Definition) (string, error) {
+	return "", fmt.Errorf("give --commit: the branch head of %s is not known here", d.Source.Branch)
+}

@@ -1,0 +1,290 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"strings"
+
+	"github.com/scangate/scangate/internal/auth"
+)
+
+// PathPrefix is where ServeHTTP expects git's requests: a repository NAME
+// is cloned from PathPrefix + NAME + ".git".
+const PathPrefix = "/git/"
+
+// The smart HTTP services.
+const (
+	uploadPack  = "git-upload-pack"  // clone and fetch
+	receivePack = "git-receive-pack" // push
+)
+
+// gitRequest is a smart HTTP request's meaning.
+type gitRequest struct {
+	repo    string // the repository's name
+	service string // uploadPack or receivePack
+	advert  bool   // GET info/refs rather than POST to the service
+}
+
+// parseGitPath reads /git/NAME.git/info/refs?service=S, /git/NAME.git/S,
+// and the same without ".git", as GitHub allows. The dumb protocol's paths
+// (objects/..., HEAD) are not served.
+func parseGitPath(p, service string) (gitRequest, bool) {
+	rest, ok := strings.CutPrefix(p, PathPrefix)
+	if !ok {
+		return gitRequest{}, false
+	}
+	var g gitRequest
+	switch {
+	case strings.HasSuffix(rest, "/info/refs"):
+		rest = strings.TrimSuffix(rest, "/info/refs")
+		g.service, g.advert = service, true
+	case strings.HasSuffix(rest, "/"+uploadPack):
+		rest, g.service = strings.TrimSuffix(rest, "/"+uploadPack), uploadPack
+	case strings.HasSuffix(rest, "/"+receivePack):
+		rest, g.service = strings.TrimSuffix(rest, "/"+receivePack), receivePack
+	default:
+		return gitRequest{}, false
+	}
+	if g.service != uploadPack && g.service != receivePack {
+		return gitRequest{}, false
+	}
+	g.repo = strings.TrimSuffix(rest, ".git")
+	return g, ValidName(g.repo) == nil
+}
+
+// backendPath is the path git http-backend is given for g.
+func (g gitRequest) backendPath() string {
+	if g.advert {
+		return PathPrefix + g.repo + ".git/info/refs"
+	}
+	return PathPrefix + g.repo + ".git/" + g.service
+}
+
+// need is the role g needs.
+func (g gitRequest) need() auth.Role {
+	if g.service == receivePack {
+		return auth.RolePusher
+	}
+	return auth.RoleReader
+}
+
+// ServeHTTP serves git's smart HTTP protocol at PathPrefix: clone and fetch
+// with a reader token, push with a pusher token. Requests without a token
+// are asked for one (401 with a Basic challenge), so that git sends the
+// token of a URL such as http://x:TOKEN@host/git/app.git.
+func (r *Repos) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	g, ok := parseGitPath(req.URL.Path, req.URL.Query().Get("service"))
+	if !ok {
+		http.Error(w, "not a git smart HTTP path: want "+PathPrefix+"NAME.git/info/refs?service=..., /git-upload-pack or /git-receive-pack", http.StatusNotFound)
+		return
+	}
+	if want := map[bool]string{true: http.MethodGet, false: http.MethodPost}[g.advert]; req.Method != want {
+		w.Header().Set("Allow", want)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	user, ok := r.authorize(w, req, g.need())
+	if !ok {
+		return
+	}
+	d, err := r.existing(g.repo)
+	if err != nil {
+		http.Error(w, "repository not found", http.StatusNotFound)
+		return
+	}
+	if !g.advert {
+		done, ok := r.spool(w, req)
+		if !ok {
+			return
+		}
+		defer done()
+	}
+	if g.service == receivePack && !g.advert {
+		r.receive(w, req, g, d, user)
+		return
+	}
+	r.backend(w, req, g, user)
+}
+
+// authorize checks that the request's token has the role need, answering
+// the request itself when it does not. user is the token's name, "" for an
+// anonymous read.
+func (r *Repos) authorize(w http.ResponseWriter, req *http.Request, need auth.Role) (user string, ok bool) {
+	secret, has := auth.Secret(req)
+	if u, pw, basic := req.BasicAuth(); basic && pw == "" && strings.HasPrefix(u, auth.Prefix) {
+		secret = u // http://TOKEN@host/..., as GitHub allows
+	}
+	if !has || secret == "" {
+		if need == auth.RoleReader && r.opts.AnonymousRead {
+			return "", true
+		}
+		challenge(w, "authentication required: use a scangate token as the password")
+		return "", false
+	}
+	if r.tokens == nil {
+		challenge(w, "invalid token")
+		return "", false
+	}
+	tok, err := r.tokens.Verify(req.Context(), secret)
+	if errors.Is(err, auth.ErrInvalid) {
+		challenge(w, "invalid token")
+		return "", false
+	}
+	if err != nil {
+		r.logger().Error("git: check a token", "err", err)
+		http.Error(w, "cannot check the token", http.StatusInternalServerError)
+		return "", false
+	}
+	if !tok.Role.Allows(need) {
+		http.Error(w, fmt.Sprintf("token %s (%s) may not do this; it needs the %s role", tok.Name, tok.Role, need), http.StatusForbidden)
+		return "", false
+	}
+	return tok.Name, true
+}
+
+// challenge answers 401, asking for Basic credentials.
+func challenge(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="scangate"`)
+	http.Error(w, msg, http.StatusUnauthorized)
+}
+
+// spool bounds the request's body and, if its length is not known (git
+// sends pushes larger than its http.postBuffer chunked), copies it to a
+// file first: Go's CGI handler refuses chunked bodies, and git http-backend
+// needs CONTENT_LENGTH. The file is unlinked as soon as it is made, so
+// nothing is left behind even if the process dies; done closes it.
+func (r *Repos) spool(w http.ResponseWriter, req *http.Request) (done func(), ok bool) {
+	max := r.opts.MaxBodyBytes
+	if req.ContentLength > max {
+		http.Error(w, fmt.Sprintf("request body larger than %d bytes", max), http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	if req.ContentLength >= 0 {
+		req.Body = http.MaxBytesReader(w, req.Body, max)
+		return func() {}, true
+	}
+	f, err := os.CreateTemp(r.spoolDir(), "body-")
+	if err != nil {
+		r.logger().Error("git: spool a request body", "err", err)
+		http.Error(w, "cannot spool the request body", http.StatusInternalServerError)
+		return nil, false
+	}
+	unlinked := os.Remove(f.Name()) == nil
+	done = func() {
+		f.Close()
+		if !unlinked {
+			os.Remove(f.Name())
+		}
+	}
+	n, err := io.Copy(f, io.LimitReader(req.Body, max+1))
+	if err == nil && n > max {
+		err = fmt.Errorf("request body larger than %d bytes", max)
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		done()
+		return nil, false
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		r.logger().Warn("git: spool a request body", "err", err)
+		http.Error(w, "cannot read the request body", http.StatusBadRequest)
+		done()
+		return nil, false
+	}
+	req.Body, req.ContentLength, req.TransferEncoding = f, n, nil
+	return done, true
+}
+
+func (r *Repos) spoolDir() string { return r.root + string(os.PathSeparator) + spoolDir }
+
+// receive runs a push, one at a time per repository, and reports the refs
+// it changed to OnPush in order, before the client's request ends.
+func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, d, user string) {
+	unlock, err := r.lock(req.Context(), d)
+	if err != nil {
+		http.Error(w, "push cancelled", http.StatusServiceUnavailable)
+		return
+	}
+	defer unlock()
+	before, err := readRefs(d)
+	if err != nil {
+		r.logger().Error("git: read refs before a push", "repo", g.repo, "err", err)
+		http.Error(w, "cannot read the repository's refs", http.StatusInternalServerError)
+		return
+	}
+	r.backend(w, req, g, user)
+	after, err := readRefs(d)
+	if err != nil {
+		r.logger().Error("git: read refs after a push; its heads are reported when the server starts", "repo", g.repo, "err", err)
+		return
+	}
+	// The push has happened: a client that goes away now must not stop
+	// its notification.
+	ctx := context.WithoutCancel(req.Context())
+	for _, p := range diffRefs(g.repo, before, after) {
+		r.logger().Info("git push", "repo", p.Repo, "ref", p.Ref, "old", p.Old, "new", p.New, "token", user)
+		r.notify(ctx, p)
+	}
+}
+
+// notify tells OnPush of p, logging its error.
+func (r *Repos) notify(ctx context.Context, p Push) error {
+	if r.opts.OnPush == nil {
+		return nil
+	}
+	err := r.opts.OnPush(ctx, p)
+	if err != nil {
+		r.logger().Error("source: push notification failed", "push", p.String(), "err", err)
+	}
+	return err
+}
+
+// backend hands the request to git http-backend. Receive-pack is enabled
+// only for a token the caller checked may push; the request's credentials
+// are not passed on.
+func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, user string) {
+	in := req.Clone(req.Context())
+	in.URL.Path, in.URL.RawPath = g.backendPath(), ""
+	in.Header.Del("Authorization")
+	in.Header.Del("Cookie")
+	config := []kv{
+		{"http.uploadpack", "true"},
+		{"http.receivepack", fmt.Sprint(g.service == receivePack && user != "")},
+		{"receive.fsckObjects", "true"},
+	}
+	env := append([]string{
+		"GIT_PROJECT_ROOT=" + r.root,
+		"GIT_HTTP_EXPORT_ALL=1",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=" + os.DevNull,
+		"REMOTE_USER=" + user,
+	}, configEnv(config)...)
+	log := r.logger().With("repo", g.repo, "service", g.service)
+	h := &cgi.Handler{
+		Path:   r.git,
+		Args:   []string{"http-backend"},
+		Root:   strings.TrimSuffix(PathPrefix, "/"),
+		Dir:    r.root,
+		Env:    env,
+		Logger: slog.NewLogLogger(log.Handler(), slog.LevelError),
+		Stderr: logWriter{log},
+	}
+	h.ServeHTTP(w, in)
+}
+
+// logWriter logs what git http-backend writes to its standard error.
+type logWriter struct{ log *slog.Logger }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	if msg := strings.TrimSpace(string(p)); msg != "" {
+		l.log.Warn("git http-backend", "stderr", msg)
+	}
+	return len(p), nil
+}

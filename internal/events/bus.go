@@ -148,6 +148,30 @@ func (b *Bus) Publish(ctx context.Context, tx *sql.Tx, e Envelope) error {
 	return nil
 }
 
+// PublishMany publishes events in tx, queueing their routing in one
+// insert: a re-evaluation that changes many findings publishes thousands.
+func (b *Bus) PublishMany(ctx context.Context, tx *sql.Tx, es []Envelope) error {
+	if len(es) == 0 {
+		return nil
+	}
+	routes := make([]river.InsertManyParams, 0, len(es))
+	for _, e := range es {
+		doc, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", e.DetailType, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, time, source, detail_type, doc) VALUES ($1, $2, $3, $4, $5)`,
+			e.ID, e.Time.UTC().Format(time.RFC3339), e.Source, e.DetailType, string(doc)); err != nil {
+			return fmt.Errorf("publish %s: %w", e.DetailType, err)
+		}
+		routes = append(routes, river.InsertManyParams{Args: routeArgs{EventID: e.ID}})
+	}
+	if _, err := b.jobs.InsertManyFastTx(ctx, tx, routes); err != nil {
+		return fmt.Errorf("publish %d events: %w", len(es), err)
+	}
+	return nil
+}
+
 // PublishNow publishes e in a transaction of its own.
 func (b *Bus) PublishNow(ctx context.Context, e Envelope) error {
 	return b.st.InTx(ctx, func(tx *sql.Tx) error { return b.Publish(ctx, tx, e) })

@@ -147,7 +147,7 @@ func (s *Scanner) monitored(ctx context.Context) ([]monitored, error) {
 	// time by reevaluateOne, and not at all for the images up to date.
 	rows, err := s.st.Reader().QueryContext(ctx, `SELECT s.repository, s.digest, s.status, s.vulndb_digest FROM scans s
 		JOIN images i ON i.repository = s.repository AND i.digest = s.digest
-		WHERE i.pushed_at >= $1 OR i.last_pulled_at >= $1
+		WHERE (i.pushed_at >= $1 OR i.last_pulled_at >= $1) AND s.status <> 'INDEX'
 		ORDER BY s.repository, s.digest`, cutoff)
 	if err != nil {
 		return nil, fmt.Errorf("monitored images: %w", err)
@@ -218,12 +218,7 @@ func (s *Scanner) reevaluateOne(ctx context.Context, m *scan.Matcher, img monito
 		if err := writeScan(ctx, tx, img.repository, img.digest, "COMPLETE", "", r); err != nil {
 			return err
 		}
-		for _, e := range evs {
-			if err := s.bus.Publish(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.bus.PublishMany(ctx, tx, evs)
 	})
 	return len(news), len(gone), err
 }

@@ -21,7 +21,7 @@ type Image struct {
 	Tags         []string    `json:"tags"`
 	PushedAt     time.Time   `json:"pushedAt"`
 	LastPulledAt *time.Time  `json:"lastPulledAt,omitempty"`
-	ScanStatus   string      `json:"scanStatus"` // PENDING, COMPLETE or FAILED
+	ScanStatus   string      `json:"scanStatus"` // PENDING, COMPLETE, FAILED or INDEX
 	ScanError    string      `json:"scanError,omitempty"`
 	ScannedAt    *time.Time  `json:"scannedAt,omitempty"`
 	Summary      scan.Counts `json:"summary"`
@@ -101,6 +101,9 @@ func Findings(ctx context.Context, st *store.Store, name string) (*scan.Report, 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("findings of %s: %w", name, err)
+	}
+	if status == StatusIndex {
+		return nil, fmt.Errorf("%s@%s is a multi-platform index: ask for one platform's digest (scangate images list): %w", repo, digest, ErrNotScanned)
 	}
 	if status != "COMPLETE" {
 		return nil, fmt.Errorf("%s@%s: the scan failed: %s", repo, digest, errText)

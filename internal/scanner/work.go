@@ -37,6 +37,10 @@ type ScanDetail struct {
 	Error          string         `json:"error,omitempty"`
 }
 
+// StatusIndex is the scan status of an index, whose platforms' manifests
+// are scanned each on its own.
+const StatusIndex = "INDEX"
+
 // scanAttempts is how often a scan is tried before it is recorded as
 // failed; a corrupt or over-limit image fails at once.
 const scanAttempts = 3
@@ -125,7 +129,10 @@ func (s *Scanner) queuePlatforms(ctx context.Context, a scanArgs) error {
 				return err
 			}
 		}
-		return nil
+		// The index's own result says only that its platforms are
+		// scanned, each under its own digest; without it the index would
+		// look unscanned and be queued again at every start.
+		return writeScan(ctx, tx, a.Repository, a.Digest, StatusIndex, "", nil)
 	})
 }
 

@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/feed"
@@ -163,5 +167,45 @@ func TestReevaluationWindow(t *testing.T) {
 	}
 	if st := s.WaitScan(t, "shop/old", recent, time.Second); st.Summary.High != 0 {
 		t.Errorf("shop/old changed: %+v", st.Summary)
+	}
+}
+
+// An index is not scanned itself: each of its platforms' manifests is,
+// under its own digest, and the index is listed as such.
+func TestIndexScansEachPlatform(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	app, _ := imagetest.BookwormApp(t)
+	arm := mutate.ConfigMediaType(app, types.DockerConfigJSON)
+	cf, err := arm.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture = "arm64"
+	if arm, err = mutate.ConfigFile(arm, cf); err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: app, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	if err := remote.WriteIndex(s.Ref(t, "multi/app:1"), idx, remote.WithAuth(s.Auth())); err != nil {
+		t.Fatal(err)
+	}
+	idxDigest, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []v1.Image{app, arm} {
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.WaitScan(t, "multi/app", d.String(), 30*time.Second); got.ScanStatus != "COMPLETE" || got.Summary.Total == 0 {
+			t.Errorf("platform %s: %s %+v", d, got.ScanStatus, got.Summary)
+		}
+	}
+	if got := s.WaitScan(t, "multi/app", idxDigest.String(), 30*time.Second); got.ScanStatus != scanner.StatusIndex {
+		t.Errorf("index: status %s, want %s", got.ScanStatus, scanner.StatusIndex)
 	}
 }

@@ -44,6 +44,10 @@ const (
 	cleanupTimeout = 30 * time.Second
 )
 
+// ErrUnavailable marks a failure to reach the Docker Engine: unlike a
+// failed build, it is worth another attempt later.
+var ErrUnavailable = errors.New("docker engine unavailable")
+
 // Options configure a Builder.
 type Options struct {
 	// Registry is the host[:port] of the registry images are pushed to,
@@ -126,7 +130,7 @@ func (b *Builder) Close() error {
 // the client settled on with it.
 func (b *Builder) Ping(ctx context.Context) (string, error) {
 	if _, err := b.docker.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return "", fmt.Errorf("build: docker: %w", err)
+		return "", fmt.Errorf("build: %w", unavailable(err))
 	}
 	return b.docker.ClientVersion(), nil
 }
@@ -285,7 +289,16 @@ func (b *Builder) failed(ctx context.Context, op, repo string, err error, log *b
 	if errors.As(err, &e) {
 		return err
 	}
-	return fmt.Errorf("%s %s: %w", op, repo, err)
+	return fmt.Errorf("%s %s: %w", op, repo, unavailable(err))
+}
+
+// unavailable marks err with ErrUnavailable if the daemon could not be
+// reached.
+func unavailable(err error) error {
+	if client.IsErrConnectionFailed(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }
 
 // build runs the build and returns the image ID. The image is not tagged:

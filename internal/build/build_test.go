@@ -608,3 +608,20 @@ func TestBuildSameRepositoryConcurrently(t *testing.T) {
 		t.Errorf("three different builds gave %d digests", len(seen))
 	}
 }
+
+func TestBuildEngineUnavailable(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-docker.sock"))
+	b, err := New(Options{Registry: "127.0.0.1:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Ping(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping: %v, want ErrUnavailable", err)
+	}
+	_, err = b.Build(context.Background(), Request{Context: strings.NewReader(""), Repository: "shop/api", Tags: []string{"latest"}})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Build: %v, want ErrUnavailable", err)
+	}
+	t.Log(err)
+}

@@ -20,9 +20,13 @@ func CheckURL(raw string) error {
 			return fmt.Errorf("repository URL %q: control character or space: %w", Redact(raw), ErrInvalid)
 		}
 	}
+	if remoteHelper(raw) {
+		// transport::address runs git's remote helper for transport.
+		return fmt.Errorf("repository URL %q: remote helpers are not allowed: %w", Redact(raw), ErrInvalid)
+	}
 	if host, _, ok := scpLike(raw); ok {
-		if host == "" {
-			return fmt.Errorf("repository URL %q: no host: %w", Redact(raw), ErrInvalid)
+		if !validHost(host) {
+			return fmt.Errorf("repository URL %q: bad host: %w", Redact(raw), ErrInvalid)
 		}
 		return nil
 	}
@@ -39,6 +43,29 @@ func CheckURL(raw string) error {
 		return fmt.Errorf("repository URL %q: no host: %w", Redact(raw), ErrInvalid)
 	}
 	return nil
+}
+
+// remoteHelper tells git's transport::address form, as git reads it.
+func remoteHelper(raw string) bool {
+	i := 0
+	for i < len(raw) && (isAlnum(raw[i]) || strings.IndexByte("+.-", raw[i]) >= 0) {
+		i++
+	}
+	return strings.HasPrefix(raw[i:], "::")
+}
+
+// validHost checks an scp-like URL's host: a name or an IPv4 address (an
+// IPv6 address needs the ssh:// form).
+func validHost(h string) bool {
+	if h == "" || h[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !isAlnum(c) && c != '.' && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // scpLike splits SSH's user@host:path form, which has no scheme and a

@@ -183,7 +183,7 @@ func TestCheckURL(t *testing.T) {
 	good := []string{"https://github.com/o/r.git", "http://127.0.0.1:8080/git/app.git", "ssh://git@host:22/o/r",
 		"git://host/r", "git@github.com:o/r.git", "host:o/r", "ssh://git@[::1]:22/o/r", "https://x:tok@gitlab.com/o/r"}
 	bad := []string{"", "file:///etc/passwd", "/srv/repo.git", "ext::sh -c touch% /tmp/pwned", "-oProxyCommand=x",
-		"https:///nohost", "https://host/a b", "fd::3", "https://h/\n", ":path", "a b@host:x", "-h:x", "ho%st:x", "git@[::1]:o/r"}
+		"https:///nohost", "http:", "host:", "https://host/a b", "fd::3", "https://h/\n", ":path", "a b@host:x", "-h:x", "ho%st:x", "git@[::1]:o/r"}
 	for _, u := range good {
 		if err := source.CheckURL(u); err != nil {
 			t.Errorf("CheckURL(%q) = %v", u, err)

@@ -24,8 +24,8 @@ func CheckURL(raw string) error {
 		// transport::address runs git's remote helper for transport.
 		return fmt.Errorf("repository URL %q: remote helpers are not allowed: %w", Redact(raw), ErrInvalid)
 	}
-	if host, _, ok := scpLike(raw); ok {
-		if !validHost(host) {
+	if host, path, ok := scpLike(raw); ok {
+		if !validHost(host) || path == "" {
 			return fmt.Errorf("repository URL %q: bad host: %w", Redact(raw), ErrInvalid)
 		}
 		return nil

@@ -24,8 +24,11 @@
 // `git for-each-ref` twice per push.
 //
 // External repositories are fetched into bare caches under root/.remotes,
-// named by a hash of their URL, so that a build context can be archived
-// from them as from a hosted repository. Their changes are found by a
+// one per repository (named by a hash of its RepoKey, so its HTTPS and SSH
+// URLs share one), so that a build context can be archived from them as
+// from a hosted repository. Only http, https, ssh and git URLs are taken:
+// file:// would let a pipeline definition read the server's own files, and
+// git's ext:: transport runs commands. Their changes are found by a
 // Poller (`git ls-remote` on a timer) or announced by a forge's push
 // webhook (GitHub, GitLab, Gitea; see WebhookHandler). Credentials may be
 // part of a remote URL; they are given to git through its environment, not

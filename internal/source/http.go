@@ -264,8 +264,11 @@ func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		"GIT_HTTP_EXPORT_ALL=1",
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL=" + os.DevNull,
-		"REMOTE_USER=" + user,
 	}, configEnv(config)...)
+	if user != "" {
+		// http-backend takes any REMOTE_USER, even empty, as a login.
+		env = append(env, "REMOTE_USER="+user)
+	}
 	log := r.logger().With("repo", g.repo, "service", g.service)
 	h := &cgi.Handler{
 		Path:   r.git,

@@ -99,7 +99,9 @@ func (r *Repos) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if !g.advert {
-		done, ok := r.spool(w, req)
+		// A push's body is always read first, so that a slow client does
+		// not hold the repository's push lock.
+		done, ok := r.spool(w, req, g.service == receivePack)
 		if !ok {
 			return
 		}
@@ -155,17 +157,18 @@ func challenge(w http.ResponseWriter, msg string) {
 }
 
 // spool bounds the request's body and, if its length is not known (git
-// sends pushes larger than its http.postBuffer chunked), copies it to a
-// file first: Go's CGI handler refuses chunked bodies, and git http-backend
-// needs CONTENT_LENGTH. The file is unlinked as soon as it is made, so
-// nothing is left behind even if the process dies; done closes it.
-func (r *Repos) spool(w http.ResponseWriter, req *http.Request) (done func(), ok bool) {
+// sends pushes larger than its http.postBuffer chunked) or always is set,
+// copies it to a file first: Go's CGI handler refuses chunked bodies, and
+// git http-backend needs CONTENT_LENGTH. The file is unlinked as soon as it
+// is made, so nothing is left behind even if the process dies; done closes
+// it.
+func (r *Repos) spool(w http.ResponseWriter, req *http.Request, always bool) (done func(), ok bool) {
 	max := r.opts.MaxBodyBytes
 	if req.ContentLength > max {
 		http.Error(w, fmt.Sprintf("request body larger than %d bytes", max), http.StatusRequestEntityTooLarge)
 		return nil, false
 	}
-	if req.ContentLength >= 0 {
+	if req.ContentLength >= 0 && !always {
 		req.Body = http.MaxBytesReader(w, req.Body, max)
 		return func() {}, true
 	}

@@ -113,6 +113,17 @@ func (t *Tokens) Create(ctx context.Context, name string, role Role) (string, To
 	return secret, tok, nil
 }
 
+// Rotate replaces the token named name with a new one of role and returns
+// its secret: the server makes its own tokens (the builder's) this way at
+// each start, so no secret outlives the process that holds it.
+func (t *Tokens) Rotate(ctx context.Context, name string, role Role) (string, error) {
+	if _, err := t.st.Writer().ExecContext(ctx, `DELETE FROM tokens WHERE name = $1`, name); err != nil {
+		return "", fmt.Errorf("rotate token %q: %w", name, err)
+	}
+	secret, _, err := t.Create(ctx, name, role)
+	return secret, err
+}
+
 // Verify returns the token whose secret this is.
 func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 	if !strings.HasPrefix(secret, Prefix) || len(secret) > 128 {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"os/user"
 	"strings"
 	"text/tabwriter"
@@ -345,7 +347,16 @@ func newApprovalCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// branchHead resolves a pipeline's branch to a commit.
+// branchHead resolves a hosted pipeline source's branch to a commit, with
+// git itself: the server may be using the repositories at the same time.
 func (g *globals) branchHead(ctx context.Context, d *pipeline.Definition) (string, error) {
-	return "", fmt.Errorf("give --commit: the branch head of %s is not known here", d.Source.Branch)
+	if d.Source.Repository == "" {
+		return "", fmt.Errorf("give --commit: %s is an external repository", d.Source.URL)
+	}
+	dir := filepath.Join(g.dataDir, "git", d.Source.Repository+".git")
+	out, err := exec.CommandContext(ctx, "git", "--git-dir", dir, "rev-parse", "--verify", "--end-of-options", "refs/heads/"+d.Source.Branch+"^{commit}").Output()
+	if err != nil {
+		return "", fmt.Errorf("branch %s of repository %s: no such branch (push to it first, or give --commit)", d.Source.Branch, d.Source.Repository)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

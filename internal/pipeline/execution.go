@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/source"
 )
 
 // States of executions, stages and the approval action, as CodePipeline
@@ -147,29 +148,56 @@ func stageMessage(stage string, t Trigger) string {
 	return ""
 }
 
-// OnPush starts an execution of every pipeline whose hosted source is repo
-// and whose branch ref was updated to commit.
-func (s *Service) OnPush(ctx context.Context, kind, repo, url, ref, commit string) ([]string, error) {
+// A Push is a branch moved to a commit in a pipeline source: a hosted
+// repository (Repo) or an external one (URL).
+type Push struct {
+	Kind   string // push, poll, webhook, reconcile
+	Repo   string
+	URL    string
+	Ref    string
+	Commit string
+	// OnlyNew starts only pipelines that have not run for the commit, as a
+	// server that starts again does for the pushes it may have missed.
+	OnlyNew bool
+}
+
+// OnPush starts an execution of every pipeline whose source the push moved.
+func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 	defs, err := s.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var ids []string
 	for _, d := range defs {
-		if "refs/heads/"+d.Source.Branch != ref {
+		if !d.Source.matches(p) {
 			continue
 		}
-		if (repo == "" || d.Source.Repository != repo) && (url == "" || d.Source.URL != url) {
-			continue
+		if p.OnlyNew {
+			if done, err := s.HasExecution(ctx, d.Name, p.Commit); err != nil || done {
+				if err != nil {
+					return ids, err
+				}
+				continue
+			}
 		}
-		id, err := s.Start(ctx, d.Name, Trigger{Kind: kind, Commit: commit, Ref: ref})
+		id, err := s.Start(ctx, d.Name, Trigger{Kind: p.Kind, Commit: p.Commit, Ref: p.Ref})
 		if err != nil {
 			return ids, err
 		}
-		s.opts.Logger.Info("execution started", "pipeline", d.Name, "execution", id, "commit", commit, "trigger", kind)
+		s.opts.Logger.Info("execution started", "pipeline", d.Name, "execution", id, "commit", p.Commit, "trigger", p.Kind)
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+func (src SourceSpec) matches(p Push) bool {
+	if "refs/heads/"+src.Branch != p.Ref {
+		return false
+	}
+	if p.URL != "" {
+		return src.URL != "" && source.RepoKey(src.URL) == source.RepoKey(p.URL)
+	}
+	return src.Repository != "" && src.Repository == p.Repo
 }
 
 // HasExecution reports whether the pipeline has run for commit, so that a

@@ -58,7 +58,7 @@ func (w *buildWorker) Work(ctx context.Context, job *river.Job[buildArgs]) error
 	log := &cappedLog{max: s.opts.MaxLog}
 	res, err := s.build(ctx, ex, d, log)
 	if err != nil {
-		if ctx.Err() != nil || (job.Attempt < job.MaxAttempts && errors.Is(err, errRetry)) {
+		if ctx.Err() != nil || (job.Attempt < job.MaxAttempts && errors.Is(err, ErrRetry)) {
 			return err // stopping, or worth another try
 		}
 		return s.failBuild(ctx, ex, err, log.String())
@@ -80,13 +80,14 @@ func (w *buildWorker) Work(ctx context.Context, job *river.Job[buildArgs]) error
 	})
 }
 
-// errRetry marks build errors worth another attempt (the source could not
-// be read, the engine could not be reached).
-var errRetry = errors.New("retry")
+// ErrRetry marks the errors of a Source or Builder worth another attempt
+// (the source could not be read, the engine could not be reached); other
+// build errors fail the stage at once.
+var ErrRetry = errors.New("worth a retry")
 
 func (s *Service) build(ctx context.Context, ex *Execution, d *Definition, log io.Writer) (BuildResult, error) {
 	if s.opts.Source == nil || s.opts.Builder == nil {
-		return BuildResult{}, fmt.Errorf("%w: this process cannot build", errRetry)
+		return BuildResult{}, fmt.Errorf("%w: this process cannot build", ErrRetry)
 	}
 	pr, pw := io.Pipe()
 	var wg sync.WaitGroup
@@ -113,7 +114,7 @@ func (s *Service) build(ctx context.Context, ex *Execution, d *Definition, log i
 	pr.CloseWithError(io.ErrClosedPipe) // let the archiver stop if the build did not read it all
 	wg.Wait()
 	if archiveErr != nil && !errors.Is(archiveErr, io.ErrClosedPipe) {
-		return BuildResult{}, fmt.Errorf("%w: source %.12s: %v", errRetry, ex.Commit, archiveErr)
+		return BuildResult{}, fmt.Errorf("%w: source %.12s: %v", ErrRetry, ex.Commit, archiveErr)
 	}
 	return res, err
 }

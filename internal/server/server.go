@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	host := ln.Addr().String()
+	host := loopbackHost(ln.Addr())
 
 	m := newMetrics(st)
 	workers := river.NewWorkers()
@@ -162,7 +162,24 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pipes := pipeline.New(st, bus, client, pipeline.Options{Key: key, Logger: log.With("component", "pipeline")})
+	srcs, err := newSources(cfg.DataDir, tokens, log.With("component", "source"))
+	if err != nil {
+		return err
+	}
+	builder, err := newBuilder(ctx, tokens, host)
+	if err != nil {
+		return err
+	}
+	defer builder.Close()
+	if v, err := builder.Ping(ctx); err != nil {
+		log.Warn("no Docker Engine: pipeline builds will wait for one", "err", err)
+	} else {
+		log.Info("Docker Engine", "api", v)
+	}
+	pipes := pipeline.New(st, bus, client, pipeline.Options{
+		Key: key, Source: pipelineSource{srcs.repos}, Builder: pipelineBuilder{builder}, Logger: log.With("component", "pipeline"),
+	})
+	srcs.setPipelines(pipes)
 	pipes.Register(workers)
 	if err := bus.Handle(pipeline.HandlerName, pipeline.ScanPattern, pipes.HandleScan); err != nil {
 		return err
@@ -171,7 +188,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
-	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc, Pipelines: pipes}))
+	mux.Handle("/git/", srcs.repos)
+	mux.Handle("/hooks/git", srcs.repos.WebhookHandler(srcs.webhookSecret))
+	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc, Pipelines: pipes, Heads: srcs.head}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !ready.Load() {
@@ -202,6 +221,10 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if n > 0 {
 		log.Info("manifests without a scan queued", "manifests", n)
 	}
+	if err := srcs.reconcile(ctx); err != nil {
+		log.Error("reconcile the pipelines' sources", "err", err)
+	}
+	go srcs.watch(jobCtx, 15*time.Second)
 	// The database may have changed while no server ran.
 	if err := st.InTx(ctx, func(tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }); err != nil {
 		log.Error("queue re-evaluation", "err", err)

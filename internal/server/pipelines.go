@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/build"
+	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/source"
+)
+
+// builderToken names the token the server makes at each start for its
+// builds to push with.
+const builderToken = "scangate-builder"
+
+// pipelineSource reads commits for builds from hosted repositories and the
+// caches of external ones.
+type pipelineSource struct{ repos *source.Repos }
+
+func (p pipelineSource) Archive(ctx context.Context, src pipeline.SourceSpec, commit string, w io.Writer) error {
+	if src.Repository != "" {
+		return p.repos.Archive(ctx, src.Repository, commit, w)
+	}
+	// An external commit may not be fetched yet (a webhook names it
+	// before any poll): fetch the branch first.
+	if _, err := p.repos.Fetch(ctx, src.URL, src.Branch); err != nil {
+		return errors.Join(pipeline.ErrRetry, err)
+	}
+	return p.repos.ArchiveRemote(ctx, src.URL, commit, w)
+}
+
+// pipelineBuilder builds on the Docker Engine.
+type pipelineBuilder struct{ b *build.Builder }
+
+func (p pipelineBuilder) Build(ctx context.Context, r pipeline.BuildRequest) (pipeline.BuildResult, error) {
+	res, err := p.b.Build(ctx, build.Request{Context: r.Context, Dockerfile: r.Dockerfile, BuildArgs: r.Args,
+		Repository: r.Repository, Tags: r.Tags, Container: r.Container, Log: r.Log})
+	if errors.Is(err, build.ErrUnavailable) {
+		err = errors.Join(pipeline.ErrRetry, err)
+	}
+	return pipeline.BuildResult{Digest: res.Digest, ImageURI: res.ImageURI, ImageDefinitions: res.ImageDefinitions}, err
+}
+
+// sources wires the hosted repositories, the poller and the push webhooks
+// to the pipelines.
+type sources struct {
+	repos  *source.Repos
+	poller *source.Poller
+	pipes  *pipeline.Service
+	log    *slog.Logger
+
+	mu sync.Mutex
+}
+
+func newSources(dataDir string, tokens *auth.Tokens, log *slog.Logger) (*sources, error) {
+	s := &sources{log: log}
+	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.repos = repos
+	s.poller = repos.NewPoller()
+	return s, nil
+}
+
+func (s *sources) setPipelines(p *pipeline.Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pipes = p
+}
+
+func (s *sources) onPush(ctx context.Context, p source.Push) error {
+	s.mu.Lock()
+	pipes := s.pipes
+	s.mu.Unlock()
+	if pipes == nil || p.New == source.ZeroHash {
+		return nil // a deleted branch starts nothing
+	}
+	push := pipeline.Push{Kind: "push", Repo: p.Repo, Ref: p.Ref, Commit: p.New}
+	if p.External {
+		push = pipeline.Push{Kind: "external", URL: p.Repo, Ref: p.Ref, Commit: p.New}
+	}
+	_, err := pipes.OnPush(ctx, push)
+	return err
+}
+
+// head resolves a pipeline's branch to its commit.
+func (s *sources) head(ctx context.Context, d *pipeline.Definition) (string, error) {
+	if d.Source.Repository != "" {
+		return s.repos.Resolve(ctx, d.Source.Repository, "refs/heads/"+d.Source.Branch)
+	}
+	return s.repos.Fetch(ctx, d.Source.URL, d.Source.Branch)
+}
+
+// reconcile starts the executions of hosted pushes made while no server
+// recorded them.
+func (s *sources) reconcile(ctx context.Context) error {
+	heads, err := s.repos.Heads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range heads {
+		if _, err := s.pipes.OnPush(ctx, pipeline.Push{Kind: "reconcile", Repo: h.Repo, Ref: h.Ref, Commit: h.New, OnlyNew: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watch keeps the poller's watches equal to the pipelines with a polled
+// external source; pipelines change from other processes too (the CLI), so
+// it looks again every interval.
+func (s *sources) watch(ctx context.Context, every time.Duration) {
+	for {
+		if err := s.setWatches(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("pipeline sources to poll", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			s.poller.Close()
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func (s *sources) setWatches(ctx context.Context) error {
+	defs, err := s.pipes.List(ctx)
+	if err != nil {
+		return err
+	}
+	var ws []source.Watch
+	for _, d := range defs {
+		if d.Source.URL == "" || d.Source.Poll == 0 {
+			continue
+		}
+		last := ""
+		if exs, err := s.pipes.Executions(ctx, d.Name, 1); err == nil && len(exs) > 0 {
+			last = exs[0].Commit
+		}
+		ws = append(ws, source.Watch{URL: d.Source.URL, Branch: d.Source.Branch, Every: time.Duration(d.Source.Poll), Last: last})
+	}
+	return s.poller.Set(ws)
+}
+
+// webhookSecret returns the secret of the pipeline watching url, "" if none.
+func (s *sources) webhookSecret(url string) string {
+	defs, err := s.pipes.List(context.Background())
+	if err != nil {
+		return ""
+	}
+	for _, d := range defs {
+		if d.Source.URL != "" && source.RepoKey(d.Source.URL) == source.RepoKey(url) {
+			return d.Source.WebhookSecret
+		}
+	}
+	return ""
+}
+
+// loopbackHost is the registry's address as the Docker Engine on this
+// machine must name it: a 127.0.0.0/8 address is the only kind the engine
+// pushes to over plain HTTP without configuration.
+func loopbackHost(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	ip := tcp.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// newBuilder makes the Docker builder with a fresh pusher token.
+func newBuilder(ctx context.Context, tokens *auth.Tokens, host string) (*build.Builder, error) {
+	secret, err := tokens.Rotate(ctx, builderToken, auth.RolePusher)
+	if err != nil {
+		return nil, err
+	}
+	return build.New(build.Options{Registry: host, Username: builderToken, Password: secret})
+}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -72,7 +73,7 @@ func (p *Poller) Set(ws []Watch) error {
 			return err
 		}
 		if w.Last != "" && !isCommitHash(w.Last) {
-			return ErrInvalid
+			return fmt.Errorf("watch of %s: last commit %q: want a full hash: %w", Redact(w.URL), w.Last, ErrInvalid)
 		}
 		if w.Every <= 0 {
 			w.Every = DefaultPollEvery

@@ -19,6 +19,7 @@ import (
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/scanner"
+	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -38,6 +39,8 @@ type Deps struct {
 	// Heads resolves a pipeline's branch head, for a start without a
 	// commit.
 	Heads func(context.Context, *pipeline.Definition) (string, error)
+	// Repos are the hosted git repositories.
+	Repos *source.Repos
 }
 
 type server struct{ Deps }
@@ -66,6 +69,9 @@ func New(d Deps) http.Handler {
 	mux.Handle("DELETE /api/v1/tokens/{name}", admin(s.revokeToken))
 	if d.Pipelines != nil {
 		s.routePipelines(mux)
+	}
+	if d.Repos != nil {
+		s.routeRepos(mux)
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))

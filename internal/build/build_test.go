@@ -1,4 +1,4 @@
-package build
+package build_test
 
 import (
 	"archive/tar"
@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/moby/client"
 
+	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -58,11 +59,11 @@ func TestMain(m *testing.M) {
 }
 
 // fixture is a Docker Engine with a base image loaded, a scangate server,
-// and a Builder that pushes to it.
+// and a build.Builder that pushes to it.
 type fixture struct {
 	docker  *client.Client
 	srv     *servertest.Server
-	builder *Builder
+	builder *build.Builder
 	base    string // the base image's tag in the daemon
 }
 
@@ -74,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	base := "scangate-buildtest/base-" + id + ":1"
 	loadImage(t, docker, base, img)
 	srv := servertest.Start(t, servertest.Options{Feeds: []string{}})
-	return &fixture{docker: docker, srv: srv, builder: newBuilder(t, srv, Options{}), base: base}
+	return &fixture{docker: docker, srv: srv, builder: newBuilder(t, srv, build.Options{}), base: base}
 }
 
 func dockerClient(t *testing.T) *client.Client {
@@ -92,15 +93,15 @@ func dockerClient(t *testing.T) *client.Client {
 	return docker
 }
 
-// newBuilder returns a Builder for srv's registry with its admin token,
+// newBuilder returns a build.Builder for srv's registry with its admin token,
 // opts' other settings taken as they are.
-func newBuilder(t *testing.T, srv *servertest.Server, opts Options) *Builder {
+func newBuilder(t *testing.T, srv *servertest.Server, opts build.Options) *build.Builder {
 	t.Helper()
 	opts.Registry = srv.Addr
 	if opts.Username == "" && opts.Password == "" {
 		opts.Username, opts.Password = "builder", srv.Token
 	}
-	b, err := New(opts)
+	b, err := build.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +139,9 @@ func loadImage(t *testing.T, docker *client.Client, tag string, img v1.Image) {
 		t.Fatalf("loading %s: %v", tag, err)
 	}
 	defer resp.Close()
-	err = decodeMessages(resp, defaultMaxMessageBytes, func(m *message) error {
-		if msg := m.errorMessage(); msg != "" {
-			return errors.New(msg)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("loading %s: %v", tag, err)
+	out, err := io.ReadAll(resp)
+	if err != nil || bytes.Contains(out, []byte(`"error"`)) {
+		t.Fatalf("loading %s: %v %s", tag, err, out)
 	}
 	removeFamily(t, docker, tag)
 }
@@ -251,7 +247,7 @@ func TestBuildAndPush(t *testing.T) {
 	repo := "buildtest/" + unique(t) + "/api"
 	sha := "3f2a9c0d1e4b5a6978877665544332211f0e0d0c"
 	var log syncBuffer
-	res, err := f.builder.Build(ctx, Request{
+	res, err := f.builder.Build(ctx, build.Request{
 		Context: contextTar(t, map[string]string{
 			"Dockerfile": "FROM " + f.base + "\nARG GREETING=unset\nCOPY app.txt /app/\nRUN echo greeting=$GREETING\nLABEL greeting=$GREETING\n",
 			"app.txt":    "hello from the app\n",
@@ -361,15 +357,15 @@ func TestBuildFailures(t *testing.T) {
 
 	t.Run("failing RUN", func(t *testing.T) {
 		repo := "buildtest/" + unique(t)
-		_, err := f.builder.Build(ctx, Request{
+		_, err := f.builder.Build(ctx, build.Request{
 			Context: contextTar(t, map[string]string{
 				"Dockerfile": "FROM " + f.base + "\nRUN echo about to fail && exit 3\n",
 			}),
 			Repository: repo, Tags: []string{"latest"},
 		})
-		var e *Error
+		var e *build.Error
 		if !errors.As(err, &e) {
-			t.Fatalf("err = %v, want an *Error", err)
+			t.Fatalf("err = %v, want an *build.Error", err)
 		}
 		if e.Op != "build" || e.Repository != repo || !strings.Contains(e.Message, "returned a non-zero code: 3") {
 			t.Errorf("error %+v", e)
@@ -384,7 +380,7 @@ func TestBuildFailures(t *testing.T) {
 
 	t.Run("unknown base image", func(t *testing.T) {
 		missing := f.srv.Addr + "/buildtest/missing-" + unique(t) + ":1"
-		_, err := f.builder.Build(ctx, Request{
+		_, err := f.builder.Build(ctx, build.Request{
 			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + missing + "\n"}),
 			Repository: "buildtest/" + unique(t), Tags: []string{"latest"},
 		})
@@ -397,7 +393,7 @@ func TestBuildFailures(t *testing.T) {
 		id := unique(t)
 		base := "buildtest/base-" + id + ":1"
 		f.srv.Push(t, base, baseImage(t, id))
-		res, err := f.builder.Build(ctx, Request{
+		res, err := f.builder.Build(ctx, build.Request{
 			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + f.srv.Addr + "/" + base + "\nRUN echo pulled\n"}),
 			Repository: "buildtest/" + unique(t), Tags: []string{"v1"},
 		})
@@ -410,7 +406,7 @@ func TestBuildFailures(t *testing.T) {
 	})
 
 	t.Run("missing Dockerfile", func(t *testing.T) {
-		_, err := f.builder.Build(ctx, Request{
+		_, err := f.builder.Build(ctx, build.Request{
 			Context:    contextTar(t, map[string]string{"app.txt": "x"}),
 			Repository: "buildtest/" + unique(t), Tags: []string{"latest"},
 		})
@@ -421,10 +417,10 @@ func TestBuildFailures(t *testing.T) {
 	})
 
 	t.Run("push refused", func(t *testing.T) {
-		b := newBuilder(t, f.srv, Options{Username: "builder", Password: "not-a-token"})
+		b := newBuilder(t, f.srv, build.Options{Username: "builder", Password: "not-a-token"})
 		repo := "buildtest/" + unique(t)
 		var log syncBuffer
-		res, err := b.Build(ctx, Request{
+		res, err := b.Build(ctx, build.Request{
 			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + f.base + "\nLABEL x=y\n"}),
 			Repository: repo, Tags: []string{"latest"}, Log: &log,
 		})
@@ -440,46 +436,6 @@ func TestBuildFailures(t *testing.T) {
 	})
 }
 
-func TestBuildRequestChecks(t *testing.T) {
-	b, err := New(Options{Registry: "127.0.0.1:5000"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ok := Request{Context: strings.NewReader(""), Repository: "shop/api", Tags: []string{"latest"}}
-	for name, change := range map[string]func(*Request){
-		"no context":          func(r *Request) { r.Context = nil },
-		"Dockerfile outside":  func(r *Request) { r.Dockerfile = "../Dockerfile" },
-		"absolute Dockerfile": func(r *Request) { r.Dockerfile = "/etc/Dockerfile" },
-		"no tags":             func(r *Request) { r.Tags = nil },
-		"bad tag":             func(r *Request) { r.Tags = []string{"no spaces"} },
-		"upper-case repo":     func(r *Request) { r.Repository = "Shop/API" },
-		"repo with a tag":     func(r *Request) { r.Repository = "shop/api:v1" },
-		"repo with a digest": func(r *Request) {
-			r.Repository = "shop/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-		},
-		"empty repo": func(r *Request) { r.Repository = "" },
-	} {
-		req := ok
-		change(&req)
-		if _, err := b.plan(req); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-	p, err := b.plan(Request{Context: strings.NewReader(""), Repository: "shop/api", Tags: []string{"abc", "latest", "abc"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(p.refs, []string{"127.0.0.1:5000/shop/api:abc", "127.0.0.1:5000/shop/api:latest"}) || p.container != "api" || p.req.Dockerfile != "Dockerfile" {
-		t.Errorf("plan %+v", p)
-	}
-	for _, bad := range []string{"", "https://127.0.0.1:5000", "host/path"} {
-		if _, err := New(Options{Registry: bad}); err == nil {
-			t.Errorf("registry %q accepted", bad)
-		}
-	}
-}
-
 func TestBuildStops(t *testing.T) {
 	f := newFixture(t)
 	sleeper := map[string]string{"Dockerfile": "FROM " + f.base + "\nRUN echo sleeping && sleep 60\n"}
@@ -491,7 +447,7 @@ func TestBuildStops(t *testing.T) {
 		done := make(chan error, 1)
 		start := time.Now()
 		go func() {
-			_, err := f.builder.Build(ctx, Request{Context: contextTar(t, sleeper), Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: log})
+			_, err := f.builder.Build(ctx, build.Request{Context: contextTar(t, sleeper), Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: log})
 			done <- err
 		}()
 		select {
@@ -515,10 +471,10 @@ func TestBuildStops(t *testing.T) {
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		b := newBuilder(t, f.srv, Options{Timeout: 3 * time.Second})
+		b := newBuilder(t, f.srv, build.Options{Timeout: 3 * time.Second})
 		var log syncBuffer
 		start := time.Now()
-		_, err := b.Build(context.Background(), Request{Context: contextTar(t, sleeper), Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: &log})
+		_, err := b.Build(context.Background(), build.Request{Context: contextTar(t, sleeper), Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: &log})
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 3s") {
 			t.Fatalf("err = %v, want a timeout", err)
 		}
@@ -577,11 +533,11 @@ func TestBuildSameRepositoryConcurrently(t *testing.T) {
 	f := newFixture(t)
 	repo := "buildtest/" + unique(t)
 	var wg sync.WaitGroup
-	results := make([]Result, 3)
+	results := make([]build.Result, 3)
 	errs := make([]error, 3)
 	for i := range results {
 		wg.Go(func() {
-			results[i], errs[i] = f.builder.Build(context.Background(), Request{
+			results[i], errs[i] = f.builder.Build(context.Background(), build.Request{
 				Context: contextTar(t, map[string]string{
 					"Dockerfile": fmt.Sprintf("FROM %s\nLABEL build=%d\n", f.base, i),
 				}),
@@ -611,17 +567,17 @@ func TestBuildSameRepositoryConcurrently(t *testing.T) {
 
 func TestBuildEngineUnavailable(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-docker.sock"))
-	b, err := New(Options{Registry: "127.0.0.1:5000"})
+	b, err := build.New(build.Options{Registry: "127.0.0.1:5000"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := b.Ping(context.Background()); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Ping: %v, want ErrUnavailable", err)
+	if _, err := b.Ping(context.Background()); !errors.Is(err, build.ErrUnavailable) {
+		t.Errorf("Ping: %v, want build.ErrUnavailable", err)
 	}
-	_, err = b.Build(context.Background(), Request{Context: strings.NewReader(""), Repository: "shop/api", Tags: []string{"latest"}})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Build: %v, want ErrUnavailable", err)
+	_, err = b.Build(context.Background(), build.Request{Context: strings.NewReader(""), Repository: "shop/api", Tags: []string{"latest"}})
+	if !errors.Is(err, build.ErrUnavailable) {
+		t.Errorf("Build: %v, want build.ErrUnavailable", err)
 	}
 	t.Log(err)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -359,4 +360,61 @@ func (g *globals) branchHead(ctx context.Context, d *pipeline.Definition) (strin
 		return "", fmt.Errorf("branch %s of repository %s: no such branch (push to it first, or give --commit)", d.Source.Branch, d.Source.Repository)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+func newRepoCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "repo", Short: "Git repositories hosted by scangate (clone and push at /git/NAME.git)"}
+	withRepos := func(fn func(*source.Repos) error) error {
+		repos, err := source.New(filepath.Join(g.dataDir, "git"), nil, source.Options{Logger: g.log})
+		if err != nil {
+			return internalError{err}
+		}
+		return fn(repos)
+	}
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a hosted repository",
+		Long: `Create makes an empty repository (default branch main), served by the
+server over git's smart HTTP protocol at http://ADDR/git/NAME.git: clone and
+fetch need a reader token, push a pusher token, given as the password:
+
+  git clone http://ci:$TOKEN@127.0.0.1:5000/git/shop-api.git
+
+A push to a branch a pipeline builds starts an execution.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return withRepos(func(repos *source.Repos) error {
+				err := repos.Create(cmd.Context(), a[0])
+				if errors.Is(err, source.ErrExists) || errors.Is(err, source.ErrInvalid) {
+					return usageError{err}
+				}
+				if err != nil {
+					return internalError{err}
+				}
+				name := strings.TrimSuffix(a[0], ".git")
+				_, err = fmt.Fprintf(g.stdout, "repository %s: clone it at http://ADDR/git/%s.git with a token as the password\n", name, name)
+				return err
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List hosted repositories", Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withRepos(func(repos *source.Repos) error {
+				list, err := repos.List(cmd.Context())
+				if err != nil {
+					return internalError{err}
+				}
+				if g.format == "json" {
+					return writeJSON(g.stdout, orEmpty(list))
+				}
+				for _, r := range list {
+					fmt.Fprintln(g.stdout, r.Name)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(create, list)
+	return cmd
 }

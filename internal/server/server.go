@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("/v2/", reg)
 	mux.Handle("/git/", srcs.repos)
 	mux.Handle("/hooks/git", srcs.repos.WebhookHandler(srcs.webhookSecret))
-	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc, Pipelines: pipes, Heads: srcs.head}))
+	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc, Pipelines: pipes, Heads: srcs.head, Repos: srcs.repos}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !ready.Load() {

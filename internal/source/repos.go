@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/scangate/scangate/internal/auth"
 )
@@ -123,17 +124,36 @@ func New(root string, tokens *auth.Tokens, opts Options) (*Repos, error) {
 			return nil, fmt.Errorf("source: %w", err)
 		}
 	}
-	// What a killed server left in the spool is of no use to anybody.
-	if err := os.RemoveAll(filepath.Join(abs, spoolDir)); err != nil {
+	if err := clearSpool(filepath.Join(abs, spoolDir)); err != nil {
 		return nil, fmt.Errorf("source: clear the spool: %w", err)
-	}
-	if err := os.Mkdir(filepath.Join(abs, spoolDir), 0o750); err != nil {
-		return nil, fmt.Errorf("source: %w", err)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBody
 	}
 	return &Repos{root: abs, tokens: tokens, opts: opts, git: gitPath, locks: map[string]chan struct{}{}}, nil
+}
+
+// clearSpool removes what a killed process left in the spool: entries
+// older than an hour. Newer ones may belong to a server working beside this
+// process (the CLI opens the repositories too).
+func clearSpool(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < time.Hour {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Repos) logger() *slog.Logger {

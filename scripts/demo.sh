@@ -3,7 +3,8 @@
 # from the bundled real feeds (no network), ask it what a scan asks, scan an
 # image and gate it; then run the server: a push to its registry is scanned,
 # the result is an event, and a database update re-evaluates the image
-# without pulling it.
+# without pulling it; then a pipeline: a git push is built on the Docker
+# Engine, scanned and gated: rejected, then approved after a fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/scangate
@@ -91,6 +92,60 @@ step $bin images list
 echo "the events the re-evaluation published:"
 $bin events tail | grep -E '"(Scan|Finding)"' | tail -n +2 | cut -c1-160
 step $bin findings demo/app:1 --format table
+# A pipeline, as in the seed: git push -> build -> scan -> approval gate.
+printf '\n\033[1m--- a pipeline ---\033[0m\n'
+docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})' ||
+	{ echo "the pipeline part needs a running Docker Engine (dockerd)"; exit 1; }
+# Base images are made locally (no Docker Hub): Debian bookworm with the
+# npm app, and the same release with nothing installed.
+suffix=$$
+go run ./scripts/demoimage "$data/base.tar" "scangate-demo/base:vulnerable-$suffix"
+go run ./scripts/demoimage "$data/fixed.tar" "scangate-demo/base:fixed-$suffix" fixed
+docker load -q -i "$data/base.tar"
+docker load -q -i "$data/fixed.tar"
+trap 'docker rmi -f "scangate-demo/base:vulnerable-$suffix" "scangate-demo/base:fixed-$suffix" >/dev/null 2>&1 || true; cleanup' EXIT
+step $bin repo create shop-api
+cat >"$data/pipeline.yaml" <<EOF
+name: shop-api
+source: {repository: shop-api, branch: main}
+build: {repository: shop/api}
+approval:
+  policy:
+    thresholds: {CRITICAL: 0, HIGH: 0}
+  timeout: 7d
+deploy: {cluster: default, service: shop-api, container: api}
+EOF
+cat "$data/pipeline.yaml"
+step $bin pipeline put -f "$data/pipeline.yaml"
+export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com
+repo="$data/shop-api"
+git clone -q "http://demo:$token@$addr/git/shop-api.git" "$repo" 2>/dev/null
+printf 'FROM scangate-demo/base:vulnerable-%s\nCOPY app.txt /srv/app.txt\n' "$suffix" >"$repo/Dockerfile"
+echo hello >"$repo/app.txt"
+echo '$ git commit -m first && git push   # FROM the vulnerable base'
+git -C "$repo" add -A && git -C "$repo" commit -q -m "first" && git -C "$repo" push -q origin HEAD:main
+# wait_execution waits for the execution of the repository's head to end.
+wait_execution() {
+	head=$(git -C "$repo" rev-parse HEAD)
+	for _ in $(seq 1 600); do
+		id=$($bin execution list --pipeline shop-api | awk -v c="${head:0:12}" '$4 == c && $3 != "InProgress" {print $1; exit}')
+		if [ -n "$id" ]; then
+			step $bin execution get "$id"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "the execution of $head did not end"
+	return 1
+}
+wait_execution
+printf 'FROM scangate-demo/base:fixed-%s\nCOPY app.txt /srv/app.txt\n' "$suffix" >"$repo/Dockerfile"
+echo '$ git commit -m "use the fixed base image" && git push'
+git -C "$repo" commit -q -am "use the fixed base image" && git -C "$repo" push -q origin HEAD:main
+wait_execution
+step $bin execution get "$id" --artifact
+step $bin execution list --pipeline shop-api
+
 kill -TERM "$server_pid"
 wait "$server_pid"
 server_pid=

@@ -26,13 +26,18 @@ func newServerCmd(g *globals) *cobra.Command {
 		Long: `Server runs scangate's service on one address (127.0.0.1:5000 by default):
 
   /v2/           the OCI registry (docker push/pull; tokens as the password)
+  /git/NAME.git  hosted git repositories (clone, push; tokens as the password)
+  /hooks/git     push webhooks of GitHub, GitLab and Gitea, for external sources
   /api/v1/       the REST API (Bearer tokens; /api/v1/openapi.yaml describes it)
   /healthz       200 while the process runs
   /readyz        200 once the server can serve
   /metrics       Prometheus metrics
 
 Every manifest pushed is scanned once; the result goes out as a Scan event,
-routed by rules to webhooks. When the vulnerability database changes
+routed by rules to webhooks. A push to a pipeline's branch starts an
+execution: the commit is built on the Docker Engine (DOCKER_HOST, else the
+local socket), pushed to the registry, scanned, and held at the approval
+stage until the policy or a person decides. When the vulnerability database changes
 (db update, db import) the images pushed or pulled within --rescan-days are
 matched again from their stored inventories.
 
@@ -73,6 +78,7 @@ short run again at the next start.`,
 	f.StringVar(&configFile, "config", "", "YAML file of settings, keyed by flag name (default: DATA_DIR/scangate.yaml if it exists)")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:5000", "address to listen on")
 	f.IntVar(&cfg.ScanConcurrency, "scan-concurrency", 2, "scans run at once")
+	f.IntVar(&cfg.BuildConcurrency, "build-concurrency", 2, "pipeline builds run at once")
 	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "let clients without a token pull images")
 	f.IntVar(&rescanDays, "rescan-days", 30, "re-evaluate images pushed or pulled within this many days when the database changes")
 	f.DurationVar(&cfg.DeliveryRetryWindow, "delivery-retry-window", 24*time.Hour, "retry failing webhook deliveries this long, then dead-letter them")

@@ -4,7 +4,10 @@
 // With push, it pushes the image to a registry instead, the token as the
 // password, as `docker push` would after `docker login`.
 //
-//	go run ./scripts/demoimage OUT.tar [TAG]
+// With "fixed" after the tag, the image is the same Debian release with no
+// packages installed: a base image that passes a policy.
+//
+//	go run ./scripts/demoimage OUT.tar [TAG [fixed]]
 //	go run ./scripts/demoimage push HOST:PORT/REPO:TAG TOKEN
 package main
 
@@ -36,7 +39,7 @@ func (r reporter) TempDir() string { return r.dir }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: demoimage OUT.tar [TAG]")
+		fmt.Fprintln(os.Stderr, "usage: demoimage OUT.tar [TAG [fixed]] | demoimage push REF TOKEN")
 		os.Exit(2)
 	}
 	tag := "127.0.0.1:5000/demo/app:1"
@@ -51,6 +54,11 @@ func main() {
 	r := reporter{dir: dir}
 	imagetest.Fixtures = "testdata/vulndata" // run from the repository's root
 	img, _ := imagetest.BookwormApp(r)
+	if len(os.Args) > 3 && os.Args[3] == "fixed" {
+		img = imagetest.Build(r, imagetest.Layer(r,
+			imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(r, "debian", "os-release")},
+			imagetest.Entry{Name: "var/lib/dpkg/status", Body: ""}))
+	}
 	if os.Args[1] == "push" && len(os.Args) == 4 {
 		push(r, img, os.Args[2], os.Args[3])
 		return

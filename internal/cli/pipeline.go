@@ -24,19 +24,11 @@ import (
 // withPipelines gives fn the pipeline service over the data folder: it
 // records and queues, and the server does the work.
 func (g *globals) withPipelines(ctx context.Context, fn func(*pipeline.Service, *store.Store) error) error {
-	return g.withStore(ctx, func(st *store.Store) error {
-		if err := jobs.Migrate(ctx, st); err != nil {
-			return internalError{err}
-		}
-		client, err := jobs.New(st, nil, jobs.Config{})
-		if err != nil {
-			return internalError{err}
-		}
+	return g.withJobs(ctx, func(st *store.Store, client *jobs.Client, bus *events.Bus) error {
 		key, err := pipeline.LoadKey(g.dataDir)
 		if err != nil {
 			return internalError{err}
 		}
-		bus := events.NewBus(st, client, events.BusOptions{})
 		return fn(pipeline.New(st, bus, client, pipeline.Options{Key: key}), st)
 	})
 }

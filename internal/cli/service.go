@@ -314,6 +314,12 @@ func (g *globals) tail(ctx context.Context, st *store.Store, after int64, follow
 
 // withBus gives fn a bus that can queue work for the server.
 func (g *globals) withBus(ctx context.Context, fn func(*events.Bus) error) error {
+	return g.withJobs(ctx, func(_ *store.Store, _ *jobs.Client, bus *events.Bus) error { return fn(bus) })
+}
+
+// withJobs gives fn the store, an insert-only job client and a bus: the
+// commands record and queue, and the server does the work.
+func (g *globals) withJobs(ctx context.Context, fn func(*store.Store, *jobs.Client, *events.Bus) error) error {
 	return g.withStore(ctx, func(st *store.Store) error {
 		if err := jobs.Migrate(ctx, st); err != nil {
 			return internalError{err}
@@ -322,7 +328,7 @@ func (g *globals) withBus(ctx context.Context, fn func(*events.Bus) error) error
 		if err != nil {
 			return internalError{err}
 		}
-		return fn(events.NewBus(st, client, events.BusOptions{}))
+		return fn(st, client, events.NewBus(st, client, events.BusOptions{}))
 	})
 }
 

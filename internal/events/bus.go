@@ -134,15 +134,23 @@ func (b *Bus) Rules(ctx context.Context) ([]Rule, error) {
 // Publish writes e to the event log and queues its routing, in tx, which
 // should be the transaction that records what the event tells.
 func (b *Bus) Publish(ctx context.Context, tx *sql.Tx, e Envelope) error {
+	if err := logEvent(ctx, tx, e); err != nil {
+		return err
+	}
+	if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: e.ID}, nil); err != nil {
+		return fmt.Errorf("publish %s: %w", e.DetailType, err)
+	}
+	return nil
+}
+
+// logEvent writes e to the event log.
+func logEvent(ctx context.Context, tx *sql.Tx, e Envelope) error {
 	doc, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", e.DetailType, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, time, source, detail_type, doc) VALUES ($1, $2, $3, $4, $5)`,
 		e.ID, e.Time.UTC().Format(time.RFC3339), e.Source, e.DetailType, string(doc)); err != nil {
-		return fmt.Errorf("publish %s: %w", e.DetailType, err)
-	}
-	if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: e.ID}, nil); err != nil {
 		return fmt.Errorf("publish %s: %w", e.DetailType, err)
 	}
 	return nil
@@ -156,13 +164,8 @@ func (b *Bus) PublishMany(ctx context.Context, tx *sql.Tx, es []Envelope) error 
 	}
 	routes := make([]river.InsertManyParams, 0, len(es))
 	for _, e := range es {
-		doc, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", e.DetailType, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, time, source, detail_type, doc) VALUES ($1, $2, $3, $4, $5)`,
-			e.ID, e.Time.UTC().Format(time.RFC3339), e.Source, e.DetailType, string(doc)); err != nil {
-			return fmt.Errorf("publish %s: %w", e.DetailType, err)
+		if err := logEvent(ctx, tx, e); err != nil {
+			return err
 		}
 		routes = append(routes, river.InsertManyParams{Args: routeArgs{EventID: e.ID}})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/scangate/scangate/internal/store"
 )
@@ -88,6 +89,14 @@ func New(st *store.Store, workers *river.Workers, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("job client: %w", err)
 	}
 	return c, nil
+}
+
+// WaitingStates are the states of a job still to be done. A unique job
+// unique in these states is not queued twice while one waits or runs, and
+// can be queued again once it is done.
+var WaitingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
 // Pending counts the jobs waiting to run or to be retried, per kind.

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
+
+	"github.com/scangate/scangate/internal/jobs"
 )
 
 // Queue is the River queue builds run on; its worker count is the build
@@ -210,7 +211,7 @@ type evaluateArgs struct {
 func (evaluateArgs) Kind() string { return "pipeline_evaluate" }
 
 func (evaluateArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: waitingStates}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: jobs.WaitingStates}}
 }
 
 type evaluateWorker struct {
@@ -235,9 +236,4 @@ type expireWorker struct {
 
 func (w *expireWorker) Work(ctx context.Context, job *river.Job[expireArgs]) error {
 	return w.s.expire(ctx, job.Args.ApprovalID)
-}
-
-var waitingStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-	rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }

@@ -45,7 +45,7 @@ func (reevaluateArgs) Kind() string { return "reevaluate_images" }
 func (reevaluateArgs) InsertOpts() river.InsertOpts {
 	// One waiting re-evaluation is enough: it reads the database as it is
 	// when it runs, and one that is running looks again when it is done.
-	return river.InsertOpts{Queue: Queue, UniqueOpts: river.UniqueOpts{ByState: waitingStates}}
+	return river.InsertOpts{Queue: Queue, UniqueOpts: river.UniqueOpts{ByState: jobs.WaitingStates}}
 }
 
 // QueueReevaluation queues a re-evaluation of stored images in tx, the

@@ -10,9 +10,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -55,15 +55,7 @@ type scanArgs struct {
 func (scanArgs) Kind() string { return "scan_image" }
 
 func (scanArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: Queue, MaxAttempts: scanAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: waitingStates}}
-}
-
-// waitingStates are the states in which a job is still to be done: a
-// unique job is not queued twice while one waits or runs, and may be
-// queued again once it is done.
-var waitingStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	return river.InsertOpts{Queue: Queue, MaxAttempts: scanAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: jobs.WaitingStates}}
 }
 
 type scanWorker struct {

@@ -99,9 +99,21 @@ func (s *Scanner) ManifestPushed(ctx context.Context, m registry.Manifest) error
 	})
 }
 
-// ManifestPulled notes the pull, which keeps the image in the rescan window.
+// ManifestPulled notes the pull, which keeps the image in the rescan
+// window. The window is counted in days, so a pull within the hour of the
+// last one recorded is not written again: a burst of pulls makes no burst
+// of writes.
 func (s *Scanner) ManifestPulled(ctx context.Context, m registry.Manifest) {
-	_, err := s.st.Writer().ExecContext(ctx, `UPDATE images SET last_pulled_at = $1 WHERE repository = $2 AND digest = $3`,
+	var last sql.NullString
+	err := s.st.Reader().QueryRowContext(ctx, `SELECT last_pulled_at FROM images WHERE repository = $1 AND digest = $2`,
+		m.Repository, m.Digest).Scan(&last)
+	if err != nil {
+		return // not an image scangate recorded, or no database to ask
+	}
+	if t := parseTime(last); t != nil && time.Since(*t) < time.Hour {
+		return
+	}
+	_, err = s.st.Writer().ExecContext(ctx, `UPDATE images SET last_pulled_at = $1 WHERE repository = $2 AND digest = $3`,
 		time.Now().UTC().Format(time.RFC3339), m.Repository, m.Digest)
 	if err != nil {
 		s.opts.Logger.Warn("could not record a pull", "image", m.Repository+"@"+m.Digest, "err", err)

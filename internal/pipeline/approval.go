@@ -141,10 +141,28 @@ func loadApproval(ctx context.Context, q querier, id string) (*Approval, error) 
 }
 
 // requestApproval enters the approval stage for a built image: an older
-// execution of the pipeline still waiting for approval is superseded, the
+// execution of the pipeline still waiting for approval is superseded (and
+// ex is, if a newer execution has reached the stage before it), the
 // request is made, its evaluation and its expiry are queued, and
 // Approval Requested is published, all in tx.
 func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution, d *Definition, repository, digest string) error {
+	// Builds run side by side: a newer execution whose build ended first
+	// may be at the approval stage already. The older one must not wait
+	// there beside it, to be approved after it: it is superseded.
+	var newer, newerCommit string
+	err := tx.QueryRowContext(ctx, `SELECT e.id, e.commit_sha FROM approvals a JOIN executions e ON e.id = a.execution_id
+		WHERE a.pipeline = $1 AND e.started_at > $2 ORDER BY e.started_at DESC LIMIT 1`, ex.Pipeline, ex.StartedAt.UTC().Format(time.RFC3339Nano)).
+		Scan(&newer, &newerCommit)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if newer != "" {
+		msg := "superseded by execution " + newer + " (" + shortSHA(newerCommit) + "), which reached the approval stage first"
+		if err := s.setStage(ctx, tx, ex, StageApproval, StateSuperseded, msg); err != nil {
+			return err
+		}
+		return s.endExecution(ctx, tx, ex, StateSuperseded, StateSuperseded, msg)
+	}
 	if err := s.supersede(ctx, tx, ex); err != nil {
 		return err
 	}

@@ -25,9 +25,18 @@ type story struct {
 	s    *servertest.Server
 	work string // the clone
 	id   string // unique per run, for repositories and image names
+	env  []string
 }
 
 func newStory(t *testing.T, feeds ...string) *story {
+	t.Helper()
+	return newStoryWith(t, servertest.Options{Feeds: feeds})
+}
+
+// newStoryWith starts the story's server with opts. The story's git
+// commands run with an environment of their own rather than the process's,
+// so that stories can run in parallel.
+func newStoryWith(t *testing.T, opts servertest.Options) *story {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Fatal("these tests need a Docker Engine and its CLI (docker): ", err)
@@ -35,14 +44,10 @@ func newStory(t *testing.T, feeds ...string) *story {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	st := &story{t: t, id: hex.EncodeToString(b[:])}
-	st.s = servertest.Start(t, servertest.Options{Feeds: feeds})
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	t.Setenv("GIT_AUTHOR_NAME", "Dev")
-	t.Setenv("GIT_AUTHOR_EMAIL", "dev@example.com")
-	t.Setenv("GIT_COMMITTER_NAME", "Dev")
-	t.Setenv("GIT_COMMITTER_EMAIL", "dev@example.com")
+	st.s = servertest.Start(t, opts)
+	st.env = append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
+		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_TERMINAL_PROMPT=0")
 	return st
 }
 
@@ -69,8 +74,15 @@ func (st *story) docker(args ...string) string {
 
 func (st *story) git(args ...string) string {
 	st.t.Helper()
+	return st.gitIn(st.work, args...)
+}
+
+// gitIn runs git in dir.
+func (st *story) gitIn(dir string, args ...string) string {
+	st.t.Helper()
 	cmd := exec.Command("git", args...)
-	cmd.Dir = st.work
+	cmd.Dir = dir
+	cmd.Env = st.env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		st.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -92,26 +104,45 @@ func (st *story) setUp(repo, definition string) {
 	st.t.Helper()
 	st.api("POST", "/api/v1/repositories", map[string]string{"name": repo}, http.StatusCreated)
 	st.api("PUT", "/api/v1/pipelines/"+repo, []byte(definition), http.StatusOK)
-	st.work = filepath.Join(st.t.TempDir(), "clone")
-	url := fmt.Sprintf("http://dev:%s@%s/git/%s.git", st.s.Token, st.s.Addr, repo)
-	cmd := exec.Command("git", "clone", "--quiet", url, st.work)
+	st.work = st.clone(repo)
+}
+
+// clone clones a hosted repository into a new folder, and returns it.
+func (st *story) clone(repo string) string {
+	st.t.Helper()
+	dir := filepath.Join(st.t.TempDir(), "clone")
+	cmd := exec.Command("git", "clone", "--quiet", st.repoURL(repo), dir)
+	cmd.Env = st.env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		st.t.Fatalf("git clone: %v\n%s", err, out)
 	}
+	return dir
+}
+
+// repoURL is a hosted repository's URL with the admin token in it.
+func (st *story) repoURL(repo string) string {
+	return fmt.Sprintf("http://dev:%s@%s/git/%s.git", st.s.Token, st.s.Addr, repo)
 }
 
 // commit writes files, commits and pushes them, and returns the commit.
 func (st *story) commit(msg string, files map[string]string) string {
 	st.t.Helper()
+	return st.commitIn(st.work, msg, files)
+}
+
+// commitIn writes files in the clone dir, commits and pushes them, and
+// returns the commit.
+func (st *story) commitIn(dir, msg string, files map[string]string) string {
+	st.t.Helper()
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(st.work, name), []byte(body), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			st.t.Fatal(err)
 		}
 	}
-	st.git("add", "-A")
-	st.git("commit", "--quiet", "-m", msg)
-	st.git("push", "--quiet", "origin", "HEAD:main")
-	return st.git("rev-parse", "HEAD")
+	st.gitIn(dir, "add", "-A")
+	st.gitIn(dir, "commit", "--quiet", "--allow-empty", "-m", msg)
+	st.gitIn(dir, "push", "--quiet", "origin", "HEAD:main")
+	return st.gitIn(dir, "rev-parse", "HEAD")
 }
 
 // waitEnd waits for the pipeline's execution of commit to end.
@@ -153,6 +184,7 @@ deploy: {cluster: default, service: %s, container: app}
 // The seed's story: an image with CRITICAL findings is rejected with its
 // reasons; a second commit on a fixed base is approved, with its artifact.
 func TestSeedStory(t *testing.T) {
+	t.Parallel()
 	st := newStory(t, "debian", "ghsa", "nvd")
 	osRelease := imagetest.ReadFixture(t, "debian", "os-release")
 	vulnerable := st.loadBase("bookworm",

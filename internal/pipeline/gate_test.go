@@ -1,0 +1,386 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/cli"
+	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/servertest"
+)
+
+// noFeeds is a server with an empty vulnerability database: its scans
+// fail, but only after the scanner's retries (about 17 s), so an execution
+// waits at its approval stage for that long, and then is rejected.
+var noFeeds = servertest.Options{Feeds: []string{}}
+
+// A newer commit that reaches the approval stage supersedes the older
+// execution waiting there.
+func TestSupersede(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	name := "sup-" + st.id
+	st.setUp(name, hosted(name))
+
+	first := st.commit("first", app(base, "one"))
+	older := st.waitStarted(name, first, 10*time.Second)
+	waiting := st.waitApproval(older, 30*time.Second)
+
+	second := st.commit("second", app(base, "two"))
+	newer := st.waitStarted(name, second, 10*time.Second)
+	ex := st.waitEnded(older, 30*time.Second)
+	if ex.Status != pipeline.StateSuperseded || !strings.Contains(ex.Reason, "superseded by execution "+newer) {
+		t.Fatalf("older execution: %s (%s); want Superseded by %s", ex.Status, ex.Reason, newer)
+	}
+	a := ex.Approval
+	if a == nil || a.ID != waiting.Approval.ID || a.Status != pipeline.StateSuperseded || !strings.Contains(a.Summary, newer) || a.DecidedAt == nil {
+		t.Errorf("older approval %+v; want Superseded by %s", a, newer)
+	}
+	if s := stages(ex); s["Approval"] != pipeline.StateSuperseded || s["Deploy"] != pipeline.StateSkipped {
+		t.Errorf("older stages %v", s)
+	}
+	if n := st.waitApproval(newer, 30*time.Second); n.Approval.ID == a.ID {
+		t.Errorf("the newer execution answers the older request %s", a.ID)
+	}
+	evs := st.eventsOf(older)
+	if last := evs[len(evs)-1]; last.Type != events.DetailTypePipelineExecutionStateChange || last.Detail["state"] != "SUPERSEDED" {
+		t.Errorf("older execution's events end with %s %v:%s", last.Type, last.Detail["state"], describe(evs))
+	}
+	if n := finalApprovalEvents(evs); n != 1 {
+		t.Errorf("%d final Approval stage events for the older execution, want 1:%s", n, describe(evs))
+	}
+}
+
+// An older execution whose build ends after a newer execution of the same
+// pipeline has reached the approval stage must not wait there beside it:
+// the newer commit has passed it, so it is superseded.
+func TestSupersedeOvertaken(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	name := "overtaken-" + st.id
+	st.setUp(name, hosted(name))
+
+	// The first commit's build copies 32 MiB that does not compress: it
+	// takes a few seconds more than the second's.
+	big := make([]byte, 32<<20)
+	_, _ = rand.Read(big)
+	files := app(base, "slow")
+	files["Dockerfile"] += "COPY big.bin /big.bin\n"
+	files["big.bin"] = string(big)
+	first := st.commit("slow", files)
+	older := st.waitStarted(name, first, 10*time.Second)
+	st.git("rm", "--quiet", "big.bin")
+	second := st.commit("fast", app(base, "fast"))
+	newer := st.waitStarted(name, second, 10*time.Second)
+
+	n := st.waitFor(newer, "at its approval stage", 30*time.Second, func(ex *pipeline.Execution) bool { return ex.Approval != nil })
+	// The older execution is superseded at once, whichever build ends
+	// first: well before its scan could fail and reject it.
+	ex := st.waitEnded(older, 12*time.Second)
+	if b := stage(ex, pipeline.StageBuild); b.EndedAt != nil && b.EndedAt.After(n.Approval.CreatedAt) {
+		t.Logf("the older build ended after the newer execution's approval request (%s after)", b.EndedAt.Sub(n.Approval.CreatedAt))
+	} else {
+		t.Logf("the older build ended first: this run did not test the overtaking")
+	}
+	if ex.Status != pipeline.StateSuperseded || !strings.Contains(ex.Reason, "superseded by execution "+newer) {
+		t.Fatalf("older execution: %s (%s), approval %+v; want Superseded by %s", ex.Status, ex.Reason, ex.Approval, newer)
+	}
+	if s := stages(ex); s["Approval"] != pipeline.StateSuperseded || s["Deploy"] != pipeline.StateSkipped {
+		t.Errorf("older stages %v", s)
+	}
+}
+
+// No decision by the approval's expiry fails the stage and the execution.
+func TestApprovalExpires(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	name := "expiry-" + st.id
+	st.setUp(name, hosted(name, "timeout: 2s"))
+
+	c := st.commit("first", app(base, "one"))
+	id := st.waitStarted(name, c, 10*time.Second)
+	ex := st.waitEnded(id, 30*time.Second)
+	a := ex.Approval
+	if a == nil {
+		t.Fatalf("execution %s (%s): no approval", ex.Status, ex.Reason)
+	}
+	want := "approval expired: no decision by " + a.ExpiresAt.Format(time.RFC3339)
+	if ex.Status != pipeline.StateFailed || ex.Reason != want {
+		t.Errorf("execution %s (%s); want Failed (%s)", ex.Status, ex.Reason, want)
+	}
+	if a.Status != pipeline.StateExpired || a.DecidedAt == nil || a.ExpiresAt.Sub(a.CreatedAt) != 2*time.Second {
+		t.Errorf("approval %+v; want Expired two seconds after its request", a)
+	}
+	if s := stages(ex); s["Approval"] != pipeline.StateFailed || s["Deploy"] != pipeline.StateSkipped {
+		t.Errorf("stages %v", s)
+	}
+	if m := stage(ex, pipeline.StageApproval).Message; m != want {
+		t.Errorf("approval stage message %q, want %q", m, want)
+	}
+}
+
+// People answer an approval with a comment, through the API or the CLI;
+// who and when are recorded, and a request is answered once.
+func TestPeopleDecide(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	name := "people-" + st.id
+	st.setUp(name, hosted(name))
+	reader, _, err := auth.NewTokens(st.s.Store).Create(context.Background(), "viewer", auth.RoleReader)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := st.commit("first", app(base, "one"))
+	id := st.waitStarted(name, c, 10*time.Second)
+	st.waitApproval(id, 30*time.Second)
+	path := "/api/v1/executions/" + id + "/approval"
+	approve := map[string]string{"decision": "approve", "comment": "known risk, fixed next sprint"}
+	if status, body := st.s.APIAs(t, reader, "POST", path, approve); status != http.StatusForbidden {
+		t.Fatalf("a reader's answer: %d %s, want 403", status, body)
+	}
+	if status, body := st.s.APIAs(t, "", "POST", path, approve); status != http.StatusUnauthorized {
+		t.Errorf("an answer without a token: %d %s, want 401", status, body)
+	}
+	before := time.Now()
+	var a pipeline.Approval
+	if err := json.Unmarshal(st.api("POST", path, approve, http.StatusOK), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != pipeline.StateApproved || a.DecidedBy != "token:test-admin" || a.Comment != approve["comment"] ||
+		a.DecidedAt == nil || a.DecidedAt.Before(before.Add(-time.Second)) || a.DecidedAt.After(time.Now()) {
+		t.Errorf("approval %+v; want Approved by token:test-admin with the comment, decided now", a)
+	}
+	ex := st.execution(id)
+	if ex.Status != pipeline.StateSucceeded || !strings.Contains(ex.Reason, "token:test-admin") || !strings.Contains(ex.Reason, approve["comment"]) {
+		t.Errorf("execution %s (%s); want Succeeded, saying who and why", ex.Status, ex.Reason)
+	}
+	if s := stages(ex); s["Approval"] != pipeline.StateSucceeded {
+		t.Errorf("stages %v", s)
+	}
+	reject := map[string]string{"decision": "reject", "comment": "changed my mind"}
+	if status, body := st.s.API(t, "POST", path, reject); status != http.StatusConflict {
+		t.Errorf("a second answer: %d %s, want 409", status, body)
+	}
+	if got := st.execution(id); got.Approval.Status != pipeline.StateApproved || got.Approval.Comment != approve["comment"] {
+		t.Errorf("after a second answer: %+v", got.Approval)
+	}
+
+	// The CLI, on the running server's data folder.
+	c2 := st.commit("second", app(base, "two"))
+	id2 := st.waitStarted(name, c2, 10*time.Second)
+	st.waitApproval(id2, 30*time.Second)
+	var stdout, stderr bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"--data-dir", st.s.DataDir, "approval", "reject", id2, "--comment", "not on a Friday"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("scangate approval reject: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	ex = st.execution(id2)
+	who := "cli"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		who = "cli:" + u.Username
+	}
+	if ex.Status != pipeline.StateFailed || ex.Approval.Status != pipeline.StateRejected || ex.Approval.DecidedBy != who ||
+		ex.Approval.Comment != "not on a Friday" || ex.Approval.DecidedAt == nil {
+		t.Errorf("after the CLI's rejection: %s (%s), approval %+v", ex.Status, ex.Reason, ex.Approval)
+	}
+	if !strings.Contains(stdout.String(), pipeline.StateRejected) {
+		t.Errorf("CLI output %q", stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := cli.Main(context.Background(), []string{"--data-dir", st.s.DataDir, "approval", "approve", id2, "--comment", "again"}, &stdout, &stderr); code == 0 {
+		t.Errorf("a second answer from the CLI succeeded: %s", stdout.String())
+	}
+	for _, e := range []string{id, id2} {
+		if n := finalApprovalEvents(st.eventsOf(e)); n != 1 {
+			t.Errorf("execution %s: %d final Approval stage events, want 1", e, n)
+		}
+	}
+}
+
+// A scan that fails rejects, with the error as the reason; and whether
+// the approval request is made before the scan ends (its Scan event
+// decides) or after (the request's own evaluation decides), each request
+// gets exactly one decision.
+func TestScanErrorRejectsOnce(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	name := "scanerr-" + st.id
+	st.setUp(name, hosted(name))
+
+	// The legacy builder's cache makes a rebuild give the same image, but
+	// the builder removes the image it pushed, and with it the last step
+	// of the cache. An image built here from the commit's archive, before
+	// it is pushed, keeps it.
+	for name, body := range app(base, "one") {
+		if err := os.WriteFile(filepath.Join(st.work, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.git("add", "-A")
+	st.git("commit", "--quiet", "-m", "first")
+	c := st.git("rev-parse", "HEAD")
+	st.dockerBuildArchive(c, "scangate-test/keep:"+st.id)
+	st.git("push", "--quiet", "origin", "HEAD:main")
+	first := st.waitStarted(name, c, 10*time.Second)
+	// The request exists while the scan is still being retried.
+	st.waitApproval(first, 30*time.Second)
+	ex1 := st.waitEnded(first, 60*time.Second)
+	a := ex1.Approval
+	if ex1.Status != pipeline.StateFailed || a.Status != pipeline.StateRejected || a.DecidedBy != pipeline.Evaluator {
+		t.Fatalf("execution %s (%s), approval %+v; want Failed, Rejected by the evaluator", ex1.Status, ex1.Reason, a)
+	}
+	const cause = "the vulnerability database is empty"
+	if !strings.HasPrefix(a.Summary, "Rejected: the scan failed: ") || !strings.Contains(a.Summary, cause) ||
+		!strings.Contains(strings.Join(a.Reasons, "\n"), cause) || !strings.Contains(ex1.Reason, cause) {
+		t.Errorf("rejection %q, reasons %q, execution reason %q; want the scan's error", a.Summary, a.Reasons, ex1.Reason)
+	}
+
+	// The same commit again: the same image, whose scan has ended before
+	// its request is made.
+	second := st.start(name, c)
+	ex2 := st.waitEnded(second, 30*time.Second)
+	if ex2.ImageDigest != ex1.ImageDigest {
+		t.Fatalf("the rebuild gave %s, the first build %s: this test needs the same image\nfirst build:\n%s\nrebuild:\n%s", ex2.ImageDigest, ex1.ImageDigest,
+			st.api("GET", "/api/v1/executions/"+first+"/log", nil, http.StatusOK), st.api("GET", "/api/v1/executions/"+second+"/log", nil, http.StatusOK))
+	}
+	if !ex2.Approval.CreatedAt.After(*a.DecidedAt) {
+		t.Errorf("the second request (%s) was made before the first was decided (%s)", ex2.Approval.CreatedAt, a.DecidedAt)
+	}
+	if ex2.Status != pipeline.StateFailed || ex2.Approval.Status != pipeline.StateRejected || !strings.Contains(ex2.Approval.Summary, cause) {
+		t.Errorf("second execution %s (%s), approval %+v", ex2.Status, ex2.Reason, ex2.Approval)
+	}
+	st.settle(30 * time.Second)
+	for _, id := range []string{first, second} {
+		if evs := st.eventsOf(id); finalApprovalEvents(evs) != 1 {
+			t.Errorf("execution %s: want one final Approval stage event:%s", id, describe(evs))
+		}
+	}
+}
+
+// One execution's events, in order: the execution starts, each stage
+// changes, the approval is requested (with what a person needs, and no
+// token), and the execution ends.
+func TestExecutionEvents(t *testing.T) {
+	t.Parallel()
+	st := newStory(t, "debian", "ghsa", "nvd")
+	clean := st.cleanBase()
+	vulnerable := st.loadBase("vulnerable",
+		imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(t, "debian", "os-release")},
+		imagetest.Entry{Name: "var/lib/dpkg/status", Body: imagetest.ReadFixture(t, "debian", "dpkg-status")})
+	name := "events-" + st.id
+	st.setUp(name, hosted(name))
+	key, err := os.ReadFile(filepath.Join(st.s.DataDir, pipeline.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		base, end, approval string
+	}{
+		{vulnerable, "FAILED", pipeline.StateFailed},
+		{clean, "SUCCEEDED", pipeline.StateSucceeded},
+	} {
+		c := st.commit(tc.end, app(tc.base, tc.end))
+		id := st.waitStarted(name, c, 10*time.Second)
+		ex := st.waitEnded(id, time.Minute)
+		st.settle(30 * time.Second)
+		evs := st.eventsOf(id)
+		want := []string{
+			"Pipeline Execution State Change STARTED",
+			"Stage State Change Source Succeeded",
+			"Stage State Change Build InProgress",
+			"Stage State Change Build Succeeded",
+			"Stage State Change Approval InProgress",
+			"Approval Requested",
+			"Stage State Change Approval " + tc.approval,
+			"Pipeline Execution State Change " + tc.end,
+		}
+		var got []string
+		for _, e := range evs {
+			s := e.Type
+			if e.Type == events.DetailTypeStageStateChange {
+				s += " " + e.Detail["stage"].(string)
+			}
+			if st, ok := e.Detail["state"].(string); ok {
+				s += " " + st
+			}
+			got = append(got, s)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: events\n  %s\nwant\n  %s", tc.end, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			continue
+		}
+		a := ex.Approval
+		req := evs[5]
+		if req.Detail["approval-id"] != a.ID || req.Detail["image-digest"] != ex.ImageDigest || req.Detail["image-digest"] != a.ImageDigest ||
+			req.Detail["expires"] != a.ExpiresAt.Format(time.RFC3339) || req.Detail["pipeline"] != name || req.Detail["commit"] != c {
+			t.Errorf("Approval Requested %s; approval %+v", req.Raw, a)
+		}
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("approval:" + a.ID))
+		token := hex.EncodeToString(m.Sum(nil))
+		sum := sha256.Sum256([]byte(token))
+		for _, e := range evs {
+			if strings.Contains(e.Raw, token) || strings.Contains(e.Raw, hex.EncodeToString(sum[:])) {
+				t.Errorf("an event holds the approval's token or its hash: %s", e.Raw)
+			}
+		}
+		if end := evs[len(evs)-1]; tc.end == "FAILED" && !strings.Contains(end.Detail["reason"].(string), "CRITICAL") {
+			t.Errorf("the FAILED event's reason: %s", end.Raw)
+		}
+	}
+}
+
+// A build that fails fails its stage and the execution with the tail of
+// its log, and the log can be downloaded.
+func TestBuildFailure(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	name := "broken-" + st.id
+	st.setUp(name, hosted(name))
+	missing := "scangate-test/no-such-base:" + st.id
+	c := st.commit("broken", map[string]string{"Dockerfile": "FROM " + missing + "\nCOPY app.txt /app.txt\n", "app.txt": "x\n"})
+	id := st.waitStarted(name, c, 10*time.Second)
+	ex := st.waitEnded(id, time.Minute)
+	if ex.Status != pipeline.StateFailed || !strings.HasPrefix(ex.Reason, "build failed: ") || !strings.Contains(ex.Reason, "last ") ||
+		!strings.Contains(ex.Reason, "FROM "+missing) {
+		t.Errorf("execution %s (%s); want Failed with the tail of the build log", ex.Status, ex.Reason)
+	}
+	if s := stages(ex); s["Source"] != pipeline.StateSucceeded || s["Build"] != pipeline.StateFailed || s["Approval"] != pipeline.StateSkipped || s["Deploy"] != pipeline.StateSkipped {
+		t.Errorf("stages %v", s)
+	}
+	if m := stage(ex, pipeline.StageBuild).Message; m != ex.Reason {
+		t.Errorf("build stage message %q, execution reason %q", m, ex.Reason)
+	}
+	if ex.Approval != nil || ex.ImageDigest != "" {
+		t.Errorf("a failed build has an approval %+v or image %s", ex.Approval, ex.ImageDigest)
+	}
+	log := string(st.api("GET", "/api/v1/executions/"+id+"/log", nil, http.StatusOK))
+	if !strings.Contains(log, "FROM "+missing) {
+		t.Errorf("build log:\n%s", log)
+	}
+	if status, _ := st.s.API(t, "GET", "/api/v1/executions/"+id+"/artifact", nil); status != http.StatusNotFound {
+		t.Errorf("artifact of a failed build: %d, want 404", status)
+	}
+}

@@ -43,9 +43,12 @@ type reevaluateArgs struct{}
 func (reevaluateArgs) Kind() string { return "reevaluate_images" }
 
 func (reevaluateArgs) InsertOpts() river.InsertOpts {
-	// One waiting re-evaluation is enough: it reads the database as it is
-	// when it runs, and one that is running looks again when it is done.
-	return river.InsertOpts{Queue: Queue, UniqueOpts: river.UniqueOpts{ByState: jobs.WaitingStates}}
+	// Not unique: River's uniqueness counts a running job, which may have
+	// read the database before this change, so a second one must run.
+	// Re-evaluations running at once are safe (reevaluateOne records an
+	// image once per database version), and one with nothing to do takes
+	// milliseconds.
+	return river.InsertOpts{Queue: Queue}
 }
 
 // QueueReevaluation queues a re-evaluation of stored images in tx, the
@@ -66,19 +69,8 @@ type reevaluateWorker struct {
 func (w *reevaluateWorker) Timeout(*river.Job[reevaluateArgs]) time.Duration { return time.Hour }
 
 func (w *reevaluateWorker) Work(ctx context.Context, _ *river.Job[reevaluateArgs]) error {
-	for {
-		before, err := vulndb.New(w.s.st).Version(ctx)
-		if err != nil {
-			return err
-		}
-		if _, err := w.s.Reevaluate(ctx); err != nil {
-			return err
-		}
-		after, err := vulndb.New(w.s.st).Version(ctx)
-		if err != nil || after.Digest == before.Digest {
-			return err
-		}
-	}
+	_, err := w.s.Reevaluate(ctx)
+	return err
 }
 
 // Reevaluation counts what a re-evaluation did.
@@ -214,13 +206,29 @@ func (s *Scanner) reevaluateOne(ctx context.Context, m *scan.Matcher, img monito
 			evs = append(evs, e)
 		}
 	}
+	recorded := false
 	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
+		// Another re-evaluation may have recorded this image since it was
+		// read: the writer's transaction makes this check and the write one.
+		var current string
+		err := tx.QueryRowContext(ctx, `SELECT vulndb_digest FROM scans WHERE repository = $1 AND digest = $2 AND status = 'COMPLETE'`,
+			img.repository, img.digest).Scan(&current)
+		if errors.Is(err, sql.ErrNoRows) || current != old.VulnDB.Digest {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		if err := writeScan(ctx, tx, img.repository, img.digest, "COMPLETE", "", r); err != nil {
 			return err
 		}
+		recorded = true
 		return s.bus.PublishMany(ctx, tx, evs)
 	})
-	return len(news), len(gone), err
+	if err != nil || !recorded {
+		return 0, 0, err
+	}
+	return len(news), len(gone), nil
 }
 
 // findingKey names a finding across two matches of the same inventory.

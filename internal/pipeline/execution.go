@@ -162,6 +162,9 @@ type Push struct {
 }
 
 // OnPush starts an execution of every pipeline whose source the push moved.
+// An external repository's push is told twice when its pipeline is both
+// polled and sent webhooks, and a forge may deliver a webhook again: a
+// push of the commit the pipeline's latest execution runs starts nothing.
 func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 	defs, err := s.List(ctx)
 	if err != nil {
@@ -172,17 +175,27 @@ func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 		if !d.Source.matches(p) {
 			continue
 		}
-		if p.OnlyNew {
-			if done, err := s.HasExecution(ctx, d.Name, p.Commit); err != nil || done {
-				if err != nil {
-					return ids, err
-				}
-				continue
+		var id string
+		err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+			var seen int
+			q := `SELECT count(*) FROM executions WHERE pipeline = $1 AND commit_sha = $2`
+			if !p.OnlyNew {
+				q = `SELECT count(*) FROM (SELECT commit_sha FROM executions WHERE pipeline = $1 ORDER BY started_at DESC LIMIT 1) WHERE commit_sha = $2`
 			}
-		}
-		id, err := s.Start(ctx, d.Name, Trigger{Kind: p.Kind, Commit: p.Commit, Ref: p.Ref})
+			if p.OnlyNew || p.URL != "" {
+				if err := tx.QueryRowContext(ctx, q, d.Name, p.Commit).Scan(&seen); err != nil || seen > 0 {
+					return err
+				}
+			}
+			var err error
+			id, err = s.start(ctx, tx, d.Name, Trigger{Kind: p.Kind, Commit: p.Commit, Ref: p.Ref})
+			return err
+		})
 		if err != nil {
 			return ids, err
+		}
+		if id == "" {
+			continue
 		}
 		s.opts.Logger.Info("execution started", "pipeline", d.Name, "execution", id, "commit", p.Commit, "trigger", p.Kind)
 		ids = append(ids, id)

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/user"
@@ -382,5 +384,97 @@ func TestBuildFailure(t *testing.T) {
 	}
 	if status, _ := st.s.API(t, "GET", "/api/v1/executions/"+id+"/artifact", nil); status != http.StatusNotFound {
 		t.Errorf("artifact of a failed build: %d, want 404", status)
+	}
+}
+
+// A pipeline on an external repository (here, another repository hosted
+// by the same server, reached by its URL) starts on the commits its poll
+// sees and on the pushes a forge's webhook reports, once for each commit.
+func TestExternalSource(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	polledRepo, hookedRepo := "upstream-polled-"+st.id, "upstream-hooked-"+st.id
+	polled, hooked := "ext-polled-"+st.id, "ext-hooked-"+st.id
+	dirs := map[string]string{}
+	for _, r := range []string{polledRepo, hookedRepo} {
+		st.api("POST", "/api/v1/repositories", map[string]string{"name": r}, http.StatusCreated)
+		dirs[r] = st.clone(r)
+	}
+	p1 := st.commitIn(dirs[polledRepo], "first", app(base, "p1"))
+	h1 := st.commitIn(dirs[hookedRepo], "first", app(base, "h1"))
+	secret := "hook-secret-" + st.id
+	st.api("PUT", "/api/v1/pipelines/"+polled, []byte(gate(polled,
+		fmt.Sprintf("{url: '%s', branch: main, poll: 5s, webhook-secret: %s}", st.repoURL(polledRepo), secret), "apps/"+polled)), http.StatusOK)
+	st.api("PUT", "/api/v1/pipelines/"+hooked, []byte(gate(hooked,
+		fmt.Sprintf("{url: '%s', branch: main, webhook-secret: %s}", st.repoURL(hookedRepo), secret), "apps/"+hooked)), http.StatusOK)
+
+	// The server looks for polled pipelines every 15 s; the first poll
+	// reports the branch's head.
+	first := st.waitStarted(polled, p1, 30*time.Second)
+	p2 := st.commitIn(dirs[polledRepo], "second", app(base, "p2"))
+	pushed := time.Now()
+	second := st.waitStarted(polled, p2, 12*time.Second)
+	t.Logf("the poll saw the push after %s", time.Since(pushed).Round(100*time.Millisecond))
+	ex := st.waitFor(second, "built", 60*time.Second, func(ex *pipeline.Execution) bool { return ex.Approval != nil || ended(ex) })
+	if s := stages(ex); s["Build"] != pipeline.StateSucceeded || ex.Trigger == "" {
+		t.Fatalf("the polled execution: %s (%s), trigger %q, stages %v", ex.Status, ex.Reason, ex.Trigger, s)
+	}
+	if ex := st.execution(first); ex.Status != pipeline.StateSuperseded {
+		t.Errorf("the first polled execution: %s (%s), want Superseded by the second", ex.Status, ex.Reason)
+	}
+
+	hook := func(repo, before, after, signWith string) (int, string) {
+		body := fmt.Sprintf(`{"ref": "refs/heads/main", "before": %q, "after": %q, "repository": {"clone_url": "http://%s/git/%s.git"}}`,
+			before, after, st.s.Addr, repo)
+		m := hmac.New(sha256.New, []byte(signWith))
+		m.Write([]byte(body))
+		req, err := http.NewRequest("POST", "http://"+st.s.Addr+"/hooks/git", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", st.id)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(msg)
+	}
+
+	// A forge's push webhook starts the pipeline that has no poll.
+	zero := strings.Repeat("0", 40)
+	if status, msg := hook(hookedRepo, zero, h1, "wrong secret"); status != http.StatusForbidden {
+		t.Errorf("a webhook with a bad signature: %d %s, want 403", status, msg)
+	}
+	if n := len(st.executions(hooked, h1)); n != 0 {
+		t.Fatalf("a webhook with a bad signature started %d executions", n)
+	}
+	if status, msg := hook(hookedRepo, zero, h1, secret); status != http.StatusNoContent {
+		t.Fatalf("webhook: %d %s, want 204", status, msg)
+	}
+	exs := st.executions(hooked, h1)
+	if len(exs) != 1 {
+		t.Fatalf("after the webhook: %d executions of %.12s, want 1", len(exs), h1)
+	}
+	ex = st.waitFor(exs[0].ID, "built", 60*time.Second, func(ex *pipeline.Execution) bool { return ex.Approval != nil || ended(ex) })
+	if s := stages(ex); s["Build"] != pipeline.StateSucceeded {
+		t.Fatalf("the webhook's execution: %s (%s), stages %v", ex.Status, ex.Reason, s)
+	}
+
+	// A webhook for a commit the poll has started already (a forge's late
+	// or repeated delivery) starts nothing more.
+	if status, msg := hook(polledRepo, p1, p2, secret); status != http.StatusNoContent {
+		t.Fatalf("webhook: %d %s, want 204", status, msg)
+	}
+	if status, msg := hook(hookedRepo, zero, h1, secret); status != http.StatusNoContent {
+		t.Fatalf("webhook: %d %s, want 204", status, msg)
+	}
+	if n, m := len(st.executions(polled, p2)), len(st.executions(hooked, h1)); n != 1 || m != 1 {
+		t.Errorf("after repeated webhooks: %d executions of the polled commit and %d of the pushed one, want 1 each", n, m)
 	}
 }

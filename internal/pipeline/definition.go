@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scangate/scangate/internal/policy"
+	"github.com/scangate/scangate/internal/source"
 )
 
 // MaxDefinitionSize is the most bytes a pipeline definition may have.
@@ -184,9 +185,12 @@ func (s *SourceSpec) check() error {
 		return fmt.Errorf("source: branch %q is not a branch name", s.Branch)
 	}
 	if s.URL != "" {
+		// The source package refuses file:// (and ssh, whose credentials
+		// scangate cannot give): a watch it refuses would stop the polls of
+		// every pipeline, so such a definition is refused here.
 		u, err := url.Parse(s.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
-			return fmt.Errorf("source: url %q: want an http(s) or file git URL", redact(s.URL))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || source.CheckURL(s.URL) != nil {
+			return fmt.Errorf("source: url %q: want an http(s) git URL", redact(s.URL))
 		}
 		if s.Poll != 0 && time.Duration(s.Poll) < 5*time.Second {
 			return errors.New("source: poll at most every 5s")

@@ -256,6 +256,18 @@ func parseExpiry(s string) (time.Time, error) {
 	return t, nil
 }
 
+// Redacted returns a copy of d to show to those who may read pipelines
+// but not hold their secrets: the source URL's password and the webhook
+// secret are hidden.
+func (d *Definition) Redacted() *Definition {
+	c := *d
+	c.Source.URL = source.Redact(c.Source.URL)
+	if c.Source.WebhookSecret != "" {
+		c.Source.WebhookSecret = "xxxxx"
+	}
+	return &c
+}
+
 // redact hides the password of a URL with credentials.
 func redact(raw string) string {
 	u, err := url.Parse(raw)

@@ -132,3 +132,17 @@ func FuzzParseDefinition(f *testing.F) {
 		}
 	})
 }
+
+func TestRedacted(t *testing.T) {
+	d, err := ParseDefinition([]byte(override(example, "source:\n  url: 'https://ci:s3cret-token@git.example.com/a.git'\n  webhook-secret: hook-s3cret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := d.Redacted()
+	if strings.Contains(r.Source.URL, "s3cret") || !strings.Contains(r.Source.URL, "git.example.com/a.git") || r.Source.WebhookSecret != "xxxxx" {
+		t.Errorf("redacted source %+v", r.Source)
+	}
+	if d.Source.URL != "https://ci:s3cret-token@git.example.com/a.git" || d.Source.WebhookSecret != "hook-s3cret" {
+		t.Errorf("Redacted changed the definition: %+v", d.Source)
+	}
+}

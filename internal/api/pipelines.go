@@ -41,6 +41,9 @@ func (s *server) pipelines(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
+	for i, d := range defs {
+		defs[i] = d.Redacted()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"pipelines": orEmpty(defs)})
 }
 
@@ -50,7 +53,7 @@ func (s *server) getPipeline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, d.Redacted())
 }
 
 func (s *server) putPipeline(w http.ResponseWriter, r *http.Request) {

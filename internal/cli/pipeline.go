@@ -109,6 +109,9 @@ Executions already running keep the version they started with.
 				if err != nil {
 					return pipelineError(err)
 				}
+				for i, d := range defs {
+					defs[i] = d.Redacted()
+				}
 				if g.format == "json" {
 					return writeJSON(g.stdout, orEmpty(defs))
 				}
@@ -137,7 +140,7 @@ Executions already running keep the version they started with.
 				if err != nil {
 					return pipelineError(err)
 				}
-				return writeJSON(g.stdout, d)
+				return writeJSON(g.stdout, d.Redacted())
 			})
 		},
 	}

@@ -190,7 +190,7 @@ func (s *SourceSpec) check() error {
 		// every pipeline, so such a definition is refused here.
 		u, err := url.Parse(s.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || source.CheckURL(s.URL) != nil {
-			return fmt.Errorf("source: url %q: want an http(s) git URL", redact(s.URL))
+			return fmt.Errorf("source: url %q: want an http(s) git URL", source.Redact(s.URL))
 		}
 		if s.Poll != 0 && time.Duration(s.Poll) < 5*time.Second {
 			return errors.New("source: poll at most every 5s")
@@ -266,15 +266,6 @@ func (d *Definition) Redacted() *Definition {
 		c.Source.WebhookSecret = "xxxxx"
 	}
 	return &c
-}
-
-// redact hides the password of a URL with credentials.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }
 
 // MarshalJSON writes the duration as Go does ("168h0m0s").

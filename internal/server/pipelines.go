@@ -86,7 +86,7 @@ func (s *sources) onPush(ctx context.Context, p source.Push) error {
 	}
 	push := pipeline.Push{Kind: "push", Repo: p.Repo, Ref: p.Ref, Commit: p.New}
 	if p.External {
-		push = pipeline.Push{Kind: "external", URL: p.Repo, Ref: p.Ref, Commit: p.New}
+		push = pipeline.Push{Kind: p.Via, URL: p.Repo, Ref: p.Ref, Commit: p.New}
 	}
 	_, err := pipes.OnPush(ctx, push)
 	return err

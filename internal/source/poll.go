@@ -177,7 +177,7 @@ func (p *Poller) check(ctx context.Context, wt *watcher) {
 		old = ZeroHash
 	}
 	ref, _ := branchRef(wt.w.Branch)
-	push := Push{Repo: wt.w.URL, Ref: ref, Old: old, New: head, External: true}
+	push := Push{Repo: wt.w.URL, Ref: ref, Old: old, New: head, External: true, Via: "poll"}
 	if ctx.Err() != nil {
 		return
 	}

@@ -92,7 +92,7 @@ func TestRemote(t *testing.T) {
 	s.noPush()
 	second := commitFile(t, work, "Dockerfile", "FROM scratch\nLABEL v=2\n")
 	gitRun(t, work, "push", "--quiet", "origin", "main")
-	want := source.Push{Repo: url, Ref: "refs/heads/main", Old: first, New: second, External: true}
+	want := source.Push{Repo: url, Ref: "refs/heads/main", Old: first, New: second, External: true, Via: "poll"}
 	if got := s.nextPush(); got != want {
 		t.Errorf("poller push = %+v, want %+v", got, want)
 	}
@@ -150,7 +150,7 @@ func TestPollerRetries(t *testing.T) {
 	}
 	select {
 	case push := <-got:
-		want := source.Push{Repo: url, Ref: "refs/heads/main", Old: source.ZeroHash, New: head, External: true}
+		want := source.Push{Repo: url, Ref: "refs/heads/main", Old: source.ZeroHash, New: head, External: true, Via: "poll"}
 		if push != want {
 			t.Errorf("push = %+v, want %+v", push, want)
 		}

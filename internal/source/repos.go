@@ -54,6 +54,8 @@ type Push struct {
 	// External tells a push to an external repository from one to a
 	// hosted repository.
 	External bool
+	// Via says how an external push was learnt of: "poll" or "webhook".
+	Via string
 }
 
 // String describes the push for logs, without a URL's credentials.

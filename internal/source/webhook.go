@@ -271,7 +271,7 @@ func (r *Repos) serveHook(w http.ResponseWriter, req *http.Request, k hook, body
 		http.Error(w, "bad signature or token", http.StatusForbidden)
 		return
 	}
-	p := Push{Repo: ev.CloneURL, Ref: ev.Ref, Old: ev.Before, New: ev.After, External: true}
+	p := Push{Repo: ev.CloneURL, Ref: ev.Ref, Old: ev.Before, New: ev.After, External: true, Via: "webhook"}
 	r.logger().Info("source: webhook push", "forge", k.forge, "push", p.String())
 	if err := r.notify(context.WithoutCancel(req.Context()), p); err != nil {
 		http.Error(w, "the push could not be recorded; redeliver it", http.StatusInternalServerError)

@@ -29,11 +29,11 @@ type sample struct {
 
 var samples = []sample{
 	{source.GitHub, "github-push.json", source.Push{Repo: "https://github.com/Codertocat/Hello-World.git", Ref: "refs/heads/main",
-		Old: "6113728f27ae82c7b1a177c8d03f9e96e0adf246", New: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", External: true}},
+		Old: "6113728f27ae82c7b1a177c8d03f9e96e0adf246", New: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", External: true, Via: "webhook"}},
 	{source.GitLab, "gitlab-push.json", source.Push{Repo: "http://example.com/mike/diaspora.git", Ref: "refs/heads/master",
-		Old: "95790bf891e76fee5e1747ab589903a6a1f80f22", New: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", External: true}},
+		Old: "95790bf891e76fee5e1747ab589903a6a1f80f22", New: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", External: true, Via: "webhook"}},
 	{source.Gitea, "gitea-push.json", source.Push{Repo: "https://gitea.example.com/gitea/webhooks.git", Ref: "refs/heads/develop",
-		Old: "28e1879d029cb852e4844d9c718537df08844e03", New: "bffeb74224043ba2feb48d137756c8a9331c449a", External: true}},
+		Old: "28e1879d029cb852e4844d9c718537df08844e03", New: "bffeb74224043ba2feb48d137756c8a9331c449a", External: true, Via: "webhook"}},
 }
 
 func readSample(t testing.TB, name string) []byte {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/scangate/scangate/internal/jobs"
 )
@@ -49,8 +50,8 @@ func (w *buildWorker) Work(ctx context.Context, job *river.Job[buildArgs]) error
 	if err != nil {
 		return err
 	}
-	if ex.Status != StateInProgress {
-		return nil // stopped or superseded while it waited
+	if building, err := s.building(ctx, s.st.Reader(), ex); err != nil || !building {
+		return err // stopped or superseded while it waited, or built already
 	}
 	d, err := getDefinition(ctx, s.st.Reader(), ex.Pipeline, ex.Version)
 	if err != nil {
@@ -62,11 +63,20 @@ func (w *buildWorker) Work(ctx context.Context, job *river.Job[buildArgs]) error
 		if ctx.Err() != nil || (job.Attempt < job.MaxAttempts && errors.Is(err, ErrRetry)) {
 			return err // stopping, or worth another try
 		}
-		return s.failBuild(ctx, ex, err, log.String())
+		return s.failBuild(ctx, job, ex, err, log.String())
 	}
+	// The build's outcome and the job's completion commit together: a
+	// server killed in between would otherwise build again and ask for a
+	// second approval.
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
+			return err
+		}
 		cur, err := loadExecution(ctx, tx, ex.ID)
-		if err != nil || cur.Status != StateInProgress {
+		if err != nil {
+			return err
+		}
+		if building, err := s.building(ctx, tx, cur); err != nil || !building {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE executions SET image_digest = $1, image_uri = $2, artifact = $3, build_log = $4 WHERE id = $5`,
@@ -79,6 +89,16 @@ func (w *buildWorker) Work(ctx context.Context, job *river.Job[buildArgs]) error
 		}
 		return s.requestApproval(ctx, tx, cur, d, d.Build.Repository, res.Digest)
 	})
+}
+
+// building reports whether ex is in progress at its Build stage.
+func (s *Service) building(ctx context.Context, q querier, ex *Execution) (bool, error) {
+	if ex.Status != StateInProgress {
+		return false, nil
+	}
+	var status string
+	err := q.QueryRowContext(ctx, `SELECT status FROM stages WHERE execution_id = $1 AND name = $2`, ex.ID, StageBuild).Scan(&status)
+	return status == StateInProgress, err
 }
 
 // ErrRetry marks the errors of a Source or Builder worth another attempt
@@ -127,10 +147,16 @@ func container(d *Definition) string {
 	return d.Name
 }
 
-func (s *Service) failBuild(ctx context.Context, ex *Execution, cause error, log string) error {
+func (s *Service) failBuild(ctx context.Context, job *river.Job[buildArgs], ex *Execution, cause error, log string) error {
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
+			return err
+		}
 		cur, err := loadExecution(ctx, tx, ex.ID)
-		if err != nil || cur.Status != StateInProgress {
+		if err != nil {
+			return err
+		}
+		if building, err := s.building(ctx, tx, cur); err != nil || !building {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE executions SET build_log = $1 WHERE id = $2`, log, ex.ID); err != nil {

@@ -40,9 +40,14 @@ func Migrate(ctx context.Context, st *store.Store) error {
 }
 
 // Recover makes the jobs that were running when the last server stopped
-// available again, and returns how many there were. Call it only while no
-// River client works on the database.
+// available again, and returns how many there were. It also ends the dead
+// server's leadership, whose lease would keep scheduled and retried jobs
+// waiting for about 15 s. Call it only while no River client works on the
+// database.
 func Recover(ctx context.Context, st *store.Store) (int64, error) {
+	if _, err := st.Writer().ExecContext(ctx, `DELETE FROM river_leader`); err != nil {
+		return 0, fmt.Errorf("recover jobs: %w", err)
+	}
 	res, err := st.Writer().ExecContext(ctx,
 		`UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec') WHERE state = 'running'`)
 	if err != nil {

@@ -151,7 +151,7 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 	// there beside it, to be approved after it: it is superseded.
 	var newer, newerCommit string
 	err := tx.QueryRowContext(ctx, `SELECT e.id, e.commit_sha FROM approvals a JOIN executions e ON e.id = a.execution_id
-		WHERE a.pipeline = $1 AND e.started_at > $2 ORDER BY e.started_at DESC LIMIT 1`, ex.Pipeline, ex.StartedAt.UTC().Format(time.RFC3339Nano)).
+		WHERE a.pipeline = $1 AND e.started_at > $2 ORDER BY e.started_at DESC LIMIT 1`, ex.Pipeline, formatTime(ex.StartedAt)).
 		Scan(&newer, &newerCommit)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -171,7 +171,7 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 		Repository: repository, ImageDigest: digest, Status: StatePending, CreatedAt: now, ExpiresAt: now.Add(time.Duration(d.Approval.Timeout))}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO approvals (id, execution_id, pipeline, stage, action, token_hash, repository, image_digest, status, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, a.ID, a.ExecutionID, a.Pipeline, a.Stage, a.Action, hashToken(s.token(a.ID)),
-		a.Repository, a.ImageDigest, a.Status, now.Format(time.RFC3339Nano), a.ExpiresAt.Format(time.RFC3339Nano)); err != nil {
+		a.Repository, a.ImageDigest, a.Status, formatTime(now), formatTime(a.ExpiresAt)); err != nil {
 		return fmt.Errorf("approval request of %s: %w", ex.ID, err)
 	}
 	if err := s.setStage(ctx, tx, ex, StageApproval, StateInProgress, "waiting for the scan of "+digest); err != nil {
@@ -200,7 +200,7 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 // approval stage: the newer commit replaces them, as in CodePipeline.
 func (s *Service) supersede(ctx context.Context, tx *sql.Tx, ex *Execution) error {
 	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.execution_id FROM approvals a JOIN executions e ON e.id = a.execution_id
-		WHERE a.pipeline = $1 AND a.status = 'Pending' AND e.started_at < $2`, ex.Pipeline, ex.StartedAt.UTC().Format(time.RFC3339Nano))
+		WHERE a.pipeline = $1 AND a.status = 'Pending' AND e.started_at < $2`, ex.Pipeline, formatTime(ex.StartedAt))
 	if err != nil {
 		return err
 	}

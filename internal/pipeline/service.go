@@ -184,4 +184,11 @@ func (s *Service) List(ctx context.Context) ([]*Definition, error) {
 	return out, rows.Err()
 }
 
-func (s *Service) now() string { return s.opts.Now().UTC().Format(time.RFC3339Nano) }
+// timeLayout writes times in a fixed width, so that they sort as text:
+// RFC 3339 with nanoseconds drops trailing zeros ("…16.5Z" would sort after
+// "…16.52Z"), and the stores compare times as text.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func (s *Service) now() string { return formatTime(s.opts.Now()) }

@@ -45,6 +45,23 @@ type buildWorker struct {
 func (w *buildWorker) Timeout(*river.Job[buildArgs]) time.Duration { return time.Hour }
 
 func (w *buildWorker) Work(ctx context.Context, job *river.Job[buildArgs]) error {
+	err := w.work(ctx, job)
+	if err == nil || ctx.Err() != nil || job.Attempt < job.MaxAttempts {
+		return err
+	}
+	// River discards a job that fails its last attempt: the execution must
+	// not wait for a build that will never run again.
+	ex, lerr := loadExecution(ctx, w.s.st.Reader(), job.Args.ExecutionID)
+	if lerr != nil {
+		return errors.Join(err, lerr)
+	}
+	if ferr := w.s.failBuild(ctx, job, ex, err, ""); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return nil
+}
+
+func (w *buildWorker) work(ctx context.Context, job *river.Job[buildArgs]) error {
 	s := w.s
 	ex, err := loadExecution(ctx, s.st.Reader(), job.Args.ExecutionID)
 	if err != nil {

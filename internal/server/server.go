@@ -21,6 +21,7 @@ import (
 
 	"github.com/scangate/scangate/internal/api"
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -91,166 +92,233 @@ func (c *Config) defaults() {
 // what is left, whose jobs run again at the next start.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
-	log := cfg.Logger
-	scan.SetLogger(log)
+	scan.SetLogger(cfg.Logger)
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, store.FileName))
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := jobs.Migrate(ctx, st); err != nil {
-		return err
-	}
-	if n, err := jobs.Recover(ctx, st); err != nil {
-		return err
-	} else if n > 0 {
-		log.Info("jobs left running by the last server are queued again", "jobs", n)
-	}
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	host := loopbackHost(ln.Addr())
+	p, err := assemble(ctx, cfg, st, loopbackHost(ln.Addr()))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	return p.serve(ctx, ln)
+}
 
-	m := newMetrics(st)
+// openStore opens the database and readies River's tables, taking over the
+// jobs a killed server left running.
+func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, store.FileName))
+	if err != nil {
+		return nil, err
+	}
+	if err := jobs.Migrate(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	n, err := jobs.Recover(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if n > 0 {
+		cfg.Logger.Info("jobs left running by the last server are queued again", "jobs", n)
+	}
+	return st, nil
+}
+
+// parts are the server's components, wired together.
+type parts struct {
+	cfg     Config
+	host    string
+	st      *store.Store
+	jobs    *jobs.Client
+	metrics *metrics
+	bus     *events.Bus
+	tokens  *auth.Tokens
+	reg     *registry.Registry
+	scanner *scanner.Scanner
+	sources *sources
+	builder *build.Builder
+	pipes   *pipeline.Service
+	ready   atomic.Bool
+}
+
+// assemble makes the components and registers their job workers; nothing
+// runs yet.
+func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ *parts, err error) {
+	log := cfg.Logger
+	p := &parts{cfg: cfg, host: host, st: st, metrics: newMetrics(st), tokens: auth.NewTokens(st)}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
 	workers := river.NewWorkers()
-	client, err := jobs.New(st, workers, jobs.Config{
+	p.jobs, err = jobs.New(st, workers, jobs.Config{
 		Queues: map[string]int{river.QueueDefault: 2, "events": 4, scanner.Queue: cfg.ScanConcurrency, pipeline.Queue: cfg.BuildConcurrency},
 		Logger: log.With("component", "jobs"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	bus := events.NewBus(st, client, events.BusOptions{
-		RetryWindow: cfg.DeliveryRetryWindow,
-		OnDelivery:  m.delivered,
-		Logger:      log.With("component", "events"),
+	p.bus = events.NewBus(st, p.jobs, events.BusOptions{
+		RetryWindow: cfg.DeliveryRetryWindow, OnDelivery: p.metrics.delivered, Logger: log.With("component", "events"),
 	})
-	bus.Register(workers)
-	tokens := auth.NewTokens(st)
-	reg, err := registry.New(ctx, registry.Config{
-		Root:          filepath.Join(cfg.DataDir, "registry"),
-		MaxCatalog:    cfg.MaxCatalog,
-		MaxTags:       cfg.MaxTags,
-		AnonymousPull: cfg.AnonymousPull,
-		Tokens:        tokens,
-		Logger:        log.With("component", "registry"),
+	p.bus.Register(workers)
+	p.reg, err = registry.New(ctx, registry.Config{
+		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
+		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer reg.Close()
-	sc := scanner.New(st, reg, bus, client, scanner.Options{
-		Host:         host,
-		Order:        cfg.SeverityOrder,
-		RescanWindow: cfg.RescanWindow,
-		OnScan:       m.scanned,
-		Logger:       log.With("component", "scanner"),
+	p.scanner = scanner.New(st, p.reg, p.bus, p.jobs, scanner.Options{
+		Host: host, Order: cfg.SeverityOrder, RescanWindow: cfg.RescanWindow, OnScan: p.metrics.scanned,
+		Logger: log.With("component", "scanner"),
 	})
-	sc.Register(workers)
-	reg.SetHooks(sc)
+	p.scanner.Register(workers)
+	p.reg.SetHooks(p.scanner)
+	if err := p.assemblePipelines(ctx, workers); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
-	key, err := pipeline.LoadKey(cfg.DataDir)
+// assemblePipelines makes the sources, the builder and the pipeline service
+// with its evaluator.
+func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) error {
+	log := p.cfg.Logger
+	key, err := pipeline.LoadKey(p.cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	srcs, err := newSources(cfg.DataDir, tokens, log.With("component", "source"))
-	if err != nil {
+	if p.sources, err = newSources(p.cfg.DataDir, p.tokens, log.With("component", "source")); err != nil {
 		return err
 	}
-	builder, err := newBuilder(ctx, tokens, host)
-	if err != nil {
+	if p.builder, err = newBuilder(ctx, p.tokens, p.host); err != nil {
 		return err
 	}
-	defer builder.Close()
-	if v, err := builder.Ping(ctx); err != nil {
+	if v, err := p.builder.Ping(ctx); err != nil {
 		log.Warn("no Docker Engine: pipeline builds will wait for one", "err", err)
 	} else {
 		log.Info("Docker Engine", "api", v)
 	}
-	pipes := pipeline.New(st, bus, client, pipeline.Options{
-		Key: key, Source: pipelineSource{srcs.repos}, Builder: pipelineBuilder{builder}, Logger: log.With("component", "pipeline"),
+	p.pipes = pipeline.New(p.st, p.bus, p.jobs, pipeline.Options{
+		Key: key, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Logger: log.With("component", "pipeline"),
 	})
-	srcs.setPipelines(pipes)
-	pipes.Register(workers)
-	if err := bus.Handle(pipeline.HandlerName, pipeline.ScanPattern, pipes.HandleScan); err != nil {
-		return err
+	p.sources.setPipelines(p.pipes)
+	p.pipes.Register(workers)
+	return p.bus.Handle(pipeline.HandlerName, pipeline.ScanPattern, p.pipes.HandleScan)
+}
+
+func (p *parts) close() {
+	if p.builder != nil {
+		p.builder.Close()
 	}
+	if p.reg != nil {
+		p.reg.Close()
+	}
+}
 
-	var ready atomic.Bool
+// routes are the server's HTTP endpoints.
+func (p *parts) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", reg)
-	mux.Handle("/git/", srcs.repos)
-	mux.Handle("/hooks/git", srcs.repos.WebhookHandler(srcs.webhookSecret))
-	mux.Handle("/api/v1/", api.New(api.Deps{Store: st, Tokens: tokens, Bus: bus, Scanner: sc, Pipelines: pipes, Heads: srcs.head, Repos: srcs.repos}))
+	mux.Handle("/v2/", p.reg)
+	mux.Handle("/git/", p.sources.repos)
+	mux.Handle("/hooks/git", p.sources.repos.WebhookHandler(p.sources.webhookSecret))
+	mux.Handle("/api/v1/", api.New(api.Deps{Store: p.st, Tokens: p.tokens, Bus: p.bus, Scanner: p.scanner,
+		Pipelines: p.pipes, Heads: p.sources.head, Repos: p.sources.repos}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		if err := st.Reader().PingContext(r.Context()); err != nil {
-			http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("/metrics", m.handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	mux.HandleFunc("/readyz", p.readyz)
+	mux.Handle("/metrics", p.metrics.handler())
+	return mux
+}
 
+func (p *parts) readyz(w http.ResponseWriter, r *http.Request) {
+	if !p.ready.Load() {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	if err := p.st.Reader().PingContext(r.Context()); err != nil {
+		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// serve starts the jobs and the listener, catches up with what happened
+// while no server ran, and drains when ctx is done.
+func (p *parts) serve(ctx context.Context, ln net.Listener) error {
+	log := p.cfg.Logger
+	srv := &http.Server{Handler: p.routes(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	// Jobs run on their own context: the server's ends at the signal, and
 	// the jobs must outlive it to drain.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	if err := client.Start(jobCtx); err != nil {
+	if err := p.jobs.Start(jobCtx); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-
-	if n, err := sc.Reconcile(ctx); err != nil {
-		log.Error("reconcile the registry", "err", err)
-	} else if n > 0 {
-		log.Info("manifests without a scan queued", "manifests", n)
+	p.catchUp(ctx)
+	go p.sources.watch(jobCtx, 15*time.Second)
+	p.ready.Store(true)
+	log.Info("scangate server ready", "addr", p.host, "data", p.cfg.DataDir)
+	if p.cfg.Ready != nil {
+		p.cfg.Ready <- p.host
 	}
-	if err := srcs.reconcile(ctx); err != nil {
-		log.Error("reconcile the pipelines' sources", "err", err)
-	}
-	go srcs.watch(jobCtx, 15*time.Second)
-	// The database may have changed while no server ran.
-	if err := st.InTx(ctx, func(tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }); err != nil {
-		log.Error("queue re-evaluation", "err", err)
-	}
-	ready.Store(true)
-	log.Info("scangate server ready", "addr", host, "data", cfg.DataDir)
-	if cfg.Ready != nil {
-		cfg.Ready <- host
-	}
-
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	}
-	log.Info("stopping: draining requests and jobs", "timeout", cfg.ShutdownTimeout)
-	ready.Store(false)
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	p.ready.Store(false)
+	return p.drain(srv)
+}
+
+// catchUp queues what a server that was not running missed: manifests
+// without a scan, pushes without an execution, and a database that changed.
+func (p *parts) catchUp(ctx context.Context) {
+	log := p.cfg.Logger
+	if n, err := p.scanner.Reconcile(ctx); err != nil {
+		log.Error("reconcile the registry", "err", err)
+	} else if n > 0 {
+		log.Info("manifests without a scan queued", "manifests", n)
+	}
+	if err := p.sources.reconcile(ctx); err != nil {
+		log.Error("reconcile the pipelines' sources", "err", err)
+	}
+	if err := p.st.InTx(ctx, func(tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, p.jobs) }); err != nil {
+		log.Error("queue re-evaluation", "err", err)
+	}
+}
+
+// drain stops accepting, waits for requests and running jobs within the
+// shutdown timeout, and cancels the jobs still running, which River
+// records for a retry at the next start.
+func (p *parts) drain(srv *http.Server) error {
+	log := p.cfg.Logger
+	log.Info("stopping: draining requests and jobs", "timeout", p.cfg.ShutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(stopCtx)
-	if jerr := client.Stop(stopCtx); jerr != nil {
-		// Jobs still running are cancelled; River records them for retry.
+	err := srv.Shutdown(stopCtx)
+	if jerr := p.jobs.Stop(stopCtx); jerr != nil {
 		log.Warn("jobs did not finish in time; cancelling them", "err", jerr)
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer ccancel()
-		_ = client.StopAndCancel(cctx)
+		_ = p.jobs.StopAndCancel(cctx)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("requests still running at the end of the drain were cut")

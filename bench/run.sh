@@ -40,6 +40,8 @@ command -v hyperfine >/dev/null || need_apt+=(hyperfine)
 [ -x /usr/bin/time ] || need_apt+=(time)
 command -v jq >/dev/null || need_apt+=(jq)
 command -v npm >/dev/null || need_apt+=(npm)
+# scangate's cgo build inflates layers with ISA-L (internal/scan/inflate_isal.go).
+[ -f /usr/include/isa-l/igzip_lib.h ] || need_apt+=(libisal-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || die "missing ${need_apt[*]}: run as root, or install them"
 	echo "apt-get install ${need_apt[*]}"

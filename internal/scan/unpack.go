@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/osv-scalibr/extractor/filesystem"
 	"github.com/google/osv-scalibr/plugin"
-	kgzip "github.com/klauspost/compress/gzip"
 )
 
 // inMemoryMax is the largest kept file held in memory; larger ones go to
@@ -152,7 +151,8 @@ func (w *wanted) file(name string, info fs.FileInfo) bool {
 }
 
 // openLayer returns the layer's uncompressed tar stream, inflating a gzip
-// blob itself with a faster inflater where the blob surely is one.
+// blob itself with a faster inflater (newGzipReader) where the blob surely
+// is one.
 func openLayer(l *limitedLayer) (io.ReadCloser, error) {
 	if mt, err := l.Layer.MediaType(); err == nil && (mt == types.DockerLayer || mt == types.OCILayer) && compressedIsStored(l) {
 		rc, err := l.Layer.Compressed()
@@ -161,7 +161,7 @@ func openLayer(l *limitedLayer) (io.ReadCloser, error) {
 		}
 		br := bufio.NewReaderSize(rc, 1<<20)
 		if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-			zr, err := kgzip.NewReader(br)
+			zr, err := newGzipReader(br)
 			if err != nil {
 				rc.Close()
 				return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)

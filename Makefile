@@ -2,21 +2,26 @@
 GO      ?= go
 BIN     := bin/scangate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# TAGS: isal (Intel ISA-L's inflater, 2.4x faster on gzip layers) when its
+# headers are installed (Debian: libisal-dev); else the pure-Go inflater.
+TAGS    ?= $(shell test -f /usr/include/isa-l/igzip_lib.h && echo isal)
 
 .PHONY: build test demo check bench fuzz clean conformance
 
 build:
-	$(GO) build -trimpath -ldflags "-X github.com/scangate/scangate/internal/cli.Version=$(VERSION)" -o $(BIN) ./cmd/scangate
+	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "-X github.com/scangate/scangate/internal/cli.Version=$(VERSION)" -o $(BIN) ./cmd/scangate
 
 # check: formatting, vet and a tidy go.mod, as CI requires.
 check:
 	@test -z "$$(gofmt -l cmd internal scripts bench)" || { echo "gofmt needed:"; gofmt -l cmd internal scripts bench; exit 1; }
-	$(GO) vet ./...
+	$(GO) vet -tags "$(TAGS)" ./...
 	$(GO) mod tidy -diff
 
 # test: every Go test, then the OCI conformance suite against the registry.
+# With ISA-L, the scanner's tests also run with the pure-Go inflater.
 test: check
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags "$(TAGS)" ./...
+	if [ -n "$(TAGS)" ]; then $(GO) test -count=1 ./internal/scan/; fi
 	bash scripts/conformance.sh
 
 demo: build

@@ -1,8 +1,8 @@
-//go:build !cgo
+//go:build !cgo || !isal
 
-// Without cgo, layers are inflated by klauspost/compress, the fastest
-// well-kept pure-Go inflater, and about 2.4 times slower than the ISA-L
-// binding that cgo builds use (see inflate_isal.go).
+// Without the isal build tag (or without cgo), layers are inflated by
+// klauspost/compress, the fastest well-kept pure-Go inflater, and about 2.4
+// times slower than the ISA-L binding (see inflate_isal.go).
 
 package scan
 

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && isal
 
 // A gzip reader over Intel's ISA-L (libisal), through cgo.
 //
@@ -9,13 +9,14 @@
 // 50 MB base layer (122 MB inflated), on this project's 2-core AMD EPYC
 // machine, compress/gzip takes 0.54 s, klauspost/compress/gzip 0.40 s and
 // ISA-L's streaming isal_inflate 0.16-0.17 s (libdeflate, whole buffer
-// only, 0.19 s). Built without cgo (CGO_ENABLED=0), scangate uses
-// klauspost's inflater instead (inflate_go.go); both read the same streams
-// and fail on the same ones.
+// only, 0.19 s). This file is built with the build tag isal, which `make`
+// sets when ISA-L's headers are installed (Debian: libisal-dev); otherwise
+// scangate uses klauspost's inflater (inflate_go.go), so that a machine
+// without the library still builds. Both read the same streams and fail on
+// the same ones.
 //
-// Building needs ISA-L's headers and library (Debian: libisal-dev). Debian
-// ships libisal only as a shared library, so the binary needs libisal.so.2
-// at run time (Debian: libisal2).
+// Debian ships libisal only as a shared library, so a binary built with
+// the tag needs libisal.so.2 at run time (Debian: libisal2).
 
 package scan
 

@@ -9,7 +9,7 @@ import (
 )
 
 // ServeHTTP serves the registry API at /v2/, checking the request's token
-// and telling Hooks of manifest pushes and pulls.
+// and telling Hooks of manifest pushes, pulls and deletes.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !r.authorize(w, req) {
 		return
@@ -31,6 +31,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				m.Tag = ref
 			}
 			r.cfg.Hooks.ManifestPulled(req.Context(), m)
+		}
+	case http.MethodDelete:
+		rec := &statusWriter{ResponseWriter: w}
+		r.app.ServeHTTP(rec, req)
+		if rec.status == http.StatusAccepted {
+			m := Manifest{Repository: name, Tag: ref}
+			if isDigest(ref) {
+				m = Manifest{Repository: name, Digest: ref}
+			}
+			r.cfg.Hooks.ManifestDeleted(req.Context(), m)
 		}
 	default:
 		r.app.ServeHTTP(w, req)

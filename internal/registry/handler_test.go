@@ -299,10 +299,11 @@ func TestAnonymousPull(t *testing.T) {
 
 // hooks records what the registry tells, and fails pushes while fail is set.
 type hooks struct {
-	mu     sync.Mutex
-	fail   bool
-	pushed []registry.Manifest
-	pulled []registry.Manifest
+	mu      sync.Mutex
+	fail    bool
+	pushed  []registry.Manifest
+	pulled  []registry.Manifest
+	deleted []registry.Manifest
 }
 
 func (h *hooks) ManifestPushed(_ context.Context, m registry.Manifest) error {
@@ -319,6 +320,12 @@ func (h *hooks) ManifestPulled(_ context.Context, m registry.Manifest) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.pulled = append(h.pulled, m)
+}
+
+func (h *hooks) ManifestDeleted(_ context.Context, m registry.Manifest) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deleted = append(h.deleted, m)
 }
 
 // standalone serves a registry of its own over httptest, with hooks, and

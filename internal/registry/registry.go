@@ -68,6 +68,9 @@ type Hooks interface {
 	ManifestPushed(ctx context.Context, m Manifest) error
 	// ManifestPulled runs after a manifest was served.
 	ManifestPulled(ctx context.Context, m Manifest)
+	// ManifestDeleted runs after a manifest (Digest set) or a tag (Tag
+	// set) was deleted.
+	ManifestDeleted(ctx context.Context, m Manifest)
 }
 
 // Registry is the embedded registry.

@@ -34,7 +34,7 @@ type Image struct {
 func ListImages(ctx context.Context, st *store.Store, repository string) ([]Image, error) {
 	q := `SELECT i.repository, i.digest, i.media_type, i.pushed_at, i.last_pulled_at,
 		coalesce(s.status, 'PENDING'), coalesce(s.error, ''), s.scanned_at, coalesce(s.summary, '{}'), coalesce(s.fixable, '{}'),
-		coalesce(s.vulndb_digest, ''), CASE WHEN json_valid(s.report) THEN coalesce(json_extract(s.report, '$.image.tags'), '[]') ELSE '[]' END
+		coalesce(s.vulndb_digest, ''), (SELECT coalesce(json_group_array(t.tag), '[]') FROM (SELECT tag FROM image_tags WHERE repository = i.repository AND digest = i.digest ORDER BY tag) t)
 		FROM images i LEFT JOIN scans s ON s.repository = i.repository AND s.digest = i.digest`
 	var args []any
 	if repository != "" {
@@ -124,10 +124,8 @@ func resolve(ctx context.Context, st *store.Store, name string) (repo, digest st
 	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
 		repo, tag = name[:i], name[i+1:]
 	}
-	// The newest scanned image of the repository carrying the tag.
-	// A failed scan has no report to read tags from.
-	err = st.Reader().QueryRowContext(ctx, `SELECT s.digest FROM scans s, json_each(CASE WHEN json_valid(s.report) THEN s.report ELSE '{}' END, '$.image.tags') t
-		WHERE s.repository = $1 AND t.value = $2 ORDER BY s.scanned_at DESC LIMIT 1`, repo, tag).Scan(&digest)
+	// The manifest the tag names now.
+	err = st.Reader().QueryRowContext(ctx, `SELECT digest FROM image_tags WHERE repository = $1 AND tag = $2`, repo, tag).Scan(&digest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", fmt.Errorf("%s:%s: %w", repo, tag, ErrNoImage)
 	}

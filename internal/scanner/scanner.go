@@ -92,11 +92,54 @@ func (s *Scanner) ManifestPushed(ctx context.Context, m registry.Manifest) error
 			m.Repository, m.Digest, m.MediaType, now.Format(time.RFC3339)); err != nil {
 			return fmt.Errorf("record push of %s@%s: %w", m.Repository, m.Digest, err)
 		}
+		if err := setTag(ctx, tx, m.Repository, m.Tag, m.Digest); err != nil {
+			return err
+		}
 		if err := s.bus.Publish(ctx, tx, push); err != nil {
 			return err
 		}
 		return s.queue(ctx, tx, m.Repository, m.Digest)
 	})
+}
+
+// setTag points a tag at digest (no tag does nothing).
+func setTag(ctx context.Context, tx *sql.Tx, repository, tag, digest string) error {
+	if tag == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO image_tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+		repository, tag, digest, time.Now().UTC().Format(time.RFC3339))
+	if err != nil {
+		return fmt.Errorf("tag %s:%s: %w", repository, tag, err)
+	}
+	return nil
+}
+
+// ManifestDeleted forgets a deleted tag, or a deleted manifest with its
+// tags, result and, if no other repository holds it, its inventory.
+func (s *Scanner) ManifestDeleted(ctx context.Context, m registry.Manifest) {
+	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+		if m.Digest == "" {
+			_, err := tx.ExecContext(ctx, `DELETE FROM image_tags WHERE repository = $1 AND tag = $2`, m.Repository, m.Tag)
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM image_tags WHERE repository = $1 AND digest = $2`,
+			`DELETE FROM scans WHERE repository = $1 AND digest = $2`,
+			`DELETE FROM images WHERE repository = $1 AND digest = $2`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, m.Repository, m.Digest); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM scan_inventories WHERE image_id = $1
+			AND NOT EXISTS (SELECT 1 FROM images WHERE digest = $1)`, m.Digest)
+		return err
+	})
+	if err != nil {
+		s.opts.Logger.Warn("could not forget a deleted manifest", "repository", m.Repository, "digest", m.Digest, "tag", m.Tag, "err", err)
+	}
 }
 
 // ManifestPulled notes the pull, which keeps the image in the rescan
@@ -156,12 +199,27 @@ func (s *Scanner) Reconcile(ctx context.Context) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("reconcile: %w", err)
 	}
+	// Their tags, read before the transaction: the registry's storage is
+	// not the database.
+	tags := map[string][]string{}
+	for _, m := range missing {
+		t, err := s.reg.Tags(ctx, m.Repository, m.Digest)
+		if err != nil {
+			return 0, fmt.Errorf("reconcile: %w", err)
+		}
+		tags[m.Repository+"@"+m.Digest] = t
+	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	err = s.st.InTx(ctx, func(tx *sql.Tx) error {
 		for _, m := range missing {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO images (repository, digest, media_type, pushed_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (repository, digest) DO NOTHING`, m.Repository, m.Digest, m.MediaType, now); err != nil {
 				return err
+			}
+			for _, tag := range tags[m.Repository+"@"+m.Digest] {
+				if err := setTag(ctx, tx, m.Repository, tag, m.Digest); err != nil {
+					return err
+				}
 			}
 			if err := s.queue(ctx, tx, m.Repository, m.Digest); err != nil {
 				return err

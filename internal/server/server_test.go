@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/servertest"
 	"github.com/scangate/scangate/internal/vulndb"
@@ -207,5 +209,47 @@ func TestIndexScansEachPlatform(t *testing.T) {
 	}
 	if got := s.WaitScan(t, "multi/app", idxDigest.String(), 30*time.Second); got.ScanStatus != scanner.StatusIndex {
 		t.Errorf("index: status %s, want %s", got.ScanStatus, scanner.StatusIndex)
+	}
+}
+
+// A tag names the manifest pushed under it last; a deleted manifest leaves
+// the image list with its result and inventory.
+func TestTagsMoveAndDeletesForget(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	first, _ := imagetest.BookwormApp(t)
+	second := imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(t, "debian", "os-release")}))
+	a := s.Push(t, "shop/tags:1", first)
+	s.WaitScan(t, "shop/tags", a, 30*time.Second)
+	b := s.Push(t, "shop/tags:1", second)
+	s.WaitScan(t, "shop/tags", b, 30*time.Second)
+
+	tags := map[string][]string{}
+	imgs, err := scanner.ListImages(context.Background(), s.Store, "shop/tags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range imgs {
+		tags[im.Digest] = im.Tags
+	}
+	if len(tags[a]) != 0 || len(tags[b]) != 1 || tags[b][0] != "1" {
+		t.Errorf("tags after the second push: %v; want 1 on %s only", tags, b)
+	}
+	r, err := scanner.Findings(context.Background(), s.Store, "shop/tags:1")
+	if err != nil || r.Image.Digest != b {
+		t.Fatalf("findings of shop/tags:1: %v, digest %v; want %s", err, r, b)
+	}
+
+	if err := remote.Delete(s.Ref(t, "shop/tags@"+a), remote.WithAuth(s.Auth())); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err = scanner.ListImages(context.Background(), s.Store, "shop/tags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 1 || imgs[0].Digest != b {
+		t.Errorf("images after deleting %s: %+v", a, imgs)
+	}
+	if _, err := scan.LoadInventory(context.Background(), s.Store, a); !errors.Is(err, scan.ErrNoInventory) {
+		t.Errorf("the deleted manifest's inventory: %v, want ErrNoInventory", err)
 	}
 }

@@ -50,6 +50,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/scangate/scangate/bench/stats"
 )
 
 type options struct {
@@ -428,7 +430,7 @@ func (b *bench) sequential() error {
 			return err
 		}
 		if i == 0 {
-			fmt.Printf("warm-up (untimed; the base layers' first push): %s\n", ms(x.decided.Sub(t0)))
+			fmt.Printf("warm-up (untimed; the base layers' first push): %s\n", stats.MS(x.decided.Sub(t0)))
 			continue
 		}
 		b.mu.Lock()
@@ -446,13 +448,13 @@ func (b *bench) sequential() error {
 		gates = append(gates, x.decided.Sub(x.requested))
 		decisions[answer]++
 		fmt.Printf("commit %2d %.12s: %s (git push returned %s, started %s, Scan event %s, Build Succeeded %s; decided %s after the request) %s\n",
-			i, commit, ms(total[len(total)-1]), ms(pushes[len(pushes)-1]), ms(queued[len(queued)-1]),
-			ms(scanWaits[len(scanWaits)-1]), ms(builds[len(builds)-1]), ms(gates[len(gates)-1]), answer)
+			i, commit, stats.MS(total[len(total)-1]), stats.MS(pushes[len(pushes)-1]), stats.MS(queued[len(queued)-1]),
+			stats.MS(scanWaits[len(scanWaits)-1]), stats.MS(builds[len(builds)-1]), stats.MS(gates[len(gates)-1]), answer)
 	}
 	fmt.Printf("push → decided: p50 %s, p95 %s (min %s, max %s); decisions %v\n",
-		ms(percentile(total, 50)), ms(percentile(total, 95)), ms(slices.Min(total)), ms(slices.Max(total)), decisions)
+		stats.MS(stats.Percentile(total, 50)), stats.MS(stats.Percentile(total, 95)), stats.MS(slices.Min(total)), stats.MS(slices.Max(total)), decisions)
 	fmt.Printf("  medians from the push's start: git push returned %s, execution started %s, image's Scan event %s, Build Succeeded %s; Approval Requested → decided %s\n",
-		ms(median(pushes)), ms(median(queued)), ms(median(scanWaits)), ms(median(builds)), ms(median(gates)))
+		stats.MS(stats.Median(pushes)), stats.MS(stats.Median(queued)), stats.MS(stats.Median(scanWaits)), stats.MS(stats.Median(builds)), stats.MS(stats.Median(gates)))
 	return nil
 }
 
@@ -504,7 +506,7 @@ func (b *bench) burstRun() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Printf("all %d pushes returned after %s\n", len(repos), ms(time.Since(start)))
+	fmt.Printf("all %d pushes returned after %s\n", len(repos), stats.MS(time.Since(start)))
 	deadline := time.Now().Add(b.o.timeout)
 	xs := make([]execution, len(repos))
 	for i, r := range repos {
@@ -544,7 +546,7 @@ func (b *bench) burstRun() error {
 		}
 		decisions[answer]++
 		fmt.Printf("%s  %-16s  %12s  %13s  %13s  %12s  %s\n", x.id, strings.TrimSuffix(x.pipeline, "-"+b.runID),
-			ms(x.started.Sub(start)), ms(x.built.Sub(x.started)), ms(x.decided.Sub(x.built)), ms(d), answer)
+			stats.MS(x.started.Sub(start)), stats.MS(x.built.Sub(x.started)), stats.MS(x.decided.Sub(x.built)), stats.MS(d), answer)
 	}
 	// None lost: each pipeline has exactly one execution, ended.
 	for i, r := range repos {
@@ -563,7 +565,7 @@ func (b *bench) burstRun() error {
 		}
 	}
 	fmt.Printf("first push → last decision: %s; per execution p50 %s, p95 %s (min %s, max %s); decisions %v\n",
-		ms(last.Sub(start)), ms(percentile(totals, 50)), ms(percentile(totals, 95)), ms(slices.Min(totals)), ms(slices.Max(totals)), decisions)
+		stats.MS(last.Sub(start)), stats.MS(stats.Percentile(totals, 50)), stats.MS(stats.Percentile(totals, 95)), stats.MS(slices.Min(totals)), stats.MS(slices.Max(totals)), decisions)
 	if len(problems) > 0 {
 		return fmt.Errorf("burst: %d problems:\n%s", len(problems), strings.Join(problems, "\n"))
 	}
@@ -695,21 +697,3 @@ func facts(work string) {
 	fmt.Printf("disk of %s:\n%s", work, df)
 	fmt.Printf("load average at the start: %s", load)
 }
-
-func percentile(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (p*len(s)+99)/100 - 1
-	return s[max(i, 0)]
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond)) }

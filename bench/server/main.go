@@ -50,6 +50,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/scangate/scangate/bench/stats"
 )
 
 type options struct {
@@ -280,7 +282,7 @@ func pushToEvent(s *server, base v1.Image, n int) error {
 		}
 		if i < 0 {
 			fmt.Printf("cold push (all layers uploaded, not counted): push %s, push to %s event %s\n",
-				ms(pushed.Sub(start)), status, ms(seen.Sub(start)))
+				stats.MS(pushed.Sub(start)), status, stats.MS(seen.Sub(start)))
 			continue
 		}
 		push = append(push, pushed.Sub(start))
@@ -310,7 +312,7 @@ func (s *server) scanTimes() {
 		}
 	}
 	if count > 0 {
-		fmt.Printf("%-34s mean %s over the server's %.0f scans so far (/metrics)\n", "scan alone (catalog and match)", ms(time.Duration(sum/count*float64(time.Second))), count)
+		fmt.Printf("%-34s mean %s over the server's %.0f scans so far (/metrics)\n", "scan alone (catalog and match)", stats.MS(time.Duration(sum/count*float64(time.Second))), count)
 	}
 }
 
@@ -373,7 +375,7 @@ func dockerPushToEvent(s *server, o options) error {
 		}
 		if i < 0 {
 			fmt.Printf("cold push (all layers uploaded, not counted): push %s, push to %s event %s\n",
-				ms(pushed.Sub(start)), status, ms(seen.Sub(start)))
+				stats.MS(pushed.Sub(start)), status, stats.MS(seen.Sub(start)))
 			continue
 		}
 		push = append(push, pushed.Sub(start))
@@ -464,8 +466,8 @@ func bigImage(s *server, o options) error {
 		what string
 		ds   []time.Duration
 	}{{"push (ggcr → registry)", push}, {"pull (registry → OCI layout)", pull}, {"cp -r blobs", cp}, {"cp -r blobs && sync", cpSync}} {
-		d := median(m.ds)
-		fmt.Printf("%-30s median %8s  (%4.0f MB/s)  runs %s\n", m.what, ms(d), mb/d.Seconds(), list(m.ds))
+		d := stats.Median(m.ds)
+		fmt.Printf("%-30s median %8s  (%4.0f MB/s)  runs %s\n", m.what, stats.MS(d), mb/d.Seconds(), list(m.ds))
 	}
 	return nil
 }
@@ -556,33 +558,14 @@ func sh(name string, args ...string) error {
 
 func report(what string, ds []time.Duration) {
 	fmt.Printf("%-34s p50 %8s  p95 %8s  min %8s  max %8s  (n=%d)\n", what,
-		ms(percentile(ds, 50)), ms(percentile(ds, 95)), ms(slices.Min(ds)), ms(slices.Max(ds)), len(ds))
+		stats.MS(stats.Percentile(ds, 50)), stats.MS(stats.Percentile(ds, 95)), stats.MS(slices.Min(ds)), stats.MS(slices.Max(ds)), len(ds))
 	fmt.Printf("%-34s all: %s\n", "", list(ds))
 }
-
-// percentile is the nearest-rank percentile.
-func percentile(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (p*len(s)+99)/100 - 1
-	return s[max(i, 0)]
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond)) }
 
 func list(ds []time.Duration) string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = ms(d)
+		out[i] = stats.MS(d)
 	}
 	return strings.Join(out, " ")
 }

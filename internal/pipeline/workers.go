@@ -82,20 +82,7 @@ func (w *buildWorker) work(ctx context.Context, job *river.Job[buildArgs]) error
 		}
 		return s.failBuild(ctx, job, ex, err, log.String())
 	}
-	// The build's outcome and the job's completion commit together: a
-	// server killed in between would otherwise build again and ask for a
-	// second approval.
-	return s.st.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
-			return err
-		}
-		cur, err := loadExecution(ctx, tx, ex.ID)
-		if err != nil {
-			return err
-		}
-		if building, err := s.building(ctx, tx, cur); err != nil || !building {
-			return err
-		}
+	return s.finishBuild(ctx, job, ex, func(tx *sql.Tx, cur *Execution) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE executions SET image_digest = $1, image_uri = $2, artifact = $3, build_log = $4 WHERE id = $5`,
 			res.Digest, res.ImageURI, string(res.ImageDefinitions), log.String(), ex.ID); err != nil {
 			return err
@@ -164,7 +151,11 @@ func container(d *Definition) string {
 	return d.Name
 }
 
-func (s *Service) failBuild(ctx context.Context, job *river.Job[buildArgs], ex *Execution, cause error, log string) error {
+// finishBuild records a build's outcome with fn, in the transaction that
+// completes its job: a server killed in between would otherwise build again
+// and ask for a second approval. Nothing is recorded for an execution no
+// longer at its Build stage.
+func (s *Service) finishBuild(ctx context.Context, job *river.Job[buildArgs], ex *Execution, fn func(*sql.Tx, *Execution) error) error {
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
 			return err
@@ -176,6 +167,12 @@ func (s *Service) failBuild(ctx context.Context, job *river.Job[buildArgs], ex *
 		if building, err := s.building(ctx, tx, cur); err != nil || !building {
 			return err
 		}
+		return fn(tx, cur)
+	})
+}
+
+func (s *Service) failBuild(ctx context.Context, job *river.Job[buildArgs], ex *Execution, cause error, log string) error {
+	return s.finishBuild(ctx, job, ex, func(tx *sql.Tx, cur *Execution) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE executions SET build_log = $1 WHERE id = $2`, log, ex.ID); err != nil {
 			return err
 		}

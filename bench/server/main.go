@@ -252,7 +252,7 @@ func idLayer(id string) (v1.Layer, error) {
 // its own, each after the previous one's Scan event.
 func pushToEvent(s *server, base v1.Image, n int) error {
 	fmt.Printf("\n== push to Scan event, go-containerregistry, %d pushes of the bench image + a tiny layer\n", n)
-	var push, event []time.Duration
+	t := &pushTimes{s: s}
 	for i := -1; i < n; i++ {
 		id := fmt.Sprintf("ggcr-%d-%d", i, time.Now().UnixNano())
 		l, err := idLayer(id)
@@ -275,22 +275,11 @@ func pushToEvent(s *server, base v1.Image, n int) error {
 		if err := remote.Write(ref, img, s.auth()); err != nil {
 			return fmt.Errorf("push %d: %w", i+1, err)
 		}
-		pushed := time.Now()
-		seen, status, err := s.waitScanEvent(d.String(), 2*time.Minute)
-		if err != nil {
+		if err := t.record(i, start, time.Now(), d.String()); err != nil {
 			return err
 		}
-		if i < 0 {
-			fmt.Printf("cold push (all layers uploaded, not counted): push %s, push to %s event %s\n",
-				stats.MS(pushed.Sub(start)), status, stats.MS(seen.Sub(start)))
-			continue
-		}
-		push = append(push, pushed.Sub(start))
-		event = append(event, seen.Sub(start))
 	}
-	report("push (client's view)", push)
-	report("push start to Scan event", event)
-	s.scanTimes()
+	t.report("push")
 	return nil
 }
 
@@ -334,7 +323,7 @@ func dockerPushToEvent(s *server, o options) error {
 	}
 	defer os.RemoveAll(ctxDir)
 	fmt.Printf("\n== push to Scan event, docker push through the Docker Engine, %d pushes\n", o.n)
-	var push, event []time.Duration
+	t := &pushTimes{s: s}
 	var tags []string
 	defer func() {
 		for _, t := range tags {
@@ -369,22 +358,41 @@ func dockerPushToEvent(s *server, o options) error {
 		if digest == "" {
 			return fmt.Errorf("no digest in docker push's output: %s", out)
 		}
-		seen, status, err := s.waitScanEvent(digest, 2*time.Minute)
-		if err != nil {
+		if err := t.record(i, start, pushed, digest); err != nil {
 			return err
 		}
-		if i < 0 {
-			fmt.Printf("cold push (all layers uploaded, not counted): push %s, push to %s event %s\n",
-				stats.MS(pushed.Sub(start)), status, stats.MS(seen.Sub(start)))
-			continue
-		}
-		push = append(push, pushed.Sub(start))
-		event = append(event, seen.Sub(start))
 	}
-	report("docker push (client's view)", push)
-	report("docker push start to Scan event", event)
-	s.scanTimes()
+	t.report("docker push")
 	return nil
+}
+
+// pushTimes collects, per push, the client's push time and the time from
+// the push's start to its Scan event; push -1 is the cold one, reported
+// apart.
+type pushTimes struct {
+	s           *server
+	push, event []time.Duration
+}
+
+func (t *pushTimes) record(i int, start, pushed time.Time, digest string) error {
+	seen, status, err := t.s.waitScanEvent(digest, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	if i < 0 {
+		fmt.Printf("cold push (all layers uploaded, not counted): push %s, push to %s event %s\n",
+			stats.MS(pushed.Sub(start)), status, stats.MS(seen.Sub(start)))
+		return nil
+	}
+	t.push = append(t.push, pushed.Sub(start))
+	t.event = append(t.event, seen.Sub(start))
+	return nil
+}
+
+func (t *pushTimes) report(what string) {
+	report(what+" (client's view)", t.push)
+	report(what+" start to Scan event", t.event)
+	t.s.scanTimes()
 }
 
 // bigImage times pushing and pulling an image of o.bigMB MB of random

@@ -29,6 +29,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(base))
 	f.Add([]byte("family: web\ncontainerDefinitions: [{name: web, image: nginx, essential: false, healthCheck: {command: [CMD, 'true']}}]\n"))
 	f.Add([]byte(`{"family": "web", "volumes": [{"name": "v", "host": {}}], "containerDefinitions": [{"name": "web", "image": "nginx", "linuxParameters": {"capabilities": {}}, "mountPoints": [{"sourceVolume": "v"}]}]}`))
+	f.Add([]byte(`{"taskDefinition": {"family": "web", "networkMode": "bridge", "pidMode": "task", "containerDefinitions": [{"name": "web", "image": "nginx", "privileged": true, "volumesFrom": [{"sourceContainer": "x"}], "linuxParameters": {"devices": [{"hostPath": "/dev/x", "permissions": ["read"]}]}, "portMappings": [{"containerPort": 53, "protocol": "udp", "name": "dns"}], "user": null, "ulimits": []}]}, "tags": []}`))
+	f.Add([]byte("family: web\ncpu: 0.5 vCPU\nmemory: 1GB\ncontainerDefinitions:\n  - name: web\n    image: nginx\n    environment: [{name: A, value: 0x1F}, {name: B, value: yes}, {name: C, value: 2024-01-01}]\n    portMappings: [{containerPort: 0o17, hostPort: 1_000}]\n    dependsOn: [{containerName: db, condition: COMPLETE}]\n  - name: db\n    image: postgres\n    essential: false\n"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse(data)

@@ -29,7 +29,10 @@ const maxDepth = 32
 // than MaxSize, nested deeper than 32, with a field given twice, an
 // unknown field, a value of the wrong type, or an unsupported ECS field
 // that is not empty (see the package comment); the ECS fields scangate
-// ignores are listed in Ignored. Parse judges no values: call Validate.
+// ignores are listed in Ignored. Null, in either syntax, is an absent
+// field; in YAML a field that wants a string also takes a number or a
+// boolean as written (cpu: 256), but a number must be a number in both.
+// Parse judges no values: call Validate.
 func Parse(data []byte) (*Definition, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("task definition: %d bytes, at most %d (ECS's limit)", len(data), MaxSize)

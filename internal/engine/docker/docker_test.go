@@ -246,6 +246,8 @@ func TestRuntime(t *testing.T) {
 		t.Logf("Docker Engine API %s", v)
 	}
 	t.Run("lifecycle", f.testLifecycle)
+	t.Run("concurrent starts", f.testConcurrentStarts)
+	t.Run("loaded image", f.testLoadedImage)
 	t.Run("exit code", f.testExitCode)
 	t.Run("failed start", f.testFailedStart)
 	t.Run("privileged", f.testPrivileged)
@@ -377,6 +379,52 @@ func (f *fixture) testLifecycle(t *testing.T) {
 	}
 	if err := f.rt.RemoveTask(ctx, cluster, "life1"); err != nil {
 		t.Errorf("removing a removed task: %v", err)
+	}
+}
+
+// testConcurrentStarts starts one task from four goroutines at once:
+// each gets the task, and it has one container of each name.
+func (f *fixture) testConcurrentStarts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cluster := f.cluster(t)
+	web := f.app("web")
+	web.DependsOn = []engine.Dependency{{Container: "init", Condition: engine.ConditionSuccess}}
+	spec := f.task(cluster, "racer", web, f.app("init", "EXIT_AFTER=0s"))
+	states := make([]engine.TaskState, 4)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range states {
+		wg.Go(func() { states[i], errs[i] = f.rt.StartTask(ctx, spec) })
+	}
+	wg.Wait()
+	for i, state := range states {
+		if errs[i] != nil {
+			t.Fatalf("start %d: %v", i, errs[i])
+		}
+		if len(state.Containers) != 2 || state.Containers[0].ID != states[0].Containers[0].ID || state.Containers[1].ID != states[0].Containers[1].ID {
+			t.Errorf("start %d: %+v, want the containers of start 0, %+v", i, state.Containers, states[0].Containers)
+		}
+	}
+	list, err := f.docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", engine.LabelCluster+"="+cluster)})
+	if err != nil || len(list.Items) != 2 {
+		t.Errorf("%d containers (%v), want 2", len(list.Items), err)
+	}
+	f.waitFor(t, cluster, "racer", "web", "running", func(c engine.ContainerState) bool { return c.State == engine.StateRunning })
+}
+
+// testLoadedImage runs the app loaded into the engine under a tag that no
+// registry has: the engine has the image, so nothing is pulled.
+func (f *fixture) testLoadedImage(t *testing.T) {
+	t.Parallel()
+	tag := "scangate-enginetest/app-" + unique() + ":1"
+	apptest.Load(t, f.docker, tag)
+	cluster := f.cluster(t)
+	c := f.published("web", "MESSAGE=loaded")
+	c.Image = tag
+	state := f.start(t, f.task(cluster, "loaded", c))
+	if body := get(t, "http://"+hostPort(t, state.Containers[0])+"/"); body != "loaded\n" || state.Containers[0].Image != tag {
+		t.Errorf("GET / = %q from %s", body, state.Containers[0].Image)
 	}
 }
 

@@ -35,6 +35,9 @@ const (
 	// stateTimeout bounds reading the state of a start that failed, whose
 	// ctx may be done by then.
 	stateTimeout = 10 * time.Second
+	// conflictTimeout bounds the wait for a container whose name another
+	// start took.
+	conflictTimeout = 30 * time.Second
 )
 
 // StartTask pulls what is missing and creates and starts the task's
@@ -246,10 +249,9 @@ func (r *Runtime) ensureContainer(ctx context.Context, spec engine.TaskSpec, c e
 	opts := createOptions(spec, c, name, netID, hostIP)
 	res, err := r.docker.ContainerCreate(ctx, opts)
 	if cerrdefs.IsConflict(err) {
-		// Another start of the task made it first: take that one.
-		if id, status, err := r.existing(ctx, spec, c.Name, name); err != nil || id != "" {
-			return id, status, err
-		}
+		// Another start of the task made it first: take that one. The
+		// engine reserves the name before the container can be inspected.
+		return r.winner(ctx, spec, c.Name, name)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("docker: task %s: creating container %s: %w", spec.TaskID, c.Name, unavailable(err))
@@ -259,6 +261,23 @@ func (r *Runtime) ensureContainer(ctx context.Context, spec engine.TaskSpec, c e
 	}
 	r.log.Debug("created container", "cluster", spec.Cluster, "task", spec.TaskID, "container", c.Name, "id", res.ID)
 	return res.ID, container.StateCreated, nil
+}
+
+// winner waits for the container another start is making under name.
+func (r *Runtime) winner(ctx context.Context, spec engine.TaskSpec, cname, name string) (string, container.ContainerState, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, conflictTimeout, fmt.Errorf("the name %s is taken, but no container of that name appeared in %s", name, conflictTimeout))
+	defer cancel()
+	for pause := pollMin; ; pause = min(2*pause, pollMax) {
+		id, status, err := r.existing(ctx, spec, cname, name)
+		if err != nil || id != "" {
+			return id, status, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", fmt.Errorf("docker: task %s: creating container %s: %w", spec.TaskID, cname, context.Cause(ctx))
+		case <-time.After(pause):
+		}
+	}
 }
 
 // existing finds the container named name; it must be the task's.

@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/scanner"
@@ -41,12 +43,19 @@ type Deps struct {
 	Heads func(context.Context, *pipeline.Definition) (string, error)
 	// Repos are the hosted git repositories.
 	Repos *source.Repos
+	// Deploy runs clusters, task definitions, services and tasks.
+	Deploy *deploy.Controller
+	// Logger receives the audit lines of changes.
+	Logger *slog.Logger
 }
 
 type server struct{ Deps }
 
 // New returns the API's handler.
 func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
 	s := &server{d}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
@@ -72,6 +81,9 @@ func New(d Deps) http.Handler {
 	}
 	if d.Repos != nil {
 		s.routeRepos(mux)
+	}
+	if d.Deploy != nil {
+		s.routeDeploy(mux)
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -27,12 +27,13 @@ type Role string
 // The roles, each allowed what the one before it is.
 const (
 	RoleReader Role = "reader" // pull images, read results
-	RolePusher Role = "pusher" // and push images
-	RoleAdmin  Role = "admin"  // and delete, manage tokens, rules and the rest
+	RolePusher   Role = "pusher"   // and push images
+	RoleDeployer Role = "deployer" // and change clusters, task definitions, services and tasks
+	RoleAdmin    Role = "admin"    // and delete, manage tokens, rules and the rest
 )
 
 // Roles lists the roles from least to most allowed.
-var Roles = []Role{RoleReader, RolePusher, RoleAdmin}
+var Roles = []Role{RoleReader, RolePusher, RoleDeployer, RoleAdmin}
 
 // ParseRole checks a role's name.
 func ParseRole(s string) (Role, error) {
@@ -41,7 +42,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown role %q: want reader, pusher or admin", s)
+	return "", fmt.Errorf("unknown role %q: want reader, pusher, deployer or admin", s)
 }
 
 func (r Role) rank() int {

@@ -28,10 +28,11 @@ func newTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke access tokens for the registry and API"}
 	var name, role string
 	create := &cobra.Command{
-		Use:   "create --name NAME --role reader|pusher|admin",
+		Use:   "create --name NAME --role reader|pusher|deployer|admin",
 		Short: "Create a token and print its secret (shown once)",
 		Long: `Create makes an access token. reader pulls images and reads results;
-pusher also pushes; admin also deletes and manages tokens and rules. The
+pusher also pushes; deployer also changes clusters, task definitions,
+services and tasks; admin also deletes, approves and manages tokens and rules. The
 secret is printed once; scangate keeps only its hash. Use it as the password
 of docker login (any user name) or as "Authorization: Bearer" for the API.`,
 		Args: args(cobra.NoArgs),
@@ -57,7 +58,7 @@ of docker login (any user name) or as "Authorization: Bearer" for the API.`,
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the token, such as ci")
-	create.Flags().StringVar(&role, "role", "reader", "reader, pusher or admin")
+	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, deployer or admin")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
 		Use: "list", Short: "List tokens (never their secrets)", Args: args(cobra.NoArgs),

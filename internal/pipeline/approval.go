@@ -296,11 +296,30 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d De
 	if !d.Approve {
 		return s.endExecution(ctx, tx, ex, StateFailed, StateFailed, message)
 	}
+	// The findings the approval saw: the deploy stage's re-check tells
+	// new ones from them.
+	if r, ok, err := s.report(ctx, tx, a.Repository, a.ImageDigest); err != nil {
+		return err
+	} else if ok {
+		doc, err := json.Marshal(reportFindings(r))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET findings = $1 WHERE id = $2`, string(doc), id); err != nil {
+			return err
+		}
+	}
 	if err := s.setStage(ctx, tx, ex, StageApproval, StateSucceeded, message); err != nil {
 		return err
 	}
-	// The deploy stage is not run yet: the execution ends with its
-	// artifact ready.
+	def, err := getDefinition(ctx, tx, ex.Pipeline, ex.Version)
+	if err != nil {
+		return err
+	}
+	if def.Deploy != nil {
+		return s.startDeploy(ctx, tx, ex, def)
+	}
+	// No deploy stage: the execution ends with its artifact ready.
 	return s.endExecution(ctx, tx, ex, StateSucceeded, StateSucceeded, message)
 }
 

@@ -73,6 +73,41 @@ type PolicySpec struct {
 	Thresholds    map[string]int  `yaml:"thresholds" json:"thresholds"`
 	IgnoreUnfixed bool            `yaml:"ignore-unfixed,omitempty" json:"ignore-unfixed,omitempty"`
 	Exceptions    []ExceptionSpec `yaml:"exceptions,omitempty" json:"exceptions,omitempty"`
+	// OnNewFindings is what the deploy stage does when today's database
+	// finds, in the approved image, findings over the thresholds that
+	// the approval did not see: block (the default) or warn.
+	OnNewFindings string `yaml:"on-new-findings,omitempty" json:"on-new-findings,omitempty"`
+	// Grace keeps an approval good for this long despite new findings: a
+	// deploy within it warns instead of blocking.
+	Grace Duration `yaml:"grace,omitempty" json:"grace,omitempty"`
+	// OnNewFindingsRunning is what happens to a running service when
+	// re-evaluation finds such findings in its image: none (the default;
+	// a Service Compliance Change is published) or stop-after DURATION.
+	OnNewFindingsRunning string `yaml:"on-new-findings-running,omitempty" json:"on-new-findings-running,omitempty"`
+}
+
+// Values of PolicySpec.OnNewFindings.
+const (
+	OnNewFindingsBlock = "block"
+	OnNewFindingsWarn  = "warn"
+)
+
+// StopAfter is the duration of on-new-findings-running: stop-after D, or
+// zero for none.
+func (p PolicySpec) StopAfter() (time.Duration, error) {
+	v := strings.TrimSpace(p.OnNewFindingsRunning)
+	if v == "" || v == "none" {
+		return 0, nil
+	}
+	d, ok := strings.CutPrefix(v, "stop-after ")
+	if !ok {
+		return 0, fmt.Errorf("on-new-findings-running %q: want none or stop-after DURATION (such as stop-after 7d)", v)
+	}
+	dur, err := parseDuration(strings.TrimSpace(d))
+	if err != nil || dur == 0 {
+		return 0, fmt.Errorf("on-new-findings-running %q: want none or stop-after DURATION (such as stop-after 7d)", v)
+	}
+	return dur, nil
 }
 
 // ExceptionSpec lets one vulnerability through, as an ignore-file entry does.
@@ -83,13 +118,20 @@ type ExceptionSpec struct {
 	Expires string `yaml:"expires,omitempty" json:"expires,omitempty"` // a date or an RFC 3339 time
 }
 
-// DeploySpec names where an approved image goes (the deploy stage's work
-// is the next issue's; its definition is here so pipelines can name it).
+// DeploySpec names where an approved image goes: a new revision of the
+// service's task definition, with the container's image replaced.
 type DeploySpec struct {
 	Cluster   string `yaml:"cluster" json:"cluster"`
 	Service   string `yaml:"service" json:"service"`
 	Container string `yaml:"container" json:"container"`
+	// Timeout fails the stage when the deployment has not completed by
+	// then (60m).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
+
+// DefaultDeployTimeout is how long a deploy stage waits for its
+// deployment.
+const DefaultDeployTimeout = time.Hour
 
 // Duration is a time.Duration written as "90s", "2h" or "7d".
 type Duration time.Duration
@@ -168,8 +210,26 @@ func (d *Definition) Check() error {
 	if d.Approval.Timeout == 0 {
 		d.Approval.Timeout = Duration(DefaultApprovalTimeout)
 	}
-	if d.Deploy != nil && (d.Deploy.Service == "" || d.Deploy.Container == "") {
-		return wrap(errors.New("deploy: name the service and the container"))
+	if d.Deploy != nil {
+		if d.Deploy.Service == "" || d.Deploy.Container == "" {
+			return wrap(errors.New("deploy: name the service and the container"))
+		}
+		if d.Deploy.Cluster == "" {
+			d.Deploy.Cluster = "default"
+		}
+		if d.Deploy.Timeout == 0 {
+			d.Deploy.Timeout = Duration(DefaultDeployTimeout)
+		}
+	}
+	switch d.Approval.Policy.OnNewFindings {
+	case "":
+		d.Approval.Policy.OnNewFindings = OnNewFindingsBlock
+	case OnNewFindingsBlock, OnNewFindingsWarn:
+	default:
+		return wrap(fmt.Errorf("approval policy: on-new-findings %q: want block or warn", d.Approval.Policy.OnNewFindings))
+	}
+	if _, err := d.Approval.Policy.StopAfter(); err != nil {
+		return wrap(fmt.Errorf("approval policy: %w", err))
 	}
 	return nil
 }

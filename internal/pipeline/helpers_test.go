@@ -17,7 +17,8 @@ import (
 )
 
 // gate is a pipeline definition over source (a YAML flow mapping) with
-// extra lines for its approval section, such as "timeout: 2s".
+// extra lines for its approval section, such as "timeout: 2s". It has no
+// deploy stage: these tests are the gate's (deploys are internal/e2e's).
 func gate(name, source, repository string, approval ...string) string {
 	extra := ""
 	for _, l := range approval {
@@ -29,8 +30,7 @@ build: {repository: %s}
 approval:
   policy:
     thresholds: {CRITICAL: 0, HIGH: 0}
-%sdeploy: {cluster: default, service: %s, container: app}
-`, name, source, repository, extra, name)
+%s`, name, source, repository, extra)
 }
 
 // hosted is a pipeline on the hosted repository of its name.

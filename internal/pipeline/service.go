@@ -50,6 +50,8 @@ type BuildResult struct {
 type Options struct {
 	Source  Source  // nil where no build runs, as in the CLI
 	Builder Builder // nil where no build runs
+	// Deployer runs deploy stages; nil where none run, as in the CLI.
+	Deployer Deployer
 	// Key derives approval tokens (LoadKey).
 	Key []byte
 	// MaxLog bounds the build log kept with an execution (1 MiB).
@@ -87,6 +89,8 @@ func (s *Service) Register(w *river.Workers) {
 	river.AddWorker(w, &buildWorker{s: s})
 	river.AddWorker(w, &evaluateWorker{s: s})
 	river.AddWorker(w, &expireWorker{s: s})
+	river.AddWorker(w, &deployWorker{s: s})
+	river.AddWorker(w, &deployTimeoutWorker{s: s})
 }
 
 // ScanPattern is the pattern of the built-in rule that sends scan results

@@ -177,8 +177,7 @@ build: {repository: %s}
 approval:
   policy:
     thresholds: {CRITICAL: 0, HIGH: 0}
-deploy: {cluster: default, service: %s, container: app}
-`, name, name, repository, name)
+`, name, name, repository)
 }
 
 // The seed's story: an image with CRITICAL findings is rejected with its
@@ -231,7 +230,7 @@ func TestSeedStory(t *testing.T) {
 	if err := json.Unmarshal(st.api("GET", "/api/v1/executions/"+ex.ID+"/artifact", nil, http.StatusOK), &defs); err != nil {
 		t.Fatal(err)
 	}
-	if len(defs) != 1 || defs[0].Name != "app" || defs[0].ImageURI != ex.ImageURI || !strings.Contains(ex.ImageURI, "@"+ex.ImageDigest) {
+	if len(defs) != 1 || defs[0].Name != repo || defs[0].ImageURI != ex.ImageURI || !strings.Contains(ex.ImageURI, "@"+ex.ImageDigest) {
 		t.Errorf("imagedefinitions.json %+v, image %s", defs, ex.ImageURI)
 	}
 	if log := string(st.api("GET", "/api/v1/executions/"+ex.ID+"/log", nil, http.StatusOK)); !strings.Contains(log, "COPY app.txt") {

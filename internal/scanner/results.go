@@ -134,3 +134,9 @@ func resolve(ctx context.Context, st *store.Store, name string) (repo, digest st
 	}
 	return repo, digest, nil
 }
+
+// ResolveTag returns the digest repository:tag names now.
+func ResolveTag(ctx context.Context, st *store.Store, repository, tag string) (string, error) {
+	_, digest, err := resolve(ctx, st, repository+":"+tag)
+	return digest, err
+}

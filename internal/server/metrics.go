@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -20,6 +21,8 @@ type metrics struct {
 	scans      *prometheus.CounterVec
 	scanTime   prometheus.Histogram
 	deliveries *prometheus.CounterVec
+	refusals   prometheus.Counter
+	rollouts   *prometheus.CounterVec
 }
 
 func newMetrics(st *store.Store) *metrics {
@@ -36,6 +39,13 @@ func newMetrics(st *store.Store) *metrics {
 			Name: "scangate_event_deliveries_total", Help: "Event deliveries to rule targets, by result (delivered or failed attempt).",
 		}, []string{"result"}),
 	}
+	m.refusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "scangate_admission_refusals_total", Help: "Task starts and service changes refused because an image was not approved.",
+	})
+	m.rollouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scangate_deployments_total", Help: "Service deployments finished, by outcome (COMPLETED or FAILED).",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.refusals, m.rollouts)
 	queue := prometheus.NewDesc("scangate_jobs_pending", "Jobs waiting, scheduled, retrying or running, by kind.", []string{"kind"}, nil)
 	m.reg.MustRegister(m.scans, m.scanTime, m.deliveries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -67,6 +77,28 @@ func (m *metrics) delivered(_, _ string, err error) {
 	m.deliveries.WithLabelValues("delivered").Inc()
 }
 
+func (m *metrics) refused()                 { m.refusals.Inc() }
+func (m *metrics) deployed(outcome string) { m.rollouts.WithLabelValues(outcome).Inc() }
+
+// watchServices reports each service's desired and running task counts.
+func (m *metrics) watchServices(c *deploy.Controller) {
+	desired := prometheus.NewDesc("scangate_service_desired_tasks", "Tasks a service should run.", []string{"cluster", "service"}, nil)
+	running := prometheus.NewDesc("scangate_service_running_tasks", "Tasks of a service RUNNING now.", []string{"cluster", "service"}, nil)
+	m.reg.MustRegister(collectorFunc{desc: desired, collect: func(ch chan<- prometheus.Metric) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		list, err := c.Services(ctx, "")
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(desired, err)
+			return
+		}
+		for _, s := range list {
+			ch <- prometheus.MustNewConstMetric(desired, prometheus.GaugeValue, float64(s.DesiredCount), s.Cluster, s.Name)
+			ch <- prometheus.MustNewConstMetric(running, prometheus.GaugeValue, float64(s.RunningCount), s.Cluster, s.Name)
+		}
+	}, also: []*prometheus.Desc{running}})
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
@@ -75,7 +107,13 @@ func (m *metrics) handler() http.Handler {
 type collectorFunc struct {
 	desc    *prometheus.Desc
 	collect func(chan<- prometheus.Metric)
+	also    []*prometheus.Desc // more metrics the same collect reports
 }
 
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	for _, d := range c.also {
+		ch <- d
+	}
+}
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

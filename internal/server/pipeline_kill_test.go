@@ -312,14 +312,15 @@ func feedPaths(feeds ...string) []string {
 }
 
 // pipelineDefinition is a pipeline over the hosted repository of its name
-// whose policy allows no CRITICAL or HIGH finding; timeout "" is the default.
+// whose policy allows no CRITICAL or HIGH finding, without a deploy stage;
+// timeout "" is the default.
 func pipelineDefinition(name, timeout string) string {
 	approval := "approval:\n  policy:\n    thresholds: {CRITICAL: 0, HIGH: 0}\n"
 	if timeout != "" {
 		approval += "  timeout: " + timeout + "\n"
 	}
-	return fmt.Sprintf("name: %s\nsource: {repository: %s, branch: main}\nbuild: {repository: kill/%s}\n%sdeploy: {cluster: default, service: %s, container: app}\n",
-		name, name, name, approval, name)
+	return fmt.Sprintf("name: %s\nsource: {repository: %s, branch: main}\nbuild: {repository: kill/%s}\n%s",
+		name, name, name, approval)
 }
 
 // api calls the server's API with the admin token.

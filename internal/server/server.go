@@ -22,8 +22,11 @@ import (
 	"github.com/scangate/scangate/internal/api"
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
+	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/engine/docker"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/lb"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scan"
@@ -152,7 +155,11 @@ type parts struct {
 	sources *sources
 	builder *build.Builder
 	pipes   *pipeline.Service
-	ready   atomic.Bool
+	// deploy runs services on runtime, behind balancer.
+	runtime  *docker.Runtime
+	balancer *lb.Balancer
+	deploy   *deploy.Controller
+	ready    atomic.Bool
 }
 
 // assemble makes the components and registers their job workers; nothing
@@ -190,6 +197,9 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	})
 	p.scanner.Register(workers)
 	p.reg.SetHooks(p.scanner)
+	if err := p.assembleDeploy(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.assemblePipelines(ctx, workers); err != nil {
 		return nil, err
 	}
@@ -216,16 +226,28 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 		log.Info("Docker Engine", "api", v)
 	}
 	p.pipes = pipeline.New(p.st, p.bus, p.jobs, pipeline.Options{
-		Key: key, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Logger: log.With("component", "pipeline"),
+		Key: key, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
+		Logger: log.With("component", "pipeline"),
 	})
 	p.sources.setPipelines(p.pipes)
 	p.pipes.Register(workers)
+	if err := p.bus.Handle(pipeline.DeployHandlerName, pipeline.DeploymentPattern, p.pipes.HandleDeployment); err != nil {
+		return err
+	}
 	return p.bus.Handle(pipeline.HandlerName, pipeline.ScanPattern, p.pipes.HandleScan)
 }
 
 func (p *parts) close() {
 	if p.builder != nil {
 		p.builder.Close()
+	}
+	if p.balancer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = p.balancer.Shutdown(ctx)
+		cancel()
+	}
+	if p.runtime != nil {
+		p.runtime.Close()
 	}
 	if p.reg != nil {
 		p.reg.Close()
@@ -239,7 +261,7 @@ func (p *parts) routes() http.Handler {
 	mux.Handle("/git/", p.sources.repos)
 	mux.Handle("/hooks/git", p.sources.repos.WebhookHandler(p.sources.webhookSecret))
 	mux.Handle("/api/v1/", api.New(api.Deps{Store: p.st, Tokens: p.tokens, Bus: p.bus, Scanner: p.scanner,
-		Pipelines: p.pipes, Heads: p.sources.head, Repos: p.sources.repos}))
+		Pipelines: p.pipes, Heads: p.sources.head, Repos: p.sources.repos, Deploy: p.deploy, Logger: p.cfg.Logger.With("component", "api")}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", p.readyz)
 	mux.Handle("/metrics", p.metrics.handler())
@@ -274,6 +296,11 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	p.catchUp(ctx)
 	go p.sources.watch(jobCtx, 15*time.Second)
+	// The controller stops with the server's context: what it leaves
+	// half done (a start, a stop) the next start finishes.
+	controllerDone := make(chan struct{})
+	go func() { p.deploy.Run(ctx); close(controllerDone) }()
+	defer func() { <-controllerDone }()
 	p.ready.Store(true)
 	log.Info("scangate server ready", "addr", p.host, "data", p.cfg.DataDir)
 	if p.cfg.Ready != nil {

@@ -26,7 +26,7 @@ type Role string
 
 // The roles, each allowed what the one before it is.
 const (
-	RoleReader Role = "reader" // pull images, read results
+	RoleReader   Role = "reader"   // pull images, read results
 	RolePusher   Role = "pusher"   // and push images
 	RoleDeployer Role = "deployer" // and change clusters, task definitions, services and tasks
 	RoleAdmin    Role = "admin"    // and delete, manage tokens, rules and the rest

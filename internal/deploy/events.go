@@ -68,16 +68,16 @@ type DeploymentStateDetail struct {
 
 // ComplianceDetail is the detail of a Service Compliance Change event.
 type ComplianceDetail struct {
-	Cluster     string        `json:"clusterName"`
-	Service     string        `json:"serviceName"`
-	EventName   string        `json:"eventName"`
-	ImageDigest string        `json:"imageDigest"`
-	Image       string        `json:"image"`
-	Summary     string        `json:"summary"`
-	NewFindings []FindingRef  `json:"newFindings"`
-	Action      string        `json:"action"` // none, or when the tasks will be stopped
-	Tasks       []string      `json:"tasks"`
-	Policy      string        `json:"policy,omitempty"`
+	Cluster     string       `json:"clusterName"`
+	Service     string       `json:"serviceName"`
+	EventName   string       `json:"eventName"`
+	ImageDigest string       `json:"imageDigest"`
+	Image       string       `json:"image"`
+	Summary     string       `json:"summary"`
+	NewFindings []FindingRef `json:"newFindings"`
+	Action      string       `json:"action"` // none, or when the tasks will be stopped
+	Tasks       []string     `json:"tasks"`
+	Policy      string       `json:"policy,omitempty"`
 }
 
 func (c *Controller) publish(ctx context.Context, tx *sql.Tx, detailType string, resources []string, detail any) error {

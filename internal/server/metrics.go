@@ -77,7 +77,7 @@ func (m *metrics) delivered(_, _ string, err error) {
 	m.deliveries.WithLabelValues("delivered").Inc()
 }
 
-func (m *metrics) refused()                 { m.refusals.Inc() }
+func (m *metrics) refused()                { m.refusals.Inc() }
 func (m *metrics) deployed(outcome string) { m.rollouts.WithLabelValues(outcome).Inc() }
 
 // watchServices reports each service's desired and running task counts.

@@ -133,6 +133,9 @@ func (c *Controller) judgeService(ctx context.Context, cluster, service, reposit
 			at := now.Add(j.StopAfter)
 			stopAt = formatTime(at)
 			detail.Action = "its tasks stop at " + at.Format(time.RFC3339) + " unless a new image is deployed"
+			// The full reconcile would see it within a minute; this is
+			// sooner (and a restarted server sees it at its first pass).
+			time.AfterFunc(j.StopAfter, c.Trigger)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO service_compliance (cluster, service, digest, failing, summary, since, stop_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster, service, digest) DO UPDATE SET failing = excluded.failing,
@@ -168,5 +171,5 @@ func (c *Controller) noncompliantPastDeadline(ctx context.Context, q querier, cl
 		return "", err
 	}
 	return fmt.Sprintf("has been noncompliant since %s (%s) and its policy stops it after %s", parseTime(since).Format(time.RFC3339), summary,
-		parseTime(stopAt.String).Sub(parseTime(since)).Round(time.Minute)), nil
+		parseTime(stopAt.String).Sub(parseTime(since)).Round(time.Second)), nil
 }

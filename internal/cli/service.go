@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/report"
@@ -107,15 +108,34 @@ func newImagesCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return internalError{err}
 				}
+				inUse, err := deploy.InUse(cmd.Context(), st)
+				if err != nil {
+					return internalError{err}
+				}
 				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(imgs))
+					type image struct {
+						scanner.Image
+						deploy.Use
+					}
+					out := make([]image, len(imgs))
+					for i, im := range imgs {
+						out[i].Image = im
+						if u := inUse[im.Digest]; u != nil {
+							out[i].Use = *u
+						}
+					}
+					return writeJSON(g.stdout, out)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "REPOSITORY\tTAGS\tDIGEST\tPUSHED\tSCAN\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tFIXABLE")
+				fmt.Fprintln(tw, "REPOSITORY\tTAGS\tDIGEST\tPUSHED\tSCAN\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tFIXABLE\tRUNNING")
 				for _, im := range imgs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", im.Repository, strings.Join(im.Tags, ","),
+					running := "-"
+					if u := inUse[im.Digest]; u != nil {
+						running = fmt.Sprintf("%d (%s)", u.Tasks, strings.Join(u.Services, ","))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", im.Repository, strings.Join(im.Tags, ","),
 						shortDigest(im.Digest), im.PushedAt.Format(time.RFC3339), im.ScanStatus,
-						im.Summary.Critical, im.Summary.High, im.Summary.Medium, im.Summary.Low, im.Summary.Unknown, im.Fixable.Total)
+						im.Summary.Critical, im.Summary.High, im.Summary.Medium, im.Summary.Low, im.Summary.Unknown, im.Fixable.Total, running)
 				}
 				return tw.Flush()
 			})

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
 
 	"github.com/scangate/scangate/internal/engine"
+	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/taskdef"
 )
 
@@ -667,4 +669,39 @@ func (c *Controller) Logs(ctx context.Context, id, container string, opts engine
 	}
 	_, err = io.WriteString(w, t.LogTail)
 	return err
+}
+
+// Use is an image's use by running tasks.
+type Use struct {
+	Tasks    int      `json:"runningTasks"`
+	Services []string `json:"services,omitempty"` // cluster/service
+}
+
+// InUse tells, for each image digest that a live task runs, how many tasks
+// and which services run it: "which running tasks use this image?". It
+// reads the store directly, for the commands that work on the data folder.
+func InUse(ctx context.Context, st *store.Store) (map[string]*Use, error) {
+	tasks, err := queryAll(ctx, st.Reader(), scanTask, `SELECT `+taskColumns+` FROM tasks WHERE last_status <> 'STOPPED'`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*Use{}
+	for _, t := range tasks {
+		for _, ct := range t.Containers {
+			_, digest, ok := strings.Cut(ct.Image, "@")
+			if !ok {
+				continue
+			}
+			u := out[digest]
+			if u == nil {
+				u = &Use{}
+				out[digest] = u
+			}
+			u.Tasks++
+			if svc := t.Cluster + "/" + t.Service; !slices.Contains(u.Services, svc) {
+				u.Services = append(u.Services, svc)
+			}
+		}
+	}
+	return out, nil
 }

@@ -77,6 +77,20 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 	if len(tasks) != 1 || tasks[0].LastStatus != deploy.TaskRunning || tasks[0].TaskDefinition != want {
 		t.Fatalf("tasks: %+v", tasks)
 	}
+	// Which running tasks use the image: the images list says.
+	var imgs struct {
+		Images []struct {
+			Digest       string
+			RunningTasks int
+			Services     []string
+		}
+	}
+	h.decode(h.api("GET", "/api/v1/images?repository=shop/"+name, nil, http.StatusOK), &imgs)
+	for _, im := range imgs.Images {
+		if im.Digest == ex.ImageDigest && (im.RunningTasks != 1 || len(im.Services) != 1 || im.Services[0] != cluster+"/"+name) {
+			t.Errorf("images list: the approved image runs in %d tasks of %v", im.RunningTasks, im.Services)
+		}
+	}
 	// The task's environment comes from the task definition, which kept
 	// the placeholder's MESSAGE: the image's own ENV is overridden.
 	if body, err := get(taskURL(tasks[0])); err != nil || !strings.Contains(body, "placeholder") {

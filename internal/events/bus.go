@@ -34,7 +34,8 @@ type BusOptions struct {
 	// Client sends webhooks (by default: a 10 s timeout, and redirects
 	// are not followed but fail the attempt).
 	Client *http.Client
-	// OnDelivery hears of every delivery attempt, for metrics.
+	// OnDelivery hears of every delivery attempt, and of every delivery
+	// dropped (err wraps ErrDropped), for metrics.
 	OnDelivery func(rule, target string, err error)
 	Logger     *slog.Logger
 }
@@ -274,7 +275,7 @@ func (w *routeWorker) Work(ctx context.Context, job *river.Job[routeArgs]) error
 		}
 		for _, t := range r.Targets {
 			deliveries = append(deliveries, river.InsertManyParams{
-				Args:       deliverArgs{EventID: e.ID, Rule: r.Name, Target: t, Replay: job.Args.Replay},
+				Args:       deliverArgs{EventID: e.ID, Rule: r.Name, Target: refOf(t), Replay: job.Args.Replay},
 				InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}},
 			})
 		}

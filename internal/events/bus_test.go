@@ -351,7 +351,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := h.bus.ReplayDeadLetters(ctx, nil)
+			n, _, err := h.bus.ReplayDeadLetters(ctx, nil)
 			if err != nil {
 				t.Errorf("ReplayDeadLetters: %v", err)
 			}
@@ -379,10 +379,10 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 
 	// A second replay has nothing to do.
-	if n, err := h.bus.ReplayDeadLetters(ctx, nil); err != nil || n != 0 {
+	if n, _, err := h.bus.ReplayDeadLetters(ctx, nil); err != nil || n != 0 {
 		t.Errorf("second ReplayDeadLetters = %d, %v; want 0", n, err)
 	}
-	if n, err := h.bus.ReplayDeadLetters(ctx, []int64{d.ID}); err != nil || n != 0 {
+	if n, _, err := h.bus.ReplayDeadLetters(ctx, []int64{d.ID}); err != nil || n != 0 {
 		t.Errorf("ReplayDeadLetters of the replayed id = %d, %v; want 0", n, err)
 	}
 	waitIdle(t, h.st)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -33,7 +35,7 @@ func newMetrics(st *store.Store) *metrics {
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300},
 		}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scangate_event_deliveries_total", Help: "Event deliveries to rule targets, by result (delivered or failed attempt).",
+			Name: "scangate_event_deliveries_total", Help: "Event deliveries to rule targets, by result (delivered, failed attempt, or dropped: the rule was deleted or changed).",
 		}, []string{"result"}),
 	}
 	queue := prometheus.NewDesc("scangate_jobs_pending", "Jobs waiting, scheduled, retrying or running, by kind.", []string{"kind"}, nil)
@@ -60,6 +62,10 @@ func (m *metrics) scanned(status string, d time.Duration) {
 }
 
 func (m *metrics) delivered(_, _ string, err error) {
+	if errors.Is(err, events.ErrDropped) {
+		m.deliveries.WithLabelValues("dropped").Inc()
+		return
+	}
 	if err != nil {
 		m.deliveries.WithLabelValues("failed").Inc()
 		return

@@ -64,8 +64,9 @@ func refOf(t Target) targetRef {
 func (deliverArgs) Kind() string { return "deliver_event" }
 
 func (deliverArgs) InsertOpts() river.InsertOpts {
-	// The retry window, not a count, ends the retries (deliverWorker).
-	return river.InsertOpts{MaxAttempts: 10_000, Queue: "events"}
+	// The retry window, not a count, ends the retries (deliverWorker). The
+	// queue is chosen per target (deliverOpts).
+	return river.InsertOpts{MaxAttempts: 10_000, Queue: QueueWebhooks}
 }
 
 // ErrDropped reports a delivery that ended without being sent, because
@@ -110,7 +111,16 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 		}
 		return river.JobCancel(err)
 	}
-	err = b.deliver(ctx, a.Rule, t, e)
+	if t.Webhook != "" {
+		done, deferred := b.targets.take(t.Webhook, snoozes(job))
+		if deferred != nil {
+			return b.deferDelivery(ctx, job, deferred)
+		}
+		err = b.post(ctx, a.Rule, t, e)
+		done(err)
+	} else {
+		err = b.handle(ctx, t, e)
+	}
 	if b.opts.OnDelivery != nil {
 		b.opts.OnDelivery(a.Rule, a.Target.ID, err)
 	}
@@ -171,17 +181,41 @@ func (b *Bus) rule(ctx context.Context, name string) (Rule, error) {
 	return b.rules.Get(ctx, name)
 }
 
-func (b *Bus) deliver(ctx context.Context, rule string, t Target, e Envelope) error {
-	if t.Handler != "" {
-		b.mu.RLock()
-		h := b.handlers[t.Handler]
-		b.mu.RUnlock()
-		if h == nil {
-			return fmt.Errorf("no built-in handler %q", t.Handler)
-		}
-		return h(ctx, e)
+// deferDelivery puts off a webhook delivery its target cannot take now
+// (targets.take), without an attempt: the job snoozes, which River does not
+// count as an attempt. Past the retry window it goes to the dead-letter
+// list instead, with the reason.
+func (b *Bus) deferDelivery(ctx context.Context, job *river.Job[deliverArgs], d *errDeferred) error {
+	a := job.Args
+	if time.Since(job.CreatedAt) < b.opts.RetryWindow {
+		b.opts.Logger.Debug("event delivery deferred", "event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", d.why, "wait", d.wait)
+		return river.JobSnooze(d.wait)
 	}
-	return b.post(ctx, rule, t, e)
+	b.opts.Logger.Warn("event delivery deferred past its retry window; kept in the dead-letter list",
+		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", d.why)
+	// This run of the job made no attempt.
+	return b.deadLetter(ctx, job, job.Attempt-1, fmt.Errorf("webhook %s: %s", a.Target.Webhook, d.why))
+}
+
+// snoozes is how often job was deferred already (River counts them in
+// its metadata).
+func snoozes(job *river.Job[deliverArgs]) int {
+	var md struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Metadata, &md)
+	return md.Snoozes
+}
+
+// handle gives e to the built-in handler t names.
+func (b *Bus) handle(ctx context.Context, t Target, e Envelope) error {
+	b.mu.RLock()
+	h := b.handlers[t.Handler]
+	b.mu.RUnlock()
+	if h == nil {
+		return fmt.Errorf("no built-in handler %q", t.Handler)
+	}
+	return h(ctx, e)
 }
 
 func (b *Bus) post(ctx context.Context, rule string, t Target, e Envelope) error {
@@ -341,7 +375,7 @@ func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, []Refusa
 				continue
 			}
 			args := deliverArgs{EventID: d.EventID, Rule: d.Rule, Target: refOf(d.Target), Replay: nonce()}
-			if _, err := b.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+			if _, err := b.jobs.InsertTx(ctx, tx, args, deliverOpts(args.Target, true)); err != nil {
 				return err
 			}
 			n++
@@ -390,7 +424,7 @@ func (b *Bus) ReplayEvents(ctx context.Context, since, until time.Time, rule str
 	replay := nonce()
 	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: id, Rule: rule, Replay: replay}, nil); err != nil {
+			if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: id, Rule: rule, Replay: replay}, &river.InsertOpts{Priority: replayPriority}); err != nil {
 				return err
 			}
 		}

@@ -277,12 +277,12 @@ func (s *server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	n, err := s.Bus.ReplayDeadLetters(r.Context(), req.IDs)
+	n, refused, err := s.Bus.ReplayDeadLetters(r.Context(), req.IDs)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
+	writeJSON(w, http.StatusAccepted, map[string]any{"replayed": n, "refused": orEmpty(refused)})
 }
 
 func (s *server) tokens(w http.ResponseWriter, r *http.Request) {

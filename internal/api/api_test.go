@@ -201,6 +201,10 @@ func TestAPI(t *testing.T) {
 		if status != http.StatusOK {
 			t.Errorf("dead letters: %d %s", status, body)
 		}
+		status, body = c.do(admin, "POST", "/api/v1/dead-letters/replay", map[string]any{})
+		if status != http.StatusAccepted || !strings.Contains(string(body), `"replayed": 0`) || !strings.Contains(string(body), `"refused": []`) {
+			t.Errorf("replay of no dead letters: %d %s", status, body)
+		}
 	})
 }
 

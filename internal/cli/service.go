@@ -218,9 +218,10 @@ server does the work when it runs.`,
 			}
 			return g.withBus(cmd.Context(), func(bus *events.Bus) error {
 				var n int
+				var refused []events.Refusal
 				var err error
 				if deadLetters {
-					n, err = bus.ReplayDeadLetters(cmd.Context(), ids)
+					n, refused, err = bus.ReplayDeadLetters(cmd.Context(), ids)
 				} else {
 					var from, to time.Time
 					if from, err = parseWhen(since, time.Now()); err != nil {
@@ -239,6 +240,9 @@ server does the work when it runs.`,
 				}
 				if err != nil {
 					return internalError{err}
+				}
+				for _, r := range refused {
+					fmt.Fprintf(g.stderr, "dead letter %d not replayed: %s\n", r.ID, r.Reason)
 				}
 				_, err = fmt.Fprintf(g.stdout, "queued %d for delivery\n", n)
 				return err

@@ -19,6 +19,41 @@ import (
 	"github.com/scangate/scangate/internal/store"
 )
 
+// The River queues of the bus. Built-in handlers (the pipeline's gate) and
+// the routing that feeds them run apart from webhooks, so that a receiver
+// that is slow or down never delays them.
+const (
+	// QueueBus runs the routing of events and the built-in handlers.
+	QueueBus = "bus"
+	// QueueWebhooks runs webhook deliveries. It keeps the name every
+	// delivery had before built-in handlers moved out, so that the ones
+	// queued then are still worked.
+	QueueWebhooks = "events"
+)
+
+// Queues returns the bus's queues and how many workers each runs, for the
+// job client's configuration.
+func Queues() map[string]int {
+	return map[string]int{QueueBus: 4, QueueWebhooks: 4}
+}
+
+// replayPriority is River's priority (1 first, 4 last) of the jobs a
+// replay queues: a replay of thousands of events must not delay the
+// routing and handling of the events happening now.
+const replayPriority = 4
+
+// deliverOpts returns the insert options of a delivery to ref.
+func deliverOpts(ref targetRef, replay bool) *river.InsertOpts {
+	o := &river.InsertOpts{Queue: QueueWebhooks}
+	if ref.Handler != "" {
+		o.Queue = QueueBus
+	}
+	if replay {
+		o.Priority = replayPriority
+	}
+	return o
+}
+
 // A Handler is a built-in rule target: scangate code that acts on events,
 // such as the pipeline gate. It runs as a durable job, retried on error, so
 // it must be idempotent.
@@ -34,7 +69,18 @@ type BusOptions struct {
 	// Client sends webhooks (by default: a 10 s timeout, and redirects
 	// are not followed but fail the attempt).
 	Client *http.Client
-	// OnDelivery hears of every delivery attempt, for metrics.
+	// MaxPerTarget caps the deliveries to one webhook URL under way at
+	// once (2 by default), so that a slow receiver holds no more of the
+	// webhook workers; the others serve other receivers.
+	MaxPerTarget int
+	// BreakerFailures is how many failed attempts in a row to one webhook
+	// URL open its circuit (5 by default): its deliveries are then
+	// deferred, without an attempt, for BreakerCooldown (30 s by default),
+	// after which one probe goes (see targets).
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	// OnDelivery hears of every delivery attempt, and of every delivery
+	// dropped (err wraps ErrDropped), for metrics.
 	OnDelivery func(rule, target string, err error)
 	Logger     *slog.Logger
 }
@@ -44,10 +90,11 @@ type BusOptions struct {
 // records what it tells, and reaches every target of every matching rule
 // at least once.
 type Bus struct {
-	st    *store.Store
-	jobs  *jobs.Client
-	rules *Rules
-	opts  BusOptions
+	st      *store.Store
+	jobs    *jobs.Client
+	rules   *Rules
+	opts    BusOptions
+	targets *targets
 
 	mu       sync.RWMutex
 	handlers map[string]Handler
@@ -75,7 +122,17 @@ func NewBus(st *store.Store, client *jobs.Client, opts BusOptions) *Bus {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Bus{st: st, jobs: client, rules: NewRules(st), opts: opts, handlers: map[string]Handler{}}
+	if opts.MaxPerTarget <= 0 {
+		opts.MaxPerTarget = 2
+	}
+	if opts.BreakerFailures <= 0 {
+		opts.BreakerFailures = 5
+	}
+	if opts.BreakerCooldown <= 0 {
+		opts.BreakerCooldown = 30 * time.Second
+	}
+	return &Bus{st: st, jobs: client, rules: NewRules(st), opts: opts, handlers: map[string]Handler{},
+		targets: newTargets(opts.MaxPerTarget, opts.BreakerFailures, opts.BreakerCooldown)}
 }
 
 // Register adds the bus's workers.
@@ -240,6 +297,8 @@ type routeArgs struct {
 
 func (routeArgs) Kind() string { return "route_event" }
 
+func (routeArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueBus} }
+
 type routeWorker struct {
 	river.WorkerDefaults[routeArgs]
 	bus *Bus
@@ -273,9 +332,11 @@ func (w *routeWorker) Work(ctx context.Context, job *river.Job[routeArgs]) error
 			continue
 		}
 		for _, t := range r.Targets {
+			opts := deliverOpts(refOf(t), job.Args.Replay != "")
+			opts.UniqueOpts = river.UniqueOpts{ByArgs: true}
 			deliveries = append(deliveries, river.InsertManyParams{
-				Args:       deliverArgs{EventID: e.ID, Rule: r.Name, Target: t, Replay: job.Args.Replay},
-				InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}},
+				Args:       deliverArgs{EventID: e.ID, Rule: r.Name, Target: refOf(t), Replay: job.Args.Replay},
+				InsertOpts: opts,
 			})
 		}
 	}

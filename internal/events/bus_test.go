@@ -45,8 +45,10 @@ func startBus(t *testing.T, opts events.BusOptions) *busHarness {
 		t.Fatal(err)
 	}
 	workers := river.NewWorkers()
+	queues := events.Queues()
+	queues[river.QueueDefault] = 2
 	client, err := jobs.New(h.st, workers, jobs.Config{
-		Queues: map[string]int{river.QueueDefault: 2, "events": 4},
+		Queues: queues,
 		Poll:   50 * time.Millisecond,
 	})
 	if err != nil {
@@ -351,7 +353,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := h.bus.ReplayDeadLetters(ctx, nil)
+			n, _, err := h.bus.ReplayDeadLetters(ctx, nil)
 			if err != nil {
 				t.Errorf("ReplayDeadLetters: %v", err)
 			}
@@ -379,10 +381,10 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 
 	// A second replay has nothing to do.
-	if n, err := h.bus.ReplayDeadLetters(ctx, nil); err != nil || n != 0 {
+	if n, _, err := h.bus.ReplayDeadLetters(ctx, nil); err != nil || n != 0 {
 		t.Errorf("second ReplayDeadLetters = %d, %v; want 0", n, err)
 	}
-	if n, err := h.bus.ReplayDeadLetters(ctx, []int64{d.ID}); err != nil || n != 0 {
+	if n, _, err := h.bus.ReplayDeadLetters(ctx, []int64{d.ID}); err != nil || n != 0 {
 		t.Errorf("ReplayDeadLetters of the replayed id = %d, %v; want 0", n, err)
 	}
 	waitIdle(t, h.st)
@@ -573,4 +575,54 @@ func TestWebhookRedirectIsNoDelivery(t *testing.T) {
 	if got := rc.requests(); len(got) != 0 {
 		t.Errorf("the redirect's target got %s %s with %d bytes", got[0].method, got[0].path, len(got[0].body))
 	}
+}
+
+// A receiver that fails every delivery opens its circuit after a few
+// attempts in a row: its other deliveries are deferred to the end of the
+// cool-down, without an attempt, and not dead-lettered; no more than two
+// ever run at once.
+func TestWebhookCircuitOpens(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := startBus(t, events.BusOptions{BreakerFailures: 3, BreakerCooldown: time.Hour})
+	var mu sync.Mutex
+	busy, most := 0, 0
+	rc := &receiver{respond: func(int) int { return http.StatusServiceUnavailable }}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		busy++
+		most = max(most, busy)
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // long enough for deliveries to overlap
+		rc.ServeHTTP(w, r)
+		mu.Lock()
+		busy--
+		mu.Unlock()
+	}))
+	t.Cleanup(rc.Close)
+	h.putRule(t, "scans", `{"detail-type": ["Scan"]}`, events.Target{ID: "hook", Webhook: rc.URL})
+	for range 10 {
+		h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
+	}
+	// Every delivery ends up waiting for the circuit's cool-down.
+	waitFor(t, 30*time.Second, "the deliveries deferred to the end of the cool-down", func() bool {
+		var n int
+		err := h.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'deliver_event' AND state = 'scheduled'
+			AND scheduled_at > datetime('now', '+30 minutes')`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 10
+	})
+	// Three failures open it; a fourth may have been under way beside the
+	// third.
+	if n := len(rc.requests()); n < 3 || n > 4 {
+		t.Errorf("the failing receiver got %d requests, want 3 or 4", n)
+	}
+	mu.Lock()
+	if most > 2 {
+		t.Errorf("%d deliveries ran at once, want at most 2", most)
+	}
+	mu.Unlock()
+	noDeadLetters(t, h.bus)
 }

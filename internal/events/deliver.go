@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -34,22 +35,43 @@ func Sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// deliverArgs sends one event to one target. The target is copied into the
-// job, so a rule changed after routing does not change where an event that
-// already matched it goes.
+// deliverArgs sends one event to one target of a rule. The target is
+// named, not copied: its settings are looked up when the delivery is sent
+// (Bus.currentTarget), so that a rule deleted or changed since the event
+// was routed is not sent to, and the target's secret stays out of the
+// job's arguments, which River keeps in plain text.
 type deliverArgs struct {
-	EventID string `json:"event_id"`
-	Rule    string `json:"rule"`
-	Target  Target `json:"target"`
-	Replay  string `json:"replay,omitempty"`
+	EventID string    `json:"event_id"`
+	Rule    string    `json:"rule"`
+	Target  targetRef `json:"target"`
+	Replay  string    `json:"replay,omitempty"`
+}
+
+// targetRef names a rule's target as it was when an event was routed to
+// it: its id, and its webhook URL or handler, so that a target given
+// another URL since is known for another receiver. It reads the targets
+// that jobs queued before it carried whole (their secret is ignored).
+type targetRef struct {
+	ID      string `json:"id"`
+	Webhook string `json:"webhook,omitempty"`
+	Handler string `json:"handler,omitempty"`
+}
+
+func refOf(t Target) targetRef {
+	return targetRef{ID: t.ID, Webhook: t.Webhook, Handler: t.Handler}
 }
 
 func (deliverArgs) Kind() string { return "deliver_event" }
 
 func (deliverArgs) InsertOpts() river.InsertOpts {
-	// The retry window, not a count, ends the retries (deliverWorker).
-	return river.InsertOpts{MaxAttempts: 10_000, Queue: "events"}
+	// The retry window, not a count, ends the retries (deliverWorker). The
+	// queue is chosen per target (deliverOpts).
+	return river.InsertOpts{MaxAttempts: 10_000, Queue: QueueWebhooks}
 }
+
+// ErrDropped reports a delivery that ended without being sent, because
+// its rule was deleted or changed; OnDelivery hears of it wrapped.
+var ErrDropped = errors.New("delivery dropped")
 
 type deliverWorker struct {
 	river.WorkerDefaults[deliverArgs]
@@ -71,7 +93,34 @@ func (w *deliverWorker) NextRetry(job *river.Job[deliverArgs]) time.Time {
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
 	b := w.bus
 	a := job.Args
-	err := b.deliver(ctx, a)
+	e, err := b.Event(ctx, a.EventID)
+	if err != nil {
+		return err
+	}
+	t, dropped, err := b.currentTarget(ctx, a.Rule, a.Target, e)
+	if err != nil {
+		return err
+	}
+	if dropped != "" {
+		// Not a failure: the rule no longer asks for this delivery. The
+		// job ends cancelled, with the reason in its errors.
+		err := fmt.Errorf("%w: %s", ErrDropped, dropped)
+		b.opts.Logger.Info("event delivery dropped", "event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", dropped)
+		if b.opts.OnDelivery != nil {
+			b.opts.OnDelivery(a.Rule, a.Target.ID, err)
+		}
+		return river.JobCancel(err)
+	}
+	if t.Webhook != "" {
+		done, deferred := b.targets.take(t.Webhook, snoozes(job))
+		if deferred != nil {
+			return b.deferDelivery(ctx, job, deferred)
+		}
+		err = b.post(ctx, a.Rule, t, e)
+		done(err)
+	} else {
+		err = b.handle(ctx, t, e)
+	}
 	if b.opts.OnDelivery != nil {
 		b.opts.OnDelivery(a.Rule, a.Target.ID, err)
 	}
@@ -83,55 +132,123 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 	}
 	b.opts.Logger.Warn("event delivery failed for good; kept in the dead-letter list",
 		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "attempts", job.Attempt, "err", err)
-	return b.deadLetter(ctx, job, err)
+	return b.deadLetter(ctx, job, job.Attempt, err)
 }
 
-func (b *Bus) deliver(ctx context.Context, a deliverArgs) error {
-	e, err := b.Event(ctx, a.EventID)
+// currentTarget returns the target ref names in the rule as it is now, or,
+// when the delivery must not be sent, why: the rule was deleted, lost the
+// target, gave it another URL or handler, or no longer matches e.
+func (b *Bus) currentTarget(ctx context.Context, rule string, ref targetRef, e Envelope) (Target, string, error) {
+	r, err := b.rule(ctx, rule)
+	if errors.Is(err, ErrNoRule) {
+		return Target{}, fmt.Sprintf("rule %s no longer exists", rule), nil
+	}
 	if err != nil {
-		return err
+		return Target{}, "", err
 	}
-	if a.Target.Handler != "" {
-		b.mu.RLock()
-		h := b.handlers[a.Target.Handler]
-		b.mu.RUnlock()
-		if h == nil {
-			return fmt.Errorf("no built-in handler %q", a.Target.Handler)
-		}
-		return h(ctx, e)
+	i := slices.IndexFunc(r.Targets, func(t Target) bool { return t.ID == ref.ID })
+	if i < 0 {
+		return Target{}, fmt.Sprintf("rule %s no longer has target %s", rule, ref.ID), nil
 	}
-	return b.post(ctx, a, e)
+	t := r.Targets[i]
+	if t.Webhook != ref.Webhook || t.Handler != ref.Handler {
+		return Target{}, fmt.Sprintf("target %s of rule %s has changed", ref.ID, rule), nil
+	}
+	p, err := CompilePattern(r.Pattern)
+	if err != nil {
+		return Target{}, fmt.Sprintf("rule %s has a bad pattern: %v", rule, err), nil
+	}
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return Target{}, "", err
+	}
+	if ok, err := p.Match(doc); err != nil || !ok {
+		return Target{}, fmt.Sprintf("rule %s no longer matches the event", rule), nil
+	}
+	return t, "", nil
 }
 
-func (b *Bus) post(ctx context.Context, a deliverArgs, e Envelope) error {
+// rule returns the built-in or stored rule of that name.
+func (b *Bus) rule(ctx context.Context, name string) (Rule, error) {
+	b.mu.RLock()
+	for _, r := range b.builtin {
+		if r.Name == name {
+			b.mu.RUnlock()
+			return r, nil
+		}
+	}
+	b.mu.RUnlock()
+	return b.rules.Get(ctx, name)
+}
+
+// deferDelivery puts off a webhook delivery its target cannot take now
+// (targets.take), without an attempt: the job snoozes, which River does not
+// count as an attempt. Past the retry window it goes to the dead-letter
+// list instead, with the reason.
+func (b *Bus) deferDelivery(ctx context.Context, job *river.Job[deliverArgs], d *errDeferred) error {
+	a := job.Args
+	if time.Since(job.CreatedAt) < b.opts.RetryWindow {
+		b.opts.Logger.Debug("event delivery deferred", "event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", d.why, "wait", d.wait)
+		return river.JobSnooze(d.wait)
+	}
+	b.opts.Logger.Warn("event delivery deferred past its retry window; kept in the dead-letter list",
+		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", d.why)
+	// This run of the job made no attempt.
+	return b.deadLetter(ctx, job, job.Attempt-1, fmt.Errorf("webhook %s: %s", a.Target.Webhook, d.why))
+}
+
+// snoozes is how often job was deferred already (River counts them in
+// its metadata).
+func snoozes(job *river.Job[deliverArgs]) int {
+	var md struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Metadata, &md)
+	return md.Snoozes
+}
+
+// handle gives e to the built-in handler t names.
+func (b *Bus) handle(ctx context.Context, t Target, e Envelope) error {
+	b.mu.RLock()
+	h := b.handlers[t.Handler]
+	b.mu.RUnlock()
+	if h == nil {
+		return fmt.Errorf("no built-in handler %q", t.Handler)
+	}
+	return h(ctx, e)
+}
+
+func (b *Bus) post(ctx context.Context, rule string, t Target, e Envelope) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Target.Webhook, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Webhook, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook %s: %w", a.Target.Webhook, err)
+		return fmt.Errorf("webhook %s: %w", t.Webhook, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "scangate")
 	req.Header.Set(HeaderEventID, e.ID)
-	req.Header.Set(HeaderRule, a.Rule)
-	if a.Target.Secret != "" {
-		req.Header.Set(HeaderSignature, Sign(a.Target.Secret, body))
+	req.Header.Set(HeaderRule, rule)
+	if t.Secret != "" {
+		req.Header.Set(HeaderSignature, Sign(t.Secret, body))
 	}
 	resp, err := b.opts.Client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook %s: %w", a.Target.Webhook, err)
+		return fmt.Errorf("webhook %s: %w", t.Webhook, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook %s: %s", a.Target.Webhook, resp.Status)
+		return fmt.Errorf("webhook %s: %s", t.Webhook, resp.Status)
 	}
 	return nil
 }
 
-// DeadLetter is a delivery that failed for its whole retry window.
+// DeadLetter is a delivery that failed for its whole retry window. Its
+// target is the one the event was routed to, without its secret (letters
+// filed before secrets were left out still hold it).
 type DeadLetter struct {
 	ID         int64      `json:"id"`
 	EventID    string     `json:"eventId"`
@@ -143,7 +260,8 @@ type DeadLetter struct {
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
 
-func (b *Bus) deadLetter(ctx context.Context, job *river.Job[deliverArgs], cause error) error {
+// deadLetter files job's delivery, tried attempts times, as a dead letter.
+func (b *Bus) deadLetter(ctx context.Context, job *river.Job[deliverArgs], attempts int, cause error) error {
 	a := job.Args
 	target, err := json.Marshal(a.Target)
 	if err != nil {
@@ -153,7 +271,7 @@ func (b *Bus) deadLetter(ctx context.Context, job *river.Job[deliverArgs], cause
 	// between them would run the job again and file a second letter.
 	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters (event_id, rule, target, attempts, error, failed_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			a.EventID, a.Rule, string(target), job.Attempt, cause.Error(), time.Now().UTC().Format(time.RFC3339)); err != nil {
+			a.EventID, a.Rule, string(target), attempts, cause.Error(), time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return err
 		}
 		_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
@@ -198,24 +316,53 @@ func (b *Bus) DeadLetters(ctx context.Context, pending bool) ([]DeadLetter, erro
 	return out, rows.Err()
 }
 
+// A Refusal is a dead letter a replay did not queue, and why.
+type Refusal struct {
+	ID     int64  `json:"id"`
+	Reason string `json:"reason"`
+}
+
 // ReplayDeadLetters queues the pending dead letters (or those of ids) for
-// delivery again, with a fresh retry window, and marks them replayed.
-func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, error) {
+// delivery again, with a fresh retry window, and marks them replayed. It
+// refuses, and leaves pending, the ones whose rule was deleted or changed
+// since (see currentTarget): their old URL is no longer a target.
+func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, []Refusal, error) {
 	all, err := b.DeadLetters(ctx, true)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	want := map[int64]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
+	var queue []DeadLetter
+	var refused []Refusal
+	for _, d := range all {
+		if len(ids) > 0 && !want[d.ID] {
+			continue
+		}
+		e, err := b.Event(ctx, d.EventID)
+		if errors.Is(err, ErrNoEvent) {
+			refused = append(refused, Refusal{d.ID, fmt.Sprintf("event %s is no longer in the log", d.EventID)})
+			continue
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("replay dead letters: %w", err)
+		}
+		_, why, err := b.currentTarget(ctx, d.Rule, refOf(d.Target), e)
+		if err != nil {
+			return 0, nil, fmt.Errorf("replay dead letters: %w", err)
+		}
+		if why != "" {
+			refused = append(refused, Refusal{d.ID, why})
+			continue
+		}
+		queue = append(queue, d)
+	}
 	n := 0
 	now := time.Now().UTC().Format(time.RFC3339)
 	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
-		for _, d := range all {
-			if len(ids) > 0 && !want[d.ID] {
-				continue
-			}
+		for _, d := range queue {
 			// The list was read before this transaction: another replay
 			// may have taken the dead letter since.
 			res, err := tx.ExecContext(ctx, `UPDATE dead_letters SET replayed_at = $1 WHERE id = $2 AND replayed_at IS NULL`, now, d.ID)
@@ -227,8 +374,8 @@ func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, error) {
 			} else if taken == 0 {
 				continue
 			}
-			args := deliverArgs{EventID: d.EventID, Rule: d.Rule, Target: d.Target, Replay: nonce()}
-			if _, err := b.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+			args := deliverArgs{EventID: d.EventID, Rule: d.Rule, Target: refOf(d.Target), Replay: nonce()}
+			if _, err := b.jobs.InsertTx(ctx, tx, args, deliverOpts(args.Target, true)); err != nil {
 				return err
 			}
 			n++
@@ -236,9 +383,9 @@ func (b *Bus) ReplayDeadLetters(ctx context.Context, ids []int64) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("replay dead letters: %w", err)
+		return 0, nil, fmt.Errorf("replay dead letters: %w", err)
 	}
-	return n, nil
+	return n, refused, nil
 }
 
 // ReplayEvents routes the logged events from since to until again, to
@@ -277,7 +424,7 @@ func (b *Bus) ReplayEvents(ctx context.Context, since, until time.Time, rule str
 	replay := nonce()
 	err = b.st.InTx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: id, Rule: rule, Replay: replay}, nil); err != nil {
+			if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: id, Rule: rule, Replay: replay}, &river.InsertOpts{Priority: replayPriority}); err != nil {
 				return err
 			}
 		}

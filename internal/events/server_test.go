@@ -4,11 +4,17 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,8 +186,8 @@ func TestServerDeadLetterReplay(t *testing.T) {
 		t.Fatalf("dead letters %+v, want 1", dl)
 	}
 	d := dl[0]
-	if d.Rule != "pushes" || d.Target.ID != "ci" || d.Target.Secret != "********" || d.Attempts < 2 || d.Attempts != len(rc.requests()) {
-		t.Errorf("dead letter %+v (receiver saw %d requests): want rule pushes, target ci, secret hidden, every attempt counted", d, len(rc.requests()))
+	if d.Rule != "pushes" || d.Target.ID != "ci" || d.Target.Secret != "" || d.Attempts < 2 || d.Attempts != len(rc.requests()) {
+		t.Errorf("dead letter %+v (receiver saw %d requests): want rule pushes, target ci, no secret kept, every attempt counted", d, len(rc.requests()))
 	}
 	e := rc.requests()[0].event(t)
 	if d.EventID != e.ID || e.DetailType != events.DetailTypeImagePush {
@@ -223,5 +229,175 @@ func TestServerDeadLetterReplay(t *testing.T) {
 	}
 	if p, err := jobs.Pending(context.Background(), s.Store); err != nil || p["deliver_event"] != 0 {
 		t.Errorf("pending jobs %v, %v", p, err)
+	}
+}
+
+// heldReceiver is a webhook endpoint that holds its first request until
+// the test lets it go, and answers every request with status.
+type heldReceiver struct {
+	*httptest.Server
+	status  int
+	arrived chan struct{} // closed when the first request arrives
+	release chan struct{} // closed by the test to answer it
+	once    sync.Once
+	n       atomic.Int32
+}
+
+func newHeldReceiver(t *testing.T, status int) *heldReceiver {
+	t.Helper()
+	h := &heldReceiver{status: status, arrived: make(chan struct{}), release: make(chan struct{})}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if h.n.Add(1) == 1 {
+			close(h.arrived)
+			<-h.release
+		}
+		w.WriteHeader(h.status)
+	}))
+	t.Cleanup(func() {
+		h.once.Do(func() { close(h.release) })
+		h.Close()
+	})
+	return h
+}
+
+func (h *heldReceiver) let() { h.once.Do(func() { close(h.release) }) }
+
+func (h *heldReceiver) waitArrived(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery attempt within 30 s")
+	}
+}
+
+// deliveryJobs returns the state and recorded errors of every delivery
+// job of rule.
+func deliveryJobs(t *testing.T, s *servertest.Server, rule string) map[string]string {
+	t.Helper()
+	rows, err := s.Store.Reader().Query(`SELECT id, state, errors FROM river_job WHERE kind = 'deliver_event' AND json_extract(args, '$.rule') = $1`, rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id int64
+		var state string
+		var errs sql.NullString
+		if err := rows.Scan(&id, &state, &errs); err != nil {
+			t.Fatal(err)
+		}
+		out[fmt.Sprint(id)] = state + " " + errs.String
+	}
+	return out
+}
+
+// A rule deleted, or whose target moves to another URL, while a delivery
+// to it fails and waits for its retry: the delivery ends, dropped, and
+// the old URL hears nothing more (nor does the new one: the event was
+// routed to the old target).
+func TestDeletedOrChangedRuleStopsPendingDeliveries(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
+	gone, moved := newHeldReceiver(t, http.StatusServiceUnavailable), newHeldReceiver(t, http.StatusServiceUnavailable)
+	moveTo := newReceiver(t, ok)
+	putRuleAPI(t, s, "gone", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+gone.URL+`/hook", "secret": "k"}]}`)
+	putRuleAPI(t, s, "moved", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+moved.URL+`/hook", "secret": "k"}]}`)
+	s.Push(t, "shop/hello:1", imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "hello.txt", Body: "hello\n"})))
+
+	// Both first attempts are under way; the rules change before they
+	// fail.
+	gone.waitArrived(t)
+	moved.waitArrived(t)
+	if status, body := s.API(t, http.MethodDelete, "/api/v1/rules/gone", nil); status != http.StatusNoContent {
+		t.Fatalf("delete rule: %d %s", status, body)
+	}
+	putRuleAPI(t, s, "moved", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+moveTo.URL+`/hook", "secret": "k2"}]}`)
+	gone.let()
+	moved.let()
+
+	waitFor(t, 30*time.Second, "the pending deliveries to end", func() bool {
+		p, err := jobs.Pending(context.Background(), s.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p["deliver_event"] == 0
+	})
+	if n, m := gone.n.Load(), moved.n.Load(); n != 1 || m != 1 {
+		t.Errorf("the old URLs got %d and %d requests, want the one attempt each made before the change", n, m)
+	}
+	if n := len(moveTo.requests()); n != 0 {
+		t.Errorf("the new URL got %d requests for an event routed to the old one", n)
+	}
+	for rule, why := range map[string]string{"gone": "rule gone no longer exists", "moved": "target ci of rule moved has changed"} {
+		js := deliveryJobs(t, s, rule)
+		if len(js) != 1 {
+			t.Fatalf("rule %s: delivery jobs %v, want 1", rule, js)
+		}
+		for id, st := range js {
+			if !strings.HasPrefix(st, "cancelled ") || !strings.Contains(st, why) {
+				t.Errorf("rule %s: delivery job %s: %s; want cancelled, saying %q", rule, id, st, why)
+			}
+		}
+	}
+	if dl, err := events.NewBus(s.Store, nil, events.BusOptions{}).DeadLetters(context.Background(), false); err != nil || len(dl) != 0 {
+		t.Errorf("dead letters %+v, %v; want none: a dropped delivery is no failure", dl, err)
+	}
+}
+
+// A dead letter of a rule deleted since is refused by a replay, with the
+// reason, and its old URL hears nothing more; the job arguments and the
+// dead letter never hold the target's secret.
+func TestDeadLetterOfDeletedRuleRefused(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{DeliveryRetryWindow: 2 * time.Second}})
+	rc := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
+	const secret = "never-in-job-args"
+	putRuleAPI(t, s, "pushes", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+rc.URL+`/push", "secret": "`+secret+`"}]}`)
+	s.Push(t, "shop/hello:1", imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "hello.txt", Body: "hello\n"})))
+	bus := events.NewBus(s.Store, nil, events.BusOptions{})
+	var dl []events.DeadLetter
+	waitFor(t, 30*time.Second, "a dead letter", func() bool {
+		var err error
+		dl, err = bus.DeadLetters(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dl) > 0
+	})
+	var leaked int
+	if err := s.Store.Reader().QueryRow(`SELECT count(*) FROM river_job WHERE instr(args, $1) > 0`, secret).Scan(&leaked); err != nil {
+		t.Fatal(err)
+	}
+	if leaked != 0 || dl[0].Target.Secret != "" {
+		t.Errorf("the secret is in %d jobs' arguments; the dead letter's target %+v", leaked, dl[0].Target)
+	}
+	tried := len(rc.requests())
+
+	if status, body := s.API(t, http.MethodDelete, "/api/v1/rules/pushes", nil); status != http.StatusNoContent {
+		t.Fatalf("delete rule: %d %s", status, body)
+	}
+	status, body := s.API(t, http.MethodPost, "/api/v1/dead-letters/replay", map[string]any{})
+	if status != http.StatusAccepted {
+		t.Fatalf("replay: %d %s", status, body)
+	}
+	var res struct {
+		Replayed int
+		Refused  []struct {
+			ID     int64
+			Reason string
+		}
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Replayed != 0 || len(res.Refused) != 1 || res.Refused[0].ID != dl[0].ID || !strings.Contains(res.Refused[0].Reason, "rule pushes no longer exists") {
+		t.Errorf("replay after the rule was deleted: %s; want dead letter %d refused, saying the rule no longer exists", body, dl[0].ID)
+	}
+	waitIdle(t, s.Store)
+	if n := len(rc.requests()); n != tried {
+		t.Errorf("the deleted rule's URL got %d more requests", n-tried)
 	}
 }

@@ -19,6 +19,10 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.app.ServeHTTP(w, req)
 		return
 	}
+	if !isDigest(ref) && (req.Method == http.MethodPut || req.Method == http.MethodDelete) {
+		// One change to a tag at a time, stored and recorded (Registry.tags).
+		defer r.tags.lock(name + ":" + ref)()
+	}
 	switch req.Method {
 	case http.MethodPut:
 		r.putManifest(w, req, name, ref)

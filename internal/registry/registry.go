@@ -78,6 +78,11 @@ type Registry struct {
 	cfg Config
 	app *handlers.App
 	ns  distribution.Namespace
+	// tags serialises the changes to one repository:tag, from the storage
+	// write to the record Hooks keep: two pushes to a tag at once would
+	// otherwise store in one order and record in the other, and the record
+	// would name a manifest other than the one a pull of the tag gets.
+	tags keyLock
 }
 
 // New opens the registry stored under cfg.Root.

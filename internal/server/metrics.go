@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -36,7 +38,7 @@ func newMetrics(st *store.Store) *metrics {
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300},
 		}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scangate_event_deliveries_total", Help: "Event deliveries to rule targets, by result (delivered or failed attempt).",
+			Name: "scangate_event_deliveries_total", Help: "Event deliveries to rule targets, by result (delivered, failed attempt, or dropped: the rule was deleted or changed).",
 		}, []string{"result"}),
 	}
 	m.refusals = prometheus.NewCounter(prometheus.CounterOpts{
@@ -70,6 +72,10 @@ func (m *metrics) scanned(status string, d time.Duration) {
 }
 
 func (m *metrics) delivered(_, _ string, err error) {
+	if errors.Is(err, events.ErrDropped) {
+		m.deliveries.WithLabelValues("dropped").Inc()
+		return
+	}
 	if err != nil {
 		m.deliveries.WithLabelValues("failed").Inc()
 		return

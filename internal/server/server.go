@@ -173,8 +173,12 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 		}
 	}()
 	workers := river.NewWorkers()
+	queues := events.Queues()
+	queues[river.QueueDefault] = 2
+	queues[scanner.Queue] = cfg.ScanConcurrency
+	queues[pipeline.Queue] = cfg.BuildConcurrency
 	p.jobs, err = jobs.New(st, workers, jobs.Config{
-		Queues: map[string]int{river.QueueDefault: 2, "events": 4, scanner.Queue: cfg.ScanConcurrency, pipeline.Queue: cfg.BuildConcurrency},
+		Queues: queues,
 		Logger: log.With("component", "jobs"),
 	})
 	if err != nil {

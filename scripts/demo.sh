@@ -4,7 +4,9 @@
 # image and gate it; then run the server: a push to its registry is scanned,
 # the result is an event, and a database update re-evaluates the image
 # without pulling it; then a pipeline: a git push is built on the Docker
-# Engine, scanned and gated: rejected, then approved after a fix.
+# Engine, scanned and gated: rejected, then approved after a fix, and the
+# approved image deployed as a new revision of a service's task definition,
+# running and answering on its port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/scangate
@@ -103,7 +105,30 @@ go run ./scripts/demoimage "$data/base.tar" "scangate-demo/base:vulnerable-$suff
 go run ./scripts/demoimage "$data/fixed.tar" "scangate-demo/base:fixed-$suffix" fixed
 docker load -q -i "$data/base.tar"
 docker load -q -i "$data/fixed.tar"
-trap 'docker rmi -f "scangate-demo/base:vulnerable-$suffix" "scangate-demo/base:fixed-$suffix" >/dev/null 2>&1 || true; cleanup' EXIT
+# Where approved images run, as the seed's template makes it: a cluster, a
+# task definition (ECS's own fields) and a service at desired count 0. The
+# deploy commands are clients of the server's API, with a deployer's token.
+deployer=$($bin token create --name demo-deployer --role deployer)
+export SCANGATE_SERVER="http://$addr" SCANGATE_TOKEN="$deployer"
+cluster="demo-$suffix"
+trap 'docker rm -f $(docker ps -aq --filter "label=io.scangate.cluster=$cluster") >/dev/null 2>&1 || true
+	docker rmi -f "scangate-demo/base:vulnerable-$suffix" "scangate-demo/base:fixed-$suffix" >/dev/null 2>&1 || true; cleanup' EXIT
+step $bin cluster create "$cluster"
+cat >"$data/taskdef.yaml" <<EOF
+family: shop-api
+containerDefinitions:
+  - name: api
+    image: $addr/demo/app:1          # a placeholder: the deploy stage replaces it with the approved digest
+    entryPoint: [/app]
+    environment: [{name: MESSAGE, value: "hello from shop-api"}]
+    portMappings: [{containerPort: 8080}]
+    healthCheck: {command: [CMD, /app, probe, "http://127.0.0.1:8080/health"], interval: 5, retries: 2}
+    memory: 64
+EOF
+cat "$data/taskdef.yaml"
+step $bin taskdef register -f "$data/taskdef.yaml"
+step $bin service create --cluster "$cluster" --name shop-api --taskdef shop-api --desired-count 0
+step $bin service update --cluster "$cluster" shop-api --desired-count 1
 step $bin repo create shop-api
 cat >"$data/pipeline.yaml" <<EOF
 name: shop-api
@@ -113,15 +138,16 @@ approval:
   policy:
     thresholds: {CRITICAL: 0, HIGH: 0}
   timeout: 7d
-deploy: {cluster: default, service: shop-api, container: api}
+deploy: {cluster: $cluster, service: shop-api, container: api}
 EOF
 cat "$data/pipeline.yaml"
 step $bin pipeline put -f "$data/pipeline.yaml"
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com
 repo="$data/shop-api"
 git clone -q "http://demo:$token@$addr/git/shop-api.git" "$repo" 2>/dev/null
-printf 'FROM scangate-demo/base:vulnerable-%s\nCOPY app.txt /srv/app.txt\n' "$suffix" >"$repo/Dockerfile"
-echo hello >"$repo/app.txt"
+# The app: a small static HTTP server (the one the tests run).
+CGO_ENABLED=0 go build -o "$repo/app" ./internal/apptest/testdata/app
+printf 'FROM scangate-demo/base:vulnerable-%s\nCOPY app /app\n' "$suffix" >"$repo/Dockerfile"
 echo '$ git commit -m first && git push   # FROM the vulnerable base'
 git -C "$repo" add -A && git -C "$repo" commit -q -m "first" && git -C "$repo" push -q origin HEAD:main
 # wait_execution waits for the execution of the repository's head to end.
@@ -139,12 +165,31 @@ wait_execution() {
 	return 1
 }
 wait_execution
-printf 'FROM scangate-demo/base:fixed-%s\nCOPY app.txt /srv/app.txt\n' "$suffix" >"$repo/Dockerfile"
+echo "the service could start no task: its placeholder image was never approved"
+step $bin service describe --cluster "$cluster" shop-api
+printf 'FROM scangate-demo/base:fixed-%s\nCOPY app /app\n' "$suffix" >"$repo/Dockerfile"
 echo '$ git commit -m "use the fixed base image" && git push'
 git -C "$repo" commit -q -am "use the fixed base image" && git -C "$repo" push -q origin HEAD:main
 wait_execution
 step $bin execution get "$id" --artifact
 step $bin execution list --pipeline shop-api
+# The seed's last step: the approved image runs as a task of the service,
+# as revision 2 of its task definition, and answers on its port.
+step $bin service describe --cluster "$cluster" shop-api
+step $bin taskdef describe shop-api:2
+step $bin task list --cluster "$cluster" --service shop-api
+port=$($bin --format json task list --cluster "$cluster" --service shop-api | tr -d ' \n' | sed -n 's/.*"containerPort":8080,[^}]*"hostPort":\([0-9]*\).*/\1/p')
+echo "\$ GET http://127.0.0.1:$port/"
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+sed -n '$p' <&3
+echo
+exec 3<&-
+step $bin service delete --cluster "$cluster" shop-api
+for _ in $(seq 1 300); do
+	[ -z "$(docker ps -aq --filter "label=io.scangate.cluster=$cluster")" ] && break
+	sleep 0.1
+done
 
 kill -TERM "$server_pid"
 wait "$server_pid"

@@ -41,6 +41,7 @@ func (p *parts) assembleDeploy(ctx context.Context) error {
 		Judge:        judge{p},
 		Resolver:     tags{p.st},
 		Balancer:     balancer{p.balancer},
+		Retention:    p.cfg.TaskRetention,
 		Logger:       log.With("component", "deploy"),
 		OnRefusal:    p.metrics.refused,
 		OnDeployment: p.metrics.deployed,

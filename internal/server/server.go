@@ -60,7 +60,9 @@ type Config struct {
 	// running jobs before cancelling the jobs, which run again at the next
 	// start (30 s).
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// TaskRetention keeps stopped tasks this long (24 hours).
+	TaskRetention time.Duration
+	Logger        *slog.Logger
 	// Ready, if not nil, receives the address served once the server is
 	// listening.
 	Ready chan<- string

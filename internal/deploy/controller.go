@@ -132,23 +132,12 @@ func (c *Controller) Run(ctx context.Context) {
 	defer c.wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	changes := time.NewTicker(time.Second)
-	defer changes.Stop()
-	last := ""
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.trigger:
 		case <-timer.C:
-		case <-changes.C:
-			// The CLI changes services in the database from another
-			// process: a cheap look tells whether anything did.
-			fp, err := c.fingerprint(ctx)
-			if err != nil || fp == last {
-				continue
-			}
-			last = fp
 		}
 		busy, err := c.Reconcile(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -161,18 +150,6 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		timer.Reset(next)
 	}
-}
-
-// fingerprint changes when a service, an override or a person's task stop
-// changes.
-func (c *Controller) fingerprint(ctx context.Context) (string, error) {
-	var fp string
-	err := c.st.Reader().QueryRowContext(ctx, `SELECT
-		(SELECT COALESCE(MAX(updated_at), '') || ' ' || COUNT(*) FROM services) || ' ' ||
-		(SELECT COUNT(*) FROM clusters) || ' ' ||
-		(SELECT COALESCE(MAX(created_at), '') || ' ' || COUNT(*) FROM admission_overrides) || ' ' ||
-		(SELECT COALESCE(MAX(stopping_at), '') FROM tasks WHERE last_status = 'DEPROVISIONING')`).Scan(&fp)
-	return fp, err
 }
 
 // Reconcile brings every service one step nearer to what it should be; busy

@@ -86,6 +86,7 @@ short run again at the next start.`,
 	f.IntVar(&cfg.MaxTags, "max-tags", 1000, "most tags in one page of a tag list")
 	f.StringVar(&severity, "severity-source", "nvd", "whose rating counts first: nvd or vendor")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and jobs")
+	f.StringSliceVar(&cfg.DenyRejectedPulls, "deny-rejected-pulls", nil, "repositories (patterns such as shop/*; * for all) whose rejected images only admins may pull")
 	f.DurationVar(&cfg.TaskRetention, "task-retention", 24*time.Hour, "keep stopped tasks (stop code, reason, exit codes, last log lines) this long")
 	return cmd
 }

@@ -7,9 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	ggcrname "github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -112,7 +117,7 @@ func hasEvent(s *deploy.Service, text string) bool {
 // asks, until an admin's override with a reason and an expiry.
 func TestAdmission(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, servertest.Options{Feeds: []string{"debian", "ghsa", "nvd"}})
+	h := newHarness(t, servertest.Options{Feeds: []string{"debian", "ghsa", "nvd"}, Config: server.Config{DenyRejectedPulls: []string{"shop/*"}}})
 	vulnerable := h.appBase("vulnerable", imagetest.ReadFixture(t, "debian", "dpkg-status"))
 	name := "adm-" + h.id
 	dir := h.repo(name, fmt.Sprintf("name: %s\nsource: {repository: %s, branch: main}\nbuild: {repository: shop/%s}\n"+
@@ -122,8 +127,30 @@ func TestAdmission(t *testing.T) {
 	if ex.Approval == nil || ex.Approval.Status != pipeline.StateRejected {
 		t.Fatalf("the vulnerable image: %+v", ex.Approval)
 	}
+	// The registry: with --deny-rejected-pulls, only admins pull it.
+	var reader struct{ Secret string }
+	h.decode(h.api("POST", "/api/v1/tokens", map[string]string{"name": "reader-" + h.id, "role": "reader"}, http.StatusCreated), &reader)
+	ref, err := ggcrname.ParseReference(ex.ImageURI, ggcrname.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Get(ref, remote.WithAuth(&authn.Basic{Username: "r", Password: reader.Secret}))
+	if err == nil || !strings.Contains(err.Error(), "DENIED") || !strings.Contains(err.Error(), "was Rejected by the gate (Rejected: CRITICAL") {
+		t.Errorf("a reader pulled the rejected image: %v", err)
+	}
+	if _, err := remote.Get(ref, remote.WithAuth(h.s.Auth())); err != nil {
+		t.Errorf("an admin could not pull the rejected image: %v", err)
+	}
 	cluster := h.cluster("adm")
 	ok := h.pushApp("shop/ok-" + h.id)
+	// An image the gate did not reject is pulled as before.
+	okRef, err := ggcrname.ParseReference(ok, ggcrname.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Get(okRef, remote.WithAuth(&authn.Basic{Username: "r", Password: reader.Secret})); err != nil {
+		t.Errorf("a reader could not pull an image the gate did not reject: %v", err)
+	}
 	good := h.taskDef(name, ok, nil, "")
 	h.api("POST", "/api/v1/services", map[string]any{"clusterName": cluster, "serviceName": name, "taskDefinition": good, "desiredCount": 0},
 		http.StatusCreated)

@@ -11,10 +11,16 @@ import (
 // ServeHTTP serves the registry API at /v2/, checking the request's token
 // and telling Hooks of manifest pushes, pulls and deletes.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if !r.authorize(w, req) {
+	who, ok := r.authorize(w, req)
+	if !ok {
 		return
 	}
 	name, ref, ok := manifestPath(req.URL.Path)
+	if ok && r.cfg.PullGate != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+		gw := r.gatePull(w, req, who, name)
+		defer gw.finish()
+		w = gw
+	}
 	if !ok || r.cfg.Hooks == nil {
 		r.app.ServeHTTP(w, req)
 		return
@@ -29,6 +35,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case http.MethodGet:
 		rec := &statusWriter{ResponseWriter: w}
 		r.app.ServeHTTP(rec, req)
+		if g, gated := w.(*gatedWriter); gated && g.replaced {
+			return // the gate refused: no pull happened
+		}
 		if rec.status == http.StatusOK {
 			m := Manifest{Repository: name, Digest: w.Header().Get("Docker-Content-Digest"), MediaType: w.Header().Get("Content-Type")}
 			if !isDigest(ref) {
@@ -79,8 +88,8 @@ func isUpload(p string) bool {
 }
 
 // authorize checks the request's token, answering 401 or 403 itself when
-// the request may not go on.
-func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) bool {
+// the request may not go on; it returns who asks (no token: anonymous).
+func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (Puller, bool) {
 	want := need(req)
 	secret, has := auth.Secret(req)
 	if !has {
@@ -89,21 +98,52 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) bool {
 		// ping had not asked for one.
 		base := req.URL.Path == "/v2/" || req.URL.Path == "/v2"
 		if r.cfg.AnonymousPull && want == auth.RoleReader && !base {
-			return true
+			return Puller{}, true
 		}
 		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
-		return false
+		return Puller{}, false
 	}
 	tok, err := r.cfg.Tokens.Verify(req.Context(), secret)
 	if err != nil {
 		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid token")
-		return false
+		return Puller{}, false
 	}
 	if !tok.Role.Allows(want) {
 		deny(w, http.StatusForbidden, "DENIED", "token "+tok.Name+" ("+string(tok.Role)+") may not "+req.Method+" here; it needs the "+string(want)+" role")
-		return false
+		return Puller{}, false
 	}
-	return true
+	return Puller{Token: tok.Name, Role: tok.Role}, true
+}
+
+// gatedWriter asks the pull gate about a manifest as its status is written:
+// only then has the registry resolved a tag to the digest it serves. A
+// refusal replaces the response with 403 DENIED and the gate's reason.
+type gatedWriter struct {
+	*hookWriter
+	refusal error
+}
+
+func (r *Registry) gatePull(w http.ResponseWriter, req *http.Request, who Puller, name string) *gatedWriter {
+	gw := &gatedWriter{hookWriter: &hookWriter{ResponseWriter: w}}
+	gw.onStatus = func(status int) int {
+		if status != http.StatusOK {
+			return status
+		}
+		gw.refusal = r.cfg.PullGate.AllowPull(req.Context(), who, name, w.Header().Get("Docker-Content-Digest"))
+		if gw.refusal == nil {
+			return status
+		}
+		w.Header().Set("Content-Type", "application/json")
+		return http.StatusForbidden
+	}
+	return gw
+}
+
+// finish writes the refusal's body, if the gate refused.
+func (g *gatedWriter) finish() {
+	if g.replaced && g.refusal != nil {
+		_ = json.NewEncoder(g.ResponseWriter).Encode(errorBody("DENIED", g.refusal.Error()))
+	}
 }
 
 // deny writes an error in the distribution specification's shape.

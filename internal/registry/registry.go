@@ -48,6 +48,9 @@ type Config struct {
 	Tokens *auth.Tokens
 	// Hooks hears of manifest pushes and pulls; nil hears nothing.
 	Hooks Hooks
+	// PullGate, if set, may refuse a manifest's pull (images the gate
+	// rejected, in the repositories where that is asked).
+	PullGate PullGate
 	// Logger reports what clients are not told in full (a push that could
 	// not be recorded); nil is slog's default logger.
 	Logger *slog.Logger
@@ -71,6 +74,19 @@ type Hooks interface {
 	// ManifestDeleted runs after a manifest (Digest set) or a tag (Tag
 	// set) was deleted.
 	ManifestDeleted(ctx context.Context, m Manifest)
+}
+
+// PullGate decides whether a manifest may be pulled, once the registry
+// knows its digest.
+type PullGate interface {
+	// AllowPull returns why who may not pull repository@digest, or nil.
+	AllowPull(ctx context.Context, who Puller, repository, digest string) error
+}
+
+// Puller is who pulls: a token's name and role, or "" for anonymous.
+type Puller struct {
+	Token string
+	Role  auth.Role
 }
 
 // Registry is the embedded registry.

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net"
+	"path"
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
@@ -12,6 +14,7 @@ import (
 	"github.com/scangate/scangate/internal/engine/docker"
 	"github.com/scangate/scangate/internal/lb"
 	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -100,6 +103,42 @@ func (b balancer) SetTargets(name string, targets []deploy.Target) {
 		out[i] = lb.Target{ID: t.ID, Addr: t.Addr}
 	}
 	_ = b.b.SetTargets(name, out) // only an unknown name fails: Listen made it
+}
+
+// pullGate refuses pulls of rejected images in the repositories that ask
+// for it, as Harbor's "prevent vulnerable images from running" does; nil
+// when none does.
+func (p *parts) pullGate() registry.PullGate {
+	if len(p.cfg.DenyRejectedPulls) == 0 {
+		return nil
+	}
+	return rejectedPulls{p}
+}
+
+type rejectedPulls struct{ p *parts }
+
+func (g rejectedPulls) AllowPull(ctx context.Context, who registry.Puller, repository, digest string) error {
+	// Admins may pull anything (to look into it), and the server's own
+	// engine pulls what an admin's admission override lets run.
+	if who.Role == auth.RoleAdmin || who.Token == deployerToken {
+		return nil
+	}
+	match := false
+	for _, pat := range g.p.cfg.DenyRejectedPulls {
+		ok, _ := path.Match(pat, repository)
+		match = match || ok || pat == "*"
+	}
+	if !match {
+		return nil
+	}
+	v, err := g.p.pipes.Verdict(ctx, repository, digest)
+	if err != nil {
+		return fmt.Errorf("%s@%s: its verdict could not be read (%v); try again", repository, digest, err)
+	}
+	if v.Decision == pipeline.StateRejected {
+		return fmt.Errorf("%s@%s was Rejected by the gate (%s): only admins may pull it", repository, digest, v.Summary)
+	}
+	return nil
 }
 
 // pipelineDeployer runs the pipelines' deploy stages on the controller.

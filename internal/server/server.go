@@ -62,7 +62,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// TaskRetention keeps stopped tasks this long (24 hours).
 	TaskRetention time.Duration
-	Logger        *slog.Logger
+	// DenyRejectedPulls names the repositories (path.Match patterns, "*"
+	// for all) whose images the gate rejected only admins may pull.
+	DenyRejectedPulls []string
+	Logger            *slog.Logger
 	// Ready, if not nil, receives the address served once the server is
 	// listening.
 	Ready chan<- string
@@ -193,6 +196,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	p.reg, err = registry.New(ctx, registry.Config{
 		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
+		PullGate: p.pullGate(),
 	})
 	if err != nil {
 		return nil, err

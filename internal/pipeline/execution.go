@@ -162,9 +162,11 @@ type Push struct {
 }
 
 // OnPush starts an execution of every pipeline whose source the push moved.
-// An external repository's push is told twice when its pipeline is both
-// polled and sent webhooks, and a forge may deliver a webhook again: a
-// push of the commit the pipeline's latest execution runs starts nothing.
+// A push from an external repository is told by polls and by webhooks,
+// which a forge may deliver again, late, or which someone may replay: it
+// starts nothing when the commit is no longer the branch's head (as a
+// fetch finds it) or when the pipeline has run it already. A person who
+// wants a commit run again starts it (Start).
 func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 	defs, err := s.List(ctx)
 	if err != nil {
@@ -175,15 +177,23 @@ func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 		if !d.Source.matches(p) {
 			continue
 		}
+		if p.URL != "" && s.opts.Source != nil {
+			// Outside the transaction: a fetch may take a while, and the
+			// database has one writer.
+			head, err := s.opts.Source.Head(ctx, d.Source)
+			if err != nil {
+				return ids, fmt.Errorf("pipeline %s: the head of %s: %w", d.Name, d.Source.Branch, err)
+			}
+			if head != p.Commit {
+				s.opts.Logger.Info("push ignored: the commit is not the branch's head", "pipeline", d.Name, "commit", p.Commit, "head", head, "trigger", p.Kind)
+				continue
+			}
+		}
 		var id string
 		err := s.st.InTx(ctx, func(tx *sql.Tx) error {
-			var seen int
-			q := `SELECT count(*) FROM executions WHERE pipeline = $1 AND commit_sha = $2`
-			if !p.OnlyNew {
-				q = `SELECT count(*) FROM (SELECT commit_sha FROM executions WHERE pipeline = $1 ORDER BY started_at DESC LIMIT 1) WHERE commit_sha = $2`
-			}
 			if p.OnlyNew || p.URL != "" {
-				if err := tx.QueryRowContext(ctx, q, d.Name, p.Commit).Scan(&seen); err != nil || seen > 0 {
+				var seen int
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM executions WHERE pipeline = $1 AND commit_sha = $2`, d.Name, p.Commit).Scan(&seen); err != nil || seen > 0 {
 					return err
 				}
 			}
@@ -195,6 +205,7 @@ func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 			return ids, err
 		}
 		if id == "" {
+			s.opts.Logger.Info("push ignored: the pipeline has run the commit", "pipeline", d.Name, "commit", p.Commit, "trigger", p.Kind)
 			continue
 		}
 		s.opts.Logger.Info("execution started", "pipeline", d.Name, "execution", id, "commit", p.Commit, "trigger", p.Kind)

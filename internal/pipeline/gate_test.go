@@ -424,7 +424,11 @@ func TestExternalSource(t *testing.T) {
 		t.Errorf("the first polled execution: %s (%s), want Superseded by the second", ex.Status, ex.Reason)
 	}
 
+	// Each request is a delivery of its own, with an id of its own, as a
+	// forge sends them: a delivery sent again is TestReplayedWebhookStartsNothing's.
+	deliveries := 0
 	hook := func(repo, before, after, signWith string) (int, string) {
+		deliveries++
 		body := fmt.Sprintf(`{"ref": "refs/heads/main", "before": %q, "after": %q, "repository": {"clone_url": "http://%s/git/%s.git"}}`,
 			before, after, st.s.Addr, repo)
 		m := hmac.New(sha256.New, []byte(signWith))
@@ -435,7 +439,7 @@ func TestExternalSource(t *testing.T) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-GitHub-Delivery", st.id)
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("%s-%d", st.id, deliveries))
 		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -476,5 +480,94 @@ func TestExternalSource(t *testing.T) {
 	}
 	if n, m := len(st.executions(polled, p2)), len(st.executions(hooked, h1)); n != 1 || m != 1 {
 		t.Errorf("after repeated webhooks: %d executions of the polled commit and %d of the pushed one, want 1 each", n, m)
+	}
+}
+
+// githubPush is a signed GitHub push webhook, kept to be sent again as is.
+type githubPush struct {
+	body   string
+	header http.Header
+}
+
+func (st *story) githubPush(repo, delivery, before, after, secret string) githubPush {
+	body := fmt.Sprintf(`{"ref": "refs/heads/main", "before": %q, "after": %q, "repository": {"clone_url": "http://%s/git/%s.git"}}`,
+		before, after, st.s.Addr, repo)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-GitHub-Event", "push")
+	h.Set("X-GitHub-Delivery", delivery)
+	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	return githubPush{body, h}
+}
+
+// send posts the webhook to the server and returns the status and body.
+func (st *story) send(p githubPush) (int, string) {
+	st.t.Helper()
+	req, err := http.NewRequest("POST", "http://"+st.s.Addr+"/hooks/git", strings.NewReader(p.body))
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	req.Header = p.header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(msg)
+}
+
+// An old signed push webhook sent again, as it was or as a new delivery,
+// starts nothing: the commit it names has run already and is no longer
+// the branch's head. The newest execution stays the newest commit's.
+func TestReplayedWebhookStartsNothing(t *testing.T) {
+	t.Parallel()
+	st := newStoryWith(t, noFeeds)
+	base := st.cleanBase()
+	upstream, name := "upstream-replayed-"+st.id, "ext-replayed-"+st.id
+	st.api("POST", "/api/v1/repositories", map[string]string{"name": upstream}, http.StatusCreated)
+	dir := st.clone(upstream)
+	secret := "hook-secret-" + st.id
+	st.api("PUT", "/api/v1/pipelines/"+name, []byte(gate(name,
+		fmt.Sprintf("{url: '%s', branch: main, webhook-secret: %s}", st.repoURL(upstream), secret), "apps/"+name)), http.StatusOK)
+	newest := func() *pipeline.Execution {
+		t.Helper()
+		var list struct{ Executions []*pipeline.Execution }
+		if err := json.Unmarshal(st.api("GET", "/api/v1/executions?pipeline="+name, nil, http.StatusOK), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Executions) == 0 {
+			t.Fatal("no executions")
+		}
+		return list.Executions[0]
+	}
+
+	zero := strings.Repeat("0", 40)
+	a := st.commitIn(dir, "a", app(base, "a"))
+	pushA := st.githubPush(upstream, "delivery-a-"+st.id, zero, a, secret)
+	if status, msg := st.send(pushA); status != http.StatusNoContent {
+		t.Fatalf("A's webhook: %d %s, want 204", status, msg)
+	}
+	b := st.commitIn(dir, "b", app(base, "b"))
+	if status, msg := st.send(st.githubPush(upstream, "delivery-b-"+st.id, a, b, secret)); status != http.StatusNoContent {
+		t.Fatalf("B's webhook: %d %s, want 204", status, msg)
+	}
+	if n, m := len(st.executions(name, a)), len(st.executions(name, b)); n != 1 || m != 1 {
+		t.Fatalf("%d executions of A and %d of B, want 1 each", n, m)
+	}
+
+	// A's request again, as it was; then a new delivery naming A.
+	for _, p := range []githubPush{pushA, st.githubPush(upstream, "delivery-a-again-"+st.id, zero, a, secret)} {
+		if status, msg := st.send(p); status/100 != 2 {
+			t.Errorf("webhook %s again: %d %s, want it taken and ignored", p.header.Get("X-GitHub-Delivery"), status, msg)
+		}
+	}
+	if n := len(st.executions(name, a)); n != 1 {
+		t.Errorf("%d executions of A after its webhook was sent again, want the first only", n)
+	}
+	if ex := newest(); ex.Commit != b {
+		t.Errorf("the newest execution runs %.12s, want B %.12s", ex.Commit, b)
 	}
 }

@@ -17,10 +17,14 @@ import (
 	"github.com/scangate/scangate/internal/store"
 )
 
-// Source gives the build the files of a commit.
+// Source gives the build the files of a commit, and tells a push of a
+// branch's head from a stale one.
 type Source interface {
 	// Archive writes a tar of the tree of commit in the pipeline's source.
 	Archive(ctx context.Context, src SourceSpec, commit string, w io.Writer) error
+	// Head returns the commit the source's branch names now; for an
+	// external repository, as a fetch of it finds it.
+	Head(ctx context.Context, src SourceSpec) (string, error)
 }
 
 // Builder builds an image and pushes it to scangate's registry.

@@ -15,6 +15,7 @@ import (
 	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/source"
+	"github.com/scangate/scangate/internal/store"
 )
 
 // builderToken names the token the server makes at each start for its
@@ -35,6 +36,15 @@ func (p pipelineSource) Archive(ctx context.Context, src pipeline.SourceSpec, co
 		return errors.Join(pipeline.ErrRetry, err)
 	}
 	return p.repos.ArchiveRemote(ctx, src.URL, commit, w)
+}
+
+// Head returns the commit the pipeline's branch names now: a hosted
+// repository's ref, or an external repository's branch as a fetch finds it.
+func (p pipelineSource) Head(ctx context.Context, src pipeline.SourceSpec) (string, error) {
+	if src.Repository != "" {
+		return p.repos.Resolve(ctx, src.Repository, "refs/heads/"+src.Branch)
+	}
+	return p.repos.Fetch(ctx, src.URL, src.Branch)
 }
 
 // pipelineBuilder builds on the Docker Engine.
@@ -60,9 +70,9 @@ type sources struct {
 	mu sync.Mutex
 }
 
-func newSources(dataDir string, tokens *auth.Tokens, log *slog.Logger) (*sources, error) {
+func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, log *slog.Logger) (*sources, error) {
 	s := &sources{log: log}
-	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log})
+	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st})
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +104,7 @@ func (s *sources) onPush(ctx context.Context, p source.Push) error {
 
 // head resolves a pipeline's branch to its commit.
 func (s *sources) head(ctx context.Context, d *pipeline.Definition) (string, error) {
-	if d.Source.Repository != "" {
-		return s.repos.Resolve(ctx, d.Source.Repository, "refs/heads/"+d.Source.Branch)
-	}
-	return s.repos.Fetch(ctx, d.Source.URL, d.Source.Branch)
+	return pipelineSource{s.repos}.Head(ctx, d.Source)
 }
 
 // reconcile starts the executions of hosted pushes made while no server

@@ -224,7 +224,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	if err != nil {
 		return err
 	}
-	if p.sources, err = newSources(p.cfg.DataDir, p.tokens, log.With("component", "source")); err != nil {
+	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, log.With("component", "source")); err != nil {
 		return err
 	}
 	if p.builder, err = newBuilder(ctx, p.tokens, p.host); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/store"
 )
 
 // ZeroHash is the commit of a ref that does not exist: the Old of a
@@ -82,6 +83,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logger reports what clients are not told; nil is slog's default.
 	Logger *slog.Logger
+	// Store records the ids of the webhook deliveries taken, so that one
+	// sent again is ignored; nil records none.
+	Store *store.Store
 }
 
 // Repos is the set of hosted repositories under one folder, and the caches

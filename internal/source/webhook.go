@@ -140,12 +140,13 @@ func checkDepth(b []byte, max int) error {
 	return nil
 }
 
-// hook is a webhook request's forge, event and credential.
+// hook is a webhook request's forge, event, credential and delivery id.
 type hook struct {
-	forge Forge
-	event string
-	push  bool   // whether event is a push
-	proof string // the signature or token the request carries
+	forge    Forge
+	event    string
+	push     bool   // whether event is a push
+	proof    string // the signature or token the request carries
+	delivery string // the forge's id of this delivery, the same when sent again; "" if none
 }
 
 // detect tells the forge of a webhook request by its headers. Gitea also
@@ -154,13 +155,13 @@ func detect(h http.Header) (hook, bool) {
 	switch {
 	case h.Get("X-Gitea-Event") != "":
 		e := h.Get("X-Gitea-Event")
-		return hook{Gitea, e, e == "push", h.Get("X-Gitea-Signature")}, true
+		return hook{Gitea, e, e == "push", h.Get("X-Gitea-Signature"), h.Get("X-Gitea-Delivery")}, true
 	case h.Get("X-Gitlab-Event") != "":
 		e := h.Get("X-Gitlab-Event")
-		return hook{GitLab, e, e == "Push Hook", h.Get("X-Gitlab-Token")}, true
+		return hook{GitLab, e, e == "Push Hook", h.Get("X-Gitlab-Token"), h.Get("X-Gitlab-Event-UUID")}, true
 	case h.Get("X-GitHub-Event") != "":
 		e := h.Get("X-GitHub-Event")
-		return hook{GitHub, e, e == "push", h.Get("X-Hub-Signature-256")}, true
+		return hook{GitHub, e, e == "push", h.Get("X-Hub-Signature-256"), h.Get("X-GitHub-Delivery")}, true
 	}
 	return hook{}, false
 }
@@ -216,8 +217,9 @@ func payload(contentType string, body []byte) ([]byte, error) {
 // true}. secretFor returns the secret of the repository at a clone URL
 // (match it with RepoKey), "" if no pipeline watches it: such pushes are
 // refused with 404. Other events (GitHub's ping) are answered 202 and
-// otherwise ignored. An OnPush error is a 500, so that the forge shows the
-// delivery as failed and it can be redelivered.
+// otherwise ignored, as is a delivery taken before (by its forge's
+// delivery id, with Options.Store). An OnPush error is a 500, so that the
+// forge shows the delivery as failed and it can be redelivered.
 func (r *Repos) WebhookHandler(secretFor func(url string) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {
@@ -271,9 +273,34 @@ func (r *Repos) serveHook(w http.ResponseWriter, req *http.Request, k hook, body
 		http.Error(w, "bad signature or token", http.StatusForbidden)
 		return
 	}
+	ctx := context.WithoutCancel(req.Context())
+	// A delivery is claimed once it is known to be the forge's, never
+	// before: an unsigned request must not use up a delivery's id.
+	claimed := k.delivery != "" && r.opts.Store != nil
+	if claimed {
+		if len(k.delivery) > maxDeliveryID {
+			http.Error(w, fmt.Sprintf("delivery id longer than %d bytes", maxDeliveryID), http.StatusBadRequest)
+			return
+		}
+		fresh, err := r.claimDelivery(ctx, k.forge, k.delivery)
+		if err != nil {
+			r.logger().Error("source: webhook delivery", "forge", k.forge, "delivery", k.delivery, "err", err)
+			http.Error(w, "the delivery could not be recorded; redeliver it", http.StatusInternalServerError)
+			return
+		}
+		if !fresh {
+			r.logger().Info("source: webhook delivery taken before; ignored", "forge", k.forge, "delivery", k.delivery, "url", ev.CloneURL)
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprintf(w, "delivery %s was taken before: ignored\n", k.delivery)
+			return
+		}
+	}
 	p := Push{Repo: ev.CloneURL, Ref: ev.Ref, Old: ev.Before, New: ev.After, External: true, Via: "webhook"}
-	r.logger().Info("source: webhook push", "forge", k.forge, "push", p.String())
-	if err := r.notify(context.WithoutCancel(req.Context()), p); err != nil {
+	r.logger().Info("source: webhook push", "forge", k.forge, "delivery", k.delivery, "push", p.String())
+	if err := r.notify(ctx, p); err != nil {
+		if claimed {
+			r.releaseDelivery(ctx, k.forge, k.delivery)
+		}
 		http.Error(w, "the push could not be recorded; redeliver it", http.StatusInternalServerError)
 		return
 	}

@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/scangate/scangate/internal/source"
+	"github.com/scangate/scangate/internal/store"
 )
 
 const hookSecret = "It's a Secret to Everybody"
@@ -249,4 +251,92 @@ func FuzzParsePushWebhook(f *testing.F) {
 			t.Fatalf("accepted clone URL %q that CheckURL refuses", ev.CloneURL)
 		}
 	})
+}
+
+// A delivery the forge sends again (GitHub's X-GitHub-Delivery, GitLab's
+// X-Gitlab-Event-UUID, Gitea's X-Gitea-Delivery) is taken and ignored; one
+// that could not be told (OnPush failed) is taken when redelivered; one
+// with a bad signature records nothing; ids older than a week are
+// forgotten.
+func TestWebhookDeliveredTwice(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "scangate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var mu sync.Mutex
+	fail := false
+	s := newServer(t, source.Options{Store: st})
+	reported := s.pushes
+	s2 := newServer(t, source.Options{Store: st, OnPush: func(_ context.Context, p source.Push) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return fmt.Errorf("database is down")
+		}
+		reported <- p
+		return nil
+	}})
+	srv, srv2 := hookServer(t, s), hookServer(t, s2)
+	ids := map[source.Forge][2]string{
+		source.GitHub: {"X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+		source.GitLab: {"X-Gitlab-Event-UUID", "13792a34-cac6-4fda-95a8-c58e00a3954e"},
+		source.Gitea:  {"X-Gitea-Delivery", "f6266f16-1bf3-46a5-9ea4-602e06ead473"},
+	}
+	for _, smp := range samples {
+		body := readSample(t, smp.file)
+		h := signed(smp.forge, body, hookSecret)
+		h.Set(ids[smp.forge][0], ids[smp.forge][1])
+		bad := signed(smp.forge, body, "wrong secret")
+		bad.Set(ids[smp.forge][0], ids[smp.forge][1])
+		if code := post(t, srv.URL, bad, body); code != http.StatusForbidden {
+			t.Fatalf("%s, bad signature: %d, want 403", smp.forge, code)
+		}
+		if code := post(t, srv.URL, h, body); code != http.StatusNoContent {
+			t.Fatalf("%s: %d, want 204", smp.forge, code)
+		}
+		if p := s.nextPush(); p != smp.want {
+			t.Errorf("%s: push %+v, want %+v", smp.forge, p, smp.want)
+		}
+		if code := post(t, srv.URL, h, body); code != http.StatusAccepted {
+			t.Errorf("%s, the same delivery again: %d, want 202", smp.forge, code)
+		}
+		s.noPush()
+	}
+
+	// A delivery that failed is taken when the forge sends it again.
+	body := readSample(t, "github-push.json")
+	h := signed(source.GitHub, body, hookSecret)
+	h.Set("X-GitHub-Delivery", "a-failed-one")
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	if code := post(t, srv2.URL, h, body); code != http.StatusInternalServerError {
+		t.Fatalf("OnPush failing: %d, want 500", code)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	if code := post(t, srv2.URL, h, body); code != http.StatusNoContent {
+		t.Fatalf("redelivered after a failure: %d, want 204", code)
+	}
+	s.nextPush()
+
+	// A week later the ids are forgotten.
+	if _, err := st.Writer().Exec(`UPDATE webhook_deliveries SET received_at = '2020-01-01T00:00:00Z' WHERE delivery_id <> 'a-failed-one'`); err != nil {
+		t.Fatal(err)
+	}
+	h.Set("X-GitHub-Delivery", "one-more")
+	if code := post(t, srv.URL, h, body); code != http.StatusNoContent {
+		t.Fatalf("a new delivery: %d, want 204", code)
+	}
+	s.nextPush()
+	var n int
+	if err := st.Reader().QueryRow(`SELECT count(*) FROM webhook_deliveries`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d delivery ids kept, want the 2 of this week", n)
+	}
 }

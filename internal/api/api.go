@@ -120,21 +120,10 @@ func (s *server) images(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Which running tasks use each image.
-	inUse, err := deploy.InUse(r.Context(), s.Store)
+	out, err := deploy.WithUse(r.Context(), s.Store, list)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
-	}
-	type image struct {
-		scanner.Image
-		deploy.Use
-	}
-	out := make([]image, len(list))
-	for i, im := range list {
-		out[i].Image = im
-		if u := inUse[im.Digest]; u != nil {
-			out[i].Use = *u
-		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"images": out})
 }

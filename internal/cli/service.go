@@ -108,30 +108,19 @@ func newImagesCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return internalError{err}
 				}
-				inUse, err := deploy.InUse(cmd.Context(), st)
+				used, err := deploy.WithUse(cmd.Context(), st, imgs)
 				if err != nil {
 					return internalError{err}
 				}
 				if g.format == "json" {
-					type image struct {
-						scanner.Image
-						deploy.Use
-					}
-					out := make([]image, len(imgs))
-					for i, im := range imgs {
-						out[i].Image = im
-						if u := inUse[im.Digest]; u != nil {
-							out[i].Use = *u
-						}
-					}
-					return writeJSON(g.stdout, out)
+					return writeJSON(g.stdout, used)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "REPOSITORY\tTAGS\tDIGEST\tPUSHED\tSCAN\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tFIXABLE\tRUNNING")
-				for _, im := range imgs {
+				for _, im := range used {
 					running := "-"
-					if u := inUse[im.Digest]; u != nil {
-						running = fmt.Sprintf("%d (%s)", u.Tasks, strings.Join(u.Services, ","))
+					if im.Tasks > 0 {
+						running = fmt.Sprintf("%d (%s)", im.Tasks, strings.Join(im.Services, ","))
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", im.Repository, strings.Join(im.Tags, ","),
 						shortDigest(im.Digest), im.PushedAt.Format(time.RFC3339), im.ScanStatus,

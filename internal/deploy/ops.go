@@ -14,6 +14,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/scangate/scangate/internal/engine"
+	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/taskdef"
 )
@@ -675,6 +676,28 @@ func (c *Controller) Logs(ctx context.Context, id, container string, opts engine
 type Use struct {
 	Tasks    int      `json:"runningTasks"`
 	Services []string `json:"services,omitempty"` // cluster/service
+}
+
+// ImageUse is an image of the registry with the tasks that run it.
+type ImageUse struct {
+	scanner.Image
+	Use
+}
+
+// WithUse adds to each image the tasks and services that run it.
+func WithUse(ctx context.Context, st *store.Store, imgs []scanner.Image) ([]ImageUse, error) {
+	inUse, err := InUse(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ImageUse, len(imgs))
+	for i, im := range imgs {
+		out[i].Image = im
+		if u := inUse[im.Digest]; u != nil {
+			out[i].Use = *u
+		}
+	}
+	return out, nil
 }
 
 // InUse tells, for each image digest that a live task runs, how many tasks

@@ -2,50 +2,20 @@ package e2e
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
-	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/imagetest"
-	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/pipeline"
-	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/servertest"
-	"github.com/scangate/scangate/internal/vulndb"
 )
 
-// importQueued imports fixture feeds as `scangate db import` does: the
-// re-evaluation is queued in the import's transaction.
-func importQueued(t *testing.T, s *servertest.Server, feeds ...string) {
-	t.Helper()
-	ctx := context.Background()
-	client, err := jobs.New(s.Store, nil, jobs.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths := make([]string, len(feeds))
-	for i, f := range feeds {
-		paths[i] = filepath.Join(servertest.Fixtures, f)
-	}
-	loaded, err := feed.Load(ctx, paths, "", feed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = vulndb.New(s.Store).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: func(ctx context.Context, tx *sql.Tx) error {
-		return scanner.QueueReevaluation(ctx, tx, client)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // A running service stays judged: when re-evaluation finds a CRITICAL in
 // the image it runs, one Service Compliance Change names the service, the
@@ -80,7 +50,7 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 	h.waitService(cluster, name, "steady", time.Minute, steady)
 	running := h.tasks(cluster, name, "RUNNING")
 
-	importQueued(t, h.s, "debian")
+	h.s.ImportQueued(t, "debian")
 	var changes []events.Logged
 	deadline := time.Now().Add(time.Minute)
 	for len(changes) == 0 && time.Now().Before(deadline) {
@@ -125,7 +95,7 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 		t.Errorf("the running task stopped for %q; service: %s", why, describeService(s))
 	}
 	// Re-evaluating again with nothing new publishes nothing more.
-	importQueued(t, h.s, "debian")
+	h.s.ImportQueued(t, "debian")
 	time.Sleep(2 * time.Second)
 	if n := len(h.eventsOf(deploy.DetailTypeServiceComplianceChange)); n != 1 {
 		t.Errorf("%d Service Compliance Change events after a second import, want 1", n)

@@ -2,11 +2,9 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,13 +15,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/scangate/scangate/internal/events"
-	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/imagetest"
-	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/servertest"
-	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // A pushed image is scanned once: the push and the scan are in the event
@@ -86,30 +81,6 @@ func waitEvents(t *testing.T, s *servertest.Server, n int) []events.Logged {
 	}
 }
 
-// importQueued imports fixture feeds as `scangate db import` does: the
-// re-evaluation is queued in the import's transaction.
-func importQueued(t *testing.T, s *servertest.Server, feeds ...string) {
-	t.Helper()
-	ctx := context.Background()
-	client, err := jobs.New(s.Store, nil, jobs.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths := make([]string, len(feeds))
-	for i, f := range feeds {
-		paths[i] = filepath.Join(servertest.Fixtures, f)
-	}
-	loaded, err := feed.Load(ctx, paths, "", feed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = vulndb.New(s.Store).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: func(ctx context.Context, tx *sql.Tx) error {
-		return scanner.QueueReevaluation(ctx, tx, client)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // A database change re-evaluates the images pushed or pulled within the
 // rescan window, from their stored inventories, and leaves older ones be.
@@ -131,7 +102,7 @@ func TestReevaluationWindow(t *testing.T) {
 	}
 
 	before := len(waitEvents(t, s, 6))
-	importQueued(t, s, "debian", "ghsa") // lodash 4.17.15 now has advisories
+	s.ImportQueued(t, "debian", "ghsa") // lodash 4.17.15 now has advisories
 	deadline := time.Now().Add(30 * time.Second)
 	var got map[string]int
 	for {

@@ -6,6 +6,7 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/store"
@@ -220,4 +222,30 @@ func (s *Server) APIAs(t testing.TB, token, method, path string, body any) (int,
 		t.Fatal(err)
 	}
 	return resp.StatusCode, data
+}
+
+// ImportQueued imports fixture feeds into the running server's database as
+// `scangate db import` does: the re-evaluation of stored images is queued
+// in the import's transaction, for the server to run.
+func (s *Server) ImportQueued(t testing.TB, feeds ...string) {
+	t.Helper()
+	ctx := context.Background()
+	client, err := jobs.New(s.Store, nil, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := make([]string, len(feeds))
+	for i, f := range feeds {
+		paths[i] = filepath.Join(Fixtures, f)
+	}
+	loaded, err := feed.Load(ctx, paths, "", feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = vulndb.New(s.Store).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: func(ctx context.Context, tx *sql.Tx) error {
+		return scanner.QueueReevaluation(ctx, tx, client)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/scangate/scangate/internal/servertest"
 )
 
-
 // A running service stays judged: when re-evaluation finds a CRITICAL in
 // the image it runs, one Service Compliance Change names the service, the
 // digest and the new findings; the policy's on-new-findings-running stops

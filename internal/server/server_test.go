@@ -81,7 +81,6 @@ func waitEvents(t *testing.T, s *servertest.Server, n int) []events.Logged {
 	}
 }
 
-
 // A database change re-evaluates the images pushed or pulled within the
 // rescan window, from their stored inventories, and leaves older ones be.
 func TestReevaluationWindow(t *testing.T) {

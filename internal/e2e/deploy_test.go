@@ -96,6 +96,21 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 			t.Errorf("images list: the approved image runs in %d tasks of %v", im.RunningTasks, im.Services)
 		}
 	}
+	// Prometheus sees the service and the deployment.
+	metrics, err := get("http://" + h.s.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`scangate_service_desired_tasks{cluster="%s",service="%s"} 1`, cluster, name),
+		fmt.Sprintf(`scangate_service_running_tasks{cluster="%s",service="%s"} 1`, cluster, name),
+		`scangate_deployments_total{outcome="COMPLETED"}`,
+		`scangate_admission_refusals_total`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// The task's environment comes from the task definition, which kept
 	// the placeholder's MESSAGE: the image's own ENV is overridden.
 	if body, err := get(taskURL(tasks[0])); err != nil || !strings.Contains(body, "placeholder") {

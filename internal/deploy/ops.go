@@ -555,16 +555,7 @@ func (c *Controller) fill(ctx context.Context, s *Service, withEvents bool) erro
 	}
 	s.Deployments = make([]Deployment, 0, len(deps))
 	for _, d := range deps {
-		for _, t := range tasks {
-			if t.DeploymentID != d.ID || t.DesiredStatus != TaskRunning {
-				continue
-			}
-			if t.LastStatus == TaskRunning {
-				d.RunningCount++
-			} else {
-				d.PendingCount++
-			}
-		}
+		d.count(tasks)
 		s.RunningCount += d.RunningCount
 		s.PendingCount += d.PendingCount
 		s.Deployments = append(s.Deployments, *d)
@@ -581,6 +572,21 @@ func (c *Controller) fill(ctx context.Context, s *Service, withEvents bool) erro
 		s.Events, err = serviceEvents(ctx, c.st.Reader(), s.Cluster, s.Name, maxServiceEvents)
 	}
 	return err
+}
+
+// count counts d's tasks among a service's live tasks: running, or on
+// their way to it.
+func (d *Deployment) count(tasks []*Task) {
+	for _, t := range tasks {
+		if t.DeploymentID != d.ID || t.DesiredStatus != TaskRunning {
+			continue
+		}
+		if t.LastStatus == TaskRunning {
+			d.RunningCount++
+		} else {
+			d.PendingCount++
+		}
+	}
 }
 
 // TaskFilter chooses tasks to list.

@@ -70,8 +70,10 @@ func (c *Controller) Clusters(ctx context.Context) ([]*Cluster, error) {
 	return cls, nil
 }
 
-// DeleteCluster removes a cluster that has no services.
+// DeleteCluster removes a cluster that has no services; the next reconcile
+// removes what the engine had for it.
 func (c *Controller) DeleteCluster(ctx context.Context, name string) error {
+	defer c.Trigger()
 	return c.st.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := loadCluster(ctx, tx, name); err != nil {
 			return err

@@ -168,7 +168,6 @@ func (c *apiClient) send(ctx context.Context, hc *http.Client, method, path stri
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -57,13 +57,20 @@ func (c *client) do(token, method, path string, body any) (int, []byte) {
 		if raw, err = json.Marshal(body); err != nil {
 			c.t.Fatal(err)
 		}
+		return c.doRaw(token, method, path, "application/json", raw)
 	}
+	return c.doRaw(token, method, path, "", nil)
+}
+
+// doRaw sends body as it is, with its content type ("" for no body).
+func (c *client) doRaw(token, method, path, contentType string, raw []byte) (int, []byte) {
+	c.t.Helper()
 	req, err := http.NewRequest(method, "http://"+c.s.Addr+path, bytes.NewReader(raw))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

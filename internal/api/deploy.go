@@ -1,11 +1,14 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
@@ -298,9 +301,24 @@ func (s *server) taskLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("tail: want a number of lines up to 100000"))
 		return
 	}
-	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
-	if _, err := s.Deploy.Task(r.Context(), r.PathValue("id")); err != nil {
+	follow, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("follow"), "false"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errors.New("follow: want true or false"))
+		return
+	}
+	t, err := s.Deploy.Task(r.Context(), r.PathValue("id"))
+	if err != nil {
 		writeError(w, deployStatus(err), err)
+		return
+	}
+	// The answer's status is sent before the output: a container the task
+	// does not have must be refused now, or it reads as an empty log.
+	if name := r.URL.Query().Get("container"); name != "" && !slices.ContainsFunc(t.Containers, func(c deploy.TaskContainer) bool { return c.Name == name }) {
+		names := make([]string, len(t.Containers))
+		for i, c := range t.Containers {
+			names[i] = c.Name
+		}
+		writeError(w, http.StatusNotFound, fmt.Errorf("task %s has no container %q; its containers: %s", t.ID, name, strings.Join(names, ", ")))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

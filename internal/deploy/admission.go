@@ -172,6 +172,11 @@ func (c *Controller) PutOverride(ctx context.Context, o Override) (*Override, er
 
 // Overrides lists a service's admission overrides.
 func (c *Controller) Overrides(ctx context.Context, cluster, service string) ([]Override, error) {
+	// An unknown service is not one without overrides: a typo in its name
+	// must not read as "nothing overridden".
+	if _, err := loadService(ctx, c.st.Reader(), cluster, service); err != nil {
+		return nil, err
+	}
 	return queryAll(ctx, c.st.Reader(), func(r rowScanner) (Override, error) {
 		var o Override
 		var created, expires string

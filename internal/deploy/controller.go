@@ -71,9 +71,9 @@ type Controller struct {
 	trigger chan struct{}
 
 	mu       sync.Mutex
-	busy     map[string]bool // task ids with a start or a stop under way
-	networks map[string]bool // clusters whose network exists
-	watching map[string]bool // clusters watched
+	busy     map[string]bool   // task ids with a start or a stop under way
+	networks map[string]string // clusters whose network exists, to their runtime
+	watching map[string]bool   // clusters watched
 	backoff  map[string]backoff
 	lbAddrs  map[string]string
 	defs     map[string]*TaskDefinition // revisions never change
@@ -114,7 +114,7 @@ func New(st *store.Store, bus *events.Bus, opts Options) *Controller {
 		opts.OnDeployment = func(string) {}
 	}
 	return &Controller{st: st, bus: bus, opts: opts, trigger: make(chan struct{}, 1),
-		busy: map[string]bool{}, networks: map[string]bool{}, watching: map[string]bool{}, backoff: map[string]backoff{}, lbAddrs: map[string]string{},
+		busy: map[string]bool{}, networks: map[string]string{}, watching: map[string]bool{}, backoff: map[string]backoff{}, lbAddrs: map[string]string{},
 		defs: map[string]*TaskDefinition{}}
 }
 
@@ -160,6 +160,7 @@ func (c *Controller) Reconcile(ctx context.Context) (busy bool, err error) {
 		return false, err
 	}
 	var errs []error
+	c.removeDeleted(ctx, clusters)
 	for _, cl := range clusters {
 		b, err := c.reconcileCluster(ctx, cl)
 		busy = busy || b
@@ -171,6 +172,34 @@ func (c *Controller) Reconcile(ctx context.Context) (busy bool, err error) {
 		errs = append(errs, err)
 	}
 	return busy, errors.Join(errs...)
+}
+
+// removeDeleted removes from the engine what EnsureCluster made for the
+// clusters deleted since (DeleteCluster only forgets the row: a network
+// left behind holds one of the engine's few address pools for good). It
+// runs here, between reconciles, so that a reconcile that listed a cluster
+// before its deletion cannot make the network again after it went. A
+// failure is logged, not retried: the cluster has no tasks by then, and
+// a retry every half second would not change that.
+func (c *Controller) removeDeleted(ctx context.Context, clusters []*Cluster) {
+	c.mu.Lock()
+	gone := map[string]string{}
+	for name, rt := range c.networks {
+		if !slices.ContainsFunc(clusters, func(cl *Cluster) bool { return cl.Name == name }) {
+			gone[name] = rt
+			delete(c.networks, name)
+		}
+	}
+	c.mu.Unlock()
+	for name, runtime := range gone {
+		rt, err := c.runtime(&Cluster{Name: name, Runtime: runtime})
+		if err == nil {
+			err = rt.RemoveCluster(ctx, name)
+		}
+		if err != nil {
+			c.opts.Logger.Warn("remove a deleted cluster from the engine", "cluster", name, "err", err)
+		}
+	}
 }
 
 func (c *Controller) runtime(cl *Cluster) (engine.Runtime, error) {
@@ -187,14 +216,14 @@ func (c *Controller) reconcileCluster(ctx context.Context, cl *Cluster) (bool, e
 		return false, err
 	}
 	c.mu.Lock()
-	ready := c.networks[cl.Name]
+	ready := c.networks[cl.Name] != ""
 	c.mu.Unlock()
 	if !ready {
 		if err := rt.EnsureCluster(ctx, cl.Name); err != nil {
 			return true, err
 		}
 		c.mu.Lock()
-		c.networks[cl.Name] = true
+		c.networks[cl.Name] = cl.Runtime
 		c.mu.Unlock()
 	}
 	c.watch(ctx, cl.Name, rt)

@@ -58,7 +58,17 @@ func (c *Controller) Deploy(ctx context.Context, tx *sql.Tx, r Request) (*Deploy
 	return c.updateService(ctx, tx, r.Cluster, r.Service, ServiceUpdate{TaskDefinition: &ref}, r.ExecutionID)
 }
 
-// Deployment returns a deployment by id.
+// Deployment returns a deployment by id, its tasks counted as a service's
+// description counts them (the stored row has no counts).
 func (c *Controller) Deployment(ctx context.Context, id string) (*Deployment, error) {
-	return loadDeployment(ctx, c.st.Reader(), id)
+	d, err := loadDeployment(ctx, c.st.Reader(), id)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := liveTasks(ctx, c.st.Reader(), d.cluster, d.service)
+	if err != nil {
+		return nil, err
+	}
+	d.count(tasks)
+	return d, nil
 }

@@ -73,8 +73,10 @@ func (c *Controller) Clusters(ctx context.Context) ([]*Cluster, error) {
 	return cls, nil
 }
 
-// DeleteCluster removes a cluster that has no services.
+// DeleteCluster removes a cluster that has no services; the next reconcile
+// removes what the engine had for it.
 func (c *Controller) DeleteCluster(ctx context.Context, name string) error {
+	defer c.Trigger()
 	return c.st.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := loadCluster(ctx, tx, name); err != nil {
 			return err
@@ -558,16 +560,7 @@ func (c *Controller) fill(ctx context.Context, s *Service, withEvents bool) erro
 	}
 	s.Deployments = make([]Deployment, 0, len(deps))
 	for _, d := range deps {
-		for _, t := range tasks {
-			if t.DeploymentID != d.ID || t.DesiredStatus != TaskRunning {
-				continue
-			}
-			if t.LastStatus == TaskRunning {
-				d.RunningCount++
-			} else {
-				d.PendingCount++
-			}
-		}
+		d.count(tasks)
 		s.RunningCount += d.RunningCount
 		s.PendingCount += d.PendingCount
 		s.Deployments = append(s.Deployments, *d)
@@ -584,6 +577,21 @@ func (c *Controller) fill(ctx context.Context, s *Service, withEvents bool) erro
 		s.Events, err = serviceEvents(ctx, c.st.Reader(), s.Cluster, s.Name, maxServiceEvents)
 	}
 	return err
+}
+
+// count counts d's tasks among a service's live tasks: running, or on
+// their way to it.
+func (d *Deployment) count(tasks []*Task) {
+	for _, t := range tasks {
+		if t.DeploymentID != d.ID || t.DesiredStatus != TaskRunning {
+			continue
+		}
+		if t.LastStatus == TaskRunning {
+			d.RunningCount++
+		} else {
+			d.PendingCount++
+		}
+	}
 }
 
 // TaskFilter chooses tasks to list.

@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scangate/scangate/internal/apptest"
+	"github.com/scangate/scangate/internal/cli"
+	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/servertest"
+)
+
+// cliResult is what a scangate command printed, and its exit code.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs a scangate client command against the harness's server with
+// the token in tokenFile, as a user would from another machine.
+func (h *harness) cli(ctx context.Context, out *syncBuffer, tokenFile string, args ...string) cliResult {
+	h.t.Helper()
+	if out == nil {
+		out = new(syncBuffer)
+	}
+	var errb bytes.Buffer
+	args = append(args, "--server", "http://"+h.s.Addr, "--token-file", tokenFile)
+	code := cli.Main(ctx, args, out, &errb)
+	return cliResult{out.String(), errb.String(), code}
+}
+
+// must runs a command that has to succeed and returns what it printed.
+func (h *harness) must(tokenFile string, args ...string) string {
+	h.t.Helper()
+	r := h.cli(context.Background(), nil, tokenFile, args...)
+	if r.code != 0 {
+		h.t.Fatalf("scangate %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// tokenFile makes a token with role and returns a file holding it.
+func (h *harness) tokenFile(name, role string) string {
+	h.t.Helper()
+	var out struct{ Secret string }
+	h.decode(h.api("POST", "/api/v1/tokens", map[string]string{"name": name, "role": role}, http.StatusCreated), &out)
+	return h.file(name+".token", out.Secret)
+}
+
+func (h *harness) file(name, body string) string {
+	h.t.Helper()
+	path := filepath.Join(h.t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	return path
+}
+
+// syncBuffer is a buffer a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func hasLine(out string, parts ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls ok until it says yes, or fails the test saying what.
+func (h *harness) waitFor(what string, timeout time.Duration, ok func() bool) {
+	h.t.Helper()
+	for deadline := time.Now().Add(timeout); !ok(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("not %s within %s", what, timeout)
+		}
+	}
+}
+
+// The CLI over a service whose task runs on the Docker Engine: the service
+// made at 0 with a load balancer, an admin's override for its image, a
+// desired count of 1; the task listed, described and its logs read, tailed
+// and followed; stopped by a person and replaced; then the service and its
+// cluster deleted, and the cluster's network gone from the engine.
+func TestCLIServiceTasks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, servertest.Options{Feeds: []string{}})
+	admin := h.file("admin.token", h.s.Token)
+	deployer := h.tokenFile("ci", "deployer")
+	cluster, family := "cli-"+h.id, "cli-"+h.id
+
+	h.must(deployer, "cluster", "create", cluster)
+	image := h.pushApp("shop/cli-" + h.id)
+	_, digest, _ := strings.Cut(image, "@")
+	def := h.file("app.yaml", fmt.Sprintf(`family: %s
+containerDefinitions:
+  - name: app
+    image: %s
+    entryPoint: [/app]
+    portMappings: [{containerPort: %d}]
+    environment: [{name: MESSAGE, value: hello from the cli}]
+    memory: 64
+    stopTimeout: 5
+`, family, image, apptest.Port))
+	h.must(deployer, "taskdef", "register", "-f", def)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	config := h.file("service.yaml", fmt.Sprintf("loadBalancer: {listenerPort: %d, containerName: app, containerPort: %d, deregistrationDelay: 1s}\n",
+		listener, apptest.Port))
+	h.must(deployer, "service", "create", "--cluster", cluster, "--name", "web", "--taskdef", family, "-f", config)
+	h.must(admin, "service", "override", "--cluster", cluster, "web", "--digest", digest, "--reason", "the test app: no pipeline builds it",
+		"--expires", time.Now().AddDate(0, 0, 7).UTC().Format(time.DateOnly))
+	h.must(deployer, "service", "update", "--cluster", cluster, "web", "--desired-count", "1")
+
+	var svc deploy.Service
+	h.waitFor("steady at 1", 2*time.Minute, func() bool {
+		svc = deploy.Service{}
+		if err := json.Unmarshal([]byte(h.must(deployer, "--format", "json", "service", "describe", "--cluster", cluster, "web")), &svc); err != nil {
+			t.Fatal(err)
+		}
+		return steady(&svc)
+	})
+	out := h.must(deployer, "service", "describe", "--cluster", cluster, "web", "--events", "50")
+	for _, want := range []string{fmt.Sprintf("load balancer http://127.0.0.1:%d to app:%d", listener, apptest.Port), "desired 1, running 1, pending 0",
+		"has reached a steady state", "admission override for " + digest} {
+		if !strings.Contains(out, want) {
+			t.Errorf("service describe lacks %q:\n%s", want, out)
+		}
+	}
+	if !hasLine(out, svc.Deployments[0].ID, "PRIMARY", "COMPLETED", family+":1") {
+		t.Errorf("service describe: no line of the completed deployment:\n%s", out)
+	}
+	// A deployment read by id counts its tasks as the service does.
+	var dep deploy.Deployment
+	h.decode(h.api("GET", "/api/v1/deployments/"+svc.Deployments[0].ID, nil, http.StatusOK), &dep)
+	if dep.RunningCount != 1 {
+		t.Errorf("deployment %s: running %d, want 1", dep.ID, dep.RunningCount)
+	}
+	lb := fmt.Sprintf("http://127.0.0.1:%d/", listener)
+	h.waitFor("answering through the load balancer", 30*time.Second, func() bool {
+		body, err := get(lb + "?via=lb")
+		return err == nil && strings.Contains(body, "hello from the cli")
+	})
+
+	var tasks []deploy.Task
+	if err := json.Unmarshal([]byte(h.must(deployer, "--format", "json", "task", "list", "--cluster", cluster, "--service", "web")), &tasks); err != nil || len(tasks) != 1 {
+		t.Fatalf("task list: %v %+v", err, tasks)
+	}
+	task := tasks[0].ID
+	if out := h.must(deployer, "task", "list", "--cluster", cluster); !hasLine(out, task, "web", family+":1", "RUNNING") {
+		t.Errorf("task list:\n%s", out)
+	}
+	if out := h.must(deployer, "task", "describe", task); !strings.Contains(out, "RUNNING (desired RUNNING)") || !hasLine(out, "app", "running", fmt.Sprintf("->%d/tcp", apptest.Port)) {
+		t.Errorf("task describe:\n%s", out)
+	}
+	out = h.must(deployer, "task", "logs", task)
+	if !strings.Contains(out, "app: listening on") || !strings.Contains(out, "app: GET /?via=lb 200") {
+		t.Errorf("task logs:\n%s", out)
+	}
+	if out := h.must(deployer, "task", "logs", task, "--tail", "1", "--container", "app"); strings.Count(out, "\n") != 1 {
+		t.Errorf("task logs --tail 1:\n%s", out)
+	}
+	if r := h.cli(context.Background(), nil, deployer, "task", "logs", task, "--container", "db"); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, `has no container "db"`) {
+		t.Errorf("logs of a container the task does not have: exit %d, %s", r.code, r.stderr)
+	}
+
+	// --follow prints what the container writes while it runs, until
+	// interrupted.
+	ctx, cancel := context.WithCancel(context.Background())
+	var followed syncBuffer
+	done := make(chan cliResult, 1)
+	go func() { done <- h.cli(ctx, &followed, deployer, "task", "logs", task, "--follow", "--tail", "1") }()
+	h.waitFor("following the logs", 30*time.Second, func() bool {
+		_, _ = get(lb + "?via=follow")
+		return strings.Contains(followed.String(), "GET /?via=follow 200")
+	})
+	cancel()
+	if r := <-done; r.code != 0 {
+		t.Errorf("logs --follow, interrupted: exit %d, %s", r.code, r.stderr)
+	}
+
+	// A person stops the task: it is replaced, and kept STOPPED with the
+	// reason and its last lines.
+	if out := h.must(deployer, "task", "stop", task, "--reason", "cli test"); !strings.Contains(out, "DEPROVISIONING (UserInitiated: cli test)") {
+		t.Errorf("task stop said %q", out)
+	}
+	h.waitFor("stopped and replaced", 2*time.Minute, func() bool {
+		var live []deploy.Task
+		if err := json.Unmarshal([]byte(h.must(deployer, "--format", "json", "task", "list", "--cluster", cluster)), &live); err != nil {
+			t.Fatal(err)
+		}
+		return hasLine(h.must(deployer, "task", "list", "--cluster", cluster, "--stopped"), task, "UserInitiated", "cli test") &&
+			len(live) == 1 && live[0].ID != task && live[0].LastStatus == deploy.TaskRunning
+	})
+	if out := h.must(deployer, "task", "describe", task); !strings.Contains(out, "stopped: UserInitiated: cli test") || !strings.Contains(out, "last lines:") ||
+		!strings.Contains(out, "app: stopped gracefully") {
+		t.Errorf("task describe of the stopped task:\n%s", out)
+	}
+	if out := h.must(deployer, "task", "logs", task); !strings.Contains(out, "app: stopped gracefully") {
+		t.Errorf("the logs of a stopped task are its last lines:\n%s", out)
+	}
+
+	// Delete the service, then the cluster; its network leaves the engine.
+	h.must(deployer, "service", "delete", "--cluster", cluster, "web")
+	h.waitFor("cluster deleted", 2*time.Minute, func() bool {
+		return h.cli(context.Background(), nil, deployer, "cluster", "delete", cluster).code == 0
+	})
+	h.waitFor("the cluster's network removed", 30*time.Second, func() bool {
+		return exec.Command("docker", "network", "inspect", "scangate-"+cluster).Run() != nil
+	})
+	if _, err := get(lb); err == nil {
+		t.Errorf("the load balancer of the deleted service still answers")
+	}
+}

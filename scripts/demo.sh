@@ -112,6 +112,7 @@ deployer=$($bin token create --name demo-deployer --role deployer)
 export SCANGATE_SERVER="http://$addr" SCANGATE_TOKEN="$deployer"
 cluster="demo-$suffix"
 trap 'docker rm -f $(docker ps -aq --filter "label=io.scangate.cluster=$cluster") >/dev/null 2>&1 || true
+	docker network rm "scangate-$cluster" >/dev/null 2>&1 || true
 	docker rmi -f "scangate-demo/base:vulnerable-$suffix" "scangate-demo/base:fixed-$suffix" >/dev/null 2>&1 || true; cleanup' EXIT
 step $bin cluster create "$cluster"
 cat >"$data/taskdef.yaml" <<EOF
@@ -122,7 +123,7 @@ containerDefinitions:
     entryPoint: [/app]
     environment: [{name: MESSAGE, value: "hello from shop-api"}]
     portMappings: [{containerPort: 8080}]
-    healthCheck: {command: [CMD, /app, probe, "http://127.0.0.1:8080/health"], interval: 5, retries: 2}
+    healthCheck: {command: [CMD, /app, probe, "http://127.0.0.1:8080/health"], interval: 5, timeout: 2, retries: 2}
     memory: 64
 EOF
 cat "$data/taskdef.yaml"

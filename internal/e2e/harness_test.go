@@ -44,11 +44,14 @@ func newHarness(t *testing.T, opts servertest.Options) *harness {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	h := &harness{t: t, id: hex.EncodeToString(b[:])}
+	// Registered before the server starts, so that it runs after the
+	// server has stopped: a running controller would replace the tasks
+	// whose containers it finds gone, and leave those.
+	t.Cleanup(func() { h.removeContainers() })
 	h.s = servertest.Start(t, opts)
 	h.env = append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
 		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_TERMINAL_PROMPT=0")
-	t.Cleanup(func() { h.removeContainers() })
 	return h
 }
 

@@ -49,7 +49,7 @@ func (p *parts) assembleDeploy(ctx context.Context) error {
 		OnRefusal:    p.metrics.refused,
 		OnDeployment: p.metrics.deployed,
 	})
-	p.metrics.watchServices(p.deploy)
+	p.metrics.watchServices(p.deploy, p.balancer)
 	return p.bus.Handle(deploy.ComplianceHandler, deploy.ScanPattern, p.deploy.HandleScan)
 }
 

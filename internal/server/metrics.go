@@ -13,6 +13,7 @@ import (
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/lb"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -86,10 +87,17 @@ func (m *metrics) delivered(_, _ string, err error) {
 func (m *metrics) refused()                { m.refusals.Inc() }
 func (m *metrics) deployed(outcome string) { m.rollouts.WithLabelValues(outcome).Inc() }
 
-// watchServices reports each service's desired and running task counts.
-func (m *metrics) watchServices(c *deploy.Controller) {
-	desired := prometheus.NewDesc("scangate_service_desired_tasks", "Tasks a service should run.", []string{"cluster", "service"}, nil)
-	running := prometheus.NewDesc("scangate_service_running_tasks", "Tasks of a service RUNNING now.", []string{"cluster", "service"}, nil)
+// watchServices reports each service's desired and running task counts,
+// and the counters of its load balancer.
+func (m *metrics) watchServices(c *deploy.Controller, b *lb.Balancer) {
+	labels := []string{"cluster", "service"}
+	desired := prometheus.NewDesc("scangate_service_desired_tasks", "Tasks a service should run.", labels, nil)
+	running := prometheus.NewDesc("scangate_service_running_tasks", "Tasks of a service RUNNING now.", labels, nil)
+	lbRequests := prometheus.NewDesc("scangate_lb_requests_total", "Requests a service's load balancer received since it started listening.", labels, nil)
+	lbFailures := prometheus.NewDesc("scangate_lb_failures_total",
+		"Requests a service's load balancer answered with an error of its own (no task, or none reachable).", labels, nil)
+	lbRetries := prometheus.NewDesc("scangate_lb_retries_total",
+		"Requests a service's load balancer sent on to another task because connecting to one failed.", labels, nil)
 	m.reg.MustRegister(collectorFunc{desc: desired, collect: func(ch chan<- prometheus.Metric) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -101,8 +109,14 @@ func (m *metrics) watchServices(c *deploy.Controller) {
 		for _, s := range list {
 			ch <- prometheus.MustNewConstMetric(desired, prometheus.GaugeValue, float64(s.DesiredCount), s.Cluster, s.Name)
 			ch <- prometheus.MustNewConstMetric(running, prometheus.GaugeValue, float64(s.RunningCount), s.Cluster, s.Name)
+			if s.Config.LoadBalancer != nil {
+				st := b.Stats(s.Cluster + "/" + s.Name)
+				ch <- prometheus.MustNewConstMetric(lbRequests, prometheus.CounterValue, float64(st.Requests), s.Cluster, s.Name)
+				ch <- prometheus.MustNewConstMetric(lbFailures, prometheus.CounterValue, float64(st.Failures), s.Cluster, s.Name)
+				ch <- prometheus.MustNewConstMetric(lbRetries, prometheus.CounterValue, float64(st.Retries), s.Cluster, s.Name)
+			}
 		}
-	}, also: []*prometheus.Desc{running}})
+	}, also: []*prometheus.Desc{running, lbRequests, lbFailures, lbRetries}})
 }
 
 func (m *metrics) handler() http.Handler {

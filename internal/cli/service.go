@@ -165,7 +165,18 @@ no pull, no new scan.`,
 				if err != nil {
 					return internalError{err}
 				}
-				return g.writeReport(r, format, "")
+				if err := g.writeReport(r, format, ""); err != nil || format != report.Table {
+					return err
+				}
+				// Which running tasks this image's findings concern.
+				inUse, err := deploy.InUse(cmd.Context(), st)
+				if err != nil {
+					return internalError{err}
+				}
+				if u := inUse[r.Image.Digest]; u != nil {
+					_, err = fmt.Fprintf(g.stdout, "\nIn use by %d running tasks of %s.\n", u.Tasks, strings.Join(u.Services, ", "))
+				}
+				return err
 			})
 		},
 	}

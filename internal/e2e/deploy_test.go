@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	ggcrname "github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -95,6 +98,13 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 		if im.Digest == ex.ImageDigest && (im.RunningTasks != 1 || len(im.Services) != 1 || im.Services[0] != cluster+"/"+name) {
 			t.Errorf("images list: the approved image runs in %d tasks of %v", im.RunningTasks, im.Services)
 		}
+	}
+	// And the image's findings, as the CLI shows them on the server's
+	// machine.
+	var stdout, stderr bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"--data-dir", h.s.DataDir, "findings", "shop/" + name + "@" + ex.ImageDigest}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "In use by 1 running tasks of "+cluster+"/"+name+".") {
+		t.Errorf("findings: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 	// Prometheus sees the service and the deployment.
 	metrics, err := get("http://" + h.s.Addr + "/metrics")

@@ -429,7 +429,9 @@ func (c *Controller) schedule(ctx context.Context, cl *Cluster, rt engine.Runtim
 			return true, c.failDeployment(ctx, s, primary, deps, reason)
 		}
 	}
-	busy := primary.RolloutState == RolloutInProgress
+	// Busy while something is in motion; a deployment that waits only for
+	// its throttle is woken when it ends, not looked at twice a second.
+	busy := false
 	// Start the primary deployment's tasks, within the maximum percent
 	// while old tasks still run; a failed deployment starts none.
 	if primary.RolloutState != RolloutFailed {
@@ -438,7 +440,7 @@ func (c *Controller) schedule(ctx context.Context, cl *Cluster, rt engine.Runtim
 			room = min(room, maxRunning(desired, cfg)-len(live))
 		}
 		if room > 0 && c.throttled(s) {
-			busy, room = true, 0
+			room = 0
 		}
 		for range max(room, 0) {
 			busy = true
@@ -497,7 +499,10 @@ func (c *Controller) schedule(ctx context.Context, cl *Cluster, rt engine.Runtim
 		}
 	}
 	if primary.RolloutState == RolloutInProgress {
-		return true, c.maybeComplete(ctx, s, primary, tasks)
+		for _, t := range tasks {
+			busy = busy || !c.settled(t)
+		}
+		return busy, c.maybeComplete(ctx, s, primary, tasks)
 	}
 	if len(live) != desired {
 		busy = true
@@ -516,7 +521,12 @@ func (c *Controller) throttled(s *Service) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.backoff[s.Cluster+"/"+s.Name]
-	return c.opts.Now().Before(b.next)
+	wait := b.next.Sub(c.opts.Now())
+	if wait <= 0 {
+		return false
+	}
+	time.AfterFunc(wait, c.Trigger)
+	return true
 }
 
 func (c *Controller) noteFailure(s string) {

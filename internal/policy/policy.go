@@ -97,6 +97,10 @@ type Decision struct {
 	Upgrades []Upgrade `json:"upgrades,omitempty"`
 	// Suppressed counts the suppressed findings by kind (KindVEX, …).
 	Suppressed map[string]int `json:"suppressed,omitempty"`
+	// Suppressions name every suppression the decision relied on, one per
+	// vulnerability and reason: "CVE-2023-45853 in zlib1g excepted until
+	// 2027-01-31: MiniZip is not built".
+	Suppressions []string `json:"suppressions,omitempty"`
 }
 
 // A Check is one threshold compared with the findings that count.
@@ -214,7 +218,7 @@ func Evaluate(r *scan.Report, p Policy, now time.Time) Decision {
 	e := newEvaluation(r, &p, now)
 	e.suppress()
 	r.Recount()
-	d := Decision{Notes: e.notes(), Suppressed: e.suppressed}
+	d := Decision{Notes: e.notes(), Suppressed: e.suppressed, Suppressions: suppressionLines(r)}
 	thresholds, err := checkThresholds(p.Thresholds)
 	if err != nil {
 		d.Reasons = []string{"invalid policy: " + err.Error()}

@@ -235,6 +235,7 @@ func TestOverride(t *testing.T) {
 	first := h.taskDef(name, placeholder, nil, "")
 	h.api("POST", "/api/v1/services", map[string]any{"clusterName": cluster, "serviceName": name, "taskDefinition": first, "desiredCount": 0},
 		http.StatusCreated)
+	h.api("PATCH", "/api/v1/clusters/"+cluster+"/services/"+name, map[string]any{"desiredCount": 1}, http.StatusOK)
 
 	dir := h.repo(name, fmt.Sprintf(`name: %s
 source: {repository: %s, branch: main}

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/scan"
 )
 
@@ -220,6 +221,9 @@ func (s *Service) overLimit(ctx context.Context, tx *sql.Tx, a *Approval, def *D
 	if err != nil {
 		return nil, err
 	}
+	// What the policy suppresses (exceptions, VEX) is not accepted by the
+	// override: it was let through already, and says why.
+	policy.Evaluate(r, pol, s.opts.Now())
 	failing := map[string]bool{}
 	for sev, max := range pol.Thresholds {
 		if r.Summary.Of(strings.ToUpper(sev)) > max {

@@ -83,7 +83,7 @@ type ApprovalSpec struct {
 	// Promote is the tag moved to the image once it is approved
 	// ("latest"); the build tags only the commit SHA, so that a pull of
 	// the promoted tag never gets an image the gate has not approved.
-	Promote string `yaml:"promote,omitempty" json:"promote,omitempty"`
+	Promote string     `yaml:"promote,omitempty" json:"promote,omitempty"`
 	Policy  PolicySpec `yaml:"policy" json:"policy"`
 	// Timeout is how long the stage waits for a decision before it fails.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`

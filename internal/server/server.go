@@ -238,7 +238,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	p.pipes = pipeline.New(p.st, p.bus, p.jobs, pipeline.Options{
 		Key: key, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
 		Promoter: p.reg,
-		Logger: log.With("component", "pipeline"),
+		Logger:   log.With("component", "pipeline"),
 	})
 	p.sources.setPipelines(p.pipes)
 	p.pipes.Register(workers)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -203,10 +204,20 @@ approval:
 	if p := ex2.Approval.Policy; p.Result != pipeline.VerdictPassed || !strings.HasPrefix(p.Summary, "Approved: CRITICAL 0 ≤ 0") {
 		t.Errorf("policy verdict %+v", p)
 	}
-	path2 := "/api/v1/executions/" + ex2.ID + "/approval"
-	var a2 pipeline.Approval
-	h.decode(h.as(approver, "GET", path2, nil, http.StatusOK), &a2)
-	h.as(approver, "POST", path2, map[string]string{"decision": "reject", "comment": "not during the freeze", "token": a2.Token}, http.StatusOK)
+	// Through the CLI, from "another machine": it fetches the token and
+	// answers with it; a reader's CLI is refused.
+	bob := h.tokenFile("bob-"+h.id, "approver")
+	viewer := h.tokenFile("viewer2-"+h.id, "reader")
+	if r := h.cli(context.Background(), nil, viewer, "approval", "reject", ex2.ID, "--comment", "no"); r.code == 0 || !strings.Contains(r.stderr, "approver") {
+		t.Errorf("a reader's rejection: exit %d %s", r.code, r.stderr)
+	}
+	shown := h.must(bob, "approval", "get", ex2.ID)
+	if !strings.Contains(shown, "policy+person mode): Pending") || !strings.Contains(shown, "policy: Passed") || strings.Contains(shown, "token") {
+		t.Errorf("approval get printed:\n%s", shown)
+	}
+	if out := h.must(bob, "approval", "reject", ex2.ID, "--comment", "not during the freeze"); !strings.HasPrefix(out, "Rejected: ") {
+		t.Errorf("approval reject printed %q", out)
+	}
 	ex2 = h.waitExecution(name2, commit2, time.Minute)
 	if ex2.Status != pipeline.StateFailed || ex2.Approval.Status != pipeline.StateRejected || ex2.Approval.Policy.Result != pipeline.VerdictPassed ||
 		!strings.Contains(ex2.Reason, "not during the freeze") {

@@ -22,18 +22,22 @@ import (
 )
 
 // noFeeds is a server with an empty vulnerability database: its scans
-// fail, but only after the scanner's retries (about 17 s), so an execution
-// waits at its approval stage for that long, and then is rejected.
+// fail, but only after the scanner's retries (about 17 s), and then reject.
 var noFeeds = servertest.Options{Feeds: []string{}}
+
+// byPerson is the approval line of a pipeline whose executions wait at
+// their approval stage until a person answers: tests of what happens to
+// waiting executions do not race the scan's end.
+const byPerson = "mode: person"
 
 // A newer commit that reaches the approval stage supersedes the older
 // execution waiting there.
 func TestSupersede(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	name := "sup-" + st.id
-	st.setUp(name, hosted(name))
+	st.setUp(name, hosted(name, byPerson))
 
 	first := st.commit("first", app(base, "one"))
 	older := st.waitStarted(name, first, 10*time.Second)
@@ -69,10 +73,10 @@ func TestSupersede(t *testing.T) {
 // the newer commit has passed it, so it is superseded.
 func TestSupersedeOvertaken(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	name := "overtaken-" + st.id
-	st.setUp(name, hosted(name))
+	st.setUp(name, hosted(name, byPerson))
 
 	// The first commit's build copies 32 MiB that does not compress: it
 	// takes a few seconds more than the second's.
@@ -88,9 +92,8 @@ func TestSupersedeOvertaken(t *testing.T) {
 	newer := st.waitStarted(name, second, 10*time.Second)
 
 	n := st.waitFor(newer, "at its approval stage", 30*time.Second, func(ex *pipeline.Execution) bool { return ex.Approval != nil })
-	// The older execution is superseded at once, whichever build ends
-	// first: well before its scan could fail and reject it.
-	ex := st.waitEnded(older, 12*time.Second)
+	// The older execution is superseded, whichever build ends first.
+	ex := st.waitEnded(older, 60*time.Second)
 	if b := stage(ex, pipeline.StageBuild); b.EndedAt != nil && b.EndedAt.After(n.Approval.CreatedAt) {
 		t.Logf("the older build ended after the newer execution's approval request (%s after)", b.EndedAt.Sub(n.Approval.CreatedAt))
 	} else {
@@ -107,10 +110,10 @@ func TestSupersedeOvertaken(t *testing.T) {
 // No decision by the approval's expiry fails the stage and the execution.
 func TestApprovalExpires(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	name := "expiry-" + st.id
-	st.setUp(name, hosted(name, "timeout: 2s"))
+	st.setUp(name, hosted(name, "timeout: 2s", byPerson))
 
 	c := st.commit("first", app(base, "one"))
 	id := st.waitStarted(name, c, 10*time.Second)
@@ -307,7 +310,7 @@ func TestBuildFailure(t *testing.T) {
 // sees and on the pushes a forge's webhook reports, once for each commit.
 func TestExternalSource(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	polledRepo, hookedRepo := "upstream-polled-"+st.id, "upstream-hooked-"+st.id
 	polled, hooked := "ext-polled-"+st.id, "ext-hooked-"+st.id
@@ -320,9 +323,9 @@ func TestExternalSource(t *testing.T) {
 	h1 := st.commitIn(dirs[hookedRepo], "first", app(base, "h1"))
 	secret := "hook-secret-" + st.id
 	st.api("PUT", "/api/v1/pipelines/"+polled, []byte(gate(polled,
-		fmt.Sprintf("{url: '%s', branch: main, poll: 5s, webhook-secret: %s}", st.repoURL(polledRepo), secret), "apps/"+polled)), http.StatusOK)
+		fmt.Sprintf("{url: '%s', branch: main, poll: 5s, webhook-secret: %s}", st.repoURL(polledRepo), secret), "apps/"+polled, byPerson)), http.StatusOK)
 	st.api("PUT", "/api/v1/pipelines/"+hooked, []byte(gate(hooked,
-		fmt.Sprintf("{url: '%s', branch: main, webhook-secret: %s}", st.repoURL(hookedRepo), secret), "apps/"+hooked)), http.StatusOK)
+		fmt.Sprintf("{url: '%s', branch: main, webhook-secret: %s}", st.repoURL(hookedRepo), secret), "apps/"+hooked, byPerson)), http.StatusOK)
 
 	// The server looks for polled pipelines every 15 s; the first poll
 	// reports the branch's head.

@@ -33,32 +33,17 @@ func (h *harness) as(token, method, path string, body any, want int) []byte {
 	return out
 }
 
-// waitApproval waits for the pipeline's execution of commit to wait at its
-// approval stage with the policy's verdict known.
+// waitVerdict waits for the pipeline's execution of commit to wait for a
+// person at its approval stage, the policy's verdict known.
 func (h *harness) waitVerdict(pipelineName, commit string, timeout time.Duration) *pipeline.Execution {
 	h.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var list struct{ Executions []*pipeline.Execution }
-		h.decode(h.api("GET", "/api/v1/executions?pipeline="+pipelineName, nil, http.StatusOK), &list)
-		for _, ex := range list.Executions {
-			if ex.Commit != commit {
-				continue
-			}
-			var full pipeline.Execution
-			h.decode(h.api("GET", "/api/v1/executions/"+ex.ID, nil, http.StatusOK), &full)
-			if full.Status != pipeline.StateInProgress {
-				h.t.Fatalf("execution %s ended (%s: %s) before a person could decide", ex.ID, full.Status, full.Reason)
-			}
-			if a := full.Approval; a != nil && a.Status == pipeline.StatePending && a.Policy != nil {
-				return &full
-			}
+	return h.waitCommit(pipelineName, commit, "waited for a person", timeout, func(ex *pipeline.Execution) bool {
+		if ex.Status != pipeline.StateInProgress {
+			h.t.Fatalf("execution %s ended (%s: %s) before a person could decide", ex.ID, ex.Status, ex.Reason)
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("no execution of %.12s waited for a person within %s", commit, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		a := ex.Approval
+		return a != nil && a.Status == pipeline.StatePending && a.Policy != nil
+	})
 }
 
 // tagged returns the digest repository:tag names in the registry, or "".
@@ -152,7 +137,7 @@ approval:
 	commit := h.commit(dir, "first", map[string]string{"Dockerfile": "FROM " + clean + "\n"})
 	ex := h.waitVerdict(name, commit, 2*time.Minute)
 	a := ex.Approval
-	if a.Mode != pipeline.ModePerson || a.Policy.Result != pipeline.VerdictPassed || !strings.Contains(a.Policy.Summary, "findings: none") {
+	if a.Mode != pipeline.ModePerson || a.Policy.Result != pipeline.VerdictPassed || !strings.Contains(a.Policy.Summary, "findings: nothing") {
 		t.Errorf("approval %+v, policy %+v; want person mode, the findings shown", a, a.Policy)
 	}
 	if msg := stageOf(ex, "Approval").Message; !strings.Contains(msg, "waiting for a person") {

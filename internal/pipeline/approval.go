@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -470,7 +469,7 @@ func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decisi
 	d.Approve, d.Summary = dec.Passed, dec.Summary()
 	if len(pol.Thresholds) == 0 {
 		// A person decides (mode person): show them what was found.
-		d.Summary = "findings: " + countsText(r.Summary, r.Fixable)
+		d.Summary = fmt.Sprintf("findings: %s (%d fixable)", policy.CountsText(r.Summary), r.Fixable.Total)
 	}
 	if n := len(dec.Suppressions); n > 0 {
 		d.Summary += fmt.Sprintf(" (relied on %d suppression%s)", n, map[bool]string{true: "", false: "s"}[n == 1])
@@ -481,20 +480,6 @@ func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decisi
 		v.Result = VerdictPassed
 	}
 	return d, v, true, nil
-}
-
-// countsText writes "3 CRITICAL, 16 HIGH (12 fixable)", or "none".
-func countsText(c, fixable scan.Counts) string {
-	var parts []string
-	for _, sev := range scan.Severities {
-		if n := c.Of(sev); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, sev))
-		}
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%s (%d fixable)", strings.Join(parts, ", "), fixable.Total)
 }
 
 // HandleScan is the evaluator's built-in handler: a Scan event decides

@@ -139,7 +139,7 @@ type Upgrade struct {
 // String writes the upgrade as "upgrading zlib1g to 1.3 fixes 1 CRITICAL,
 // 2 HIGH".
 func (u Upgrade) String() string {
-	return fmt.Sprintf("upgrading %s to %s fixes %s", u.Package, u.To, countsText(u.Fixes))
+	return fmt.Sprintf("upgrading %s to %s fixes %s", u.Package, u.To, CountsText(u.Fixes))
 }
 
 // Violations returns the checks that failed.
@@ -187,9 +187,9 @@ func joinChecks(cs []Check) string {
 	return strings.Join(parts, ", ")
 }
 
-// countsText writes the non-zero counts, highest severity first: "1
+// CountsText writes the non-zero counts, highest severity first: "1
 // CRITICAL, 2 HIGH".
-func countsText(c scan.Counts) string {
+func CountsText(c scan.Counts) string {
 	var parts []string
 	for _, sev := range scan.Severities {
 		if n := c.Of(sev); n > 0 {

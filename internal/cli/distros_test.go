@@ -170,3 +170,89 @@ ID=ubuntu
 		checkDistroScan(t, eco, "Ubuntu:16.04:LTS", got, nil)
 	})
 }
+
+// rpmImage is an image of an RPM distribution: its os-release and an rpm
+// database (constructed by rpm itself, see distrotest) at the path RHEL 9,
+// Amazon Linux 2023 and the rebuilds use.
+func rpmImage(t *testing.T, osRelease string, pkgs ...distrotest.RPM) v1.Image {
+	t.Helper()
+	return distrotest.Image(t, osRelease, map[string]string{"var/lib/rpm/rpmdb.sqlite": string(distrotest.RPMDB(t, pkgs...))})
+}
+
+func TestDistroRedHat(t *testing.T) {
+	t.Run("RHEL 9", func(t *testing.T) {
+		// RHEL 9.2's curl: Red Hat's VEX fixes CVE-2023-38545 in the main
+		// stream's 7.76.1-26.el9_3.2 (9.2 EUS got 7.76.1-23.el9_2.4, a
+		// stream scangate does not read: a machine on 9.2 EUS would be
+		// told to take 9.3's build; Trivy reads the main stream too).
+		// Red Hat matches by source RPM: both curl binaries are found. Its
+		// VEX says RHEL 9's samba is not affected by CVE-2023-4154.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"9.2\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.2 (Plow)\"\n",
+			distrotest.RPM{Name: "curl", Version: "7.76.1", Release: "23.el9"},
+			distrotest.RPM{Name: "libcurl-minimal", Source: "curl", Version: "7.76.1", Release: "23.el9"},
+			distrotest.RPM{Name: "samba-client-libs", Source: "samba", Version: "4.17.5", Release: "102.el9"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:9", got, []string{
+			"CVE-2023-38545 curl@7.76.1-23.el9 fixed HIGH 7.76.1-26.el9_3.2",
+			"CVE-2023-38545 libcurl-minimal@7.76.1-23.el9 fixed HIGH 7.76.1-26.el9_3.2",
+		})
+	})
+	t.Run("RHEL 8 not affected", func(t *testing.T) {
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"8.8\"\n",
+			distrotest.RPM{Name: "curl", Version: "7.61.1", Release: "30.el8"},
+			distrotest.RPM{Name: "libcurl", Source: "curl", Version: "7.61.1", Release: "30.el8"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:8", got, nil)
+	})
+	t.Run("Rocky Linux 8", func(t *testing.T) {
+		// Rocky's errata name binary packages. java-11-openjdk has epoch 1:
+		// 1:11.0.12 is below the fix 1:11.0.13; a build without the epoch
+		// would sort below any epoch-1 version.
+		img := rpmImage(t, "ID=\"rocky\"\nVERSION_ID=\"8.7\"\nPRETTY_NAME=\"Rocky Linux 8.7 (Green Obsidian)\"\n",
+			distrotest.RPM{Name: "firefox", Version: "102.10.0", Release: "1.el8_7"},
+			distrotest.RPM{Name: "java-11-openjdk", Epoch: 1, Version: "11.0.12.0.7", Release: "0.el8_4"},
+		)
+		eco, got := distroScan(t, img, "rocky")
+		checkDistroScan(t, eco, "Rocky Linux:8", got, []string{
+			"RLSA-2021:3891 java-11-openjdk@1:11.0.12.0.7-0.el8_4 fixed MEDIUM 1:11.0.13.0.8-1.el8_4",
+			"RLSA-2023:3220 firefox@102.10.0-1.el8_7 fixed UNKNOWN 0:102.11.0-2.el8_7",
+		})
+	})
+	t.Run("AlmaLinux 9", func(t *testing.T) {
+		// avahi is at the fixed build already: no finding.
+		img := rpmImage(t, "ID=\"almalinux\"\nVERSION_ID=\"9.0\"\n",
+			distrotest.RPM{Name: "libtiff", Version: "4.4.0", Release: "1.el9"},
+			distrotest.RPM{Name: "avahi", Version: "0.8", Release: "20.el9"},
+		)
+		eco, got := distroScan(t, img, "alma")
+		checkDistroScan(t, eco, "AlmaLinux:9", got, []string{
+			"ALSA-2022:8194 libtiff@4.4.0-1.el9 fixed UNKNOWN 4.4.0-2.el9",
+		})
+	})
+}
+
+func TestDistroAmazonLinux(t *testing.T) {
+	t.Run("2023", func(t *testing.T) {
+		img := rpmImage(t, "ID=\"amzn\"\nVERSION_ID=\"2023\"\nPRETTY_NAME=\"Amazon Linux 2023\"\n",
+			distrotest.RPM{Name: "rsyslog", Version: "8.2204.0", Release: "2.amzn2023.0.1"},
+		)
+		eco, got := distroScan(t, img, "amazon")
+		checkDistroScan(t, eco, "Amazon Linux:2023", got, []string{
+			"ALAS2023-2023-001 rsyslog@8.2204.0-2.amzn2023.0.1 fixed HIGH 8.2204.0-3.amzn2023.0.2",
+		})
+	})
+	t.Run("2", func(t *testing.T) {
+		// Amazon Linux 2 keeps a Berkeley DB rpm database; Debian's rpm
+		// writes only sqlite, which osv-scalibr reads the same way. qemu-img
+		// has epoch 10.
+		img := rpmImage(t, "ID=\"amzn\"\nVERSION_ID=\"2\"\nPRETTY_NAME=\"Amazon Linux 2\"\n",
+			distrotest.RPM{Name: "qemu-img", Epoch: 10, Version: "1.5.3", Release: "141.amzn2.5.2"},
+		)
+		eco, got := distroScan(t, img, "amazon")
+		checkDistroScan(t, eco, "Amazon Linux:2", got, []string{
+			"ALAS2-2018-942 qemu-img@10:1.5.3-141.amzn2.5.2 fixed HIGH 10:1.5.3-141.amzn2.5.3",
+		})
+	})
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -254,5 +255,57 @@ func TestDistroAmazonLinux(t *testing.T) {
 		checkDistroScan(t, eco, "Amazon Linux:2", got, []string{
 			"ALAS2-2018-942 qemu-img@10:1.5.3-141.amzn2.5.2 fixed HIGH 10:1.5.3-141.amzn2.5.3",
 		})
+	})
+}
+
+func TestDistroWolfiChainguard(t *testing.T) {
+	wolfiFeed := filepath.Join("..", "..", "..", "testdata", "vulndata", "formats", "alpine", "wolfi-secdb-sample")
+	pkgs := map[string]string{"lib/apk/db/installed": distrotest.APKInstalled(
+		distrotest.APK{Name: "busybox", Version: "1.35.0-r2"},
+		distrotest.APK{Name: "coreutils", Version: "9.1-r0"},
+		distrotest.APK{Name: "curl", Version: "7.86.0-r0"},
+		distrotest.APK{Name: "libcurl-openssl4", Version: "7.86.0-r0", Origin: "curl"},
+	)}
+	busybox := []string{
+		"CVE-2022-28391 busybox@1.35.0-r2 fixed UNKNOWN 1.35.0-r3",
+		"CVE-2022-30065 busybox@1.35.0-r2 fixed UNKNOWN 1.35.0-r3",
+	}
+	t.Run("Wolfi", func(t *testing.T) {
+		// coreutils is "0" in the secdb: not affected by CVE-2016-2781.
+		img := distrotest.Image(t, "ID=wolfi\nNAME=\"Wolfi\"\nPRETTY_NAME=\"Wolfi\"\nVERSION_ID=\"20230201\"\n", pkgs)
+		eco, got := distroScan(t, img, wolfiFeed)
+		checkDistroScan(t, eco, "Wolfi", got, busybox)
+	})
+	t.Run("Chainguard", func(t *testing.T) {
+		// Chainguard's secdb has no distroversion; its urlprefix on
+		// cgr.dev names it. The Wolfi feed does not apply to it.
+		with := maps.Clone(pkgs)
+		with["lib/apk/db/installed"] += distrotest.APKInstalled(distrotest.APK{Name: "bind", Version: "9.18.10-r0"})
+		img := distrotest.Image(t, "ID=chainguard\nNAME=\"Chainguard\"\nPRETTY_NAME=\"Chainguard\"\n", with)
+		eco, got := distroScan(t, img, "chainguard", wolfiFeed)
+		checkDistroScan(t, eco, "Chainguard", got, append(slices.Clone(busybox),
+			"CVE-2022-3094 bind@9.18.10-r0 fixed UNKNOWN 9.18.11-r0",
+			"CVE-2022-3736 bind@9.18.10-r0 fixed UNKNOWN 9.18.11-r0",
+			"CVE-2022-3924 bind@9.18.10-r0 fixed UNKNOWN 9.18.11-r0",
+			// Chainguard's secdb is newer than the Wolfi sample: curl's
+			// 7.87.0-r0 fixes, found on both binaries of origin curl.
+			"CVE-2022-43551 curl@7.86.0-r0 fixed UNKNOWN 7.87.0-r0",
+			"CVE-2022-43551 libcurl-openssl4@7.86.0-r0 fixed UNKNOWN 7.87.0-r0",
+			"CVE-2022-43552 curl@7.86.0-r0 fixed UNKNOWN 7.87.0-r0",
+			"CVE-2022-43552 libcurl-openssl4@7.86.0-r0 fixed UNKNOWN 7.87.0-r0",
+		))
+	})
+}
+
+func TestDistroDistroless(t *testing.T) {
+	// A distroless image: no dpkg status, one file per package in
+	// status.d, as gcr.io/distroless/base-debian12 lays them out.
+	img := distrotest.Image(t, imagetest.ReadFixture(t, "debian", "os-release"), map[string]string{
+		"var/lib/dpkg/status.d/zlib1g": distrotest.DpkgStatus(distrotest.Deb{Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Source: "zlib"}),
+	})
+	eco, got := distroScan(t, img, filepath.Join("..", "..", "..", "testdata", "vulndata", "debian"))
+	checkDistroScan(t, eco, "Debian:12", got, []string{
+		// The tracker's urgency "not yet assigned" is no rating: UNKNOWN.
+		"CVE-2023-45853 zlib1g@1:1.2.13.dfsg-1 unfixed UNKNOWN",
 	})
 }

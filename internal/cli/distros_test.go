@@ -37,7 +37,7 @@ func distroScan(t *testing.T, img v1.Image, feeds ...string) (string, []string) 
 	archive := imagetest.WriteDockerArchive(t, filepath.Join(t.TempDir(), "img.tar"), "127.0.0.1:5000/distro:1", img)
 	r := run(t, dir, "--format", "json", "scan", "docker-archive:"+archive).must(t)
 	var rep struct {
-		OS struct{ Ecosystem string }
+		OS       struct{ Ecosystem string }
 		Packages []struct {
 			Name, Version, Ecosystem string
 		}

@@ -19,10 +19,9 @@ import (
 //     are RHEL's rebuilt); Rocky Linux "Rocky Linux:9" and AlmaLinux
 //     "AlmaLinux:9" as their OSV errata name them; Amazon Linux
 //     "Amazon Linux:2" and "Amazon Linux:2023".
-//   - SUSE "SUSE:Linux Enterprise Server 15 SP5" and openSUSE
-//     "openSUSE:Leap 15.5", as SUSE's OSV records name them.
 //
-// An empty result means scangate has no feed for the release.
+// An empty result means scangate has no feed for the release (SUSE and
+// openSUSE, Oracle Linux and Bottlerocket among them, for now).
 func osEcosystem(o *OS) string {
 	major, _, _ := strings.Cut(o.VersionID, ".")
 	switch o.ID {
@@ -62,16 +61,6 @@ func osEcosystem(o *OS) string {
 		if major != "" {
 			return "Amazon Linux:" + major
 		}
-	case "sles":
-		if major != "" {
-			return "SUSE:Linux Enterprise Server " + suseRelease(o.VersionID)
-		}
-	case "opensuse-leap":
-		if o.VersionID != "" {
-			return "openSUSE:Leap " + o.VersionID
-		}
-	case "opensuse-tumbleweed":
-		return "openSUSE:Tumbleweed"
 	}
 	return ""
 }
@@ -86,16 +75,6 @@ func ubuntuLTS(o *OS) bool {
 	yy, mm, ok := strings.Cut(o.VersionID, ".")
 	n, err := strconv.Atoi(yy)
 	return o.PrettyName == "" && ok && err == nil && n%2 == 0 && mm == "04"
-}
-
-// suseRelease turns SLES's VERSION_ID ("15.5") into the release SUSE's
-// records name ("15 SP5"); a first release ("15") has no service pack.
-func suseRelease(v string) string {
-	major, sp, ok := strings.Cut(v, ".")
-	if !ok || sp == "0" {
-		return major
-	}
-	return major + " SP" + sp
 }
 
 // rpmPackage completes an RPM package: its version gets the epoch that

@@ -234,7 +234,7 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 		"pipeline": ex.Pipeline, "execution-id": ex.ID, "stage": a.Stage, "action": a.Action, "approval-id": a.ID,
 		"repository-name": repository, "image-digest": digest, "image-uri": ex.ImageURI, "commit": ex.Commit,
 		"expires": a.ExpiresAt.Format(time.RFC3339), "notify": d.Approval.Notify,
-		"mode": a.Mode, "approve-with": "scangate approval approve " + ex.ID + " --comment ...",
+		"mode": a.Mode, "answer-with": "scangate approval get " + ex.ID + "; then approve, reject or override it with --comment",
 	})
 	if err != nil {
 		return err

@@ -223,13 +223,14 @@ func (SUSECVRF) Parse(name string, data []byte) (Result, error) {
 // Enterprise Server 15 SP5" is "SUSE:Linux Enterprise Server 15 SP5",
 // "openSUSE Leap 15.0" is "openSUSE:Leap 15.0". Products that are not an
 // operating system (SUSE Manager, SUSE Enterprise Storage, SUSE CaaS
-// Platform) are left out.
+// Platform) are left out; modules of those ("SUSE Linux Enterprise Module
+// for SUSE Manager Server 4.3") are kept, and never match a release.
 func suseEcosystem(product string) (string, bool) {
 	if rest, ok := strings.CutPrefix(product, "openSUSE "); ok && rest != "" {
 		return "openSUSE:" + rest, true
 	}
-	if rest, ok := strings.CutPrefix(product, "SUSE Linux Enterprise "); ok && rest != "" {
-		return "SUSE:Linux Enterprise " + rest, true
+	if rest, ok := strings.CutPrefix(product, "SUSE Linux "); ok && rest != "" {
+		return "SUSE:Linux " + rest, true // SUSE Linux Enterprise ..., SUSE Linux Micro 6.0
 	}
 	return "", false
 }

@@ -37,10 +37,14 @@ func queried(ecosystem string) []string {
 		return []string{ecosystem, "Ubuntu:" + rest}
 	}
 	key := matchKey(ecosystem)
+	out := []string{key}
 	if base, ok := strings.CutSuffix(key, suseExtended); ok {
-		return []string{key, base}
+		out = append(out, base)
 	}
-	return []string{key}
+	if strings.HasPrefix(key, "SUSE:Linux Enterprise 12") && key != sle12Modules {
+		out = append(out, sle12Modules)
+	}
+	return out
 }
 
 // SUSE names its advisories' products, not releases: one SUSE Linux
@@ -70,6 +74,12 @@ var (
 // suseExtended ends the key of a service pack's extended-support products.
 const suseExtended = "-LTSS"
 
+// sle12Modules is the key of SLE 12's modules, which, unlike SLE 15's, have
+// no service pack: "Module for Legacy Software 12" serves every SLE 12
+// service pack, and every SLE 12 query reads it. (Trivy files it under
+// "SUSE Linux Enterprise 12", which no SLE 12 SPn machine queries.)
+const sle12Modules = "SUSE:Linux Enterprise 12 Modules"
+
 // matchKey is the ecosystem an affected entry is stored and queried under:
 // the ecosystem itself, but for SUSE products, which are folded into their
 // service pack (see sleProductRe).
@@ -82,6 +92,9 @@ func matchKey(ecosystem string) string {
 		return ecosystem
 	}
 	product, major, sp, suffix := m[1], m[2], m[3], m[4]
+	if major == "12" && sp == "" && suffix == "" && strings.HasPrefix(product, "Module for ") {
+		return sle12Modules
+	}
 	key := "SUSE:Linux Enterprise " + major
 	if sp != "" && sp != "0" {
 		key += " SP" + sp

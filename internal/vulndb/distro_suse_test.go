@@ -16,7 +16,8 @@ func TestSUSEMatchKey(t *testing.T) {
 		"SUSE:Linux Enterprise Module for Basesystem 15 SP5":        "SUSE:Linux Enterprise 15 SP5",
 		"SUSE:Linux Enterprise Module for Realtime packages 15 SP1": "SUSE:Linux Enterprise 15 SP1",
 		"SUSE:Linux Enterprise Server for SAP Applications 12 SP4":  "SUSE:Linux Enterprise 12 SP4",
-		"SUSE:Linux Enterprise Module for Legacy Software 12":       "SUSE:Linux Enterprise 12",
+		"SUSE:Linux Enterprise Module for Legacy Software 12":       "SUSE:Linux Enterprise 12 Modules",
+		"SUSE:Linux Enterprise Server 12":                           "SUSE:Linux Enterprise 12",
 		"SUSE:Linux Enterprise Server 15":                           "SUSE:Linux Enterprise 15",
 		// Extended support is kept apart.
 		"SUSE:Linux Enterprise Server 15 SP1-LTSS":                      "SUSE:Linux Enterprise 15 SP1-LTSS",
@@ -45,6 +46,9 @@ func TestSUSEMatchKey(t *testing.T) {
 	}
 	if got := queried("SUSE:Linux Enterprise Server 15 SP5"); !slices.Equal(got, []string{"SUSE:Linux Enterprise 15 SP5"}) {
 		t.Errorf("a machine without LTSS queries %v", got)
+	}
+	if got := queried("SUSE:Linux Enterprise Server 12 SP5-LTSS"); !slices.Equal(got, []string{"SUSE:Linux Enterprise 12 SP5-LTSS", "SUSE:Linux Enterprise 12 SP5", "SUSE:Linux Enterprise 12 Modules"}) {
+		t.Errorf("an SLE 12 LTSS machine queries %v", got)
 	}
 }
 

@@ -110,6 +110,14 @@ func TestSUSECVRFBadInput(t *testing.T) {
 	if last := res[7]; len(last.Advisories) != 1 || len(last.Skipped) != 1 || len(last.Advisories[0].Severities) != 0 {
 		t.Errorf("a bad vector: %+v", last)
 	}
+	// Newer documents carry SUSE's CVSS v3 vectors: the advisory's
+	// severities, from "suse".
+	withVector := strings.Replace(ok, "not a vector", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 1)
+	r, err := SUSECVRF{}.Parse("cvrf.xml", []byte(withVector))
+	if err != nil || len(r.Advisories) != 1 || len(r.Advisories[0].Severities) != 1 || r.Advisories[0].Severities[0].Source != "suse" ||
+		r.Advisories[0].Severities[0].Rating != vulndb.Critical {
+		t.Errorf("a CVSS vector: %+v, %v", r, err)
+	}
 }
 
 func FuzzSUSECVRFParse(f *testing.F) {

@@ -309,3 +309,99 @@ func TestDistroDistroless(t *testing.T) {
 		"CVE-2023-45853 zlib1g@1:1.2.13.dfsg-1 unfixed UNKNOWN",
 	})
 }
+
+// suseImage is an image of a SUSE release: its os-release and an rpm
+// database in SUSE's rpm directory, usr/lib/sysimage/rpm. SLE 15 and Leap 15
+// keep an ndb Packages.db there, which Debian's rpm cannot write (it has no
+// ndb backend); SLE 16 keeps the sqlite rpmdb.sqlite written here. The
+// extractor reads both through the same package list.
+func suseImage(t *testing.T, osRelease string, pkgs ...distrotest.RPM) v1.Image {
+	t.Helper()
+	return distrotest.Image(t, osRelease, map[string]string{"usr/lib/sysimage/rpm/rpmdb.sqlite": string(distrotest.RPMDB(t, pkgs...))})
+}
+
+// sles is a BCI-style os-release: ID "sles" with the service pack as the
+// minor version.
+func sles(version, pretty string) string {
+	return "NAME=\"SLES\"\nVERSION_ID=\"" + version + "\"\nPRETTY_NAME=\"" + pretty + "\"\nID=\"sles\"\nID_LIKE=\"suse\"\n"
+}
+
+// TestDistroSUSE imports SUSE's CVRF (internal/feed/testdata/suse). SUSE's
+// advisories name binary RPMs, so packages match by their own names; every
+// binary of a fixed source RPM is listed (kernel-rt and kernel-devel-rt,
+// glibc and nscd), and each one installed below its fix is found.
+func TestDistroSUSE(t *testing.T) {
+	kernelRT := []distrotest.RPM{
+		{Name: "kernel-rt", Version: "4.12.14", Release: "14.11.1"},
+		// At the fix already: no finding.
+		{Name: "kernel-devel-rt", Source: "kernel-source-rt", Version: "4.12.14", Release: "14.14.2"},
+		{Name: "glibc", Version: "2.26", Release: "13.36.1"},
+	}
+	t.Run("SLES 15 SP1", func(t *testing.T) {
+		// SUSE files the real-time kernel under the Realtime and OBS
+		// Development Tools modules of 15 SP1, never under "Server 15 SP1":
+		// a server query that read only its product's name would find
+		// nothing. scangate reads every product of the service pack.
+		img := suseImage(t, sles("15.1", "SUSE Linux Enterprise Server 15 SP1"), kernelRT...)
+		eco, got := distroScan(t, img, "suse")
+		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 15 SP1", got, []string{
+			"SUSE-SU-2019:3295-1 kernel-rt@4.12.14-14.11.1 fixed HIGH 4.12.14-14.14.3",
+		})
+	})
+	t.Run("SLES 15 SP2 is another service pack", func(t *testing.T) {
+		img := suseImage(t, sles("15.2", "SUSE Linux Enterprise Server 15 SP2"), kernelRT...)
+		eco, got := distroScan(t, img, "suse")
+		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 15 SP2", got, nil)
+	})
+	t.Run("openSUSE Leap 15.0", func(t *testing.T) {
+		img := suseImage(t, "NAME=\"openSUSE Leap\"\nVERSION=\"15.0\"\nID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.0\"\nPRETTY_NAME=\"openSUSE Leap 15.0\"\n",
+			distrotest.RPM{Name: "glibc", Version: "2.26", Release: "lp150.11.1.1"},
+			distrotest.RPM{Name: "nscd", Source: "glibc", Version: "2.26", Release: "lp150.11.1.1"},
+			distrotest.RPM{Name: "kernel-rt", Version: "4.12.14", Release: "14.11.1"},
+		)
+		eco, got := distroScan(t, img, "suse")
+		checkDistroScan(t, eco, "openSUSE:Leap 15.0", got, []string{
+			"openSUSE-SU-2018:1633-1 glibc@2.26-lp150.11.1.1 fixed MEDIUM 2.26-lp150.11.3.2",
+			"openSUSE-SU-2018:1633-1 nscd@2.26-lp150.11.1.1 fixed MEDIUM 2.26-lp150.11.3.2",
+		})
+	})
+	t.Run("SLES 12 SP4 with the Legacy module", func(t *testing.T) {
+		// SLE 12's modules have no service pack ("Module for Legacy
+		// Software 12"): every SLE 12 service pack reads them. Trivy files
+		// the module under "SUSE Linux Enterprise 12", which its SLES 12.4
+		// query never reads, and misses this.
+		img := suseImage(t, sles("12.4", "SUSE Linux Enterprise Server 12 SP4"),
+			distrotest.RPM{Name: "compat-openssl098", Version: "0.9.8j", Release: "106.9.1"},
+		)
+		eco, got := distroScan(t, img, "suse")
+		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 12 SP4", got, []string{
+			"SUSE-SU-2019:1608-1 compat-openssl098@0.9.8j-106.9.1 fixed MEDIUM 0.9.8j-106.12.1",
+		})
+	})
+	python := []distrotest.RPM{
+		{Name: "python", Version: "2.6.9", Release: "40.20.1"},
+		{Name: "python-base", Version: "2.6.9", Release: "40.20.1"},
+	}
+	t.Run("SLES 11 SP4 with LTSS", func(t *testing.T) {
+		// SUSE-SU-2019:14018-1 fixes python for 11 SP4's LTSS only. The
+		// machine installed the LTSS product (sles-ltss-release), so it can
+		// install the fix.
+		pkgs := append(slices.Clone(python), distrotest.RPM{Name: "sles-ltss-release", Version: "11.4", Release: "1.1"})
+		img := suseImage(t, sles("11.4", "SUSE Linux Enterprise Server 11 SP4"), pkgs...)
+		eco, got := distroScan(t, img, "suse")
+		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 11 SP4-LTSS", got, []string{
+			"SUSE-SU-2019:14018-1 python-base@2.6.9-40.20.1 fixed HIGH 2.6.9-40.24.1",
+			"SUSE-SU-2019:14018-1 python@2.6.9-40.20.1 fixed HIGH 2.6.9-40.24.1",
+		})
+	})
+	t.Run("SLES 11 SP4 without LTSS", func(t *testing.T) {
+		// LTSS's fixes are kept apart, as Ubuntu Pro's are: a machine
+		// without the subscription is never told to install a build it
+		// cannot get. Trivy folds LTSS into the service pack and would
+		// report both; scangate's way is right for the fix offered, at the
+		// cost of no finding from advisories SUSE publishes for LTSS only.
+		img := suseImage(t, sles("11.4", "SUSE Linux Enterprise Server 11 SP4"), python...)
+		eco, got := distroScan(t, img, "suse")
+		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 11 SP4", got, nil)
+	})
+}

@@ -25,7 +25,8 @@ type Source struct {
 	Format string `yaml:"format,omitempty" json:"format,omitempty"`
 	// API is "nvd" for the paged NVD CVE API 2.0, "redhat-vex" for Red Hat's
 	// VEX archive named by archive_latest.txt, "amazon" for the updateinfo
-	// of a repository's mirror.list; empty for one file.
+	// of a repository's mirror.list, "suse-cvrf" for SUSE's CVRF tar.bz2;
+	// empty for one file.
 	API string `yaml:"api,omitempty" json:"api,omitempty"`
 }
 
@@ -56,6 +57,7 @@ var DefaultSources = []Source{
 	{Name: "Amazon Linux 2023 ALAS", URL: "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/x86_64/mirror.list", Format: "amazon", API: "amazon"},
 	{Name: "Wolfi secdb", URL: "https://packages.wolfi.dev/os/security.json", Format: "alpine"},
 	{Name: "Chainguard secdb", URL: "https://packages.cgr.dev/chainguard/security.json", Format: "alpine"},
+	{Name: "SUSE CVRF (SLE and openSUSE)", URL: "https://ftp.suse.com/pub/projects/security/cvrf.tar.bz2", Format: "suse", API: "suse-cvrf"},
 	{Name: "NVD", URL: "https://services.nvd.nist.gov/rest/json/cves/2.0", Format: "nvd", API: "nvd"},
 }
 
@@ -102,6 +104,8 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source, last vulndb.Download) (
 		out, err = f.fetchRedHatVEX(ctx, src, last)
 	case "amazon":
 		out, err = f.fetchAmazon(ctx, src, last)
+	case "suse-cvrf":
+		out, err = f.fetchSUSECVRF(ctx, src, last)
 	default:
 		out, err = f.fetchFile(ctx, src, last)
 	}

@@ -3,6 +3,7 @@ package feed
 import (
 	"archive/tar"
 	"bufio"
+	"compress/bzip2"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -21,8 +22,9 @@ import (
 )
 
 // Distribution sources that are not one file: Red Hat publishes its VEX
-// documents as a dated tar.zst that archive_latest.txt names, and Amazon
-// Linux its updateinfo in a repository that a mirror list names.
+// documents as a dated tar.zst that archive_latest.txt names, Amazon Linux
+// its updateinfo in a repository that a mirror list names, and SUSE its CVRF
+// documents as one tar.bz2.
 
 // fetchRedHatVEX downloads src.URL (archive_latest.txt, beside the archive),
 // then the archive it names, and unpacks its JSON documents into f.Dir. The
@@ -50,26 +52,41 @@ func (f *Fetcher) fetchRedHatVEX(ctx context.Context, src Source, last vulndb.Do
 		return Fetched{}, err
 	}
 	dir := filepath.Join(f.Dir, "redhat-vex")
-	if err := untarZstd(archive, dir, DefaultLimits); err != nil {
+	if err := untar(archive, dir, ".json", zstdReader, DefaultLimits); err != nil {
 		return Fetched{}, fmt.Errorf("%s: %w", name, err)
 	}
 	os.Remove(archive)
 	return Fetched{Source: src, Paths: []string{dir}, Download: d}, nil
 }
 
-// untarZstd unpacks the regular .json files of a tar.zst into dir, flat
-// (paths from the archive never choose where a file lands), within limits.
-func untarZstd(archive, dir string, lim Limits) error {
+// zstdReader decompresses Red Hat's tar.zst.
+func zstdReader(r io.Reader) (io.Reader, func(), error) {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return nil, nil, err
+	}
+	return zr, zr.Close, nil
+}
+
+// bzip2Reader decompresses SUSE's tar.bz2.
+func bzip2Reader(r io.Reader) (io.Reader, func(), error) {
+	return bzip2.NewReader(bufio.NewReaderSize(r, 1<<20)), func() {}, nil
+}
+
+// untar unpacks the regular files named *suffix of a compressed tar into
+// dir, flat (paths from the archive never choose where a file lands),
+// within limits.
+func untar(archive, dir, suffix string, decompress func(io.Reader) (io.Reader, func(), error), lim Limits) error {
 	in, err := os.Open(archive)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	zr, err := zstd.NewReader(in, zstd.WithDecoderMaxMemory(1<<30))
+	zr, done, err := decompress(in)
 	if err != nil {
 		return err
 	}
-	defer zr.Close()
+	defer done()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -83,9 +100,10 @@ func untarZstd(archive, dir string, lim Limits) error {
 		if err != nil {
 			return err
 		}
-		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".json") || !filepath.IsLocal(h.Name) {
-			// Red Hat's archive holds year folders of documents; a name
-			// that climbs out or is absolute is not one of them.
+		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, suffix) || !filepath.IsLocal(h.Name) {
+			// Red Hat's archive holds year folders of documents, SUSE's one
+			// folder; a name that climbs out or is absolute is not one of
+			// them.
 			continue
 		}
 		if n++; n > lim.MaxFiles {
@@ -106,6 +124,24 @@ func untarZstd(archive, dir string, lim Limits) error {
 			return err
 		}
 	}
+}
+
+// fetchSUSECVRF downloads SUSE's CVRF archive (cvrf.tar.bz2, every SUSE and
+// openSUSE advisory), conditional on the last download's validators, and
+// unpacks its .xml documents into f.Dir.
+func (f *Fetcher) fetchSUSECVRF(ctx context.Context, src Source, last vulndb.Download) (Fetched, error) {
+	got, err := f.fetchFile(ctx, src, last)
+	if err != nil || got.Unchanged() {
+		return got, err
+	}
+	archive := got.Paths[0]
+	dir := filepath.Join(f.Dir, "suse-cvrf")
+	if err := untar(archive, dir, ".xml", bzip2Reader, DefaultLimits); err != nil {
+		return Fetched{}, fmt.Errorf("%s: %w", safeName(src.URL), err)
+	}
+	os.Remove(archive)
+	got.Paths = []string{dir}
+	return got, nil
 }
 
 // fetchAmazon reads src.URL, a repository's mirror.list, takes its first

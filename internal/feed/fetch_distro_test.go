@@ -7,6 +7,9 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -14,7 +17,7 @@ import (
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
-// TestFetchDistroSources serves Red Hat's and Amazon's layouts on
+// TestFetchDistroSources serves Red Hat's, Amazon's and SUSE's layouts on
 // 127.0.0.1 with the real samples, and checks that each source downloads,
 // loads, and is unchanged when fetched again.
 func TestFetchDistroSources(t *testing.T) {
@@ -31,6 +34,7 @@ func TestFetchDistroSources(t *testing.T) {
 	tw.Close()
 	zw.Close()
 	updateinfo := testdataFile(t, "amazon/al2023/updateinfo.xml.gz")
+	cvrf := suseArchive(t)
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -38,6 +42,13 @@ func TestFetchDistroSources(t *testing.T) {
 			w.Write([]byte("csaf_vex_2026-01-01.tar.zst\n"))
 		case "/vex/csaf_vex_2026-01-01.tar.zst":
 			w.Write(archive.Bytes())
+		case "/suse/cvrf.tar.bz2":
+			w.Header().Set("ETag", `"c1"`)
+			if r.Header.Get("If-None-Match") == `"c1"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Write(cvrf)
 		case "/al2023/mirror.list":
 			w.Write([]byte(srv.URL + "/repo/\n"))
 		case "/repo/repodata/repomd.xml":
@@ -61,6 +72,7 @@ func TestFetchDistroSources(t *testing.T) {
 	}{
 		{Source{Name: "Red Hat VEX", URL: srv.URL + "/vex/archive_latest.txt", Format: "redhat", API: "redhat-vex"}, map[string]int{"redhat": 2}},
 		{Source{Name: "AL2023", URL: srv.URL + "/al2023/mirror.list", Format: "amazon", API: "amazon"}, map[string]int{"amazon:2023": 1}},
+		{Source{Name: "SUSE CVRF", URL: srv.URL + "/suse/cvrf.tar.bz2", Format: "suse", API: "suse-cvrf"}, map[string]int{"suse": 4}},
 	} {
 		f := &Fetcher{Client: srv.Client(), Dir: t.TempDir(), Attempts: 1}
 		got, err := f.Fetch(ctx, tt.src, vulndb.Download{})
@@ -83,4 +95,34 @@ func TestFetchDistroSources(t *testing.T) {
 			t.Errorf("%s: second fetch: unchanged %v, err %v", tt.src.Name, again.Unchanged(), err)
 		}
 	}
+}
+
+// suseArchive lays the SUSE samples out as SUSE's cvrf.tar.bz2 does (one
+// folder of cvrf-*.xml), with a file that climbs out of it and one that is
+// not a document, and compresses it with bzip2(1): Go has no bzip2 writer.
+func suseArchive(t *testing.T) []byte {
+	t.Helper()
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	add := func(name string, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	entries, err := os.ReadDir(filepath.Join("testdata", "suse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		add("cvrf/"+e.Name(), testdataFile(t, "suse/"+e.Name()))
+	}
+	add("../escape.xml", []byte("<cvrfdoc/>"))
+	add("cvrf/README.txt", []byte("not a document"))
+	tw.Close()
+	cmd := exec.Command("bzip2", "-c")
+	cmd.Stdin = &plain
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bzip2 (Debian's bzip2 package): %v", err)
+	}
+	return out
 }

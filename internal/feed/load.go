@@ -222,10 +222,11 @@ func (l *loader) parse(f file) (parsed, bool) {
 	return parsed{name: f.name, root: f.root, seq: f.seq, format: format.Name(), res: res}, true
 }
 
-// isDataFile reports whether a file's name says it holds JSON or YAML.
+// isDataFile reports whether a file's name says it holds JSON, YAML or XML
+// (SUSE's CVRF documents).
 func isDataFile(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
-	case ".json", ".yaml", ".yml":
+	case ".json", ".yaml", ".yml", ".xml":
 		return true
 	}
 	return false

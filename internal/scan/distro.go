@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,9 +20,18 @@ import (
 //     are RHEL's rebuilt); Rocky Linux "Rocky Linux:9" and AlmaLinux
 //     "AlmaLinux:9" as their OSV errata name them; Amazon Linux
 //     "Amazon Linux:2" and "Amazon Linux:2023".
+//   - SUSE Linux Enterprise as SUSE names the product, from the os-release
+//     ID and VERSION_ID (the PRETTY_NAME is free text): "SUSE:Linux
+//     Enterprise Server 15 SP5" (BCI images are ID "sles" too), "...Desktop
+//     15 SP5", "...Server for SAP Applications 15 SP5", "...High Performance
+//     Computing 15 SP5", "SUSE:Linux Enterprise Micro 5.5", "SUSE:Linux Micro
+//     6.0", "SUSE:Linux Enterprise Server 16.0". SUSE files most packages
+//     under the modules a product is built from, not under the product:
+//     vulndb reads every product of the service pack (its distro.go).
+//   - openSUSE Leap "openSUSE:Leap 15.5".
 //
-// An empty result means scangate has no feed for the release (SUSE and
-// openSUSE, Oracle Linux and Bottlerocket among them, for now).
+// An empty result means scangate has no feed for the release (openSUSE
+// Tumbleweed, Oracle Linux and Bottlerocket among them, for now).
 func osEcosystem(o *OS) string {
 	major, _, _ := strings.Cut(o.VersionID, ".")
 	switch o.ID {
@@ -61,8 +71,41 @@ func osEcosystem(o *OS) string {
 		if major != "" {
 			return "Amazon Linux:" + major
 		}
+	case "sles", "sled", "sles_sap", "sle_hpc", "sle-micro", "sl-micro":
+		return sleEcosystem(o)
+	case "opensuse-leap":
+		if o.VersionID != "" {
+			return "openSUSE:Leap " + o.VersionID
+		}
 	}
 	return ""
+}
+
+// sleProducts are SUSE's product names by os-release ID.
+var sleProducts = map[string]string{
+	"sles": "Linux Enterprise Server", "sled": "Linux Enterprise Desktop",
+	"sles_sap": "Linux Enterprise Server for SAP Applications", "sle_hpc": "Linux Enterprise High Performance Computing",
+	"sle-micro": "Linux Enterprise Micro", "sl-micro": "Linux Micro",
+}
+
+// sleEcosystem names a SUSE product release as SUSE does: up to SLE 15 a
+// service pack is the minor version ("15.5" is "15 SP5", "15" and "15.0"
+// the first release); SLE 16 and the Micro products name the version as it
+// is ("16.0", "5.5").
+func sleEcosystem(o *OS) string {
+	major, minor, dotted := strings.Cut(o.VersionID, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	release := o.VersionID
+	if o.ID != "sle-micro" && o.ID != "sl-micro" && n < 16 {
+		release = major
+		if dotted && minor != "0" {
+			release += " SP" + minor
+		}
+	}
+	return "SUSE:" + sleProducts[o.ID] + " " + release
 }
 
 // ubuntuLTS reports whether an Ubuntu release is a long-term one: its
@@ -81,7 +124,8 @@ func ubuntuLTS(o *OS) bool {
 // rpm compares first ("1:3.0.7-27.el9"); it matches in the release's
 // ecosystem; and for Red Hat, whose VEX documents name source RPMs, it
 // matches by its source RPM's name and version. The rebuilds' errata, Amazon
-// Linux's and SUSE's name binary packages, which are matched as they are.
+// Linux's updateinfo and SUSE's CVRF name binary packages, which are matched
+// as they are.
 func rpmPackage(pkg *Package, p *extractor.Package, o *OS) {
 	m, ok := p.Metadata.(*rpmmeta.Metadata)
 	if !ok || pkg.Type != "rpm" {
@@ -151,6 +195,30 @@ func ubuntuPro(pkgs []Package, o *OS) {
 	eco := "Ubuntu:Pro:" + strings.TrimPrefix(o.Ecosystem, "Ubuntu:")
 	for i := range pkgs {
 		if pkgs[i].Type == "deb" && pkgs[i].Ecosystem == o.Ecosystem {
+			pkgs[i].Ecosystem = eco
+		}
+	}
+	o.Ecosystem = eco
+}
+
+// suseLTSS moves the rpm packages of a SUSE Linux Enterprise machine with
+// Long Term Service Pack Support to the service pack's LTSS ecosystem
+// ("SUSE:Linux Enterprise Server 15 SP5-LTSS"), whose queries read the LTSS
+// products' fixes as well as the general ones (see vulndb). LTSS is a
+// subscription: a machine has it when it installed the LTSS product's
+// release package, sles-ltss-release. Without it (BCI images, machines in
+// general support) the fixes SUSE publishes only for LTSS are never offered,
+// as such a machine cannot install them.
+func suseLTSS(pkgs []Package, o *OS) {
+	if o == nil || !strings.HasPrefix(o.Ecosystem, "SUSE:Linux Enterprise ") || strings.HasSuffix(o.Ecosystem, "-LTSS") {
+		return
+	}
+	if !slices.ContainsFunc(pkgs, func(p Package) bool { return p.Type == "rpm" && p.Name == "sles-ltss-release" }) {
+		return
+	}
+	eco := o.Ecosystem + "-LTSS"
+	for i := range pkgs {
+		if pkgs[i].Type == "rpm" && pkgs[i].Ecosystem == o.Ecosystem {
 			pkgs[i].Ecosystem = eco
 		}
 	}

@@ -186,7 +186,7 @@ func sourceRank(s vulndb.Severity, order SeverityOrder) int {
 
 func isDistribution(source string) bool {
 	switch source {
-	case "debian", "alpine", "ubuntu", "redhat", "wolfi", "chainguard":
+	case "debian", "alpine", "ubuntu", "redhat", "wolfi", "chainguard", "suse":
 		return true
 	}
 	return false

@@ -219,7 +219,8 @@ func (ins *inserts) add(ctx context.Context, a *Advisory) error {
 			return err
 		}
 		pkg := NormalizePackage(af.Ecosystem, af.Package)
-		if _, err := ins.affected.ExecContext(ctx, af.Ecosystem, pkg, a.Feed, a.ID, string(doc)); err != nil {
+		// SUSE's products are stored under their service pack (distro.go).
+		if _, err := ins.affected.ExecContext(ctx, matchKey(af.Ecosystem), pkg, a.Feed, a.ID, string(doc)); err != nil {
 			return err
 		}
 	}

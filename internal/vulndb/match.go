@@ -66,7 +66,7 @@ func (r *Reader) Affected(ctx context.Context, ecosystem, pkg, version string) (
 				ms = append(ms, m)
 			}
 		}
-		out = mergeQueried(out, ms, i)
+		out = mergeQueried(out, mergeSame(ecosystem, ms), i)
 	}
 	return out, nil
 }

@@ -59,7 +59,7 @@ of docker login (any user name) or as "Authorization: Bearer" for the API.`,
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the token, such as ci")
-	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, deployer or admin")
+	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, approver, deployer or admin")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
 		Use: "list", Short: "List tokens (never their secrets)", Args: args(cobra.NoArgs),

@@ -116,3 +116,29 @@ func FuzzManifests(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckTOML: brackets in strings and comments do not count; arrays and
+// inline tables do, however they are spread over lines.
+func TestCheckTOML(t *testing.T) {
+	deep := strings.Repeat("[", maxTOMLDepth+1)
+	for _, c := range []struct {
+		doc string
+		ok  bool
+	}{
+		{"a = \"" + deep + "\"\n", true},
+		{"a = '" + deep + "'\n", true},
+		{"a = \"\"\"\n" + deep + "\n\"\"\"\n", true},
+		{"a = '''\n" + deep + "\n'''\n", true},
+		{"a = \"\\\"" + deep + "\"\n", true}, // an escaped quote does not end the string
+		{"# " + deep + "\na = 1\n", true},
+		{"[[package]]\n[[package]]\nx = [[1, 2], [3]]\n", true},
+		{"a = " + deep + strings.Repeat("]", maxTOMLDepth+1) + "\n", false},
+		{"a = " + strings.Repeat("[\n", maxTOMLDepth+1) + "\n", false},
+		{"a = " + strings.Repeat("{b = ", maxTOMLDepth+1) + "1" + strings.Repeat("}", maxTOMLDepth+1) + "\n", false},
+		{"a = \"" + deep + "\nb = 1\n", false}, // a string left open at the end of its line
+	} {
+		if err := checkTOML([]byte(c.doc)); (err == nil) != c.ok {
+			t.Errorf("checkTOML(%.40q) = %v, want ok %v", c.doc, err, c.ok)
+		}
+	}
+}

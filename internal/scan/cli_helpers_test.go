@@ -13,9 +13,11 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/report"
 	"github.com/scangate/scangate/internal/scan"
 )
 
@@ -50,11 +52,39 @@ func scanArchive(t *testing.T, dataDir string, img v1.Image) *scan.Report {
 	if code != 0 {
 		t.Fatalf("scangate scan: exit %d\n%s", code, errs)
 	}
+	// The report a user reads is the documented one (locations included).
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("scan report: %v\n%.2000s", err, out)
+	}
+	if err := reportSchema(t).Validate(doc); err != nil {
+		t.Errorf("the report does not follow its schema: %v", err)
+	}
 	var r scan.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("scan report: %v\n%.2000s", err, out)
 	}
 	return &r
+}
+
+// reportSchema compiles the JSON report's schema, offline.
+func reportSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(report.JSONSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := doc.(map[string]any)["$id"].(string)
+	c := jsonschema.NewCompiler()
+	c.UseLoader(jsonschema.SchemeURLLoader{}) // no file, no http
+	if err := c.AddResource(id, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch
 }
 
 // debLayer is the layer `dpkg -i` writes for a .deb: its files, by dpkg's

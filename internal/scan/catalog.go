@@ -89,7 +89,7 @@ func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
 	t.attribute(ctx, res.Inventory.Packages, plugins, cf.RootFS.DiffIDs)
-	r.Packages = packages(res.Inventory.Packages, r.OS)
+	r.Packages = mergeLinks(packages(res.Inventory.Packages, r.OS), t.realPath)
 	return r, nil
 }
 

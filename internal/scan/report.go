@@ -68,6 +68,9 @@ type Package struct {
 	SourceVersion string `json:"sourceVersion,omitempty"`
 	// Path is the file the package was read from.
 	Path string `json:"path"`
+	// Locations lists every path the package was found at, Path first,
+	// when there are several: the links that lead to one file.
+	Locations []string `json:"locations,omitempty"`
 	// Layer is the DiffID of the layer that introduced the package.
 	Layer string `json:"layer,omitempty"`
 }

@@ -146,6 +146,9 @@ func (w *wanted) file(name string, info fs.FileInfo) bool {
 		if !e.Requirements().ExtractFromDirs && e.FileRequired(api) {
 			return true
 		}
+		if c, ok := e.(companion); ok && c.companion(name) {
+			return true
+		}
 	}
 	return false
 }

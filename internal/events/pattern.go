@@ -315,3 +315,9 @@ func eachObject(arr []any, fn func(map[string]any) bool) bool {
 	}
 	return true
 }
+
+// CheckEvent checks an event as EventBridge's TestEventPattern does.
+func CheckEvent(data []byte) error {
+	_, err := Parse(data)
+	return err
+}

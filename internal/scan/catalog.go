@@ -31,6 +31,8 @@ type Limits struct {
 	// MaxLayerFiles and MaxImageFiles bound tar entries.
 	MaxLayerFiles int
 	MaxImageFiles int
+	// MaxLayers bounds an image's layers.
+	MaxLayers int
 }
 
 // DefaultLimits hold real images with room to spare.

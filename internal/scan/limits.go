@@ -17,6 +17,9 @@ import (
 // ErrLimit reports an image beyond Limits.
 var ErrLimit = errors.New("over the scan limit")
 
+// ErrInvalid reports an image no container runtime runs as it is.
+var ErrInvalid = errors.New("invalid image")
+
 // ErrCorrupt reports a layer whose content is not what the image's config
 // says it is (its DiffID), or that is not a readable tar.
 var ErrCorrupt = errors.New("corrupt layer")

@@ -355,7 +355,8 @@ func TestMatchComparisonOperators(t *testing.T) {
 		matchCase{"numbers by value, large", `{"p": [12345678901234567890]}`, `{"p": 12345678901234567891}`, false},
 		matchCase{"numbers by value, small", `{"p": [1e-7]}`, `{"p": 0.0000001}`, true},
 		matchCase{"numeric on a huge number", `{"p": [{"numeric": [">", 0]}]}`, `{"p": 1e400}`, true},
-		matchCase{"field names with dots are not paths", `{"a.b": ["x"]}`, `{"a": {"b": "x"}}`, false},
+		// As event-ruler joins nested names with dots (TestMatchDottedNames).
+		matchCase{"field names with dots are paths", `{"a.b": ["x"]}`, `{"a": {"b": "x"}}`, true},
 	)
 	runMatchCases(t, cases)
 }
@@ -457,6 +458,9 @@ func TestCompilePatternErrors(t *testing.T) {
 		{`{"$or": [{"prefix": ["x"]}, {"b": ["y"]}]}`, "$or[0].prefix", `"prefix" is an operator, not a field name`},
 		{`{"detail": {"$or": [{"a": ["x"]}, {"b": {"numeric": [1]}}]}}`, "detail.$or[1].b.numeric", "is an operator"},
 		{`{"detail": {"$or": [{"a": ["x"]}, {"b": [{"numeric": [">"]}]}]}}`, "detail.$or[1].b[0]", "numeric: want"},
+		// "$or" is a keyword only as a whole field name, as in event-ruler.
+		{`{"detail.$or": [{"a": ["x"]}, {"b": ["y"]}]}`, "detail.$or[0]", `unknown operator "a"`},
+		{`{"a.b": ["x"], "a": {"b": ["y"]}}`, "a.b", "given twice"},
 	}
 	for _, tt := range tests {
 		p, err := CompilePattern([]byte(tt.pattern))
@@ -684,7 +688,11 @@ func TestMatchDottedNames(t *testing.T) {
 		{"dotted event beside an array", `{"employees": {"firstName": ["Peter"], "company": ["Acme"]}}`, `{"employees": [{"firstName": "John"}, {"firstName": "Peter"}], "employees.company": "Acme"}`, true},
 		{"dotted pattern in $or", `{"$or": [{"detail.state": ["running"]}, {"detail.instance-id": ["i-1234567890abcdef0"]}]}`, ec2Event, true},
 		{"dotted pattern in $or, neither", `{"$or": [{"detail.state": ["running"]}, {"detail.instance-id": ["i-0"]}]}`, ec2Event, false},
-		{"$or on both spellings of a path", `{"detail": {"$or": [{"state": ["x"]}, {"state": ["terminated"]}]}, "detail.$or": [{"a": ["1"]}, {"instance-id": [{"prefix": "i-"}]}]}`, ec2Event, true},
+		// Each spelling of a path may bring its own $or: both must hold.
+		{"$or on both spellings of a path", `{"detail": {"trigger": {"$or": [{"risk": [8]}, {"risk": [9]}]}},
+			"detail.trigger": {"$or": [{"alert-type": ["basic"]}, {"alert-type": ["other"]}]}}`, macieEvent, true},
+		{"$or on both spellings of a path, second fails", `{"detail": {"trigger": {"$or": [{"risk": [8]}, {"risk": [9]}]}},
+			"detail.trigger": {"$or": [{"alert-type": ["x"]}, {"alert-type": ["other"]}]}}`, macieEvent, false},
 	})
 }
 

@@ -183,7 +183,7 @@ func readSmallFile(path string) ([]byte, error) {
 }
 
 func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, st *store.Store, order scan.SeverityOrder) (*scan.Report, error) {
-	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir()})
+	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir(), MaxLayers: limits.MaxLayers})
 	if err != nil {
 		if unavailable(err) {
 			return nil, internalError{err}

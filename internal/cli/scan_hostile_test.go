@@ -755,7 +755,9 @@ func TestScanKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestScanKilled$")
-			cmd.Env = append(os.Environ(), killChildEnv+"="+string(args), "TMPDIR="+tmp, "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"))
+			// GOMAXPROCS 4: every layer is read at once, so the base layer's
+			// never waits behind the stalled one.
+			cmd.Env = append(os.Environ(), killChildEnv+"="+string(args), "TMPDIR="+tmp, "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"), "GOMAXPROCS=4")
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -768,10 +770,14 @@ func TestScanKilled(t *testing.T) {
 			case err := <-exited:
 				t.Fatalf("scangate scan ended (%v) before asking for the stalled layer: %s", err, stderr.String())
 			}
+			giveUp := time.After(2 * time.Minute) // a hang, not a timing
 			for !heldContentFile(cmd.Process.Pid) {
 				select {
 				case err := <-exited:
 					t.Fatalf("scangate scan ended (%v) before it held its content file: %s", err, stderr.String())
+				case <-giveUp:
+					cmd.Process.Kill()
+					t.Fatalf("scangate scan never held its content file: %s", stderr.String())
 				case <-time.After(5 * time.Millisecond):
 				}
 			}

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -1332,6 +1333,9 @@ func TestContentFileNeverInTempDir(t *testing.T) {
 	}
 	img := imagetest.Build(t, imagetest.BookwormBase(t), l)
 	armed.Store(true)
+	// Both layers are read at once (the unpacker reads GOMAXPROCS layers
+	// at a time), so that the base layer never waits behind the gate.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	done := make(chan error, 1)
 	go func() {
 		_, err := scan.Catalog(context.Background(), img, scan.ImageInfo{Ref: "content-file"}, hostileLimits)
@@ -1343,10 +1347,14 @@ func TestContentFileNeverInTempDir(t *testing.T) {
 		t.Fatalf("the scan ended (%v) without reading the top layer", err)
 	}
 	var held []string
+	giveUp := time.After(2 * time.Minute) // a hang, not a timing
 	for held == nil {
 		select {
 		case err := <-done:
 			t.Fatalf("the scan ended (%v) before the base layer's content file was seen", err)
+		case <-giveUp:
+			close(gate)
+			t.Fatalf("the scan never held its content file (%v)", <-done)
 		case <-time.After(time.Millisecond):
 		}
 		held = openContentFiles(t, os.Getpid())

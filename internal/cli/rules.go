@@ -189,7 +189,7 @@ func testPattern(patternArg, eventArg string) (bool, error) {
 	if err != nil {
 		return false, usageError{fmt.Errorf("--pattern%s: %w", fileNote(patternArg), err)}
 	}
-	if _, err := events.Parse(eventJSON); err != nil {
+	if err := events.CheckEvent(eventJSON); err != nil {
 		return false, usageError{fmt.Errorf("--event%s: %w", fileNote(eventArg), err)}
 	}
 	matched, err := p.Match(eventJSON)

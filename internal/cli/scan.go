@@ -67,10 +67,11 @@ IMAGE is one of:
 	fl.StringVar(&f.vexFile, "vex", "", "OpenVEX document: not_affected and fixed statements suppress findings")
 	fl.StringVar(&f.severitySource, "severity-source", "nvd", "whose rating counts first: nvd (NVD's CVSS, then GitHub's, then the distribution's) or vendor (the distribution's first)")
 	fl.Int64Var(&f.limits.MaxFileBytes, "max-file-bytes", f.limits.MaxFileBytes, "largest file in a layer to unpack")
-	fl.Int64Var(&f.limits.MaxLayerBytes, "max-layer-bytes", f.limits.MaxLayerBytes, "most uncompressed bytes in one layer")
-	fl.Int64Var(&f.limits.MaxImageBytes, "max-image-bytes", f.limits.MaxImageBytes, "most uncompressed bytes in the image")
+	fl.Int64Var(&f.limits.MaxLayerBytes, "max-layer-bytes", f.limits.MaxLayerBytes, "most bytes inflated from one layer, and most its files may add up to")
+	fl.Int64Var(&f.limits.MaxImageBytes, "max-image-bytes", f.limits.MaxImageBytes, "most bytes inflated from the image's layers (a repeated layer counts once), and most its files may add up to")
 	fl.IntVar(&f.limits.MaxLayerFiles, "max-layer-files", f.limits.MaxLayerFiles, "most files in one layer")
 	fl.IntVar(&f.limits.MaxImageFiles, "max-image-files", f.limits.MaxImageFiles, "most files in the image")
+	fl.IntVar(&f.limits.MaxLayers, "max-layers", f.limits.MaxLayers, "most layers in the image")
 	return cmd
 }
 
@@ -182,7 +183,7 @@ func readSmallFile(path string) ([]byte, error) {
 }
 
 func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, st *store.Store, order scan.SeverityOrder) (*scan.Report, error) {
-	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir()})
+	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir(), MaxLayers: limits.MaxLayers})
 	if err != nil {
 		if unavailable(err) {
 			return nil, internalError{err}
@@ -200,8 +201,8 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 		v1img = image.WithProgress(img.Image, func(n int64) { bar.Add64(n) })
 	}
 	r, err := scan.Catalog(ctx, v1img, info, limits)
-	if errors.Is(err, scan.ErrLimit) {
-		return nil, usageError{err}
+	if errors.Is(err, scan.ErrLimit) || errors.Is(err, scan.ErrInvalid) {
+		return nil, usageError{err} // the image's doing: exit 2
 	}
 	if err != nil {
 		return nil, internalError{err}

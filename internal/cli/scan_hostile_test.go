@@ -7,20 +7,28 @@ package cli
 
 import (
 	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -28,7 +36,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/image"
 	"github.com/scangate/scangate/internal/imagetest"
+	embedded "github.com/scangate/scangate/internal/registry"
+	"github.com/scangate/scangate/internal/store"
 )
 
 // isolate gives the test its own temporary folder, so that what a scan
@@ -152,7 +164,9 @@ func TestScanHostileImages(t *testing.T) {
 		code int    // or, where either is right, exit2or3
 		msg  string // besides the image, which every message names
 	}{
-		{"escaping-links", archive("escaping.tar", base, imagetest.EscapingLayer(t, host)), nil, ExitOK, ""},
+		// Names with ../ that climb out of the root: Docker refuses to
+		// load the layer, and the scan is refused too (it exited 0 before).
+		{"escaping-names", archive("escaping.tar", base, imagetest.EscapingLayer(t, host)), nil, ExitBadInput, "climbs out of the image root"},
 		{"gzip-bomb", archive("bomb.tar", base, imagetest.LayerFromBytes(t, imagetest.GzipBomb(t, 64<<20, 1<<20))),
 			[]string{"--max-layer-bytes", "4194304"}, ExitBadInput, "more than 4194304 bytes uncompressed: over the scan limit"},
 		{"many-files", archive("many.tar", base, imagetest.LayerFromBytes(t, imagetest.GzipTar(t, imagetest.ManyFiles(t, 20_000)))),
@@ -423,6 +437,364 @@ func TestScanRegistry(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("stderr %q: want one of %q", r.stderr, tt.msgs)
+			}
+		})
+	}
+}
+
+// embeddedRegistry runs scangate's own registry on 127.0.0.1 behind wrap
+// (nil: none), anonymous pulls allowed, and returns its host and a push
+// function using a pusher token.
+func embeddedRegistry(t *testing.T, wrap func(http.Handler) http.Handler) (string, func(ref string, img v1.Image)) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(dir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tokens := auth.NewTokens(st)
+	secret, _, err := tokens.Create(ctx, "ci", auth.RolePusher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := embedded.New(ctx, embedded.Config{Root: filepath.Join(dir, "registry"), Tokens: tokens, AnonymousPull: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	var h http.Handler = reg
+	if wrap != nil {
+		h = wrap(reg)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push := func(ref string, img v1.Image) {
+		t.Helper()
+		tag, err := name.NewTag(host+"/"+ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(tag, img, remote.WithAuth(&authn.Basic{Username: "ci", Password: secret})); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+	}
+	return host, push
+}
+
+// blobGets counts the registry's GETs of each blob.
+type blobGets struct {
+	mu sync.Mutex
+	n  map[string]int // by digest
+}
+
+func (b *blobGets) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if i := strings.Index(r.URL.Path, "/blobs/"); i >= 0 && r.Method == http.MethodGet {
+			b.mu.Lock()
+			b.n[r.URL.Path[i+len("/blobs/"):]]++
+			b.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (b *blobGets) get(d v1.Hash) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n[d.String()]
+}
+
+// ociLayoutByHand writes an OCI layout of one image, file by file as the
+// image spec describes it: a layer blob under the descriptor media type
+// mt, its config and manifest, index.json and oci-layout.
+func ociLayoutByHand(t *testing.T, dir string, layerBlob []byte, diffID string, mt string) string {
+	t.Helper()
+	put := func(data []byte) (string, int) {
+		sum := sha256.Sum256(data)
+		d := hex.EncodeToString(sum[:])
+		p := filepath.Join(dir, "blobs", "sha256", d)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "sha256:" + d, len(data)
+	}
+	layerDigest, layerSize := put(layerBlob)
+	config := fmt.Sprintf(`{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%q]}}`, diffID)
+	configDigest, configSize := put([]byte(config))
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+		`"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`, configDigest, configSize, mt, layerDigest, layerSize)
+	manifestDigest, manifestSize := put([]byte(manifest))
+	index := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[`+
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"annotations":{"org.opencontainers.image.ref.name":"1"}}]}`,
+		manifestDigest, manifestSize)
+	for name, body := range map[string]string{"index.json": index, "oci-layout": `{"imageLayoutVersion":"1.0.0"}`} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// zerosTar is a tar of a Debian os-release and n bytes of zeros in files
+// of 512 KiB at most, followed by extra zero bytes after the tar's end.
+func zerosTar(t *testing.T, n, extra int) []byte {
+	t.Helper()
+	entries := []imagetest.RawEntry{hostileEntry("etc/os-release", imagetest.ReadFixture(t, "debian", "os-release"))}
+	for i := 0; n > 0; i++ {
+		size := min(n, 512<<10)
+		entries = append(entries, imagetest.RawEntry{Header: tar.Header{Name: fmt.Sprintf("zeros/%04d", i), Size: int64(size)}, Body: string(make([]byte, size))})
+		n -= size
+	}
+	return append(imagetest.Tar(t, entries...), make([]byte, extra)...)
+}
+
+// repeated stacks layer n times.
+func repeated(t *testing.T, l v1.Layer, n int) v1.Image {
+	t.Helper()
+	layers := make([]v1.Layer, n)
+	for i := range layers {
+		layers[i] = l
+	}
+	return imagetest.Build(t, layers...)
+}
+
+// TestScanFailsClosed: `scangate scan` on hostile images, built as an
+// attacker would (a docker-archive, an OCI layout written by hand, pushes
+// to scangate's own registry), exits 2 with a message naming the image
+// and the reason, and leaves nothing in $TMPDIR. Each of these exited 0
+// before its fix.
+func TestScanFailsClosed(t *testing.T) {
+	dir, _ := scanSetup(t)
+	tmp := isolate(t)
+	files := t.TempDir()
+	gets := &blobGets{n: map[string]int{}}
+	host, push := embeddedRegistry(t, gets.wrap)
+
+	// A layer with an entry that climbs out of the root. Docker refuses to
+	// load it since moby/go-archive v0.3.0 (df55fdf, "Reject traversal
+	// entries instead of clamping them"); Debian's 20.10 engine here still
+	// clamps it inside its chroot.
+	climbing := imagetest.Build(t, imagetest.LayerFromBytes(t, imagetest.Tar(t,
+		hostileEntry("etc/os-release", imagetest.ReadFixture(t, "debian", "os-release")), hostileEntry("../../../tmp/escaped", "x"))))
+	climbingArchive := imagetest.WriteDockerArchive(t, filepath.Join(files, "climbing.tar"), "scangate-test/climbing:1", climbing)
+
+	// A Helm chart (a gzip tar, as a layer is) under its own media type,
+	// in an OCI layout written by hand and pushed to the registry.
+	chartTar := imagetest.Tar(t, hostileEntry("etc/os-release", imagetest.ReadFixture(t, "debian", "os-release")),
+		hostileEntry("var/lib/dpkg/status", "Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\nSource: zlib\n\n"))
+	diff := sha256.Sum256(chartTar)
+	const helm = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+	helmLayout := ociLayoutByHand(t, filepath.Join(files, "helm"), imagetest.GzipTar(t, chartTar), "sha256:"+hex.EncodeToString(diff[:]), helm)
+	opened, err := image.Open(context.Background(), "oci:"+helmLayout, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push("charts/app:1", opened.Image)
+	opened.Close()
+
+	// 600 layers, each one blob of 1 MiB of zeros (a few kB of gzip).
+	blob := imagetest.LayerFromBytes(t, imagetest.GzipTar(t, zerosTar(t, 1<<20, 0)))
+	many := repeated(t, blob, 600)
+	manyArchive := imagetest.WriteDockerArchive(t, filepath.Join(files, "many.tar"), "scangate-test/many:1", many)
+	push("many/layers:1", many)
+	blobDigest, err := blob.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// One small file, then 64 MiB of zeros after the tar's end.
+	trailing := imagetest.WriteDockerArchive(t, filepath.Join(files, "trailing.tar"), "scangate-test/trailing:1",
+		imagetest.Build(t, imagetest.LayerFromBytes(t, imagetest.GzipTar(t, zerosTar(t, 0, 64<<20)))))
+
+	tests := []struct {
+		name  string
+		ref   string
+		args  []string
+		code  int
+		msg   string
+		check func(t *testing.T, stdout string)
+	}{
+		{name: "climbing-entry", ref: "docker-archive:" + climbingArchive, code: ExitBadInput,
+			msg: `layer 1: entry "../../../tmp/escaped" climbs out of the image root`},
+		{name: "unknown-media-type-layout", ref: "oci:" + helmLayout, code: ExitBadInput,
+			msg: `layer 1: media type "` + helm + `" is not one of a container image's layers`},
+		{name: "unknown-media-type-registry", ref: host + "/charts/app:1", code: ExitBadInput,
+			msg: `layer 1: media type "` + helm + `" is not one of a container image's layers`},
+		{name: "600-layers-archive", ref: "docker-archive:" + manyArchive, code: ExitBadInput,
+			msg: "600 layers, more than 500"},
+		{name: "600-layers-registry", ref: host + "/many/layers:1", code: ExitBadInput,
+			msg: "600 layers, more than 500",
+			check: func(t *testing.T, _ string) {
+				if n := gets.get(blobDigest); n != 0 {
+					t.Errorf("%d GETs of the layer blob before refusing 600 layers; want none", n)
+				}
+			}},
+		// Under a higher bound the blob is read once: one GET, not 600.
+		{name: "600-layers-registry-allowed", ref: host + "/many/layers:1", args: []string{"--max-layers", "600", "--max-image-bytes", "4194304"}, code: ExitOK,
+			check: func(t *testing.T, stdout string) {
+				if n := gets.get(blobDigest); n != 1 {
+					t.Errorf("%d GETs of a layer blob the image repeats 600 times; want 1", n)
+				}
+				var rep struct {
+					OS    struct{ Ecosystem string }
+					Image struct{ Layers []string }
+				}
+				if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+					t.Fatal(err)
+				}
+				if rep.OS.Ecosystem != "Debian:12" || len(rep.Image.Layers) != 600 {
+					t.Errorf("report: OS %s, %d layers; want Debian 12 and 600 layers", rep.OS.Ecosystem, len(rep.Image.Layers))
+				}
+			}},
+		{name: "trailing-zeros", ref: "docker-archive:" + trailing, args: []string{"--max-layer-bytes", "4194304"}, code: ExitBadInput,
+			msg: "layer 1: more than 4194304 bytes uncompressed: over the scan limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer checkNothingLeft(t, tmp)
+			gets.mu.Lock()
+			clear(gets.n)
+			gets.mu.Unlock()
+			args := append(append([]string{"--format", "json", "scan"}, tt.args...), tt.ref)
+			r := run(t, dir, args...)
+			if r.code != tt.code {
+				t.Fatalf("scangate %s: exit %d, want %d\nstderr: %s", strings.Join(args, " "), r.code, tt.code, r.stderr)
+			}
+			if tt.check != nil {
+				tt.check(t, r.stdout)
+			}
+			if tt.code == ExitOK {
+				return
+			}
+			if !strings.Contains(r.stderr, tt.ref) || !strings.Contains(r.stderr, tt.msg) {
+				t.Errorf("stderr %q: want the image (%s) and %q", r.stderr, tt.ref, tt.msg)
+			}
+		})
+	}
+}
+
+// killChildEnv holds, in the child process of TestScanKilled, the
+// arguments to run scangate with (JSON).
+const killChildEnv = "SCANGATE_CLI_TEST_SCAN_CHILD"
+
+// runScanChild runs scangate as cmd/scangate's main does, when this test
+// binary is TestScanKilled's child.
+func runScanChild() {
+	var args []string
+	if err := json.Unmarshal([]byte(os.Getenv(killChildEnv)), &args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(99)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// heldContentFile reports whether process pid holds the scan's content
+// file open, as /proc shows it.
+func heldContentFile(pid int) bool {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.Contains(target, "scangate-content-") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestScanKilled: a `scangate scan` killed in the middle of a scan, with
+// SIGKILL (no cleanup runs) or SIGTERM (the scan is cancelled), leaves
+// nothing in $TMPDIR. The scan is held mid-way by the registry, which
+// stalls the top layer's blob while the base layer's dpkg status sits in
+// the scan's content file.
+//
+// Fixed here: after SIGKILL the content file, scangate-content-NNN, stayed
+// in $TMPDIR for good.
+func TestScanKilled(t *testing.T) {
+	if os.Getenv(killChildEnv) != "" {
+		runScanChild()
+	}
+	dir, _ := scanSetup(t)
+	img, layers := imagetest.BookwormApp(t)
+	stalled, err := layers[1].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit := make(chan struct{}, 8)
+	release := make(chan struct{})
+	defer close(release)
+	host, push := embeddedRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+stalled.String()) {
+				hit <- struct{}{}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	push("app/stalled:1", img)
+
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp, home := t.TempDir(), t.TempDir()
+			args, err := json.Marshal([]string{"--data-dir", dir, "--format", "json", "scan", host + "/app/stalled:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestScanKilled$")
+			// GOMAXPROCS 4: every layer is read at once, so the base layer's
+			// never waits behind the stalled one.
+			cmd.Env = append(os.Environ(), killChildEnv+"="+string(args), "TMPDIR="+tmp, "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"), "GOMAXPROCS=4")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case <-hit:
+			case err := <-exited:
+				t.Fatalf("scangate scan ended (%v) before asking for the stalled layer: %s", err, stderr.String())
+			}
+			giveUp := time.After(2 * time.Minute) // a hang, not a timing
+			for !heldContentFile(cmd.Process.Pid) {
+				select {
+				case err := <-exited:
+					t.Fatalf("scangate scan ended (%v) before it held its content file: %s", err, stderr.String())
+				case <-giveUp:
+					cmd.Process.Kill()
+					t.Fatalf("scangate scan never held its content file: %s", stderr.String())
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err = <-exited
+			t.Logf("after %s: %v; stderr: %s", sig, err, strings.TrimSpace(stderr.String()))
+			if err == nil {
+				t.Errorf("scangate scan exited 0 after %s mid-scan", sig)
+			}
+			ents, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				t.Errorf("left in $TMPDIR after %s mid-scan: %s", sig, e.Name())
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +25,9 @@ var fuzzPatterns = []string{
 	`{"a": "b"}`,
 	`[]`,
 	`{"a": [{"anything-but": {"equals-ignore-case": []}}]}`,
+	`{"detail.state.status": ["running"], "detail": {"state": {"code": [16]}}, "employees.firstName": ["Anna"]}`,
+	`{"a.b": ["x"], "a": {"b": ["y"]}}`,
+	`{"x": {"a": {"$or": [{"b": [1]}, {"c": [2]}]}}, "x.a": {"$or": [{"d": [3]}, {"e": [4]}]}}`,
 }
 
 // fuzzEvents seed the event side.
@@ -32,6 +36,9 @@ var fuzzEvents = []string{
 	cloudwatchEvent, operatorsEvent, scanEvent("team/api", 3, 16, `"1.4.2", "latest"`),
 	`{"a": [[[{"b": [1, {"c": null}]}]]], "n": -0.0e-0, "s": "\u00e9\ud83d\ude00"}`,
 	`{"a": 1}{}`, `[1]`, `"x"`, `{`, ``,
+	`{"detail.state.status": "running", "detail": {"state": {"code": 16}}, "employees": [{"firstName": "Anna"}], "employees.lastName": "Smith"}`,
+	`{"a": {"b": 1}, "a.b": [2, {"c": 3}], "a.b.c": {"d": null}, "": {".": 1}, "..": 2}`,
+	detailTypeArrayEvent, detailStringEvent,
 }
 
 // FuzzCompilePattern checks that any input either compiles or is a
@@ -123,4 +130,72 @@ func depth(data []byte) int {
 		}
 	}
 	return most
+}
+
+// FuzzCheckEvent checks any input as `rules test` does: no panic; what it
+// accepts, Match accepts too.
+func FuzzCheckEvent(f *testing.F) {
+	for _, e := range fuzzEvents {
+		f.Add([]byte(e))
+	}
+	p, err := CompilePattern([]byte(`{"detail-type": [{"exists": true}], "detail": {"state": [{"anything-but": "x"}]}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, event []byte) {
+		if err := CheckEvent(event); err != nil {
+			return
+		}
+		if _, err := p.Match(event); err != nil {
+			t.Fatalf("CheckEvent accepted %q, Match refused it: %v", event, err)
+		}
+	})
+}
+
+// FuzzExpandDottedNames: expanding an event's dotted field names leaves
+// the event as it was, leaves no name with a dot behind (but in a path
+// deeper than any pattern reaches), and changes nothing when done again.
+func FuzzExpandDottedNames(f *testing.F) {
+	for _, e := range fuzzEvents {
+		f.Add([]byte(e))
+	}
+	f.Fuzz(func(t *testing.T, event []byte) {
+		obj, err := decodeEvent(event)
+		if err != nil {
+			return
+		}
+		before, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		once := expandDottedNames(obj)
+		if after, _ := json.Marshal(obj); !bytes.Equal(before, after) {
+			t.Fatalf("expanding changed the event: %s became %s", before, after)
+		}
+		if strings.Count(string(event), ".") < maxPathNames && hasDottedName(once) {
+			t.Fatalf("%s expanded to %v, which still has a name with a dot", event, once)
+		}
+		onceJSON, _ := json.Marshal(once)
+		if twice, _ := json.Marshal(expandDottedNames(once)); !bytes.Equal(onceJSON, twice) {
+			t.Fatalf("expanding again changed %s to %s", onceJSON, twice)
+		}
+	})
+}
+
+func hasDottedName(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if strings.Contains(k, ".") || hasDottedName(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if hasDottedName(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

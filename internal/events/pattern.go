@@ -1,10 +1,12 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Limits on patterns.
@@ -27,11 +29,13 @@ type Pattern struct {
 	root *fields
 }
 
-// fields is a pattern object: every field must match (AND) and, when there
-// are alternatives, one of them too.
+// fields is a pattern object: every field must match (AND) and, for each
+// group of alternatives, one of them too. (An object has one "$or"; a
+// path spelled two ways, "a": {"b": {...}} and "a.b": {...}, may bring
+// two.)
 type fields struct {
 	list []field
-	or   []*fields
+	ors  [][]*fields
 }
 
 // field is one field of a pattern object: either an object that descends
@@ -89,6 +93,15 @@ func CompilePattern(data []byte) (*Pattern, error) {
 // compileFields compiles a pattern object at path. Inside "$or"
 // alternatives, fields named like operators are taken for misplaced
 // operators, as EventBridge does.
+//
+// A field name with dots names nested fields: "a.b": [...] is
+// "a": {"b": [...]}, and the two spellings of a path merge into one
+// object, so that array consistency holds across them. This is how
+// aws/event-ruler, the matcher EventBridge's is published as, compiles
+// them: it joins the names of nested fields with dots (README, "Caveat:
+// Compiled rules and JSON keys with dots"; JsonRuleCompiler). Giving one
+// path twice is an error, as event-ruler's compiler says "Path `a.b`
+// cannot be allowed multiple times" when not told to let the last win.
 func compileFields(obj object, path string, inOr bool) (*fields, error) {
 	if len(obj) == 0 {
 		return nil, patternError(path, "an empty object matches nothing: give it at least one field")
@@ -101,19 +114,61 @@ func compileFields(obj object, path string, inOr bool) (*fields, error) {
 			if err != nil {
 				return nil, err
 			}
-			f.or = alts
+			f.ors = append(f.ors, alts)
 			continue
 		}
 		if _, isOp := operators[m.key]; isOp && inOr {
 			return nil, patternError(p, "%q is an operator, not a field name: inside $or, each alternative is an object of fields, such as {\"state\": [{%q: ...}]}", m.key, m.key)
 		}
-		fd, err := compileField(m, p, inOr)
+		names := strings.Split(m.key, ".")
+		fd, err := compileField(member{key: names[len(names)-1], val: m.val}, p, inOr)
 		if err != nil {
 			return nil, err
 		}
-		f.list = append(f.list, fd)
+		into, at := f, path
+		for _, name := range names[:len(names)-1] {
+			into, at = into.child(name), joinPath(at, name)
+		}
+		if err := into.add(fd, at); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
+}
+
+// child returns the nested object of the field name, made if f has none.
+func (f *fields) child(name string) *fields {
+	for _, fd := range f.list {
+		if fd.name == name && fd.nested != nil {
+			return fd.nested
+		}
+	}
+	nested := &fields{}
+	f.list = append(f.list, field{name: name, nested: nested})
+	return nested
+}
+
+// add adds fd to the object at path, merging a nested object into the one
+// already there; a leaf already there is the same path given twice.
+func (f *fields) add(fd field, path string) error {
+	p := joinPath(path, fd.name)
+	if fd.nested == nil {
+		for _, old := range f.list {
+			if old.name == fd.name && old.nested == nil {
+				return patternError(p, "the path is given twice (with dots in a field name, and nested): give it once")
+			}
+		}
+		f.list = append(f.list, fd)
+		return nil
+	}
+	into := f.child(fd.name)
+	for _, sub := range fd.nested.list {
+		if err := into.add(sub, p); err != nil {
+			return err
+		}
+	}
+	into.ors = append(into.ors, fd.nested.ors...)
+	return nil
 }
 
 func compileField(m member, path string, inOr bool) (field, error) {
@@ -208,7 +263,7 @@ func (p *Pattern) Match(event []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return p.root.matchObject(obj), nil
+	return p.root.matchObject(expandDottedNames(obj)), nil
 }
 
 // match matches an event value found where the pattern has an object. An
@@ -247,10 +302,16 @@ func (f *fields) matchObject(obj map[string]any) bool {
 			return false
 		}
 	}
-	if f.or == nil {
-		return true
+	for _, alts := range f.ors {
+		if !anyMatch(alts, obj) {
+			return false
+		}
 	}
-	for _, alt := range f.or {
+	return true
+}
+
+func anyMatch(alts []*fields, obj map[string]any) bool {
+	for _, alt := range alts {
 		if alt.matchObject(obj) {
 			return true
 		}
@@ -314,4 +375,60 @@ func eachObject(arr []any, fn func(map[string]any) bool) bool {
 		}
 	}
 	return true
+}
+
+// CheckEvent checks an event as EventBridge's TestEventPattern does before
+// matching it, and as `scangate rules test` does: a JSON object of at most
+// MaxEventSize bytes nesting at most MaxEventDepth levels, with id,
+// source, detail-type and time (RFC 3339) given; version, account and
+// region are strings if given, and resources an array of strings. Unlike
+// Parse, which holds events to the shape scangate's own have, it takes a
+// detail-type that is an array (as the events of EventBridge's "Exists
+// matching" page are), which patterns match element by element, and a
+// detail of any JSON type: one that is not an object has no fields, so a
+// pattern on detail's fields does not match it; neither is an error.
+func CheckEvent(data []byte) error {
+	if _, err := decodeEvent(data); err != nil {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	var e Envelope
+	var problems []string
+	for _, err := range []error{
+		stringField(raw, "id", true, &e.ID),
+		stringField(raw, "source", true, &e.Source),
+		detailTypeField(raw),
+		stringField(raw, "version", false, &e.Version),
+		stringField(raw, "account", false, &e.Account),
+		stringField(raw, "region", false, &e.Region),
+		timeField(raw, &e.Time),
+		resourcesField(raw, &e.Resources),
+	} {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if problems != nil {
+		return errors.New("event: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// detailTypeField checks an event's detail-type: a string that is not
+// empty, or an array.
+func detailTypeField(raw map[string]json.RawMessage) error {
+	r, ok := raw["detail-type"]
+	switch {
+	case !ok:
+		return errors.New(`"detail-type" is missing`)
+	case bytes.HasPrefix(r, []byte("[")):
+		return nil
+	case !bytes.HasPrefix(r, []byte(`"`)):
+		return errors.New(`"detail-type" must be a string or an array`)
+	}
+	var s string
+	return stringField(map[string]json.RawMessage{"detail-type": r}, "detail-type", true, &s)
 }

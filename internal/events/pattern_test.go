@@ -355,7 +355,8 @@ func TestMatchComparisonOperators(t *testing.T) {
 		matchCase{"numbers by value, large", `{"p": [12345678901234567890]}`, `{"p": 12345678901234567891}`, false},
 		matchCase{"numbers by value, small", `{"p": [1e-7]}`, `{"p": 0.0000001}`, true},
 		matchCase{"numeric on a huge number", `{"p": [{"numeric": [">", 0]}]}`, `{"p": 1e400}`, true},
-		matchCase{"field names with dots are not paths", `{"a.b": ["x"]}`, `{"a": {"b": "x"}}`, false},
+		// As event-ruler joins nested names with dots (TestMatchDottedNames).
+		matchCase{"field names with dots are paths", `{"a.b": ["x"]}`, `{"a": {"b": "x"}}`, true},
 	)
 	runMatchCases(t, cases)
 }
@@ -457,6 +458,9 @@ func TestCompilePatternErrors(t *testing.T) {
 		{`{"$or": [{"prefix": ["x"]}, {"b": ["y"]}]}`, "$or[0].prefix", `"prefix" is an operator, not a field name`},
 		{`{"detail": {"$or": [{"a": ["x"]}, {"b": {"numeric": [1]}}]}}`, "detail.$or[1].b.numeric", "is an operator"},
 		{`{"detail": {"$or": [{"a": ["x"]}, {"b": [{"numeric": [">"]}]}]}}`, "detail.$or[1].b[0]", "numeric: want"},
+		// "$or" is a keyword only as a whole field name, as in event-ruler.
+		{`{"detail.$or": [{"a": ["x"]}, {"b": ["y"]}]}`, "detail.$or[0]", `unknown operator "a"`},
+		{`{"a.b": ["x"], "a": {"b": ["y"]}}`, "a.b", "given twice"},
 	}
 	for _, tt := range tests {
 		p, err := CompilePattern([]byte(tt.pattern))
@@ -641,6 +645,134 @@ func TestMatchConcurrent(t *testing.T) {
 	for range 8 {
 		if !<-done {
 			t.Error("a concurrent match failed")
+		}
+	}
+}
+
+// TestMatchDottedNames: a field name with dots in a pattern or in an
+// event stands for the nested fields it names, as aws/event-ruler (the
+// matcher EventBridge's is published as) joins the names of nested
+// fields with dots and compares the joined paths. Its README, "Caveat:
+// Compiled rules and JSON keys with dots", gives the first four rows.
+//
+// Fixed here: the names were compared whole, so none of these matched.
+func TestMatchDottedNames(t *testing.T) {
+	const (
+		nested      = `{"detail": {"state": {"status": ["running"]}}}`
+		dotted      = `{"detail": {"state.status": ["running"]}}`
+		eventNested = `{"detail": {"state": {"status": "running"}}}`
+		eventDotted = `{"detail": {"state.status": "running"}}`
+	)
+	runMatchCases(t, []matchCase{
+		{"ruler caveat: nested pattern, nested event", nested, eventNested, true},
+		{"ruler caveat: nested pattern, dotted event", nested, eventDotted, true},
+		{"ruler caveat: dotted pattern, nested event", dotted, eventNested, true},
+		{"ruler caveat: dotted pattern, dotted event", dotted, eventDotted, true},
+		{"dotted pattern from the top", `{"detail.state": ["terminated"], "source": ["aws.ec2"]}`, ec2Event, true},
+		{"dotted pattern from the top, other state", `{"detail.state": ["running"]}`, ec2Event, false},
+		{"dotted pattern, other value", dotted, `{"detail": {"state": {"status": "stopped"}}}`, false},
+		{"dotted event, three levels", `{"a": {"b": {"c": [1]}}}`, `{"a.b.c": 1}`, true},
+		{"dotted event, mixed", `{"a": {"b": {"c": [1], "d": [2]}}}`, `{"a": {"b.c": 1}, "a.b": {"d": 2}}`, true},
+		{"dotted event beside a nested one: both count", `{"a": {"b": [2]}}`, `{"a": {"b": 1}, "a.b": 2}`, true},
+		{"dotted event beside a nested one: both count, other", `{"a": {"b": [1]}}`, `{"a": {"b": 1}, "a.b": 2}`, true},
+		{"dotted event, exists", `{"detail": {"state": {"status": [{"exists": true}]}}}`, eventDotted, true},
+		{"dotted event, exists false", `{"detail": {"state": {"status": [{"exists": false}]}}}`, eventDotted, false},
+		{"dotted pattern, numeric", `{"detail.risk-score": [{"numeric": [">", 50]}], "detail.trigger.risk": [8]}`, macieEvent, true},
+		// Array consistency holds across the spellings: both fields from
+		// the same element.
+		{"dotted pattern, array consistency", `{"employees.firstName": ["Anna"], "employees.lastName": ["Jones"]}`, employeesEvent, false},
+		{"dotted pattern, array consistency, same element", `{"employees.firstName": ["Anna"], "employees.lastName": ["Smith"]}`, employeesEvent, true},
+		{"dotted and nested pattern, same element", `{"employees.firstName": ["Anna"], "employees": {"lastName": ["Smith"]}}`, employeesEvent, true},
+		{"dotted and nested pattern, other elements", `{"employees.firstName": ["Anna"], "employees": {"lastName": ["Jones"]}}`, employeesEvent, false},
+		// A field beside an array is in every element.
+		{"dotted event beside an array", `{"employees": {"firstName": ["Peter"], "company": ["Acme"]}}`, `{"employees": [{"firstName": "John"}, {"firstName": "Peter"}], "employees.company": "Acme"}`, true},
+		{"dotted pattern in $or", `{"$or": [{"detail.state": ["running"]}, {"detail.instance-id": ["i-1234567890abcdef0"]}]}`, ec2Event, true},
+		{"dotted pattern in $or, neither", `{"$or": [{"detail.state": ["running"]}, {"detail.instance-id": ["i-0"]}]}`, ec2Event, false},
+		// Each spelling of a path may bring its own $or: both must hold.
+		{"$or on both spellings of a path", `{"detail": {"trigger": {"$or": [{"risk": [8]}, {"risk": [9]}]}},
+			"detail.trigger": {"$or": [{"alert-type": ["basic"]}, {"alert-type": ["other"]}]}}`, macieEvent, true},
+		{"$or on both spellings of a path, second fails", `{"detail": {"trigger": {"$or": [{"risk": [8]}, {"risk": [9]}]}},
+			"detail.trigger": {"$or": [{"alert-type": ["x"]}, {"alert-type": ["other"]}]}}`, macieEvent, false},
+	})
+}
+
+// EventBridge-validated events that are not shaped as scangate's own:
+// the "Exists matching" page's events have a detail-type that is an
+// array, and a detail may be a string.
+const (
+	detailTypeArrayEvent = `{"version": "0", "id": "1", "source": "aws.ec2", "account": "123456789012", "time": "2017-12-22T18:43:48Z",
+	  "region": "us-east-1", "resources": [], "detail-type": ["EC2 Instance State-change Notification"], "detail": {"state": ["initializing", "running"]}}`
+	detailStringEvent = `{"version": "0", "id": "2", "source": "aws.ec2", "account": "123456789012", "time": "2017-12-22T18:43:48Z",
+	  "region": "us-east-1", "resources": [], "detail-type": "Note", "detail": "running"}`
+)
+
+// TestEventPatternEvents: what `scangate rules test` (EventBridge's
+// TestEventPattern) accepts and answers. A detail-type that is an array
+// is matched as an array; a detail that is not an object has no fields,
+// so a pattern on detail's fields does not match it; neither is an
+// error. A missing id, source, detail-type or time still is.
+//
+// Fixed here: `rules test` refused both events ("detail-type" must be a
+// string; "detail" must be a JSON object), where EventBridge answers.
+func TestEventPatternEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name, pattern, event string
+		want                 bool
+	}{
+		{"detail-type array", `{"detail-type": ["EC2 Instance State-change Notification"]}`, detailTypeArrayEvent, true},
+		{"detail-type array, other", `{"detail-type": ["Other"]}`, detailTypeArrayEvent, false},
+		{"detail-type array, exists", `{"detail": {"c-count": [{"exists": false}]}, "detail-type": [{"exists": true}]}`, detailTypeArrayEvent, true},
+		{"detail string, field", `{"detail": {"state": ["running"]}}`, detailStringEvent, false},
+		{"detail string, exists false", `{"detail": {"state": [{"exists": false}]}}`, detailStringEvent, true},
+		{"detail string, source", `{"source": ["aws.ec2"]}`, detailStringEvent, true},
+		{"detail string, as a value", `{"detail": ["running"]}`, detailStringEvent, true},
+		{"detail null", `{"detail": {"state": ["running"]}}`, strings.Replace(detailStringEvent, `"running"}`, `null}`, 1), false},
+		{"detail array", `{"detail": {"state": ["running"]}}`, strings.Replace(detailStringEvent, `"running"}`, `[{"state": "running"}]}`, 1), true},
+		{"dotted detail", `{"detail": {"state": ["running"]}}`, strings.Replace(detailStringEvent, `"detail": "running"`, `"detail.state": "running"`, 1), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckEvent([]byte(tc.event)); err != nil {
+				t.Fatalf("CheckEvent: %v; EventBridge answers for this event", err)
+			}
+			p, err := CompilePattern([]byte(tc.pattern))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Match([]byte(tc.event))
+			if err != nil || got != tc.want {
+				t.Errorf("pattern %s: %v, %v; want %v", tc.pattern, got, err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, event, want string }{
+		{"no id", strings.Replace(detailStringEvent, `"id": "2", `, "", 1), `"id" is missing`},
+		{"no source", strings.Replace(detailStringEvent, `"source": "aws.ec2", `, "", 1), `"source" is missing`},
+		{"no detail-type", strings.Replace(detailStringEvent, `"detail-type": "Note", `, "", 1), `"detail-type" is missing`},
+		{"detail-type a number", strings.Replace(detailStringEvent, `"detail-type": "Note"`, `"detail-type": 5`, 1), `"detail-type" must be a string or an array`},
+		{"no time", strings.Replace(detailStringEvent, `"time": "2017-12-22T18:43:48Z",`, "", 1), `"time" is missing`},
+		{"bad time", strings.Replace(detailStringEvent, "2017-12-22T18:43:48Z", "Dec 22nd", 1), `is not an RFC 3339 time`},
+		{"not an object", `["x"]`, "an event is a JSON object, not an array"},
+	} {
+		if err := CheckEvent([]byte(tc.event)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: CheckEvent = %v; want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestCompileDottedNameTwice: a path a pattern gives twice, once with
+// dots and once nested, is an error, as event-ruler's compiler says
+// "Path `a.b` cannot be allowed multiple times" when not told to let the
+// last win.
+func TestCompileDottedNameTwice(t *testing.T) {
+	for _, tt := range []struct{ pattern, path string }{
+		{`{"a.b": ["x"], "a": {"b": ["y"]}}`, "a.b"},
+		{`{"detail": {"state": ["x"]}, "detail.state": [{"prefix": "y"}]}`, "detail.state"},
+		{`{"a": {"b.c": [1]}, "a.b": {"c": [2]}}`, "a.b.c"},
+	} {
+		_, err := CompilePattern([]byte(tt.pattern))
+		var pe *PatternError
+		if !errors.As(err, &pe) || pe.Path != tt.path || !strings.Contains(pe.Problem, "given twice") {
+			t.Errorf("CompilePattern(%s) = %v; want a *PatternError at %s saying the path is given twice", tt.pattern, err, tt.path)
 		}
 	}
 }

@@ -25,12 +25,17 @@ type Limits struct {
 	// MaxFileBytes bounds one file; larger files are skipped by the
 	// unpacker (no package database comes near the default).
 	MaxFileBytes int64
-	// MaxLayerBytes and MaxImageBytes bound uncompressed layer contents.
+	// MaxLayerBytes and MaxImageBytes bound the bytes inflated from
+	// layers (those after a tar's end included), and, apart, the sizes of
+	// their files (sparse files at full size). A layer that repeats
+	// another's blob is read, and counted, once.
 	MaxLayerBytes int64
 	MaxImageBytes int64
 	// MaxLayerFiles and MaxImageFiles bound tar entries.
 	MaxLayerFiles int
 	MaxImageFiles int
+	// MaxLayers bounds an image's layers, checked before any is read.
+	MaxLayers int
 }
 
 // DefaultLimits hold real images with room to spare.
@@ -40,6 +45,9 @@ var DefaultLimits = Limits{
 	MaxImageBytes: 32 << 30,
 	MaxLayerFiles: 1_000_000,
 	MaxImageFiles: 4_000_000,
+	// overlayfs stacks at most 500 layers (the kernel's OVL_MAX_STACK),
+	// and Docker's layer store 125: no runtime runs more.
+	MaxLayers: 500,
 }
 
 // ErrScan reports a scan that could not complete: an extractor failed or a

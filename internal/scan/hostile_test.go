@@ -10,15 +10,19 @@ package scan_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +32,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/scangate/scangate/internal/image"
 	"github.com/scangate/scangate/internal/imagetest"
@@ -150,9 +157,10 @@ func snapshot(t *testing.T, dir string) map[string]string {
 
 // TestEscapingEntriesStayInside: ../ and absolute names, symlinks and hard
 // links that climb out of the root or point at host files are never
-// followed to the host: the host's os-release (ID=evil), dpkg status and
-// package.json files never show in the report, nothing is written on the
-// host, and the Debian base below stays what it is.
+// followed to the host: nothing is read or written there. The layer's
+// names that climb out make the scan an ErrInvalid error, as Docker
+// refuses such a layer (TestEntriesClimbingOut); before, they were
+// clamped at the root and the scan completed with Debian's 88 packages.
 func TestEscapingEntriesStayInside(t *testing.T) {
 	host := imagetest.HostCanaries(t)
 	before := snapshot(t, host)
@@ -169,27 +177,10 @@ func TestEscapingEntriesStayInside(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := "escaping-" + tc.name
 			r, err := catalog(t, ref, imagetest.Build(t, tc.layers...), hostileLimits)
-			if err != nil {
-				// Refusing the image is fine, as long as it says so.
-				wantScanError(t, ref, err, nil)
-				return
+			if err == nil {
+				t.Fatalf("%s: OS %+v, %d packages, no error; want ErrInvalid: names climb out of the root", ref, r.OS, len(r.Packages))
 			}
-			checkPackages(t, r)
-			if r.OS != nil && r.OS.ID != "debian" {
-				t.Errorf("OS = %+v: read through a link out of the image", r.OS)
-			}
-			for _, p := range r.Packages {
-				if strings.Contains(p.Name, "evil") || strings.Contains(p.Path, filepath.Base(host)) {
-					t.Errorf("package %+v comes from the host", p)
-				}
-			}
-			if tc.name == "over-debian" {
-				// The links that climb out are dropped, so Debian's own
-				// files below still show: its OS and its 88 packages.
-				if r.OS == nil || r.OS.Ecosystem != "Debian:12" || countDebs(r) != 88 {
-					t.Errorf("OS %+v, %d debs; want Debian 12's 88 packages untouched", r.OS, countDebs(r))
-				}
-			}
+			wantScanError(t, ref, err, scan.ErrInvalid)
 		})
 	}
 
@@ -472,9 +463,12 @@ func TestDecompressionBombs(t *testing.T) {
 	})
 	t.Run("many-files-across-layers", func(t *testing.T) {
 		ref := "many-files-image"
+		// Three different layers: a layer that repeats another's blob is
+		// read and counted once (TestRepeatedLayers).
 		var layers []v1.Layer
-		for range 3 {
-			layers = append(layers, imagetest.LayerFromBytes(t, imagetest.ManyFiles(t, 1500)))
+		for i := range 3 {
+			many := imagetest.ManyFiles(t, 1500)
+			layers = append(layers, imagetest.LayerFromBytes(t, append(imagetest.Tar(t, file(fmt.Sprintf("layer-%d", i), ""))[:512], many...)))
 		}
 		_, err := catalog(t, ref, imagetest.Build(t, layers...), hostileLimits)
 		wantScanError(t, ref, err, scan.ErrLimit)
@@ -901,4 +895,476 @@ func FuzzCatalogLayer(f *testing.F) {
 		}
 		checkPackages(t, r)
 	})
+}
+
+// alpineFiles are an Alpine 3.18 os-release and apk database listing musl.
+func alpineFiles(dir string) []imagetest.RawEntry {
+	return []imagetest.RawEntry{
+		file(dir+"etc/os-release", "ID=alpine\nVERSION_ID=3.18.4\nPRETTY_NAME=\"Alpine Linux v3.18\"\n"),
+		file(dir+"lib/apk/db/installed", "C:Q1abc=\nP:musl\nV:1.2.4-r1\nA:x86_64\nS:383152\nI:622592\no:musl\n\n"),
+	}
+}
+
+func hasPackage(r *scan.Report, name, path string) bool {
+	return slices.ContainsFunc(r.Packages, func(p scan.Package) bool { return p.Name == name && p.Path == path })
+}
+
+// TestEntriesClimbingOut: a layer entry whose name climbs out of the
+// image root, or a hard link whose target does, makes the scan an
+// ErrInvalid error naming the entry: Docker refuses to unpack such a
+// layer (moby/go-archive, UnpackLayer: "invalid entry name";
+// resolveHardlinkTarget: "invalid hardlink target"), so no runtime runs
+// the image and no report describes what it would run.
+//
+// Fixed here: each name was clamped at the root ("../../etc/x" read as
+// "etc/x") and the scan completed, clean.
+func TestEntriesClimbingOut(t *testing.T) {
+	tmp := privateTemp(t)
+	base := imagetest.BookwormBase(t)
+	for _, tc := range []struct {
+		name  string
+		entry imagetest.RawEntry
+		want  string // the entry, as the error names it
+	}{
+		{"dotdot", file("../../../escape", "x"), `"../../../escape"`},
+		{"dot-dotdot", file("./../etc/shadow", "x"), `"./../etc/shadow"`},
+		{"climb-inside", file("usr/../../etc/passwd", "x"), `"usr/../../etc/passwd"`},
+		// Docker strips the leading "/" before cleaning, so an absolute
+		// name's ".." climbs too.
+		{"absolute-climb", file("/../../etc/passwd", "x"), `"/../../etc/passwd"`},
+		{"dotdot-folder", imagetest.RawEntry{Header: tar.Header{Name: "../", Typeflag: tar.TypeDir, Mode: 0o755}}, `"../"`},
+		{"whiteout-climb", file("../.wh.etc", ""), `"../.wh.etc"`},
+		{"hardlink-dotdot", hardlink("app/package.json", "../../etc/passwd"), `"../../etc/passwd"`},
+		{"hardlink-climb-inside", hardlink("app/package.json", "app/../../etc/passwd"), `"app/../../etc/passwd"`},
+		{"hardlink-absolute-climb", hardlink("app/package.json", "/../etc/passwd"), `"/../etc/passwd"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := "climbing-" + tc.name
+			img := imagetest.Build(t, base, layerOf(t, file("app/readme", "hi"), tc.entry))
+			r, err := catalog(t, ref, img, hostileLimits)
+			if err == nil {
+				t.Fatalf("%s: scanned with no error (OS %+v, %d debs); want ErrInvalid: Docker refuses the layer", ref, r.OS, countDebs(r))
+			}
+			wantScanError(t, ref, err, scan.ErrInvalid)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "layer 2") {
+				t.Errorf("error %q does not name layer 2 and the entry %s", err, tc.want)
+			}
+		})
+	}
+	if left := leftIn(t, tmp); len(left) > 0 {
+		t.Errorf("left in the temporary folder: %v", left)
+	}
+}
+
+// TestAbsoluteNamesInsideRoot: absolute entry names, and absolute hard
+// link targets (kaniko writes them), are read from the image root, as
+// Docker unpacks them.
+func TestAbsoluteNamesInsideRoot(t *testing.T) {
+	lodash := `{"name": "lodash", "version": "4.17.15"}`
+	img := imagetest.Build(t, layerOf(t, append(alpineFiles("/"),
+		file("//store/./files/../files/1c", lodash),
+		hardlink("/app/node_modules/lodash/package.json", "/store/files/1c"),
+	)...))
+	r, err := catalog(t, "absolute-names", img, hostileLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPackages(t, r)
+	if r.OS == nil || r.OS.Ecosystem != "Alpine:v3.18" || !hasPackage(r, "musl", "/lib/apk/db/installed") || !hasPackage(r, "lodash", "/app/node_modules/lodash/package.json") {
+		t.Errorf("OS %+v, packages %+v; want Alpine v3.18 with musl and lodash read from the image root", r.OS, r.Packages)
+	}
+}
+
+// TestSymlinksClimbingOutResolveInRoot: a symlink whose target climbs
+// above the root is kept, as Docker keeps it (moby/go-archive stores
+// symlink targets verbatim; "containment applies when the symlink is
+// followed"), and is followed as the container's kernel follows it: ".."
+// at the root stays at the root.
+//
+// Fixed here: such a link was dropped, so a package database reached
+// through one was missing, and the image scanned as Debian 12 with no
+// packages and no error: a clean result for an image that runs 88. A
+// link to a folder on the way to the database (climbing or not) did the
+// same, as scalibr's walk does not follow links to folders: now an error.
+func TestSymlinksClimbingOutResolveInRoot(t *testing.T) {
+	osRelease := imagetest.ReadFixture(t, "debian", "os-release")
+	status := imagetest.ReadFixture(t, "debian", "dpkg-status")
+	for _, tc := range []struct {
+		name    string
+		entries []imagetest.RawEntry
+	}{
+		{"relative", []imagetest.RawEntry{file("srv/dpkg/status", status), symlink("var/lib/dpkg/status", "../../../../../../../srv/dpkg/status")}},
+		{"absolute", []imagetest.RawEntry{file("srv/dpkg/status", status), symlink("var/lib/dpkg/status", "/../../srv/dpkg/status")}},
+		// scalibr's walk does not follow links to folders: the status is
+		// where dpkg's extractor does not look, and the scan says so.
+		{"folder", []imagetest.RawEntry{file("srv/dpkg/status", status), symlink("var/lib/dpkg", "../../../../../srv/dpkg")}},
+		{"folder-absolute", []imagetest.RawEntry{file("srv/dpkg/status", status), symlink("var/lib/dpkg", "/srv/dpkg")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := "climbing-symlink-" + tc.name
+			img := imagetest.Build(t, layerOf(t, append([]imagetest.RawEntry{file("etc/os-release", osRelease)}, tc.entries...)...))
+			r, err := catalog(t, ref, img, hostileLimits)
+			if strings.HasPrefix(tc.name, "folder") {
+				// Was a bug, now fixed: Debian 12 with no packages, no error.
+				if err == nil {
+					t.Fatalf("%s: OS %+v, %d debs, no error; want 88 debs or an error naming var/lib/dpkg/status", ref, r.OS, countDebs(r))
+				}
+				wantScanError(t, ref, err, nil)
+				if !strings.Contains(err.Error(), "/var/lib/dpkg/status is reached through a link to a folder") {
+					t.Errorf("error %q does not say why /var/lib/dpkg/status cannot be read", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OS == nil || r.OS.Ecosystem != "Debian:12" || countDebs(r) != 88 {
+				t.Errorf("%s: OS %+v, %d debs, no error; want Debian 12's 88 packages, read through the link as a container sees them", ref, r.OS, countDebs(r))
+			}
+		})
+	}
+}
+
+// mediaTypeImage is an image of one layer of blob under media type mt.
+func mediaTypeImage(t *testing.T, blob []byte, mt types.MediaType) v1.Image {
+	t.Helper()
+	// go-containerregistry keeps a compressed blob as it is, and would
+	// gzip an uncompressed one: that is stored as it is by static.
+	l := static.NewLayer(blob, mt)
+	if bytes.HasPrefix(blob, []byte{0x1f, 0x8b}) || bytes.HasPrefix(blob, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		var err error
+		if l, err = tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil }, tarball.WithMediaType(mt)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: l, MediaType: mt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// openAsLayout writes img as an OCI layout, its blobs as they are, and
+// opens it as `scangate scan oci:DIR` does.
+func openAsLayout(t *testing.T, img v1.Image) (*image.Image, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "oci")
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	ref := "oci:" + dir
+	opened, err := image.Open(context.Background(), ref, image.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { opened.Close() })
+	return opened, ref
+}
+
+func zstdOf(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestLayerMediaTypes: a layer is read as its descriptor's media type
+// says, never as its bytes look: a type scangate does not know is
+// ErrInvalid naming the type, and bytes that are not what a known type
+// says are a corrupt layer.
+//
+// Fixed here: go-containerregistry's Uncompressed sniffs the bytes, so a
+// Helm chart (a gzip tar) pushed as a layer, or a layer of any made-up
+// type, scanned as a filesystem with no error, and a type that says
+// uncompressed over gzip bytes scanned as the gzip's content.
+func TestLayerMediaTypes(t *testing.T) {
+	layerTar := imagetest.Tar(t, alpineFiles("")...)
+	gz, zst := imagetest.GzipTar(t, layerTar), zstdOf(t, layerTar)
+	for _, tc := range []struct {
+		name string
+		blob []byte
+		mt   types.MediaType
+		want error // nil: Alpine with musl
+		msg  string
+	}{
+		{"docker-gzip", gz, types.DockerLayer, nil, ""},
+		{"oci-gzip", gz, types.OCILayer, nil, ""},
+		{"oci-zstd", zst, types.OCILayerZStd, nil, ""},
+		{"oci-tar", layerTar, types.OCIUncompressedLayer, nil, ""},
+		{"docker-tar", layerTar, types.DockerUncompressedLayer, nil, ""},
+		{"oci-nondistributable-gzip", gz, types.OCIRestrictedLayer, nil, ""},
+		{"helm-chart", gz, "application/vnd.cncf.helm.chart.content.v1.tar+gzip", scan.ErrInvalid, `"application/vnd.cncf.helm.chart.content.v1.tar+gzip"`},
+		{"made-up", gz, "application/vnd.example.layer.v9+gzip", scan.ErrInvalid, `"application/vnd.example.layer.v9+gzip"`},
+		{"encrypted", gz, "application/vnd.oci.image.layer.v1.tar+gzip+encrypted", scan.ErrInvalid, "+encrypted"},
+		{"empty", gz, "", scan.ErrInvalid, `""`},
+		{"gzip-says-zstd", gz, types.OCILayerZStd, scan.ErrCorrupt, "zstd"},
+		{"zstd-says-gzip", zst, types.OCILayer, scan.ErrCorrupt, "gzip"},
+		{"gzip-says-tar", gz, types.OCIUncompressedLayer, scan.ErrCorrupt, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opened, ref := openAsLayout(t, mediaTypeImage(t, tc.blob, tc.mt))
+			r, err := catalog(t, ref, opened.Image, hostileLimits)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("%s: %v", tc.mt, err)
+				}
+				if r.OS == nil || r.OS.Ecosystem != "Alpine:v3.18" || !hasPackage(r, "musl", "/lib/apk/db/installed") {
+					t.Errorf("%s: OS %+v, packages %+v; want Alpine with musl", tc.mt, r.OS, r.Packages)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("%s over %d bytes: scanned with no error (OS %+v, %d packages); want %v", tc.mt, len(tc.blob), r.OS, len(r.Packages), tc.want)
+			}
+			wantScanError(t, ref, err, tc.want)
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not say %s", err, tc.msg)
+			}
+		})
+	}
+}
+
+// zerosLayer is a gzip tar of an Alpine base and n bytes of zeros in
+// files of at most 512 KiB, with extra zero bytes after the tar's end:
+// a few kilobytes that inflate to n+extra.
+func zerosLayer(t *testing.T, n, extra int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := alpineFiles("")
+	for i := 0; n > 0; i++ {
+		size := min(n, 512<<10)
+		entries = append(entries, imagetest.RawEntry{Header: tar.Header{Name: fmt.Sprintf("zeros/%04d", i), Size: int64(size)}, Body: string(make([]byte, size))})
+		n -= size
+	}
+	if _, err := zw.Write(imagetest.Tar(t, entries...)); err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, 1<<20)
+	for extra > 0 {
+		k := min(extra, len(zero))
+		if _, err := zw.Write(zero[:k]); err != nil {
+			t.Fatal(err)
+		}
+		extra -= k
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestInflatedBytes: MaxLayerBytes and MaxImageBytes bound what the
+// scan inflates, the bytes after a tar's end included (a layer's DiffID
+// covers them, so they are read), and stop the scan once passed.
+//
+// Fixed here: only the files' sizes were counted, so a layer of one
+// small file and 64 MiB of zeros after the tar's end (64 KiB of gzip)
+// was inflated whole under a 4 MiB limit, and the scan completed.
+func TestInflatedBytes(t *testing.T) {
+	tmp := privateTemp(t)
+	t.Run("layer", func(t *testing.T) {
+		bomb := zerosLayer(t, 0, 64<<20)
+		var read atomic.Int64
+		l, err := tarball.LayerFromOpener(countingOpener(bomb, &read))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := imagetest.Build(t, imagetest.BookwormBase(t), l)
+		read.Store(0)
+		ref := "trailing-zeros"
+		r, err := catalog(t, ref, img, hostileLimits)
+		if err == nil {
+			t.Fatalf("%s: scanned with no error (%d packages) after inflating 64 MiB; want ErrLimit at %d bytes", ref, len(r.Packages), hostileLimits.MaxLayerBytes)
+		}
+		wantScanError(t, ref, err, scan.ErrLimit)
+		if !strings.Contains(err.Error(), "layer 2: more than 4194304 bytes uncompressed") {
+			t.Errorf("error %q does not give the layer and its limit", err)
+		}
+		if got := read.Load(); got > int64(len(bomb))/4 {
+			t.Errorf("read %d of the layer's %d compressed bytes: the scan went on well past the limit", got, len(bomb))
+		}
+	})
+	t.Run("image", func(t *testing.T) {
+		// Three different layers of 3 MiB each: each within the layer
+		// limit (4 MiB), together over the image's (8 MiB).
+		var layers []v1.Layer
+		for i := range 3 {
+			layers = append(layers, imagetest.LayerFromBytes(t, zerosLayer(t, 0, 3<<20+i)))
+		}
+		ref := "trailing-zeros-image"
+		r, err := catalog(t, ref, imagetest.Build(t, layers...), hostileLimits)
+		if err == nil {
+			t.Fatalf("%s: scanned with no error (%d packages) after inflating 9 MiB; want ErrLimit at %d bytes", ref, len(r.Packages), hostileLimits.MaxImageBytes)
+		}
+		wantScanError(t, ref, err, scan.ErrLimit)
+		if !strings.Contains(err.Error(), "image: more than 8388608 bytes uncompressed") {
+			t.Errorf("error %q does not give the image's limit", err)
+		}
+	})
+	if left := leftIn(t, tmp); len(left) > 0 {
+		t.Errorf("left in the temporary folder: %v", left)
+	}
+}
+
+// TestRepeatedLayers: an image of many layers that are one blob over and
+// over is bounded by MaxLayers before anything is read; under a higher
+// bound, the blob is read, inflated and counted once, whatever the count.
+//
+// Fixed here: there was no bound on layers, and each was read again: a
+// 3 KiB blob inflating to 3 MiB, 1000 times over, is 3 GiB to inflate
+// (and, at the defaults, thousands of such layers ran for minutes).
+func TestRepeatedLayers(t *testing.T) {
+	tmp := privateTemp(t)
+	blob := zerosLayer(t, 3<<20, 0)
+	var read atomic.Int64
+	l, err := tarball.LayerFromOpener(countingOpener(blob, &read))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := make([]v1.Layer, 1000)
+	for i := range layers {
+		layers[i] = l
+	}
+	img := imagetest.Build(t, layers...)
+
+	lim := hostileLimits
+	lim.MaxLayers = 500
+	read.Store(0)
+	_, err = catalog(t, "1000-layers", img, lim)
+	wantScanError(t, "1000-layers", err, scan.ErrLimit)
+	if err != nil && !strings.Contains(err.Error(), "1000 layers, more than 500") {
+		t.Errorf("error %q does not give the count and the limit", err)
+	}
+	if got := read.Load(); got != 0 {
+		t.Errorf("read %d bytes of layers before refusing 1000 layers", got)
+	}
+
+	lim.MaxLayers = 1000
+	read.Store(0)
+	r, err := catalog(t, "1000-layers", img, lim)
+	if err != nil {
+		t.Fatalf("1000 layers of one 3 MiB blob under MaxImageBytes 8 MiB and MaxLayers 1000: %v", err)
+	}
+	if r.OS == nil || r.OS.Ecosystem != "Alpine:v3.18" || !hasPackage(r, "musl", "/lib/apk/db/installed") || len(r.Image.Layers) != 1000 {
+		t.Errorf("OS %+v, packages %+v, %d layers; want Alpine with musl and 1000 layers", r.OS, r.Packages, len(r.Image.Layers))
+	}
+	if got := read.Load(); got != int64(len(blob)) {
+		t.Errorf("read %d compressed bytes for a %d-byte blob repeated 1000 times; want it read once", got, len(blob))
+	}
+	if left := leftIn(t, tmp); len(left) > 0 {
+		t.Errorf("left in the temporary folder: %v", left)
+	}
+}
+
+// gatedReader blocks its first Read until gate is closed.
+type gatedReader struct {
+	r    io.Reader
+	gate <-chan struct{}
+	hit  chan<- struct{}
+	once sync.Once
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.once.Do(func() {
+		close(g.hit)
+		<-g.gate
+	})
+	return g.r.Read(p)
+}
+
+// openContentFiles lists the files this process holds open whose name has
+// the scan's content-file prefix, as /proc shows them.
+func openContentFiles(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.Contains(target, "scangate-content-") {
+			out = append(out, target)
+		}
+	}
+	return out
+}
+
+// TestContentFileNeverInTempDir: the file the unpacker keeps package
+// databases in is unlinked as soon as it is made, so that no name in
+// $TMPDIR outlives the scan, even one killed with SIGKILL (which runs no
+// cleanup; internal/cli's TestScanKilled checks the command).
+//
+// Fixed here: the content file had a name in $TMPDIR for the whole scan,
+// removed only by the scan's own cleanup.
+func TestContentFileNeverInTempDir(t *testing.T) {
+	tmp := privateTemp(t)
+	gate, hit := make(chan struct{}), make(chan struct{})
+	top := imagetest.Tar(t, file("app/node_modules/x/package.json", `{"name":"x","version":"1.0.0"}`))
+	// The base layer's 77 kB dpkg status goes to the content file; the
+	// top layer's reader, once armed, waits until the test has looked.
+	var armed atomic.Bool
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		r := io.Reader(bytes.NewReader(top))
+		if armed.Load() {
+			r = &gatedReader{r: r, gate: gate, hit: hit}
+		}
+		return io.NopCloser(r), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imagetest.Build(t, imagetest.BookwormBase(t), l)
+	armed.Store(true)
+	// Both layers are read at once (the unpacker reads GOMAXPROCS layers
+	// at a time), so that the base layer never waits behind the gate.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	done := make(chan error, 1)
+	go func() {
+		_, err := scan.Catalog(context.Background(), img, scan.ImageInfo{Ref: "content-file"}, hostileLimits)
+		done <- err
+	}()
+	select {
+	case <-hit:
+	case err := <-done:
+		t.Fatalf("the scan ended (%v) without reading the top layer", err)
+	}
+	var held []string
+	giveUp := time.After(2 * time.Minute) // a hang, not a timing
+	for held == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("the scan ended (%v) before the base layer's content file was seen", err)
+		case <-giveUp:
+			close(gate)
+			t.Fatalf("the scan never held its content file (%v)", <-done)
+		case <-time.After(time.Millisecond):
+		}
+		held = openContentFiles(t, os.Getpid())
+	}
+	left := leftIn(t, tmp)
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("while the scan held %v, $TMPDIR listed %v; want nothing: a SIGKILL now would leave it there", held, left)
+	}
 }

@@ -129,10 +129,25 @@ func (t *treeFS) apply(layer int, es []entry) {
 			n.kids = map[string]*node{}
 		}
 		p.kids[base] = n
-		if e.kind == tar.TypeReg && e.body.kept {
+		if e.kind == tar.TypeReg && e.body.kept && !slices.ContainsFunc(t.history[real], func(v version) bool { return sameContent(v.body, e.body) }) {
+			// A layer that repeats a blob (see unpack) brings the very
+			// content an earlier one did: the lowest layer with it is the
+			// one attribute wants, and extracting it again would say nothing new.
 			t.history[real] = append(t.history[real], version{layer: layer, body: e.body})
 		}
 	}
+}
+
+// sameContent tells whether a and b are one kept content: the same bytes
+// in memory or the same range of the content file.
+func sameContent(a, b content) bool {
+	switch {
+	case a.size != b.size || a.off != b.off || (a.data == nil) != (b.data == nil):
+		return false
+	case len(a.data) == 0:
+		return true
+	}
+	return &a.data[0] == &b.data[0]
 }
 
 // fill gives content to files of layer read again for it.

@@ -9,13 +9,21 @@ import (
 	"hash"
 	"io"
 	"path"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // ErrLimit reports an image beyond Limits.
 var ErrLimit = errors.New("over the scan limit")
+
+// ErrInvalid reports an image that is not what a container runtime runs:
+// a layer whose entries climb out of the image root, which Docker refuses
+// to unpack, or a layer of a media type scangate does not know. Scanning
+// it anyway would describe something no runtime unpacks.
+var ErrInvalid = errors.New("invalid image")
 
 // ErrCorrupt reports a layer whose content is not what the image's config
 // says it is (its DiffID), or that is not a readable tar.
@@ -25,36 +33,97 @@ var ErrCorrupt = errors.New("corrupt layer")
 // normalised on the way (see walk), and keeps the first failure.
 type limitedImage struct {
 	v1.Image
-	limits Limits
-	mu     sync.Mutex
-	bytes  int64
-	files  int
-	first  error
+	limits   Limits
+	mu       sync.Mutex
+	bytes    int64 // the sizes of the files read, sparse files at full size
+	inflated int64 // the bytes inflated from the layers read
+	files    int
+	first    error
 }
 
 func newLimitedImage(img v1.Image, limits Limits) *limitedImage {
 	return &limitedImage{Image: img, limits: limits}
 }
 
+// Layers checks the number of layers and their media types before
+// anything is read, and returns them wrapped. A layer whose blob and
+// DiffID repeat an earlier layer's is marked as that layer's repeat.
 func (img *limitedImage) Layers() ([]v1.Layer, error) {
-	ls, err := img.Image.Layers()
-	if err != nil {
-		return nil, err
-	}
 	// The config's DiffIDs are what the image claims; a layer's own
 	// DiffID may be computed from the very content it should vouch for.
 	cf, err := img.Image.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
+	if max := img.limits.MaxLayers; max > 0 && len(cf.RootFS.DiffIDs) > max {
+		return nil, fmt.Errorf("image: %d layers, more than %d: %w", len(cf.RootFS.DiffIDs), max, ErrLimit)
+	}
+	ls, err := img.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
 	if len(cf.RootFS.DiffIDs) != len(ls) {
 		return nil, fmt.Errorf("%d layers but %d DiffIDs in the config: %w", len(ls), len(cf.RootFS.DiffIDs), ErrCorrupt)
 	}
+	// The manifest's descriptors say what each blob is, as a runtime
+	// reads them; a layer's own MediaType may be a wrapper's.
+	m, err := img.Image.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Layers) != len(ls) {
+		return nil, fmt.Errorf("%d layers but %d in the manifest: %w", len(ls), len(m.Layers), ErrCorrupt)
+	}
+	type blobKey struct{ digest, diffID v1.Hash }
+	firsts := map[blobKey]int{}
 	out := make([]v1.Layer, len(ls))
 	for i, l := range ls {
-		out[i] = &limitedLayer{Layer: l, img: img, index: i, diffID: cf.RootFS.DiffIDs[i]}
+		desc := m.Layers[i]
+		if _, ok := compressionOf(desc.MediaType); !ok {
+			return nil, fmt.Errorf("layer %d: media type %q is not one of a container image's layers: %w", i+1, desc.MediaType, ErrInvalid)
+		}
+		ll := &limitedLayer{Layer: l, img: img, index: i, first: i, diffID: cf.RootFS.DiffIDs[i], mediaType: desc.MediaType}
+		// A blob of the same digest is the same bytes, and with the same
+		// DiffID the one read checks both layers: read it once. Only
+		// sha256 is checked (see checkDigest), so only it is trusted.
+		if k := (blobKey{desc.Digest, ll.diffID}); k.digest.Algorithm == "sha256" && k.diffID.Algorithm == "sha256" {
+			if j, ok := firsts[k]; ok {
+				ll.first = j
+			} else {
+				firsts[k] = i
+			}
+		}
+		out[i] = ll
 	}
 	return out, nil
+}
+
+// compression is how a layer's blob is compressed.
+type compression int
+
+const (
+	uncompressed compression = iota
+	gzipped
+	zstdCompressed
+)
+
+// compressionOf gives the compression of a layer media type, and whether
+// the type is one of an image's layers at all: the OCI image spec's
+// (layer.md, "Media Types"; "non-distributable" ones included, which the
+// spec deprecates but registries still hold) and Docker's schema 2
+// (foreign layers included). Anything else, an artifact's blob (a Helm
+// chart, a signature) or an encrypted layer, is no filesystem a runtime
+// would unpack, whatever its bytes look like.
+func compressionOf(mt types.MediaType) (compression, bool) {
+	switch mt {
+	case types.OCIUncompressedLayer, types.OCIUncompressedRestrictedLayer, types.DockerUncompressedLayer:
+		return uncompressed, true
+	case types.OCILayer, types.OCIRestrictedLayer, types.DockerLayer, types.DockerForeignLayer:
+		return gzipped, true
+	case types.OCILayerZStd, "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd":
+		return zstdCompressed, true
+	}
+	return 0, false
 }
 
 // err returns the first failure, if any.
@@ -83,9 +152,9 @@ func (img *limitedImage) addFile(index int, size int64, layerBytes int64, layerF
 	lim := img.limits
 	switch {
 	case lim.MaxLayerBytes > 0 && layerBytes > lim.MaxLayerBytes:
-		return fmt.Errorf("layer %d: more than %d bytes uncompressed: %w", index+1, lim.MaxLayerBytes, ErrLimit)
+		return errLayerBytes(index, lim.MaxLayerBytes)
 	case lim.MaxImageBytes > 0 && bytes > lim.MaxImageBytes:
-		return fmt.Errorf("image: more than %d bytes uncompressed: %w", lim.MaxImageBytes, ErrLimit)
+		return errImageBytes(lim.MaxImageBytes)
 	case lim.MaxLayerFiles > 0 && layerFiles > lim.MaxLayerFiles:
 		return fmt.Errorf("layer %d: more than %d files: %w", index+1, lim.MaxLayerFiles, ErrLimit)
 	case lim.MaxImageFiles > 0 && files > lim.MaxImageFiles:
@@ -94,11 +163,62 @@ func (img *limitedImage) addFile(index int, size int64, layerBytes int64, layerF
 	return nil
 }
 
+// addInflated counts n bytes inflated from a layer, whose running total
+// is layerBytes.
+func (img *limitedImage) addInflated(index int, n, layerBytes int64) error {
+	img.mu.Lock()
+	img.inflated += n
+	inflated := img.inflated
+	img.mu.Unlock()
+	lim := img.limits
+	switch {
+	case lim.MaxLayerBytes > 0 && layerBytes > lim.MaxLayerBytes:
+		return errLayerBytes(index, lim.MaxLayerBytes)
+	case lim.MaxImageBytes > 0 && inflated > lim.MaxImageBytes:
+		return errImageBytes(lim.MaxImageBytes)
+	}
+	return nil
+}
+
+func errLayerBytes(index int, max int64) error {
+	return fmt.Errorf("layer %d: more than %d bytes uncompressed: %w", index+1, max, ErrLimit)
+}
+
+func errImageBytes(max int64) error {
+	return fmt.Errorf("image: more than %d bytes uncompressed: %w", max, ErrLimit)
+}
+
 type limitedLayer struct {
 	v1.Layer
-	img    *limitedImage
-	index  int
-	diffID v1.Hash
+	img       *limitedImage
+	index     int
+	first     int // the index of the first layer of the same blob, or index
+	diffID    v1.Hash
+	mediaType types.MediaType
+}
+
+// inflatedCounter counts the bytes a layer's tar stream yields against
+// the limits, and keeps the first error.
+type inflatedCounter struct {
+	r   io.Reader
+	l   *limitedLayer
+	n   int64
+	err error
+}
+
+func (c *inflatedCounter) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n += int64(n)
+		if lerr := c.l.img.addInflated(c.l.index, int64(n), c.n); lerr != nil {
+			c.err = lerr
+			return n, lerr
+		}
+	}
+	return n, err
 }
 
 // DiffID is the config's: computing it would decompress the whole layer,
@@ -108,11 +228,27 @@ func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // walk reads a layer's tar stream entry by entry and hands fn each header
 // as clean rewrites it, with the entry's content, so that what the
 // unpacker sees has been counted against the limits by the sizes it would
-// write (sparse files included) and is checked against the layer's DiffID
-// at the end; hard links are absolute symlinks: a tar names hard link
-// targets from the archive's root. With count false the entries are not
-// counted again (a second read of a layer already counted).
+// write (sparse files included) and the bytes inflated (those after the
+// tar's end included), and is checked against the layer's DiffID at the
+// end. Names are relative to the image root; hard links are absolute
+// symlinks: a tar names hard link targets from the archive's root. A name
+// or hard link that climbs out of the root is an error. With count false
+// the entries are not counted again (a second read of a layer already
+// counted).
 func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
+	var counter *inflatedCounter
+	if count {
+		counter = &inflatedCounter{r: raw, l: l}
+		raw = counter
+	}
+	// A limit passed while inflating shows as a read error of the tar
+	// reader: say which limit, not that the tar is corrupt.
+	limitOr := func(err error) error {
+		if counter != nil && counter.err != nil {
+			return counter.err
+		}
+		return err
+	}
 	h := sha256.New()
 	tr := tar.NewReader(io.TeeReader(raw, h))
 	var bytes int64
@@ -123,7 +259,7 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err)
+			return limitOr(fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err))
 		}
 		if count {
 			if max := l.img.limits.MaxFileBytes; max > 0 && hdr.Size >= max {
@@ -137,25 +273,28 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 				return err
 			}
 		}
-		ch := clean(hdr)
+		ch, err := clean(hdr)
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", l.index+1, err)
+		}
 		var body io.Reader = eofReader{}
 		if ch.Typeflag == tar.TypeReg {
 			body = tr
 		}
 		if err := fn(ch, body); err != nil {
-			return err
+			return limitOr(err)
 		}
 		if ch.Typeflag == tar.TypeReg {
 			// Read the rest, so that a file cut short is an error here.
 			if _, err := io.Copy(io.Discard, tr); err != nil {
-				return fmt.Errorf("layer %d: %s: %w: %w", l.index+1, hdr.Name, ErrCorrupt, err)
+				return limitOr(fmt.Errorf("layer %d: %s: %w: %w", l.index+1, hdr.Name, ErrCorrupt, err))
 			}
 		}
 	}
 	// The tar ends before its padding; the DiffID covers every byte, and a
 	// gzip checksum is checked only at the stream's end.
 	if _, err := io.Copy(io.Discard, io.TeeReader(raw, h)); err != nil {
-		return fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err)
+		return limitOr(fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err))
 	}
 	return checkDigest(l.index, l.diffID, h)
 }
@@ -176,18 +315,63 @@ func checkDigest(index int, want v1.Hash, h hash.Hash) error {
 
 // clean keeps what the unpacker uses of a header: no sparse maps, PAX
 // records or extended attributes, which a rewritten stream cannot carry.
-func clean(h *tar.Header) *tar.Header {
+// The name is made relative to the image root ("" for the root itself),
+// and a hard link becomes a symlink to its target's absolute path.
+func clean(h *tar.Header) (*tar.Header, error) {
+	name, ok := entryName(h.Name)
+	if !ok {
+		return nil, fmt.Errorf("entry %q climbs out of the image root (Docker refuses such a layer): %w", h.Name, ErrInvalid)
+	}
 	out := &tar.Header{
-		Typeflag: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
+		Typeflag: h.Typeflag, Name: name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
 		Uid: h.Uid, Gid: h.Gid, Uname: h.Uname, Gname: h.Gname, ModTime: h.ModTime,
 		Devmajor: h.Devmajor, Devminor: h.Devminor,
 	}
 	switch h.Typeflag {
 	case tar.TypeLink:
-		out.Typeflag, out.Linkname = tar.TypeSymlink, path.Clean("/"+h.Linkname)
+		target, ok := hardLinkTarget(h.Linkname)
+		if !ok {
+			return nil, fmt.Errorf("entry %q: hard link to %q climbs out of the image root (Docker refuses such a layer): %w", h.Name, h.Linkname, ErrInvalid)
+		}
+		out.Typeflag, out.Linkname = tar.TypeSymlink, "/"+target
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
 	default:
 		out.Size = 0 // devices, FIFOs: no content
 	}
-	return out
+	return out, nil
+}
+
+// entryName is a tar entry's name relative to the image root, as Docker
+// unpacks a layer (moby/go-archive v0.3.0, UnpackLayer: the leading "/"
+// stripped, then cleaned, and "invalid entry name" unless the result is
+// local): "" for the root itself, and false for a name that climbs out,
+// such as "../x", "a/../../x" or "/../x". Before v0.3.0 Docker clamped
+// such names at the root; the change (df55fdf, "Reject traversal entries
+// instead of clamping them") is what scangate follows.
+func entryName(name string) (string, bool) {
+	n := path.Clean(strings.TrimLeft(name, "/"))
+	switch {
+	case n == ".":
+		return "", true
+	case n == ".." || strings.HasPrefix(n, "../"):
+		return "", false
+	}
+	return n, true
+}
+
+// hardLinkTarget is a hard link's target relative to the image root, as
+// moby/go-archive's resolveHardlinkTarget reads it: an absolute target
+// from the root, with its ".." not collapsed against "/" but refused;
+// false for a target that climbs out or is the root itself. (Symlinks
+// are kept as they are: they are followed inside the root, as a
+// container's kernel follows them; see treeFS.resolve.)
+func hardLinkTarget(linkname string) (string, bool) {
+	n := path.Clean(linkname)
+	if strings.HasPrefix(n, "/") {
+		n = path.Clean(strings.TrimLeft(linkname, "/"))
+	}
+	if n == "." || n == ".." || strings.HasPrefix(n, "../") {
+		return "", false
+	}
+	return n, true
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"runtime"
@@ -18,9 +19,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/osv-scalibr/extractor/filesystem"
 	"github.com/google/osv-scalibr/plugin"
+	"github.com/klauspost/compress/zstd"
 )
 
 // inMemoryMax is the largest kept file held in memory; larger ones go to
@@ -62,6 +63,10 @@ type blob struct {
 	next int64
 }
 
+// file returns the content file, made on first use and unlinked at once:
+// the scan reads and writes it through its descriptor only, so that no
+// name in $TMPDIR outlives the scan, even one killed with SIGKILL, which
+// runs no cleanup.
 func (b *blob) file() (*os.File, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -69,6 +74,10 @@ func (b *blob) file() (*os.File, error) {
 		f, err := os.CreateTemp("", "scangate-content-")
 		if err != nil {
 			return nil, err
+		}
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("unlink the scan's content file: %w", err)
 		}
 		b.f = f
 	}
@@ -87,9 +96,7 @@ func (b *blob) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.f != nil {
-		name := b.f.Name()
-		b.f.Close()
-		os.Remove(name)
+		b.f.Close() // unlinked when made: closing frees it
 		b.f = nil
 	}
 }
@@ -138,9 +145,11 @@ func (a headerAPI) Path() string               { return a.path }
 func (a headerAPI) Stat() (fs.FileInfo, error) { return a.info, nil }
 
 func (w *wanted) file(name string, info fs.FileInfo) bool {
-	if slices.Contains(knownDatabases, name) {
-		return true
-	}
+	return slices.Contains(knownDatabases, name) || w.extracted(name, info)
+}
+
+// extracted tells whether an extractor the walk runs on files reads name.
+func (w *wanted) extracted(name string, info fs.FileInfo) bool {
 	api := headerAPI{path: name, info: info}
 	for _, e := range w.extractors {
 		if !e.Requirements().ExtractFromDirs && e.FileRequired(api) {
@@ -153,28 +162,53 @@ func (w *wanted) file(name string, info fs.FileInfo) bool {
 	return false
 }
 
-// openLayer returns the layer's uncompressed tar stream, inflating a gzip
-// blob itself with a faster inflater (newGzipReader) where the blob surely
-// is one.
+// openLayer returns the layer's uncompressed tar stream. A stored blob is
+// decompressed as its descriptor's media type says, never as its bytes
+// look (go-containerregistry's Uncompressed sniffs them): a blob whose
+// bytes are not what the type says is a corrupt layer. A gzip blob is
+// inflated with a faster inflater (newGzipReader). Layers made in this
+// process, and those of a docker save archive, whose format names no
+// media type, are read through Uncompressed.
 func openLayer(l *limitedLayer) (io.ReadCloser, error) {
-	if mt, err := l.Layer.MediaType(); err == nil && (mt == types.DockerLayer || mt == types.OCILayer) && compressedIsStored(l) {
-		rc, err := l.Layer.Compressed()
-		if err != nil {
-			return nil, err
-		}
-		br := bufio.NewReaderSize(rc, 1<<20)
-		if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-			zr, err := newGzipReader(br)
-			if err != nil {
-				rc.Close()
-				return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-			}
-			return readCloser{Reader: zr, close: func() error { zr.Close(); return rc.Close() }}, nil
-		}
-		rc.Close()
+	if !compressedIsStored(l) {
+		return l.Layer.Uncompressed()
 	}
-	return l.Layer.Uncompressed()
+	comp, _ := compressionOf(l.mediaType) // checked in Layers
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	if comp == uncompressed {
+		return rc, nil
+	}
+	br := bufio.NewReaderSize(rc, 1<<20)
+	magic, _ := br.Peek(4)
+	switch {
+	case comp == gzipped && bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := newGzipReader(br)
+		if err != nil {
+			rc.Close()
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return readCloser{Reader: zr, close: func() error { zr.Close(); return rc.Close() }}, nil
+	case comp == zstdCompressed && bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+		if err != nil {
+			rc.Close()
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return readCloser{Reader: zr, close: func() error { zr.Close(); return rc.Close() }}, nil
+	}
+	rc.Close()
+	name := map[compression]string{gzipped: "gzip", zstdCompressed: "zstd"}[comp]
+	return nil, fmt.Errorf("media type %s says %s, but the blob is not %s: %w", l.mediaType, name, name, ErrCorrupt)
 }
+
+// maxZstdWindow bounds the memory a zstd frame may ask for: 128 MiB, the
+// window of zstd --long=27, the largest its own decoder accepts without
+// being told.
+const maxZstdWindow = 128 << 20
 
 // compressedIsStored tells whether Compressed reads a stored blob rather
 // than compressing the layer on the fly: go-containerregistry's layers of
@@ -220,7 +254,7 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		name := hdr.Name // relative to the root, and never climbing out (see clean)
 		if name == "" {
 			return nil
 		}
@@ -243,15 +277,10 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 		case tar.TypeSymlink:
-			if climbsOut(dir, hdr.Linkname) {
-				return nil // as the unpacker before: a link out of the root is dropped
-			}
+			// Kept as it is, climbing targets included: Docker stores the
+			// target verbatim, and it is followed inside the root.
 			if only == nil && (linked[name] || w.file(name, linkInfo(name))) {
-				target := path.Join(dir, hdr.Linkname)
-				if strings.HasPrefix(hdr.Linkname, "/") {
-					target = strings.TrimPrefix(path.Clean(hdr.Linkname), "/")
-				}
-				linked[target] = true
+				linked[linkTarget(dir, hdr.Linkname)] = true
 			}
 		case tar.TypeReg:
 			keep := false
@@ -281,7 +310,10 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	return out, nil
 }
 
-// unpack reads every layer, concurrently, and merges them in order.
+// unpack reads every layer, concurrently, and merges them in order. A
+// layer that repeats an earlier one's blob (limitedLayer.first) is read,
+// and counted against the limits, once: its entries are the first
+// occurrence's.
 func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS, error) {
 	ls, err := img.Layers()
 	if err != nil {
@@ -298,6 +330,9 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i, l := range layers {
+		if l.first != i {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -325,21 +360,67 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS
 	}
 	t := newTree(layers)
 	t.blob = b
-	for i, es := range results {
-		t.apply(i, es)
+	for i, l := range layers {
+		t.apply(i, results[l.first])
 	}
 	// A link the walk reads as a package file, or as a known database,
 	// whose target no extractor wanted under its own name: read the
-	// layers again for those targets.
+	// layers again for those targets, each blob once.
 	need := t.linkedTargets(w)
+	again := map[int]map[string]bool{} // by the first layer of each blob
 	for i, names := range need {
-		es, err := unpackLayer(ctx, layers[i], w, b, names)
+		first := layers[i].first
+		if again[first] == nil {
+			again[first] = map[string]bool{}
+		}
+		maps.Copy(again[first], names)
+	}
+	for first, names := range again {
+		es, err := unpackLayer(ctx, layers[first], w, b, names)
 		if err != nil {
 			return nil, err
 		}
-		t.fill(i, es)
+		for i := range need {
+			if layers[i].first == first {
+				t.fill(i, es)
+			}
+		}
+	}
+	if err := t.checkFolderLinks(w); err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// checkFolderLinks fails when a package database is reached through a
+// link to a folder and lands where no extractor looks: scalibr's walk
+// does not follow links to folders, so the extractor would never see the
+// file under the name it looks for, and the image would scan with no
+// packages (var/lib/dpkg -> /srv/dpkg). A link that lands where an
+// extractor looks anyway is fine: the file is read there (Fedora's
+// var/lib/rpm -> ../../usr/lib/sysimage/rpm). os-release is read by
+// readOS, through any link.
+func (t *treeFS) checkFolderLinks(w *wanted) error {
+	for _, p := range knownDatabases {
+		dir := path.Dir(p)
+		if strings.HasSuffix(p, "os-release") {
+			continue
+		}
+		real, err := t.resolve(dir, true)
+		if err != nil || real == dir {
+			continue
+		}
+		target, err := t.resolve(p, true)
+		if err != nil {
+			continue // nothing there, or a loop: checkReadable's to judge
+		}
+		n := t.lookupNoFollow(target)
+		if n == nil || n.kind != tar.TypeReg || w.extracted(target, fileInfo{n: n, name: path.Base(target)}) {
+			continue
+		}
+		return fmt.Errorf("/%s is reached through a link to a folder, at /%s, where no extractor looks: the scan cannot read it", p, target)
+	}
+	return nil
 }
 
 // section returns a reader of c.
@@ -354,26 +435,13 @@ func (t *treeFS) section(c content) *io.SectionReader {
 // extractor asked for it.
 var errNotKept = errors.New("content not unpacked")
 
-// climbsOut tells whether a link in dir to target goes above the root on
-// the way: such a link is dropped, not clamped at the root.
-func climbsOut(dir, target string) bool {
-	depth := 0
-	if !strings.HasPrefix(target, "/") && dir != "" {
-		depth = strings.Count(dir, "/") + 1
+// linkTarget is the path, relative to the root, that a symlink in dir to
+// target names, ".." stopping at the root as it does in a container.
+func linkTarget(dir, target string) string {
+	if strings.HasPrefix(target, "/") {
+		return strings.TrimPrefix(path.Clean(target), "/")
 	}
-	for _, part := range strings.Split(target, "/") {
-		switch part {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return true
-			}
-		default:
-			depth++
-		}
-	}
-	return false
+	return strings.TrimPrefix(path.Join("/", dir, target), "/")
 }
 
 // linkInfo stands for the unknown target of a link: a plain file.

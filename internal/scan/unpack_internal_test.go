@@ -54,20 +54,65 @@ func TestReadAhead(t *testing.T) {
 	}
 }
 
-func TestClimbsOut(t *testing.T) {
+// TestEntryNames: names and hard link targets as moby/go-archive v0.3.0
+// reads them (its TestUnpackLayer* cases of "invalid entry name" and
+// "invalid hardlink target"), and symlink targets as a container's
+// kernel follows them.
+func TestEntryNames(t *testing.T) {
 	for _, tc := range []struct {
-		dir, target string
-		want        bool
+		name, want string
+		ok         bool
 	}{
-		{"", "a/b", false},
-		{"var/lib/dpkg", "../../../etc/x", false},
-		{"var/lib/dpkg", "../../../../etc/x", true},
-		{"a", "/../x", true},
-		{"a", "/x/../y", false},
-		{"a", "b/../../..", true},
+		{"a/b", "a/b", true},
+		{"./a//b/", "a/b", true},
+		{"/etc/passwd", "etc/passwd", true},
+		{"//etc/../etc/x", "etc/x", true},
+		{"a/../b", "b", true},
+		{"./", "", true},
+		{"/", "", true},
+		{"", "", true},
+		{"..", "", false},
+		{"../", "", false},
+		{"../x", "", false},
+		{"a/../../x", "", false},
+		{"/../x", "", false},
+		{"./../x", "", false},
+		{"..x/y", "..x/y", true},
 	} {
-		if got := climbsOut(tc.dir, tc.target); got != tc.want {
-			t.Errorf("climbsOut(%q, %q) = %v, want %v", tc.dir, tc.target, got, tc.want)
+		if got, ok := entryName(tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("entryName(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		target, want string
+		ok           bool
+	}{
+		{"a/b", "a/b", true},
+		{"/a/b", "a/b", true},
+		{"a/../b", "b", true},
+		{"/a/../b", "b", true},
+		{"../b", "", false},
+		{"a/../../b", "", false},
+		{"/../b", "", false},
+		{"/a/../../b", "", false},
+		{".", "", false},
+		{"", "", false},
+		{"/", "", false},
+	} {
+		if got, ok := hardLinkTarget(tc.target); got != tc.want || ok != tc.ok {
+			t.Errorf("hardLinkTarget(%q) = %q, %v; want %q, %v", tc.target, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct{ dir, target, want string }{
+		{"", "a/b", "a/b"},
+		{"var/lib/dpkg", "../../../etc/x", "etc/x"},
+		{"var/lib/dpkg", "../../../../../etc/x", "etc/x"},
+		{"a", "/../x", "x"},
+		{"a", "/x/../y", "y"},
+		{"a", "b/../../..", ""},
+	} {
+		if got := linkTarget(tc.dir, tc.target); got != tc.want {
+			t.Errorf("linkTarget(%q, %q) = %q, want %q", tc.dir, tc.target, got, tc.want)
 		}
 	}
 }

@@ -80,7 +80,7 @@ func (w *scanWorker) Work(ctx context.Context, job *river.Job[scanArgs]) error {
 	start := time.Now()
 	r, err := s.scan(ctx, a.Repository, a.Digest)
 	if err != nil {
-		permanent := errors.Is(err, scan.ErrLimit) || errors.Is(err, scan.ErrCorrupt)
+		permanent := errors.Is(err, scan.ErrLimit) || errors.Is(err, scan.ErrCorrupt) || errors.Is(err, scan.ErrInvalid)
 		if !permanent && job.Attempt < job.MaxAttempts {
 			return err
 		}

@@ -15,6 +15,14 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	if repo, upload := uploadName(req); upload && r.cfg.RepositoryQuota > 0 {
+		qw, finish, ok := r.quota(w, req, repo)
+		if !ok {
+			return
+		}
+		defer finish()
+		w = qw
+	}
 	name, ref, ok := manifestPath(req.URL.Path)
 	if ok && r.cfg.PullGate != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
 		gw := r.gatePull(w, req, who, name)

@@ -15,8 +15,8 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	if repo, upload := uploadName(req); upload && r.cfg.RepositoryQuota > 0 {
-		qw, finish, ok := r.quota(w, req, repo)
+	if repo, id, upload := uploadName(req); upload && r.cfg.RepositoryQuota > 0 {
+		qw, finish, ok := r.quota(w, req, repo, id)
 		if !ok {
 			return
 		}

@@ -34,61 +34,112 @@ import (
 // errQuota reports an upload that would take a repository past its quota.
 var errQuota = errors.New("over quota")
 
-// quotaState is the bytes being uploaded now, per repository.
+// quotaState is, per repository, the uploads being sent now, each with the
+// bytes it will hold: what its data held when the request began, and what
+// the request has read since. Their data on disk is left out of the
+// storage walk, so that no byte counts twice.
 type quotaState struct {
-	mu       sync.Mutex
-	inflight map[string]int64
+	mu   sync.Mutex
+	live map[string]map[*liveUpload]struct{}
 }
 
-func (q *quotaState) add(name string, n int64) int64 {
+type liveUpload struct {
+	id    string // the upload's id; "" for a request that starts one
+	bytes int64
+}
+
+func (q *quotaState) begin(name string, u *liveUpload) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.inflight == nil {
-		q.inflight = map[string]int64{}
+	if q.live == nil {
+		q.live = map[string]map[*liveUpload]struct{}{}
 	}
-	q.inflight[name] += n
-	v := q.inflight[name]
-	if v == 0 {
-		delete(q.inflight, name)
+	if q.live[name] == nil {
+		q.live[name] = map[*liveUpload]struct{}{}
 	}
-	return v
+	q.live[name][u] = struct{}{}
+}
+
+func (q *quotaState) end(name string, u *liveUpload) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.live[name], u)
+	if len(q.live[name]) == 0 {
+		delete(q.live, name)
+	}
+}
+
+// grow adds n to u and returns what the live uploads of name hold.
+func (q *quotaState) grow(name string, u *liveUpload, n int64) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u.bytes += n
+	var total int64
+	for o := range q.live[name] {
+		total += o.bytes
+	}
+	return total
+}
+
+// ids returns the ids of the live uploads of name.
+func (q *quotaState) ids(name string) map[string]bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := map[string]bool{}
+	for o := range q.live[name] {
+		if o.id != "" {
+			out[o.id] = true
+		}
+	}
+	return out
 }
 
 // uploadName returns the repository of a request that starts (POST),
-// continues (PATCH) or ends (PUT) a blob upload.
-func uploadName(req *http.Request) (string, bool) {
+// continues (PATCH) or ends (PUT) a blob upload, and the upload's id once
+// it has one.
+func uploadName(req *http.Request) (name, id string, ok bool) {
 	switch req.Method {
 	case http.MethodPost, http.MethodPatch, http.MethodPut:
 	default:
-		return "", false
+		return "", "", false
 	}
 	rest, ok := strings.CutPrefix(req.URL.Path, "/v2/")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
 	i := strings.LastIndex(rest, "/blobs/uploads")
 	if i <= 0 {
-		return "", false
+		return "", "", false
 	}
-	return rest[:i], true
+	id = strings.Trim(rest[i+len("/blobs/uploads"):], "/")
+	if strings.Contains(id, "/") {
+		return "", "", false
+	}
+	return rest[:i], id, true
 }
 
 // Usage returns the bytes repository holds, as its quota counts them.
 func (r *Registry) Usage(ctx context.Context, repository string) (int64, error) {
+	total, _, err := r.usage(ctx, repository, nil, "")
+	return total, err
+}
+
+// usage measures repository leaving out the data of the uploads skip
+// names, and returns the size of upload id's data apart.
+func (r *Registry) usage(ctx context.Context, repository string, skip map[string]bool, id string) (total, own int64, err error) {
 	named, err := reference.WithName(repository)
 	if err != nil {
-		return 0, fmt.Errorf("repository %q: %w", repository, err)
+		return 0, 0, fmt.Errorf("repository %q: %w", repository, err)
 	}
 	repo, err := r.ns.Repository(ctx, named)
 	if err != nil {
-		return 0, fmt.Errorf("repository %q: %w", repository, err)
+		return 0, 0, fmt.Errorf("repository %q: %w", repository, err)
 	}
 	blobs := repo.Blobs(ctx)
 	en, ok := blobs.(distribution.BlobEnumerator)
 	if !ok {
-		return 0, errors.New("registry storage cannot list a repository's blobs")
+		return 0, 0, errors.New("registry storage cannot list a repository's blobs")
 	}
-	var total int64
 	err = en.Enumerate(ctx, func(d digest.Digest) error {
 		desc, err := blobs.Stat(ctx, d)
 		if err != nil {
@@ -98,47 +149,62 @@ func (r *Registry) Usage(ctx context.Context, repository string) (int64, error) 
 		return nil
 	})
 	if err != nil && !notFound(err) {
-		return 0, fmt.Errorf("size of %s: %w", repository, err)
+		return 0, 0, fmt.Errorf("size of %s: %w", repository, err)
 	}
 	uploads := path.Join("/docker/registry/v2/repositories", named.Name(), "_uploads")
 	err = r.driver.Walk(ctx, uploads, func(fi storagedriver.FileInfo) error {
-		if !fi.IsDir() && path.Base(fi.Path()) == "data" {
+		if fi.IsDir() || path.Base(fi.Path()) != "data" {
+			return nil
+		}
+		switch upload := path.Base(path.Dir(fi.Path())); {
+		case upload == id:
+			own = fi.Size()
+		case !skip[upload]:
 			total += fi.Size()
 		}
 		return nil
 	})
 	if err != nil && !notFound(err) {
-		return 0, fmt.Errorf("uploads of %s: %w", repository, err)
+		return 0, 0, fmt.Errorf("uploads of %s: %w", repository, err)
 	}
-	return total, nil
+	return total, own, nil
 }
 
 // quota holds an upload request to its repository's quota; it answers the
 // request itself, and returns false, when the repository is full.
-func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name string) (http.ResponseWriter, func(), bool) {
+func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name, id string) (http.ResponseWriter, func(), bool) {
 	max := r.cfg.RepositoryQuota
 	if _, err := reference.WithName(name); err != nil {
 		return w, func() {}, true // distribution answers a bad name as it always has
 	}
-	used, err := r.Usage(req.Context(), name)
+	u := &liveUpload{id: id}
+	r.quotas.begin(name, u)
+	used, own, err := r.usage(req.Context(), name, r.quotas.ids(name), id)
 	if err != nil {
+		r.quotas.end(name, u)
 		r.logger().Error("registry: measure a repository for its quota", "repository", name, "err", err)
 		deny(w, http.StatusInternalServerError, "UNKNOWN", "cannot measure the repository against its quota")
 		return nil, nil, false
 	}
-	over := func(adding int64) string {
-		return fmt.Sprintf("repository %s is over its quota of %d bytes: it holds %d, and this upload adds at least %d more "+
-			"(delete images, or ask for a larger --repository-quota)", name, max, used, adding)
+	// used is what the repository holds apart from the uploads being
+	// sent now, which hold what grow adds up.
+	live := r.quotas.grow(name, u, own)
+	over := func() string {
+		return fmt.Sprintf("repository %s is over its quota of %d bytes: it holds %d with the uploads in progress "+
+			"(delete images, or ask for a larger --repository-quota)", name, max, used+live)
 	}
-	if used >= max {
-		r.logger().Warn("registry: upload refused: the repository is over its quota", "repository", name, "used", used, "quota", max)
-		deny(w, http.StatusForbidden, "DENIED", over(0))
+	// A new upload needs room for a byte; one under way may end (PUT
+	// with no body) in a repository it filled exactly.
+	if used+live > max || id == "" && used+live >= max {
+		r.quotas.end(name, u)
+		r.logger().Warn("registry: upload refused: the repository is over its quota", "repository", name, "used", used+live, "quota", max)
+		deny(w, http.StatusForbidden, "DENIED", over())
 		return nil, nil, false
 	}
 	if req.Body == nil || req.Body == http.NoBody {
-		return w, func() {}, true
+		return w, func() { r.quotas.end(name, u) }, true
 	}
-	body := &quotaBody{ReadCloser: req.Body, r: r, name: name, room: max - used}
+	body := &quotaBody{ReadCloser: req.Body, r: r, name: name, u: u, room: max - used}
 	req.Body = body
 	hw := &hookWriter{ResponseWriter: w}
 	hw.onStatus = func(status int) int {
@@ -149,15 +215,16 @@ func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name string) 
 		return http.StatusForbidden
 	}
 	finish := func() {
-		r.quotas.add(name, -body.read)
-		if body.over {
-			r.logger().Warn("registry: upload cut: the repository would go over its quota", "repository", name, "used", used, "quota", max)
-			if hw.replaced || !hw.done {
-				if !hw.done {
-					hw.WriteHeader(http.StatusForbidden)
-				}
-				_ = json.NewEncoder(w).Encode(errorBody("DENIED", over(body.read)))
-			}
+		r.quotas.end(name, u)
+		if !body.over {
+			return
+		}
+		r.logger().Warn("registry: upload cut: the repository would go over its quota", "repository", name, "quota", max)
+		if !hw.done {
+			hw.WriteHeader(http.StatusForbidden)
+		}
+		if hw.replaced {
+			_ = json.NewEncoder(w).Encode(errorBody("DENIED", over()))
 		}
 	}
 	return hw, finish, true
@@ -168,8 +235,8 @@ type quotaBody struct {
 	io.ReadCloser
 	r    *Registry
 	name string
-	room int64 // the quota less what the repository held at the start
-	read int64
+	u    *liveUpload
+	room int64 // the quota less what the repository held, live uploads apart
 	over bool
 }
 
@@ -178,8 +245,7 @@ func (b *quotaBody) Read(p []byte) (int, error) {
 		return 0, errQuota
 	}
 	n, err := b.ReadCloser.Read(p)
-	b.read += int64(n)
-	if b.r.quotas.add(b.name, int64(n)) > b.room {
+	if b.r.quotas.grow(b.name, b.u, int64(n)) > b.room {
 		b.over = true
 		return 0, errQuota
 	}

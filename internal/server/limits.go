@@ -228,6 +228,9 @@ func deadlines(lim Limits, next http.Handler) http.Handler {
 		if streaming(r) {
 			_ = rc.SetWriteDeadline(time.Time{}) // a push waits for its record, a log for its lines
 			if r.Body != nil && r.Body != http.NoBody {
+				// Set now too, for a body the handler never reads:
+				// net/http reads some of it after the handler.
+				_ = rc.SetReadDeadline(time.Now().Add(lim.ReadTimeout))
 				r.Body = &progressBody{ReadCloser: r.Body, rc: rc, idle: lim.ReadTimeout}
 			} else {
 				_ = rc.SetReadDeadline(time.Time{})
@@ -247,7 +250,8 @@ func deadlines(lim Limits, next http.Handler) http.Handler {
 	})
 }
 
-// wholeBody lifts the read deadline once the body is read.
+// wholeBody lifts the read deadline once the body is read whole; a body
+// cut short keeps it (see progressBody).
 type wholeBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
@@ -279,7 +283,12 @@ func (b *progressBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+		if errors.Is(err, io.EOF) {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+		// Otherwise the deadline stays: after the handler, net/http
+		// reads on what is left of a body, and a client that stalled
+		// must not hold the connection there.
 	}
 	return n, err
 }

@@ -10,9 +10,9 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/distribution/distribution/v3"
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 )
@@ -28,8 +28,8 @@ import (
 // uploads (Docker pushes three layers at once) cannot each pass alone.
 //
 // distribution keeps no count of a repository's size, so it is measured
-// from storage at each upload request: a walk of the repository's links
-// and uploads, a stat per blob.
+// from storage: the linked blobs once (then kept up to date as uploads and
+// mounts link more, see linkedBytes), the uploads at each request.
 
 // errQuota reports an upload that would take a repository past its quota.
 var errQuota = errors.New("over quota")
@@ -39,8 +39,12 @@ var errQuota = errors.New("over quota")
 // the request has read since. Their data on disk is left out of the
 // storage walk, so that no byte counts twice.
 type quotaState struct {
-	mu   sync.Mutex
-	live map[string]map[*liveUpload]struct{}
+	mu    sync.Mutex
+	live  map[string]map[*liveUpload]struct{}
+	sizes map[string]*linkedSize
+	// changes counts the links and deletes per repository, so that a
+	// measure that saw storage before one of them is not kept.
+	changes map[string]uint64
 }
 
 type liveUpload struct {
@@ -131,43 +135,142 @@ func (r *Registry) usage(ctx context.Context, repository string, skip map[string
 	if err != nil {
 		return 0, 0, fmt.Errorf("repository %q: %w", repository, err)
 	}
+	if total, err = r.linkedBytes(ctx, named); err != nil {
+		return 0, 0, err
+	}
+	// Uploads come and go while they are listed: one that is gone was
+	// either linked (and counted above, or at the next measure) or
+	// cancelled.
+	uploads := path.Join("/docker/registry/v2/repositories", named.Name(), "_uploads")
+	dirs, err := r.driver.List(ctx, uploads)
+	if err != nil && !notFound(err) {
+		return 0, 0, fmt.Errorf("uploads of %s: %w", repository, err)
+	}
+	for _, dir := range dirs {
+		upload := path.Base(dir)
+		if skip[upload] && upload != id {
+			continue
+		}
+		fi, err := r.driver.Stat(ctx, path.Join(dir, "data"))
+		if notFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("upload %s of %s: %w", upload, repository, err)
+		}
+		if upload == id {
+			own = fi.Size()
+		} else {
+			total += fi.Size()
+		}
+	}
+	return total, own, nil
+}
+
+// sizeCacheAge bounds how long a repository's measured blobs are taken on
+// trust: the registry keeps them up to date as uploads complete and
+// deletes forget them, and a change made around the server (a garbage
+// collection) is seen within it.
+const sizeCacheAge = 10 * time.Minute
+
+// linkedSize is what the blobs linked into a repository hold.
+type linkedSize struct {
+	blobs map[digest.Digest]int64
+	total int64
+	at    time.Time
+}
+
+// linkedBytes returns what the blobs linked into named hold, measured
+// from storage at most every sizeCacheAge: a walk costs a few hundred
+// microseconds a blob (BenchmarkUsage), and every upload request asks.
+func (r *Registry) linkedBytes(ctx context.Context, named reference.Named) (int64, error) {
+	q := &r.quotas
+	q.mu.Lock()
+	if c := q.sizes[named.Name()]; c != nil && time.Since(c.at) < sizeCacheAge {
+		q.mu.Unlock()
+		return c.total, nil
+	}
+	gen := q.changes[named.Name()]
+	q.mu.Unlock()
 	repo, err := r.ns.Repository(ctx, named)
 	if err != nil {
-		return 0, 0, fmt.Errorf("repository %q: %w", repository, err)
+		return 0, fmt.Errorf("repository %q: %w", named.Name(), err)
 	}
 	blobs := repo.Blobs(ctx)
 	en, ok := blobs.(distribution.BlobEnumerator)
 	if !ok {
-		return 0, 0, errors.New("registry storage cannot list a repository's blobs")
+		return 0, errors.New("registry storage cannot list a repository's blobs")
 	}
+	c := &linkedSize{blobs: map[digest.Digest]int64{}, at: time.Now()}
 	err = en.Enumerate(ctx, func(d digest.Digest) error {
 		desc, err := blobs.Stat(ctx, d)
+		if errors.Is(err, distribution.ErrBlobUnknown) {
+			return nil // unlinked while listed
+		}
 		if err != nil {
 			return fmt.Errorf("blob %s: %w", d, err)
 		}
-		total += desc.Size
+		c.blobs[d] = desc.Size
+		c.total += desc.Size
 		return nil
 	})
 	if err != nil && !notFound(err) {
-		return 0, 0, fmt.Errorf("size of %s: %w", repository, err)
+		return 0, fmt.Errorf("size of %s: %w", named.Name(), err)
 	}
-	uploads := path.Join("/docker/registry/v2/repositories", named.Name(), "_uploads")
-	err = r.driver.Walk(ctx, uploads, func(fi storagedriver.FileInfo) error {
-		if fi.IsDir() || path.Base(fi.Path()) != "data" {
-			return nil
-		}
-		switch upload := path.Base(path.Dir(fi.Path())); {
-		case upload == id:
-			own = fi.Size()
-		case !skip[upload]:
-			total += fi.Size()
-		}
-		return nil
-	})
-	if err != nil && !notFound(err) {
-		return 0, 0, fmt.Errorf("uploads of %s: %w", repository, err)
+	q.mu.Lock()
+	if q.sizes == nil {
+		q.sizes = map[string]*linkedSize{}
 	}
-	return total, own, nil
+	if q.changes[named.Name()] == gen {
+		q.sizes[named.Name()] = c
+	}
+	q.mu.Unlock()
+	return c.total, nil
+}
+
+// linked adds a blob an upload or a mount has just linked into name.
+func (r *Registry) linked(ctx context.Context, name, dgst string) {
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		r.quotas.forget(name)
+		return
+	}
+	repo, err := r.repository(ctx, name)
+	if err != nil {
+		r.quotas.forget(name)
+		return
+	}
+	desc, err := repo.Blobs(ctx).Stat(ctx, d)
+	if err != nil {
+		r.quotas.forget(name)
+		return
+	}
+	q := &r.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.changed(name)
+	if c := q.sizes[name]; c != nil {
+		if _, ok := c.blobs[d]; !ok {
+			c.blobs[d] = desc.Size
+			c.total += desc.Size
+		}
+	}
+}
+
+// forget drops what is known of name's size, to be measured again.
+func (q *quotaState) forget(name string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.changed(name)
+	delete(q.sizes, name)
+}
+
+// changed counts a change to name; q.mu is held.
+func (q *quotaState) changed(name string) {
+	if q.changes == nil {
+		q.changes = map[string]uint64{}
+	}
+	q.changes[name]++
 }
 
 // quota holds an upload request to its repository's quota; it answers the
@@ -201,20 +304,25 @@ func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name, id stri
 		deny(w, http.StatusForbidden, "DENIED", over())
 		return nil, nil, false
 	}
-	if req.Body == nil || req.Body == http.NoBody {
-		return w, func() { r.quotas.end(name, u) }, true
-	}
 	body := &quotaBody{ReadCloser: req.Body, r: r, name: name, u: u, room: max - used}
-	req.Body = body
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = body
+	}
+	status := 0
 	hw := &hookWriter{ResponseWriter: w}
-	hw.onStatus = func(status int) int {
+	hw.onStatus = func(s int) int {
+		status = s
 		if !body.over {
-			return status
+			return s
 		}
 		w.Header().Set("Content-Type", "application/json")
 		return http.StatusForbidden
 	}
 	finish := func() {
+		if status == http.StatusCreated && !body.over {
+			// A blob was linked: an upload's end, or a mount.
+			r.linked(req.Context(), name, w.Header().Get("Docker-Content-Digest"))
+		}
 		r.quotas.end(name, u)
 		if !body.over {
 			return
@@ -250,4 +358,18 @@ func (b *quotaBody) Read(p []byte) (int, error) {
 		return 0, errQuota
 	}
 	return n, err
+}
+
+// repositoryOf returns the repository of /v2/NAME/(blobs|manifests)/....
+func repositoryOf(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return "", false
+	}
+	for _, sep := range []string{"/blobs/", "/manifests/"} {
+		if i := strings.LastIndex(rest, sep); i > 0 {
+			return rest[:i], true
+		}
+	}
+	return "", false
 }

@@ -89,12 +89,12 @@ func (r *slowReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// With read and write timeouts of 1 s, a blob upload and a blob download
-// that each take several seconds but keep moving succeed, while an API
+// With read and write timeouts of 3 s, a blob upload and a blob download
+// that each take twice as long but keep moving succeed, while an API
 // request and a blob upload whose bodies stop coming are cut.
 func TestDeadlinesPerRoute(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: sgserver.Config{
-		Limits: sgserver.Limits{ReadTimeout: time.Second, WriteTimeout: time.Second}}})
+		Limits: sgserver.Limits{ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second}}})
 	base := "http://" + s.Addr
 	blob := make([]byte, 8<<20)
 	if _, err := rand.Read(blob); err != nil {
@@ -111,8 +111,8 @@ func TestDeadlinesPerRoute(t *testing.T) {
 		return resp.Header.Get("Location")
 	}
 
-	// 8 MiB at 256 KiB every 100 ms: over 3 s, three read timeouts.
-	req, err := http.NewRequest(http.MethodPut, startUpload()+"&digest="+digest, &slowReader{data: blob, chunk: 256 << 10, every: 100 * time.Millisecond})
+	// 8 MiB at 256 KiB every 200 ms: over 6 s, two read timeouts.
+	req, err := http.NewRequest(http.MethodPut, startUpload()+"&digest="+digest, &slowReader{data: blob, chunk: 256 << 10, every: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,18 +142,17 @@ func TestDeadlinesPerRoute(t *testing.T) {
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
 	var n int64
-	for {
-		time.Sleep(100 * time.Millisecond)
-		k, err := io.ReadFull(resp.Body, buf)
+	var readErr error
+	for readErr == nil {
+		time.Sleep(200 * time.Millisecond)
+		var k int
+		k, readErr = io.ReadFull(resp.Body, buf)
 		h.Write(buf[:k])
 		n += int64(k)
-		if err != nil {
-			break
-		}
 	}
 	resp.Body.Close()
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); resp.StatusCode != http.StatusOK || got != digest {
-		t.Errorf("a slow download: %d, %d bytes of %s; want 200 and %s", resp.StatusCode, n, got, digest)
+		t.Errorf("a slow download: %d, %d bytes of %s (%v); want 200 and %s", resp.StatusCode, n, got, readErr, digest)
 	}
 
 	// Bodies that stop: the server answers, or hangs up, without them.
@@ -170,7 +169,7 @@ func TestDeadlinesPerRoute(t *testing.T) {
 		if _, err := io.WriteString(conn, c.head); err != nil {
 			t.Fatal(err)
 		}
-		// The test's own guard, far past the server's 1 s: a server that
+		// The test's own guard, far past the server's 3 s: a server that
 		// waits for the rest of the body fails here.
 		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
 		status, err := bufio.NewReader(conn).ReadString('\n')

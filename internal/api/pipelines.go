@@ -21,7 +21,9 @@ func (s *server) routePipelines(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/executions/{id}/artifact", reader(s.artifact))
 	mux.Handle("GET /api/v1/executions/{id}/log", reader(s.buildLog))
 	mux.Handle("POST /api/v1/executions/{id}/stop", admin(s.stopExecution))
-	mux.Handle("POST /api/v1/executions/{id}/approval", admin(s.review))
+	approver := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleApprover, h) }
+	mux.Handle("GET /api/v1/executions/{id}/approval", approver(s.approval))
+	mux.Handle("POST /api/v1/executions/{id}/approval", approver(s.review))
 }
 
 // pipelineStatus maps the pipeline service's errors to HTTP statuses.
@@ -29,8 +31,13 @@ func pipelineStatus(err error) int {
 	switch {
 	case errors.Is(err, pipeline.ErrNoPipeline), errors.Is(err, pipeline.ErrNoExecution), errors.Is(err, pipeline.ErrNoApproval):
 		return http.StatusNotFound
-	case errors.Is(err, pipeline.ErrDecided), errors.Is(err, pipeline.ErrNotRunning):
+	case errors.Is(err, pipeline.ErrDecided), errors.Is(err, pipeline.ErrNotRunning), errors.Is(err, pipeline.ErrPolicyDecides),
+		errors.Is(err, pipeline.ErrNoOverride):
 		return http.StatusConflict
+	case errors.Is(err, pipeline.ErrBadToken), errors.Is(err, pipeline.ErrTwoPerson):
+		return http.StatusForbidden
+	case errors.Is(err, pipeline.ErrBadAnswer):
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }
@@ -99,7 +106,7 @@ func (s *server) startExecution(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, err := s.Pipelines.Start(r.Context(), name, pipeline.Trigger{Kind: "manual", Commit: req.Commit, Ref: "refs/heads/" + d.Source.Branch})
+	id, err := s.Pipelines.Start(r.Context(), name, pipeline.Trigger{Kind: "manual", Commit: req.Commit, Ref: "refs/heads/" + d.Source.Branch, By: "token:" + tokenName(r)})
 	if err != nil {
 		status := pipelineStatus(err)
 		if status == http.StatusInternalServerError {
@@ -179,23 +186,56 @@ func (s *server) stopExecution(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// approval answers an execution's approval request with its token, for
+// those who may answer it (CodePipeline's GetPipelineState gives approvers
+// the token the same way).
+func (s *server) approval(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Pipelines.ApprovalFor(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, a)
+}
+
+// review records a person's answer: approve, reject, or override the
+// policy's rejection. The request's token must be presented, as
+// CodePipeline's PutApprovalResult requires.
 func (s *server) review(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Decision string `json:"decision"`
 		Comment  string `json:"comment"`
+		Token    string `json:"token"`
+		Expires  string `json:"expires"`
 	}
 	if err := decode(r.Body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if req.Decision != "approve" && req.Decision != "reject" {
-		writeError(w, http.StatusBadRequest, errors.New(`decision: "approve" or "reject"`))
+	if req.Decision != pipeline.ActionApprove && req.Decision != pipeline.ActionReject && req.Decision != pipeline.ActionOverride {
+		writeError(w, http.StatusBadRequest, errors.New(`decision: "approve", "reject" or "override"`))
 		return
 	}
-	a, err := s.Pipelines.Review(r.Context(), r.PathValue("id"), req.Decision == "approve", "token:"+tokenName(r), req.Comment)
+	if req.Token == "" {
+		writeError(w, http.StatusBadRequest, errors.New("token: present the approval request's token (GET this path gives it to approvers)"))
+		return
+	}
+	ans := pipeline.Answer{Action: req.Decision, Token: req.Token, By: "token:" + tokenName(r), Comment: req.Comment}
+	if req.Expires != "" {
+		t, err := pipeline.ParseExpiry(req.Expires)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		ans.Expires = t
+	}
+	a, err := s.Pipelines.Respond(r.Context(), r.PathValue("id"), ans)
 	if err != nil {
+		s.Logger.Warn("audit: approval answer refused", "token", tokenName(r), "execution", r.PathValue("id"), "decision", req.Decision, "err", err)
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
+	s.audit(r, "approval answered", "execution", r.PathValue("id"), "approval", a.ID, "decision", req.Decision, "status", a.Status, "comment", req.Comment, "expires", req.Expires)
 	writeJSON(w, http.StatusOK, a)
 }

@@ -28,12 +28,13 @@ type Role string
 const (
 	RoleReader   Role = "reader"   // pull images, read results
 	RolePusher   Role = "pusher"   // and push images
+	RoleApprover Role = "approver" // and answer approval requests
 	RoleDeployer Role = "deployer" // and change clusters, task definitions, services and tasks
 	RoleAdmin    Role = "admin"    // and delete, manage tokens, rules and the rest
 )
 
 // Roles lists the roles from least to most allowed.
-var Roles = []Role{RoleReader, RolePusher, RoleDeployer, RoleAdmin}
+var Roles = []Role{RoleReader, RolePusher, RoleApprover, RoleDeployer, RoleAdmin}
 
 // ParseRole checks a role's name.
 func ParseRole(s string) (Role, error) {
@@ -42,7 +43,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown role %q: want reader, pusher, deployer or admin", s)
+	return "", fmt.Errorf("unknown role %q: want reader, pusher, approver, deployer or admin", s)
 }
 
 func (r Role) rank() int {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -318,29 +320,119 @@ func printExecution(g *globals, ex *pipeline.Execution) error {
 }
 
 func newApprovalCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "approval", Short: "Approve or reject an execution waiting at its approval stage"}
-	for _, verb := range []string{"approve", "reject"} {
-		var comment string
+	var sf serverFlags
+	cmd := &cobra.Command{
+		Use:   "approval",
+		Short: "See, approve, reject or override the approval an execution waits for",
+		Long: `An execution's approval stage waits for its pipeline's policy, for a person,
+or both (the pipeline's approval mode). A person with the approver role
+answers it: approve (where a person decides), reject (always, while it
+waits), or override a policy's rejection (with a comment, and an optional
+expiry after which the image is refused again). Each answer presents the
+request's token, as CodePipeline's PutApprovalResult does; these commands
+fetch it first.` + clientHelp,
+	}
+	sf.add(cmd)
+	get := &cobra.Command{
+		Use:   "get EXECUTION",
+		Short: "Show an execution's approval: mode, status, the policy's verdict and every reason",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			var ap pipeline.Approval
+			if err := c.call(cmd.Context(), http.MethodGet, pathOf("executions", a[0], "approval"), nil, nil, &ap); err != nil {
+				return err
+			}
+			ap.Token = "" // shown to nobody: the commands below fetch it when they answer
+			if g.format == "json" {
+				return writeJSON(g.stdout, ap)
+			}
+			printApproval(g.stdout, &ap)
+			return nil
+		},
+	}
+	cmd.AddCommand(get)
+	for _, verb := range []string{pipeline.ActionApprove, pipeline.ActionReject, pipeline.ActionOverride} {
+		var comment, expires string
+		short := map[string]string{
+			pipeline.ActionApprove:  "Approve the image an execution waits with (approval modes person and policy+person)",
+			pipeline.ActionReject:   "Reject the image an execution waits with",
+			pipeline.ActionOverride: "Let through an image the policy rejected, saying why; --expires ends the acceptance",
+		}[verb]
 		c := &cobra.Command{
 			Use:   verb + " EXECUTION --comment TEXT",
-			Short: strings.ToUpper(verb[:1]) + verb[1:] + " the image an execution waits with",
+			Short: short,
 			Args:  args(cobra.ExactArgs(1)),
 			RunE: func(cmd *cobra.Command, a []string) error {
-				return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-					ap, err := s.Review(cmd.Context(), a[0], verb == "approve", whoAmI(), comment)
-					if err != nil {
-						return pipelineError(err)
-					}
-					_, err = fmt.Fprintf(g.stdout, "%s: %s\n", ap.Status, ap.Summary)
+				c, err := g.apiClient(&sf)
+				if err != nil {
 					return err
-				})
+				}
+				path := pathOf("executions", a[0], "approval")
+				var cur pipeline.Approval
+				if err := c.call(cmd.Context(), http.MethodGet, path, nil, nil, &cur); err != nil {
+					return err
+				}
+				body := map[string]string{"decision": verb, "comment": comment, "token": cur.Token}
+				if expires != "" {
+					body["expires"] = expires
+				}
+				var ap pipeline.Approval
+				if err := c.call(cmd.Context(), http.MethodPost, path, nil, body, &ap); err != nil {
+					return err
+				}
+				if g.format == "json" {
+					return writeJSON(g.stdout, ap)
+				}
+				_, err = fmt.Fprintf(g.stdout, "%s: %s\n", ap.Status, ap.Summary)
+				return err
 			},
 		}
 		c.Flags().StringVar(&comment, "comment", "", "why, for the record")
 		_ = c.MarkFlagRequired("comment")
+		if verb == pipeline.ActionOverride {
+			c.Flags().StringVar(&expires, "expires", "", "when the acceptance ends: a date (2027-01-31) or an RFC 3339 time")
+		}
 		cmd.AddCommand(c)
 	}
 	return cmd
+}
+
+// printApproval writes an approval for people: status, who decided and
+// why, the policy's verdict with every reason, and an override's terms.
+func printApproval(w io.Writer, a *pipeline.Approval) {
+	fmt.Fprintf(w, "approval %s (%s mode): %s\n", a.ID, a.Mode, a.Status)
+	fmt.Fprintf(w, "image: %s@%s\n", a.Repository, a.ImageDigest)
+	if a.Summary != "" {
+		fmt.Fprintf(w, "summary: %s\n", a.Summary)
+	}
+	if a.DecidedBy != "" {
+		fmt.Fprintf(w, "decided by %s at %s\n", a.DecidedBy, whenPtr(a.DecidedAt))
+	}
+	if a.Comment != "" {
+		fmt.Fprintf(w, "comment: %s\n", a.Comment)
+	}
+	if a.Override != nil {
+		fmt.Fprintf(w, "override: accepted %s", strings.Join(a.Override.Accepted, ", "))
+		if a.Override.Expires != nil {
+			fmt.Fprintf(w, " until %s", when(*a.Override.Expires))
+		}
+		fmt.Fprintln(w)
+	}
+	if p := a.Policy; p != nil {
+		fmt.Fprintf(w, "policy: %s — %s\n", p.Result, p.Summary)
+		for _, r := range p.Reasons {
+			fmt.Fprintf(w, "  %s\n", r)
+		}
+	} else if a.Status == pipeline.StatePending {
+		fmt.Fprintln(w, "policy: waiting for the image's scan")
+	}
+	if a.Status == pipeline.StatePending {
+		fmt.Fprintf(w, "expires: %s\n", when(a.ExpiresAt))
+	}
 }
 
 // branchHead resolves a hosted pipeline source's branch to a commit, with

@@ -68,7 +68,7 @@ the token stops working then, and is refused as an unknown one is.`,
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the token, such as ci")
-	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, deployer or admin")
+	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, approver, deployer or admin")
 	create.Flags().StringVar(&expires, "expires", "", "when the token stops working: 90d (days from now), a date (2027-01-31) or an RFC 3339 time; default never")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{

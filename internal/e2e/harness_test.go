@@ -284,19 +284,29 @@ func (h *harness) commit(dir, msg string, files map[string]string) string {
 // waitExecution waits for the pipeline's execution of commit to end.
 func (h *harness) waitExecution(pipelineName, commit string, timeout time.Duration) *pipeline.Execution {
 	h.t.Helper()
+	return h.waitCommit(pipelineName, commit, "ended", timeout, func(ex *pipeline.Execution) bool { return ex.Status != pipeline.StateInProgress })
+}
+
+// waitCommit waits for the pipeline's execution of commit to be what ok
+// says, and returns it with its stages and approval.
+func (h *harness) waitCommit(pipelineName, commit, what string, timeout time.Duration, ok func(*pipeline.Execution) bool) *pipeline.Execution {
+	h.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		var list struct{ Executions []*pipeline.Execution }
 		h.decode(h.api("GET", "/api/v1/executions?pipeline="+pipelineName, nil, http.StatusOK), &list)
 		for _, ex := range list.Executions {
-			if ex.Commit == commit && ex.Status != pipeline.StateInProgress {
-				var full pipeline.Execution
-				h.decode(h.api("GET", "/api/v1/executions/"+ex.ID, nil, http.StatusOK), &full)
+			if ex.Commit != commit {
+				continue
+			}
+			var full pipeline.Execution
+			h.decode(h.api("GET", "/api/v1/executions/"+ex.ID, nil, http.StatusOK), &full)
+			if ok(&full) {
 				return &full
 			}
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("no execution of %.12s ended within %s", commit, timeout)
+			h.t.Fatalf("no execution of %.12s %s within %s", commit, what, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -25,6 +25,7 @@ const (
 	DetailTypeScan                         = "Scan"
 	DetailTypeFinding                      = "Finding"
 	DetailTypeApprovalRequested            = "Approval Requested"
+	DetailTypeApprovalOverridden           = "Approval Overridden"
 	DetailTypePipelineExecutionStateChange = "Pipeline Execution State Change"
 	DetailTypeStageStateChange             = "Stage State Change"
 )

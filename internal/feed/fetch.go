@@ -23,7 +23,9 @@ type Source struct {
 	URL  string `yaml:"url" json:"url"`
 	// Format forces a format; empty detects it.
 	Format string `yaml:"format,omitempty" json:"format,omitempty"`
-	// API is "nvd" for the paged NVD CVE API 2.0; empty for one file.
+	// API is "nvd" for the paged NVD CVE API 2.0, "redhat-vex" for Red Hat's
+	// VEX archive named by archive_latest.txt, "amazon" for the updateinfo
+	// of a repository's mirror.list; empty for one file.
 	API string `yaml:"api,omitempty" json:"api,omitempty"`
 }
 
@@ -46,6 +48,14 @@ var DefaultSources = []Source{
 	{Name: "Alpine 3.21 community", URL: "https://secdb.alpinelinux.org/v3.21/community.json", Format: "alpine"},
 	{Name: "Alpine 3.22 main", URL: "https://secdb.alpinelinux.org/v3.22/main.json", Format: "alpine"},
 	{Name: "Alpine 3.22 community", URL: "https://secdb.alpinelinux.org/v3.22/community.json", Format: "alpine"},
+	{Name: "Ubuntu (Canonical's OSV)", URL: "https://osv-vulnerabilities.storage.googleapis.com/Ubuntu/all.zip"},
+	{Name: "Red Hat VEX", URL: "https://security.access.redhat.com/data/csaf/v2/vex/archive_latest.txt", Format: "redhat", API: "redhat-vex"},
+	{Name: "AlmaLinux errata", URL: "https://osv-vulnerabilities.storage.googleapis.com/AlmaLinux/all.zip"},
+	{Name: "Rocky Linux errata", URL: "https://osv-vulnerabilities.storage.googleapis.com/Rocky%20Linux/all.zip"},
+	{Name: "Amazon Linux 2 ALAS", URL: "https://cdn.amazonlinux.com/2/core/latest/x86_64/mirror.list", Format: "amazon", API: "amazon"},
+	{Name: "Amazon Linux 2023 ALAS", URL: "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/x86_64/mirror.list", Format: "amazon", API: "amazon"},
+	{Name: "Wolfi secdb", URL: "https://packages.wolfi.dev/os/security.json", Format: "alpine"},
+	{Name: "Chainguard secdb", URL: "https://packages.cgr.dev/chainguard/security.json", Format: "alpine"},
 	{Name: "NVD", URL: "https://services.nvd.nist.gov/rest/json/cves/2.0", Format: "nvd", API: "nvd"},
 }
 
@@ -85,9 +95,14 @@ func (f Fetched) Unchanged() bool { return len(f.Paths) == 0 }
 func (f *Fetcher) Fetch(ctx context.Context, src Source, last vulndb.Download) (Fetched, error) {
 	var out Fetched
 	var err error
-	if src.API == "nvd" {
+	switch src.API {
+	case "nvd":
 		out, err = f.fetchNVD(ctx, src, last)
-	} else {
+	case "redhat-vex": // fetch_distro.go
+		out, err = f.fetchRedHatVEX(ctx, src, last)
+	case "amazon":
+		out, err = f.fetchAmazon(ctx, src, last)
+	default:
 		out, err = f.fetchFile(ctx, src, last)
 	}
 	if err != nil {

@@ -151,6 +151,9 @@ func (OSV) Parse(name string, data []byte) (Result, error) {
 		adv.Affected = append(adv.Affected, aff)
 	}
 	adv.Feed = osvFeed(adv.Affected)
+	if adv.Feed == "osv:Ubuntu" {
+		ubuntuPriorities(name, data, &adv) // ubuntu.go
+	}
 	source := "osv"
 	if strings.HasPrefix(id, "GHSA-") {
 		source = "ghsa"

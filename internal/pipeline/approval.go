@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -31,6 +32,7 @@ type Approval struct {
 	Repository  string     `json:"repository"`
 	ImageDigest string     `json:"imageDigest"`
 	Status      string     `json:"status"` // Pending, Approved, Rejected, Expired, Superseded, Stopped
+	Mode        string     `json:"mode"`   // who decides: ModePolicy, ModePolicyPerson, ModePerson
 	Summary     string     `json:"summary,omitempty"`
 	Reasons     []string   `json:"reasons,omitempty"`
 	DecidedBy   string     `json:"decidedBy,omitempty"`
@@ -38,6 +40,39 @@ type Approval struct {
 	CreatedAt   time.Time  `json:"createdAt"`
 	ExpiresAt   time.Time  `json:"expiresAt"`
 	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
+	// Policy is the evaluator's verdict on the image's scan, kept beside
+	// a person's decision (and their override of it).
+	Policy *PolicyVerdict `json:"policy,omitempty"`
+	// Override is set when an approver let through an image the policy
+	// rejected: DecidedBy and Comment say who and why.
+	Override *Override `json:"override,omitempty"`
+	// Token answers this request (Answer); it is shown only to those who
+	// may decide (ApprovalFor), never stored, logged or published.
+	Token string `json:"token,omitempty"`
+}
+
+// PolicyVerdict is the policy evaluator's view of an approval's image.
+type PolicyVerdict struct {
+	Result  string   `json:"result"` // VerdictPassed, VerdictFailed, VerdictScanFailed
+	Summary string   `json:"summary"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Results of a PolicyVerdict.
+const (
+	VerdictPassed     = "Passed"
+	VerdictFailed     = "Failed"
+	VerdictScanFailed = "ScanFailed"
+)
+
+// Override is what an approver accepted when overriding a rejection.
+type Override struct {
+	// Accepted names the findings over the thresholds that were let
+	// through: "CVE-2023-45853 in zlib1g (CRITICAL)".
+	Accepted []string `json:"accepted"`
+	// Expires ends the acceptance: after it, the image is refused again
+	// wherever it would run.
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 // The approval action's name, and who the evaluator is in decisions.
@@ -107,20 +142,31 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-const approvalColumns = `id, execution_id, pipeline, stage, action, repository, image_digest, status, summary, reasons, decided_by, comment, created_at, expires_at, decided_at`
+const approvalColumns = `id, execution_id, pipeline, stage, action, repository, image_digest, status, mode, summary, reasons, decided_by, comment,
+	created_at, expires_at, decided_at, verdict, verdict_summary, verdict_reasons, overridden, override_expires, accepted`
 
 func scanApproval(r rowScanner) (*Approval, error) {
 	var a Approval
-	var reasons, created, expires string
-	var decided sql.NullString
-	if err := r.Scan(&a.ID, &a.ExecutionID, &a.Pipeline, &a.Stage, &a.Action, &a.Repository, &a.ImageDigest, &a.Status,
-		&a.Summary, &reasons, &a.DecidedBy, &a.Comment, &created, &expires, &decided); err != nil {
+	var reasons, created, expires, verdict, verdictSummary, verdictReasons, accepted string
+	var decided, overrideExpires sql.NullString
+	var overridden bool
+	if err := r.Scan(&a.ID, &a.ExecutionID, &a.Pipeline, &a.Stage, &a.Action, &a.Repository, &a.ImageDigest, &a.Status, &a.Mode,
+		&a.Summary, &reasons, &a.DecidedBy, &a.Comment, &created, &expires, &decided,
+		&verdict, &verdictSummary, &verdictReasons, &overridden, &overrideExpires, &accepted); err != nil {
 		return nil, err
 	}
 	_ = json.Unmarshal([]byte(reasons), &a.Reasons)
 	a.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
 	a.ExpiresAt, _ = time.Parse(time.RFC3339Nano, expires)
 	a.DecidedAt = parseTime(decided)
+	if verdict != "" {
+		a.Policy = &PolicyVerdict{Result: verdict, Summary: verdictSummary}
+		_ = json.Unmarshal([]byte(verdictReasons), &a.Policy.Reasons)
+	}
+	if overridden {
+		a.Override = &Override{Expires: parseTime(overrideExpires)}
+		_ = json.Unmarshal([]byte(accepted), &a.Override.Accepted)
+	}
 	return &a, nil
 }
 
@@ -167,11 +213,11 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 		return err
 	}
 	now := s.opts.Now().UTC()
-	a := &Approval{ID: newID(), ExecutionID: ex.ID, Pipeline: ex.Pipeline, Stage: StageApproval, Action: ActionName,
+	a := &Approval{ID: newID(), ExecutionID: ex.ID, Pipeline: ex.Pipeline, Stage: StageApproval, Action: ActionName, Mode: d.Approval.Mode,
 		Repository: repository, ImageDigest: digest, Status: StatePending, CreatedAt: now, ExpiresAt: now.Add(time.Duration(d.Approval.Timeout))}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO approvals (id, execution_id, pipeline, stage, action, token_hash, repository, image_digest, status, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, a.ID, a.ExecutionID, a.Pipeline, a.Stage, a.Action, hashToken(s.token(a.ID)),
-		a.Repository, a.ImageDigest, a.Status, formatTime(now), formatTime(a.ExpiresAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO approvals (id, execution_id, pipeline, stage, action, token_hash, repository, image_digest, status, mode, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, a.ID, a.ExecutionID, a.Pipeline, a.Stage, a.Action, hashToken(s.token(a.ID)),
+		a.Repository, a.ImageDigest, a.Status, a.Mode, formatTime(now), formatTime(a.ExpiresAt)); err != nil {
 		return fmt.Errorf("approval request of %s: %w", ex.ID, err)
 	}
 	if err := s.setStage(ctx, tx, ex, StageApproval, StateInProgress, "waiting for the scan of "+digest); err != nil {
@@ -188,7 +234,7 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 		"pipeline": ex.Pipeline, "execution-id": ex.ID, "stage": a.Stage, "action": a.Action, "approval-id": a.ID,
 		"repository-name": repository, "image-digest": digest, "image-uri": ex.ImageURI, "commit": ex.Commit,
 		"expires": a.ExpiresAt.Format(time.RFC3339), "notify": d.Approval.Notify,
-		"approve-with": "scangate approval approve " + ex.ID + " --comment ...",
+		"mode": a.Mode, "answer-with": "scangate approval get " + ex.ID + "; then approve, reject or override it with --comment",
 	})
 	if err != nil {
 		return err
@@ -255,17 +301,25 @@ func (s *Service) Decide(ctx context.Context, id, token string, d Decision) erro
 	return s.st.InTx(ctx, func(tx *sql.Tx) error { return s.decide(ctx, tx, id, token, d) })
 }
 
-func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d Decision) error {
-	a, err := loadApproval(ctx, tx, id)
-	if err != nil {
-		return err
-	}
+// checkToken reports whether token answers approval id.
+func checkToken(ctx context.Context, tx *sql.Tx, id, token string) error {
 	var hash string
 	if err := tx.QueryRowContext(ctx, `SELECT token_hash FROM approvals WHERE id = $1`, id).Scan(&hash); err != nil {
 		return err
 	}
 	if !hmac.Equal([]byte(hash), []byte(hashToken(token))) {
 		return fmt.Errorf("approval %s: %w", id, ErrBadToken)
+	}
+	return nil
+}
+
+func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d Decision) error {
+	a, err := loadApproval(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if err := checkToken(ctx, tx, id, token); err != nil {
+		return err
 	}
 	if a.Status != StatePending {
 		return fmt.Errorf("approval %s: %w (%s)", id, ErrDecided, a.Status)
@@ -296,6 +350,12 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d De
 	if !d.Approve {
 		return s.endExecution(ctx, tx, ex, StateFailed, StateFailed, message)
 	}
+	return s.approved(ctx, tx, a, ex, message)
+}
+
+// approved goes on from an approval: the findings it saw are kept, the
+// image is promoted, and the deploy stage starts or the execution ends.
+func (s *Service) approved(ctx context.Context, tx *sql.Tx, a *Approval, ex *Execution, message string) error {
 	// The findings the approval saw: the deploy stage's re-check tells
 	// new ones from them.
 	if r, ok, err := s.report(ctx, tx, a.Repository, a.ImageDigest); err != nil {
@@ -305,7 +365,7 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d De
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET findings = $1 WHERE id = $2`, string(doc), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET findings = $1 WHERE id = $2`, string(doc), a.ID); err != nil {
 			return err
 		}
 	}
@@ -316,6 +376,9 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d De
 	if err != nil {
 		return err
 	}
+	if _, err := s.jobs.InsertTx(ctx, tx, promoteArgs{ApprovalID: a.ID, Tag: def.Approval.Promote}, nil); err != nil {
+		return err
+	}
 	if def.Deploy != nil {
 		return s.startDeploy(ctx, tx, ex, def)
 	}
@@ -323,76 +386,100 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, id, token string, d De
 	return s.endExecution(ctx, tx, ex, StateSucceeded, StateSucceeded, message)
 }
 
-// Review is a person's answer to the approval an execution waits for.
-func (s *Service) Review(ctx context.Context, executionID string, approve bool, by, comment string) (*Approval, error) {
-	a, err := s.approvalOf(ctx, s.st.Reader(), executionID)
-	if err != nil {
-		return nil, err
-	}
-	summary := "Rejected by " + by
-	if approve {
-		summary = "Approved by " + by
-	}
-	if err := s.Decide(ctx, a.ID, s.token(a.ID), Decision{Approve: approve, By: by, Comment: comment, Summary: summary}); err != nil {
-		return nil, err
-	}
-	return loadApproval(ctx, s.st.Reader(), a.ID)
-}
-
-// Evaluate decides approval request id by the pipeline's policy if its
+// Evaluate weighs approval request id by the pipeline's policy if its
 // image's scan has finished, and does nothing if it has not (the Scan
-// event will) or if the request was answered already.
+// event will) or if the request was answered already. The verdict is kept
+// with the request; whether it decides depends on the approval's mode:
+// in policy mode it does, in policy+person mode only a rejection does,
+// and in person mode only a scan that failed does (a person cannot weigh
+// findings no scan found).
 func (s *Service) Evaluate(ctx context.Context, id string) error {
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
 		a, err := loadApproval(ctx, tx, id)
 		if err != nil || a.Status != StatePending {
 			return err
 		}
-		d, ok, err := s.evaluate(ctx, tx, a)
+		d, v, ok, err := s.evaluate(ctx, tx, a)
 		if err != nil || !ok {
 			return err
 		}
-		return s.decide(ctx, tx, a.ID, s.token(a.ID), d)
+		if a.Policy != nil && a.Policy.Result == v.Result && a.Policy.Summary == v.Summary {
+			return nil // weighed already: a Scan event and the request's own evaluation both come
+		}
+		reasons, err := json.Marshal(v.Reasons)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET verdict = $1, verdict_summary = $2, verdict_reasons = $3 WHERE id = $4`,
+			v.Result, v.Summary, string(reasons), id); err != nil {
+			return err
+		}
+		switch {
+		case a.Mode == ModePolicy, v.Result == VerdictScanFailed, a.Mode == ModePolicyPerson && !d.Approve:
+			return s.decide(ctx, tx, a.ID, s.token(a.ID), d)
+		}
+		ex, err := loadExecution(ctx, tx, a.ExecutionID)
+		if err != nil {
+			return err
+		}
+		msg := "the policy passed the image (" + v.Summary + "); waiting for a person with the approver role"
+		if a.Mode == ModePerson {
+			msg = "waiting for a person with the approver role: " + v.Summary
+		}
+		return s.setStage(ctx, tx, ex, StageApproval, StateInProgress, msg)
 	})
 }
 
 // evaluate applies the pipeline's policy to the scan of the approval's
-// image; ok is false while there is no scan.
-func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decision, bool, error) {
+// image; ok is false while there is no scan. The verdict names every
+// suppression the policy relied on.
+func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decision, PolicyVerdict, bool, error) {
 	var status, errText, doc string
 	err := tx.QueryRowContext(ctx, `SELECT status, error, report FROM scans WHERE repository = $1 AND digest = $2`, a.Repository, a.ImageDigest).
 		Scan(&status, &errText, &doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Decision{}, false, nil
+		return Decision{}, PolicyVerdict{}, false, nil
 	}
 	if err != nil {
-		return Decision{}, false, err
+		return Decision{}, PolicyVerdict{}, false, err
 	}
 	d := Decision{By: Evaluator}
 	if status != "COMPLETE" {
 		d.Summary = "Rejected: the scan failed: " + errText
 		d.Reasons = []string{"the scan of " + a.ImageDigest + " failed: " + errText}
-		return d, true, nil
+		return d, PolicyVerdict{Result: VerdictScanFailed, Summary: d.Summary, Reasons: d.Reasons}, true, nil
 	}
 	var r scan.Report
 	if err := json.Unmarshal([]byte(doc), &r); err != nil {
-		return Decision{}, false, fmt.Errorf("scan of %s: %w", a.ImageDigest, err)
+		return Decision{}, PolicyVerdict{}, false, fmt.Errorf("scan of %s: %w", a.ImageDigest, err)
 	}
 	ex, err := loadExecution(ctx, tx, a.ExecutionID)
 	if err != nil {
-		return Decision{}, false, err
+		return Decision{}, PolicyVerdict{}, false, err
 	}
 	def, err := getDefinition(ctx, tx, ex.Pipeline, ex.Version)
 	if err != nil {
-		return Decision{}, false, err
+		return Decision{}, PolicyVerdict{}, false, err
 	}
 	pol, err := def.Policy()
 	if err != nil {
-		return Decision{}, false, err
+		return Decision{}, PolicyVerdict{}, false, err
 	}
 	dec := policy.Evaluate(&r, pol, s.opts.Now())
-	d.Approve, d.Summary, d.Reasons = dec.Passed, dec.Summary(), dec.Reasons
-	return d, true, nil
+	d.Approve, d.Summary = dec.Passed, dec.Summary()
+	if len(pol.Thresholds) == 0 {
+		// A person decides (mode person): show them what was found.
+		d.Summary = fmt.Sprintf("findings: %s (%d fixable)", policy.CountsText(r.Summary), r.Fixable.Total)
+	}
+	if n := len(dec.Suppressions); n > 0 {
+		d.Summary += fmt.Sprintf(" (relied on %d suppression%s)", n, map[bool]string{true: "", false: "s"}[n == 1])
+	}
+	d.Reasons = append(slices.Clone(dec.Reasons), dec.Suppressions...)
+	v := PolicyVerdict{Result: VerdictFailed, Summary: d.Summary, Reasons: d.Reasons}
+	if d.Approve {
+		v.Result = VerdictPassed
+	}
+	return d, v, true, nil
 }
 
 // HandleScan is the evaluator's built-in handler: a Scan event decides

@@ -19,6 +19,19 @@ import (
 // MaxDefinitionSize is the most bytes a pipeline definition may have.
 const MaxDefinitionSize = 64 << 10
 
+// Approval modes: who decides an approval.
+const (
+	ModePolicy       = "policy"
+	ModePolicyPerson = "policy+person"
+	ModePerson       = "person"
+)
+
+// DefaultPromote is the tag an approved image gets.
+const DefaultPromote = "latest"
+
+// tagRe is the distribution specification's tag grammar.
+var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
 // DefaultApprovalTimeout is how long an approval waits for a decision.
 const DefaultApprovalTimeout = 7 * 24 * time.Hour
 
@@ -53,13 +66,25 @@ type BuildSpec struct {
 	Dockerfile string            `yaml:"dockerfile,omitempty" json:"dockerfile,omitempty"`
 	Args       map[string]string `yaml:"args,omitempty" json:"args,omitempty"`
 	// Repository is the image repository in scangate's registry; the image
-	// is tagged with the commit SHA and "latest".
+	// is tagged with the commit SHA, and with the approval's promote tag
+	// ("latest") only once it is approved.
 	Repository string `yaml:"repository" json:"repository"`
 }
 
 // ApprovalSpec is the vulnerability gate.
 type ApprovalSpec struct {
-	Policy PolicySpec `yaml:"policy" json:"policy"`
+	// Mode says who decides: policy (the evaluator), policy+person (the
+	// policy's rejection ends the stage; its approval still waits for a
+	// person) or person (a person decides, shown the findings).
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// TwoPerson refuses the decision of the token that pushed the commit
+	// or started the execution: nobody approves their own change.
+	TwoPerson bool `yaml:"two-person,omitempty" json:"two-person,omitempty"`
+	// Promote is the tag moved to the image once it is approved
+	// ("latest"); the build tags only the commit SHA, so that a pull of
+	// the promoted tag never gets an image the gate has not approved.
+	Promote string     `yaml:"promote,omitempty" json:"promote,omitempty"`
+	Policy  PolicySpec `yaml:"policy" json:"policy"`
 	// Timeout is how long the stage waits for a decision before it fails.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Notify names the rule that tells people of Approval Requested events
@@ -204,8 +229,25 @@ func (d *Definition) Check() error {
 	if err := d.Build.check(); err != nil {
 		return wrap(err)
 	}
-	if _, err := d.Policy(); err != nil {
+	switch d.Approval.Mode {
+	case "":
+		d.Approval.Mode = ModePolicy
+	case ModePolicy, ModePolicyPerson, ModePerson:
+	default:
+		return wrap(fmt.Errorf("approval: mode %q: want policy, policy+person or person", d.Approval.Mode))
+	}
+	if d.Approval.Promote == "" {
+		d.Approval.Promote = DefaultPromote
+	}
+	if !tagRe.MatchString(d.Approval.Promote) || commitRe.MatchString(d.Approval.Promote) {
+		return wrap(fmt.Errorf("approval: promote %q is not a tag (nor may it look like a commit SHA)", d.Approval.Promote))
+	}
+	p, err := d.Policy()
+	if err != nil {
 		return wrap(fmt.Errorf("approval policy: %w", err))
+	}
+	if len(p.Thresholds) == 0 && d.Approval.Mode != ModePerson {
+		return wrap(errors.New("approval policy: no thresholds: say how many findings of each severity may pass, such as CRITICAL: 0 (or let a person decide: mode: person)"))
 	}
 	if d.Approval.Timeout == 0 {
 		d.Approval.Timeout = Duration(DefaultApprovalTimeout)
@@ -299,11 +341,12 @@ func (d *Definition) Policy() (policy.Policy, error) {
 		}
 		p.Ignores = append(p.Ignores, ig)
 	}
-	if len(p.Thresholds) == 0 {
-		return p, errors.New("no thresholds: say how many findings of each severity may pass, such as CRITICAL: 0")
-	}
 	return p, p.Validate()
 }
+
+// ParseExpiry reads an expiry: a date (2027-01-31, midnight UTC) or an
+// RFC 3339 time.
+func ParseExpiry(s string) (time.Time, error) { return parseExpiry(s) }
 
 func parseExpiry(s string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {

@@ -385,16 +385,25 @@ func (s *Service) Verdict(ctx context.Context, repository, digest string) (Verdi
 	if v.Scanned && status != "COMPLETE" {
 		v.ScanError = errText
 	}
-	var decided sql.NullString
-	err = q.QueryRowContext(ctx, `SELECT status, summary, decided_by, decided_at FROM approvals WHERE repository = $1 AND image_digest = $2
-		AND status IN ('Approved', 'Rejected') ORDER BY decided_at DESC LIMIT 1`, repository, digest).Scan(&v.Decision, &v.Summary, &v.DecidedBy, &decided)
+	var decided, overrideExpires sql.NullString
+	err = q.QueryRowContext(ctx, `SELECT status, summary, decided_by, decided_at, override_expires FROM approvals WHERE repository = $1 AND image_digest = $2
+		AND status IN ('Approved', 'Rejected') ORDER BY decided_at DESC LIMIT 1`, repository, digest).Scan(&v.Decision, &v.Summary, &v.DecidedBy, &decided, &overrideExpires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, nil
+	}
+	if err != nil {
+		return v, err
 	}
 	if t := parseTime(decided); t != nil {
 		v.DecidedAt = *t
 	}
-	return v, err
+	// An override lets a rejected image through until it expires; after
+	// that, the policy's rejection stands again.
+	if t := parseTime(overrideExpires); t != nil && !s.opts.Now().Before(*t) {
+		v.Decision = StateRejected
+		v.Summary = fmt.Sprintf("the override by %s expired on %s; the policy's rejection stands", v.DecidedBy, t.UTC().Format(time.RFC3339))
+	}
+	return v, nil
 }
 
 // Judgement is an approved image weighed by today's database under the

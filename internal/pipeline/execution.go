@@ -43,6 +43,9 @@ type Trigger struct {
 	Kind   string `json:"kind"` // push, poll, webhook, manual
 	Commit string `json:"commit"`
 	Ref    string `json:"ref"`
+	// By is the token that pushed the commit or started the execution,
+	// "" when scangate cannot tell (polls and forge webhooks).
+	By string `json:"by,omitempty"`
 }
 
 // Execution is one run of a pipeline.
@@ -54,6 +57,7 @@ type Execution struct {
 	Trigger     string     `json:"trigger"`
 	Commit      string     `json:"commit"`
 	Ref         string     `json:"ref"`
+	StartedBy   string     `json:"startedBy,omitempty"`
 	Reason      string     `json:"reason,omitempty"`
 	ImageDigest string     `json:"imageDigest,omitempty"`
 	ImageURI    string     `json:"imageUri,omitempty"`
@@ -105,8 +109,8 @@ func (s *Service) start(ctx context.Context, tx *sql.Tx, name string, t Trigger)
 		return "", fmt.Errorf("start %s: %q is not a full commit SHA", name, t.Commit)
 	}
 	id, now := newID(), s.now()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO executions (id, pipeline, version, status, trigger, commit_sha, ref, started_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, d.Name, d.Version, StateInProgress, t.Kind, t.Commit, t.Ref, now); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO executions (id, pipeline, version, status, trigger, commit_sha, ref, started_by, started_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, d.Name, d.Version, StateInProgress, t.Kind, t.Commit, t.Ref, t.By, now); err != nil {
 		return "", fmt.Errorf("start %s: %w", name, err)
 	}
 	for i, stage := range stageOrder {
@@ -125,7 +129,7 @@ func (s *Service) start(ctx context.Context, tx *sql.Tx, name string, t Trigger)
 	if _, err := s.jobs.InsertTx(ctx, tx, buildArgs{ExecutionID: id}, nil); err != nil {
 		return "", fmt.Errorf("start %s: %w", name, err)
 	}
-	ex := &Execution{ID: id, Pipeline: d.Name, Version: d.Version, Commit: t.Commit, Ref: t.Ref, Trigger: t.Kind}
+	ex := &Execution{ID: id, Pipeline: d.Name, Version: d.Version, Commit: t.Commit, Ref: t.Ref, Trigger: t.Kind, StartedBy: t.By}
 	if err := s.publishExecution(ctx, tx, ex, "STARTED", ""); err != nil {
 		return "", err
 	}
@@ -156,6 +160,8 @@ type Push struct {
 	URL    string
 	Ref    string
 	Commit string
+	// Pusher is the token that pushed to a hosted repository.
+	Pusher string
 	// OnlyNew starts only pipelines that have not run for the commit, as a
 	// server that starts again does for the pushes it may have missed.
 	OnlyNew bool
@@ -198,7 +204,7 @@ func (s *Service) OnPush(ctx context.Context, p Push) ([]string, error) {
 				}
 			}
 			var err error
-			id, err = s.start(ctx, tx, d.Name, Trigger{Kind: p.Kind, Commit: p.Commit, Ref: p.Ref})
+			id, err = s.start(ctx, tx, d.Name, Trigger{Kind: p.Kind, Commit: p.Commit, Ref: p.Ref, By: p.Pusher})
 			return err
 		})
 		if err != nil {

@@ -1,8 +1,6 @@
 package pipeline_test
 
 import (
-	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,14 +10,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/scangate/scangate/internal/auth"
-	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -27,18 +22,22 @@ import (
 )
 
 // noFeeds is a server with an empty vulnerability database: its scans
-// fail, but only after the scanner's retries (about 17 s), so an execution
-// waits at its approval stage for that long, and then is rejected.
+// fail, but only after the scanner's retries (about 17 s), and then reject.
 var noFeeds = servertest.Options{Feeds: []string{}}
+
+// byPerson is the approval line of a pipeline whose executions wait at
+// their approval stage until a person answers: tests of what happens to
+// waiting executions do not race the scan's end.
+const byPerson = "mode: person"
 
 // A newer commit that reaches the approval stage supersedes the older
 // execution waiting there.
 func TestSupersede(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	name := "sup-" + st.id
-	st.setUp(name, hosted(name))
+	st.setUp(name, hosted(name, byPerson))
 
 	first := st.commit("first", app(base, "one"))
 	older := st.waitStarted(name, first, 10*time.Second)
@@ -74,10 +73,10 @@ func TestSupersede(t *testing.T) {
 // the newer commit has passed it, so it is superseded.
 func TestSupersedeOvertaken(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	name := "overtaken-" + st.id
-	st.setUp(name, hosted(name))
+	st.setUp(name, hosted(name, byPerson))
 
 	// The first commit's build copies 32 MiB that does not compress: it
 	// takes a few seconds more than the second's.
@@ -93,9 +92,8 @@ func TestSupersedeOvertaken(t *testing.T) {
 	newer := st.waitStarted(name, second, 10*time.Second)
 
 	n := st.waitFor(newer, "at its approval stage", 30*time.Second, func(ex *pipeline.Execution) bool { return ex.Approval != nil })
-	// The older execution is superseded at once, whichever build ends
-	// first: well before its scan could fail and reject it.
-	ex := st.waitEnded(older, 12*time.Second)
+	// The older execution is superseded, whichever build ends first.
+	ex := st.waitEnded(older, 60*time.Second)
 	if b := stage(ex, pipeline.StageBuild); b.EndedAt != nil && b.EndedAt.After(n.Approval.CreatedAt) {
 		t.Logf("the older build ended after the newer execution's approval request (%s after)", b.EndedAt.Sub(n.Approval.CreatedAt))
 	} else {
@@ -112,10 +110,10 @@ func TestSupersedeOvertaken(t *testing.T) {
 // No decision by the approval's expiry fails the stage and the execution.
 func TestApprovalExpires(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	name := "expiry-" + st.id
-	st.setUp(name, hosted(name, "timeout: 2s"))
+	st.setUp(name, hosted(name, "timeout: 2s", byPerson))
 
 	c := st.commit("first", app(base, "one"))
 	id := st.waitStarted(name, c, 10*time.Second)
@@ -136,86 +134,6 @@ func TestApprovalExpires(t *testing.T) {
 	}
 	if m := stage(ex, pipeline.StageApproval).Message; m != want {
 		t.Errorf("approval stage message %q, want %q", m, want)
-	}
-}
-
-// People answer an approval with a comment, through the API or the CLI;
-// who and when are recorded, and a request is answered once.
-func TestPeopleDecide(t *testing.T) {
-	t.Parallel()
-	st := newStoryWith(t, noFeeds)
-	base := st.cleanBase()
-	name := "people-" + st.id
-	st.setUp(name, hosted(name))
-	reader, _, err := auth.NewTokens(st.s.Store).Create(context.Background(), "viewer", auth.RoleReader)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	c := st.commit("first", app(base, "one"))
-	id := st.waitStarted(name, c, 10*time.Second)
-	st.waitApproval(id, 30*time.Second)
-	path := "/api/v1/executions/" + id + "/approval"
-	approve := map[string]string{"decision": "approve", "comment": "known risk, fixed next sprint"}
-	if status, body := st.s.APIAs(t, reader, "POST", path, approve); status != http.StatusForbidden {
-		t.Fatalf("a reader's answer: %d %s, want 403", status, body)
-	}
-	if status, body := st.s.APIAs(t, "", "POST", path, approve); status != http.StatusUnauthorized {
-		t.Errorf("an answer without a token: %d %s, want 401", status, body)
-	}
-	before := time.Now()
-	var a pipeline.Approval
-	if err := json.Unmarshal(st.api("POST", path, approve, http.StatusOK), &a); err != nil {
-		t.Fatal(err)
-	}
-	if a.Status != pipeline.StateApproved || a.DecidedBy != "token:test-admin" || a.Comment != approve["comment"] ||
-		a.DecidedAt == nil || a.DecidedAt.Before(before.Add(-time.Second)) || a.DecidedAt.After(time.Now()) {
-		t.Errorf("approval %+v; want Approved by token:test-admin with the comment, decided now", a)
-	}
-	ex := st.execution(id)
-	if ex.Status != pipeline.StateSucceeded || !strings.Contains(ex.Reason, "token:test-admin") || !strings.Contains(ex.Reason, approve["comment"]) {
-		t.Errorf("execution %s (%s); want Succeeded, saying who and why", ex.Status, ex.Reason)
-	}
-	if s := stages(ex); s["Approval"] != pipeline.StateSucceeded {
-		t.Errorf("stages %v", s)
-	}
-	reject := map[string]string{"decision": "reject", "comment": "changed my mind"}
-	if status, body := st.s.API(t, "POST", path, reject); status != http.StatusConflict {
-		t.Errorf("a second answer: %d %s, want 409", status, body)
-	}
-	if got := st.execution(id); got.Approval.Status != pipeline.StateApproved || got.Approval.Comment != approve["comment"] {
-		t.Errorf("after a second answer: %+v", got.Approval)
-	}
-
-	// The CLI, on the running server's data folder.
-	c2 := st.commit("second", app(base, "two"))
-	id2 := st.waitStarted(name, c2, 10*time.Second)
-	st.waitApproval(id2, 30*time.Second)
-	var stdout, stderr bytes.Buffer
-	if code := cli.Main(context.Background(), []string{"--data-dir", st.s.DataDir, "approval", "reject", id2, "--comment", "not on a Friday"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("scangate approval reject: exit %d\n%s%s", code, stdout.String(), stderr.String())
-	}
-	ex = st.execution(id2)
-	who := "cli"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		who = "cli:" + u.Username
-	}
-	if ex.Status != pipeline.StateFailed || ex.Approval.Status != pipeline.StateRejected || ex.Approval.DecidedBy != who ||
-		ex.Approval.Comment != "not on a Friday" || ex.Approval.DecidedAt == nil {
-		t.Errorf("after the CLI's rejection: %s (%s), approval %+v", ex.Status, ex.Reason, ex.Approval)
-	}
-	if !strings.Contains(stdout.String(), pipeline.StateRejected) {
-		t.Errorf("CLI output %q", stdout.String())
-	}
-	stdout.Reset()
-	stderr.Reset()
-	if code := cli.Main(context.Background(), []string{"--data-dir", st.s.DataDir, "approval", "approve", id2, "--comment", "again"}, &stdout, &stderr); code == 0 {
-		t.Errorf("a second answer from the CLI succeeded: %s", stdout.String())
-	}
-	for _, e := range []string{id, id2} {
-		if n := finalApprovalEvents(st.eventsOf(e)); n != 1 {
-			t.Errorf("execution %s: %d final Approval stage events, want 1", e, n)
-		}
 	}
 }
 
@@ -392,7 +310,7 @@ func TestBuildFailure(t *testing.T) {
 // sees and on the pushes a forge's webhook reports, once for each commit.
 func TestExternalSource(t *testing.T) {
 	t.Parallel()
-	st := newStoryWith(t, noFeeds)
+	st := newStory(t)
 	base := st.cleanBase()
 	polledRepo, hookedRepo := "upstream-polled-"+st.id, "upstream-hooked-"+st.id
 	polled, hooked := "ext-polled-"+st.id, "ext-hooked-"+st.id
@@ -405,9 +323,9 @@ func TestExternalSource(t *testing.T) {
 	h1 := st.commitIn(dirs[hookedRepo], "first", app(base, "h1"))
 	secret := "hook-secret-" + st.id
 	st.api("PUT", "/api/v1/pipelines/"+polled, []byte(gate(polled,
-		fmt.Sprintf("{url: '%s', branch: main, poll: 5s, webhook-secret: %s}", st.repoURL(polledRepo), secret), "apps/"+polled)), http.StatusOK)
+		fmt.Sprintf("{url: '%s', branch: main, poll: 5s, webhook-secret: %s}", st.repoURL(polledRepo), secret), "apps/"+polled, byPerson)), http.StatusOK)
 	st.api("PUT", "/api/v1/pipelines/"+hooked, []byte(gate(hooked,
-		fmt.Sprintf("{url: '%s', branch: main, webhook-secret: %s}", st.repoURL(hookedRepo), secret), "apps/"+hooked)), http.StatusOK)
+		fmt.Sprintf("{url: '%s', branch: main, webhook-secret: %s}", st.repoURL(hookedRepo), secret), "apps/"+hooked, byPerson)), http.StatusOK)
 
 	// The server looks for polled pipelines every 15 s; the first poll
 	// reports the branch's head.

@@ -11,7 +11,7 @@ import (
 
 var commitRe = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
-const executionColumns = `id, pipeline, version, status, trigger, commit_sha, ref, reason, image_digest, image_uri, started_at, ended_at`
+const executionColumns = `id, pipeline, version, status, trigger, commit_sha, ref, started_by, reason, image_digest, image_uri, started_at, ended_at`
 
 type rowScanner interface{ Scan(...any) error }
 
@@ -19,7 +19,7 @@ func scanExecution(r rowScanner) (*Execution, error) {
 	var ex Execution
 	var started string
 	var ended sql.NullString
-	if err := r.Scan(&ex.ID, &ex.Pipeline, &ex.Version, &ex.Status, &ex.Trigger, &ex.Commit, &ex.Ref, &ex.Reason,
+	if err := r.Scan(&ex.ID, &ex.Pipeline, &ex.Version, &ex.Status, &ex.Trigger, &ex.Commit, &ex.Ref, &ex.StartedBy, &ex.Reason,
 		&ex.ImageDigest, &ex.ImageURI, &started, &ended); err != nil {
 		return nil, err
 	}

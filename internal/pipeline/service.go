@@ -32,6 +32,11 @@ type Builder interface {
 	Build(ctx context.Context, req BuildRequest) (BuildResult, error)
 }
 
+// Promoter moves a tag of scangate's registry to an image it holds.
+type Promoter interface {
+	Tag(ctx context.Context, repository, digest, tag string) error
+}
+
 // BuildRequest is one image build.
 type BuildRequest struct {
 	Context    io.Reader // a tar of the build context
@@ -56,6 +61,8 @@ type Options struct {
 	Builder Builder // nil where no build runs
 	// Deployer runs deploy stages; nil where none run, as in the CLI.
 	Deployer Deployer
+	// Promoter tags approved images; nil where none are tagged.
+	Promoter Promoter
 	// Key derives approval tokens (LoadKey).
 	Key []byte
 	// MaxLog bounds the build log kept with an execution (1 MiB).
@@ -93,6 +100,7 @@ func (s *Service) Register(w *river.Workers) {
 	river.AddWorker(w, &buildWorker{s: s})
 	river.AddWorker(w, &evaluateWorker{s: s})
 	river.AddWorker(w, &expireWorker{s: s})
+	river.AddWorker(w, &promoteWorker{s: s})
 	river.AddWorker(w, &deployWorker{s: s})
 	river.AddWorker(w, &deployTimeoutWorker{s: s})
 }

@@ -132,7 +132,7 @@ func (s *Service) build(ctx context.Context, ex *Execution, d *Definition, log i
 		Dockerfile: d.Build.Dockerfile,
 		Args:       d.Build.Args,
 		Repository: d.Build.Repository,
-		Tags:       []string{ex.Commit, "latest"},
+		Tags:       []string{ex.Commit}, // the promote tag waits for the approval
 		Container:  container(d),
 		Log:        log,
 	})

@@ -97,6 +97,10 @@ type Decision struct {
 	Upgrades []Upgrade `json:"upgrades,omitempty"`
 	// Suppressed counts the suppressed findings by kind (KindVEX, …).
 	Suppressed map[string]int `json:"suppressed,omitempty"`
+	// Suppressions name every suppression the decision relied on, one per
+	// vulnerability and reason: "CVE-2023-45853 in zlib1g excepted until
+	// 2027-01-31: MiniZip is not built".
+	Suppressions []string `json:"suppressions,omitempty"`
 }
 
 // A Check is one threshold compared with the findings that count.
@@ -135,7 +139,7 @@ type Upgrade struct {
 // String writes the upgrade as "upgrading zlib1g to 1.3 fixes 1 CRITICAL,
 // 2 HIGH".
 func (u Upgrade) String() string {
-	return fmt.Sprintf("upgrading %s to %s fixes %s", u.Package, u.To, countsText(u.Fixes))
+	return fmt.Sprintf("upgrading %s to %s fixes %s", u.Package, u.To, CountsText(u.Fixes))
 }
 
 // Violations returns the checks that failed.
@@ -183,9 +187,9 @@ func joinChecks(cs []Check) string {
 	return strings.Join(parts, ", ")
 }
 
-// countsText writes the non-zero counts, highest severity first: "1
+// CountsText writes the non-zero counts, highest severity first: "1
 // CRITICAL, 2 HIGH".
-func countsText(c scan.Counts) string {
+func CountsText(c scan.Counts) string {
 	var parts []string
 	for _, sev := range scan.Severities {
 		if n := c.Of(sev); n > 0 {
@@ -214,7 +218,7 @@ func Evaluate(r *scan.Report, p Policy, now time.Time) Decision {
 	e := newEvaluation(r, &p, now)
 	e.suppress()
 	r.Recount()
-	d := Decision{Notes: e.notes(), Suppressed: e.suppressed}
+	d := Decision{Notes: e.notes(), Suppressed: e.suppressed, Suppressions: suppressionLines(r)}
 	thresholds, err := checkThresholds(p.Thresholds)
 	if err != nil {
 		d.Reasons = []string{"invalid policy: " + err.Error()}

@@ -196,6 +196,18 @@ func TestEvaluateWithSuppressions(t *testing.T) {
 	if want := map[string]int{KindVEX: 1, KindIgnoreFile: 2, KindIgnoreUnfixed: 2}; !reflect.DeepEqual(d.Suppressed, want) {
 		t.Errorf("suppressed %v, want %v", d.Suppressed, want)
 	}
+	// Every suppression is named with its reason and expiry, not only
+	// counted: a person reading the decision sees what was let through.
+	wantLines := []string{
+		"CVE-2024-2961 in libc6 excepted until 2026-06-30T12:00:00+02:00: iconv ISO-2022-CN-EXT is removed from the image's gconv modules",
+		"GHSA-4v7x-pqxf-cx7m in golang.org/x/net excepted: HTTP/2 server is not exposed",
+		"CVE-2010-4756 in libc6 not counted (ignore-unfixed): no fixed version (will not be fixed)",
+		"CVE-2019-1010022 in libc6 not counted (ignore-unfixed): no fixed version (unfixed)",
+		"CVE-2023-45853 in zlib1g suppressed by VEX: not_affected: vulnerable_code_not_present; minizip is not built into zlib1g (VEX by App Security Team <security@example.com>)",
+	}
+	if !reflect.DeepEqual(d.Suppressions, wantLines) {
+		t.Errorf("suppressions:\n%s\nwant:\n%s", strings.Join(d.Suppressions, "\n"), strings.Join(wantLines, "\n"))
+	}
 	wantSummary := "Rejected: CRITICAL 1 > 0, HIGH 3 > 0 — 4 fixable; upgrading libssl3 to 3.0.15-1~deb12u1 fixes 1 CRITICAL, 2 HIGH"
 	if got := d.Summary(); got != wantSummary {
 		t.Errorf("summary\n%s\nwant\n%s", got, wantSummary)

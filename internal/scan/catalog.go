@@ -229,30 +229,6 @@ func readOS(fsys scalibrfs.FS) (*OS, error) {
 	return o, nil
 }
 
-// osEcosystem names the OSV ecosystem of a distribution release.
-func osEcosystem(o *OS) string {
-	switch o.ID {
-	case "debian":
-		if o.VersionID != "" {
-			return "Debian:" + o.VersionID
-		}
-	case "ubuntu":
-		if o.VersionID != "" {
-			return "Ubuntu:" + o.VersionID
-		}
-	case "alpine":
-		parts := strings.Split(o.VersionID, ".")
-		if len(parts) >= 2 {
-			return "Alpine:v" + parts[0] + "." + parts[1]
-		}
-	case "wolfi":
-		return "Wolfi"
-	case "chainguard":
-		return "Chainguard"
-	}
-	return ""
-}
-
 // packages converts scalibr's inventory, counting a package found twice
 // (an npm package in node_modules and in a lockfile) once.
 func packages(in []*extractor.Package, o *OS) []Package {
@@ -270,6 +246,7 @@ func packages(in []*extractor.Package, o *OS) []Package {
 		seen[key] = true
 		out = append(out, pkg)
 	}
+	ubuntuPro(out, o) // a Pro machine matches Pro's fixes too (distro.go)
 	slices.SortStableFunc(out, func(a, b Package) int {
 		return strings.Compare(a.Type+"\x00"+a.Name+"\x00"+a.Version+"\x00"+a.Path, b.Type+"\x00"+b.Name+"\x00"+b.Version+"\x00"+b.Path)
 	})
@@ -304,6 +281,7 @@ func convert(p *extractor.Package, o *OS) Package {
 			pkg.Ecosystem = o.Ecosystem
 		}
 	}
+	rpmPackage(&pkg, p, o) // epoch, source RPM and release (distro.go)
 	if pkg.Type == "go-module" || pkg.Type == "go-stdlib" {
 		pkg.Version = strings.TrimPrefix(strings.TrimPrefix(pkg.Version, "go"), "v")
 	}

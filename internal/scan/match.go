@@ -142,7 +142,10 @@ func finding(pkg int, m vulndb.Match, sevs []vulndb.Severity, order SeverityOrde
 
 // distribution names the distribution of a feed ("debian", "alpine").
 func distribution(feed string) string {
-	name, _, _ := strings.Cut(feed, ":")
+	name, rest, _ := strings.Cut(feed, ":")
+	if name == "osv" && rest == "Ubuntu" {
+		return "ubuntu" // Canonical's OSV records carry Ubuntu's priorities
+	}
 	return name
 }
 

@@ -96,6 +96,9 @@ func (s *sources) onPush(ctx context.Context, p source.Push) error {
 		return nil // a deleted branch starts nothing
 	}
 	push := pipeline.Push{Kind: "push", Repo: p.Repo, Ref: p.Ref, Commit: p.New}
+	if p.Pusher != "" {
+		push.Pusher = "token:" + p.Pusher
+	}
 	if p.External {
 		push = pipeline.Push{Kind: p.Via, URL: p.Repo, Ref: p.Ref, Commit: p.New}
 	}

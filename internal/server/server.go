@@ -281,7 +281,8 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	}
 	p.pipes = pipeline.New(p.st, p.bus, p.jobs, pipeline.Options{
 		Key: key, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
-		Logger: log.With("component", "pipeline"),
+		Promoter: p.reg,
+		Logger:   log.With("component", "pipeline"),
 	})
 	p.sources.setPipelines(p.pipes)
 	p.pipes.Register(workers)

@@ -246,6 +246,7 @@ func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, 
 	// its notification.
 	ctx := context.WithoutCancel(req.Context())
 	for _, p := range diffRefs(g.repo, before, after) {
+		p.Pusher = user
 		r.logger().Info("git push", "repo", p.Repo, "ref", p.Ref, "old", p.Old, "new", p.New, "token", user)
 		r.notify(ctx, p)
 	}

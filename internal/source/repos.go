@@ -67,6 +67,8 @@ type Push struct {
 	External bool
 	// Via says how an external push was learnt of: "poll" or "webhook".
 	Via string
+	// Pusher is the name of the token that pushed to a hosted repository.
+	Pusher string
 }
 
 // String describes the push for logs, without a URL's credentials.

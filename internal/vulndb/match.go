@@ -54,15 +54,19 @@ func (r *Reader) Affected(ctx context.Context, ecosystem, pkg, version string) (
 	if err != nil {
 		return nil, fmt.Errorf("affected %s/%s: %w", ecosystem, pkg, err)
 	}
-	entries, err := r.entries(ctx, ecosystem, NormalizePackage(ecosystem, pkg))
-	if err != nil {
-		return nil, fmt.Errorf("affected %s/%s: %w", ecosystem, pkg, err)
-	}
 	var out []Match
-	for _, e := range entries {
-		if m, ok := e.match(v); ok {
-			out = append(out, m)
+	for i, eco := range queried(ecosystem) {
+		entries, err := r.entries(ctx, eco, NormalizePackage(ecosystem, pkg))
+		if err != nil {
+			return nil, fmt.Errorf("affected %s/%s: %w", ecosystem, pkg, err)
 		}
+		var ms []Match
+		for _, e := range entries {
+			if m, ok := e.match(v); ok {
+				ms = append(ms, m)
+			}
+		}
+		out = mergeQueried(out, ms, i)
 	}
 	return out, nil
 }

@@ -31,7 +31,7 @@ func ParseVersion(ecosystem, v string) (semantic.Version, error) {
 	if !KnownEcosystem(ecosystem) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownEcosystem, ecosystem)
 	}
-	pv, err := semantic.Parse(v, ecosystem)
+	pv, err := semantic.Parse(v, orderOf(ecosystem))
 	if err != nil {
 		return nil, fmt.Errorf("%s version %q: %w", ecosystem, v, err)
 	}
@@ -60,6 +60,7 @@ var ecosystems = map[string]bool{
 	"Wolfi": true, "Chainguard": true, "Red Hat": true, "AlmaLinux": true,
 	"Rocky Linux": true, "openSUSE": true, "SUSE": true,
 	"CRAN": true, "Hackage": true,
+	"Amazon Linux": true, // RPM order: see distro.go
 }
 
 // KnownEcosystem reports whether scangate can order versions of the

@@ -412,7 +412,9 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	go func() { p.deploy.Run(ctx); close(controllerDone) }()
 	defer func() { <-controllerDone }()
 	p.ready.Store(true)
-	log.Info("scangate server ready", "listening", ln.Addr().String(), "scheme", scheme, "registry_host", p.host, "data", p.cfg.DataDir,
+	// addr (the registry's host as this machine's Docker Engine names it)
+	// comes first: scripts read it. listening is the address bound.
+	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir,
 		"max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
 	if p.cfg.Ready != nil {
 		p.cfg.Ready <- p.host

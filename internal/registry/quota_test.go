@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -74,4 +75,26 @@ func BenchmarkUsage(b *testing.B) {
 			})
 		}
 	}
+}
+
+// The repository and upload id are read from request paths anyone sends:
+// the reading must not panic, and a repository it returns is a part of
+// the path that leaves no "/blobs/uploads" or "/manifests/" in the name.
+func FuzzUploadName(f *testing.F) {
+	for _, p := range []string{"/v2/a/b/blobs/uploads/", "/v2/a/blobs/uploads/123-abc", "/v2//blobs/uploads/", "/v2/x/manifests/1",
+		"/v2/a/blobs/uploads/x/y", "/v2/a/blobs/sha256:00", "/v2/", "/v3/a/blobs/uploads/"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		req := httptest.NewRequest(http.MethodPatch, "/", nil)
+		req.URL.Path = p
+		if name, id, ok := uploadName(req); ok {
+			if name == "" || strings.Contains(id, "/") || !strings.HasPrefix(p, "/v2/"+name+"/blobs/uploads") {
+				t.Fatalf("%q: name %q id %q", p, name, id)
+			}
+		}
+		if name, ok := repositoryOf(p); ok && (name == "" || !strings.HasPrefix(p, "/v2/"+name+"/")) {
+			t.Fatalf("%q: repository %q", p, name)
+		}
+	})
 }

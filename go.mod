@@ -31,6 +31,7 @@ require (
 	github.com/spf13/pflag v1.0.10
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/term v0.48.0
+	golang.org/x/time v0.14.0
 	modernc.org/sqlite v1.62.0
 )
 

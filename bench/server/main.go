@@ -285,7 +285,12 @@ func pushToEvent(s *server, base v1.Image, n int) error {
 
 // scanTimes prints the mean scan time (catalog and match) from /metrics.
 func (s *server) scanTimes() {
-	resp, err := http.Get("http://" + s.addr + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.addr+"/metrics", nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token) // /metrics needs a token
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return
 	}

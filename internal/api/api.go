@@ -285,8 +285,9 @@ func (s *server) tokens(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Name string `json:"name"`
-		Role string `json:"role"`
+		Name      string    `json:"name"`
+		Role      string    `json:"role"`
+		ExpiresAt time.Time `json:"expiresAt"` // zero: the token does not expire
 	}
 	if err := decode(r.Body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -297,7 +298,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	secret, tok, err := s.Tokens.Create(r.Context(), req.Name, role)
+	secret, tok, err := s.Tokens.CreateExpiring(r.Context(), req.Name, role, req.ExpiresAt)
 	switch {
 	case errors.Is(err, auth.ErrExists):
 		writeError(w, http.StatusConflict, err)

@@ -65,6 +65,8 @@ type Token struct {
 	Role       Role       `json:"role"`
 	CreatedAt  time.Time  `json:"createdAt"`
 	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+	// ExpiresAt, if set, is when the token stops working.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
 // Prefix starts every secret, so that leaked tokens are easy to search for.
@@ -72,6 +74,10 @@ const Prefix = "sgt_"
 
 // ErrInvalid reports an unknown or revoked token.
 var ErrInvalid = errors.New("invalid token")
+
+// ErrExpired reports a token past its expiry; it is an ErrInvalid, so
+// that every route refuses it as it refuses an unknown token.
+var ErrExpired = fmt.Errorf("%w: expired", ErrInvalid)
 
 // ErrExists reports a token name already taken.
 var ErrExists = errors.New("a token with this name exists")
@@ -85,8 +91,15 @@ type Tokens struct {
 // NewTokens returns the token table of st.
 func NewTokens(st *store.Store) *Tokens { return &Tokens{st: st, now: time.Now} }
 
-// Create makes a token and returns its secret, which is not stored.
+// Create makes a token that does not expire and returns its secret, which
+// is not stored.
 func (t *Tokens) Create(ctx context.Context, name string, role Role) (string, Token, error) {
+	return t.CreateExpiring(ctx, name, role, time.Time{})
+}
+
+// CreateExpiring makes a token that stops working at expires (never, if it
+// is zero) and returns its secret, which is not stored.
+func (t *Tokens) CreateExpiring(ctx context.Context, name string, role Role, expires time.Time) (string, Token, error) {
 	if name == "" || len(name) > 128 {
 		return "", Token{}, errors.New("a token needs a name of 1 to 128 characters")
 	}
@@ -103,9 +116,17 @@ func (t *Tokens) Create(ctx context.Context, name string, role Role) (string, To
 		return "", Token{}, err
 	}
 	tok := Token{ID: hex.EncodeToString(id), Name: name, Role: role, CreatedAt: t.now().UTC().Truncate(time.Second)}
+	var exp sql.NullString
+	if !expires.IsZero() {
+		e := expires.UTC().Truncate(time.Second)
+		if !e.After(tok.CreatedAt) {
+			return "", Token{}, fmt.Errorf("token %q: the expiry %s is not in the future", name, e.Format(time.RFC3339))
+		}
+		tok.ExpiresAt, exp = &e, sql.NullString{String: e.Format(time.RFC3339), Valid: true}
+	}
 	_, err := t.st.Writer().ExecContext(ctx,
-		`INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		tok.ID, tok.Name, string(tok.Role), hash(secret), tok.CreatedAt.Format(time.RFC3339))
+		`INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		tok.ID, tok.Name, string(tok.Role), hash(secret), tok.CreatedAt.Format(time.RFC3339), exp)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return "", Token{}, fmt.Errorf("token %q: %w", name, ErrExists)
@@ -132,7 +153,7 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 		return Token{}, ErrInvalid
 	}
 	row := t.st.Reader().QueryRowContext(ctx,
-		`SELECT id, name, role, created_at, last_used_at FROM tokens WHERE hash = $1`, hash(secret))
+		`SELECT id, name, role, created_at, last_used_at, expires_at FROM tokens WHERE hash = $1`, hash(secret))
 	tok, err := scanToken(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, ErrInvalid
@@ -140,9 +161,12 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("verify token: %w", err)
 	}
+	now := t.now().UTC()
+	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
+		return Token{}, ErrExpired
+	}
 	// Recording every use would put a write behind every registry
 	// request; to the minute is enough to tell a used token from a dead one.
-	now := t.now().UTC()
 	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
 		_, _ = t.st.Writer().ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, now.Format(time.RFC3339), tok.ID)
 	}
@@ -151,7 +175,7 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 
 // List returns every token, by name.
 func (t *Tokens) List(ctx context.Context) ([]Token, error) {
-	rows, err := t.st.Reader().QueryContext(ctx, `SELECT id, name, role, created_at, last_used_at FROM tokens ORDER BY name`)
+	rows, err := t.st.Reader().QueryContext(ctx, `SELECT id, name, role, created_at, last_used_at, expires_at FROM tokens ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -184,8 +208,8 @@ type scanner interface{ Scan(...any) error }
 func scanToken(s scanner) (Token, error) {
 	var tok Token
 	var role, created string
-	var used sql.NullString
-	if err := s.Scan(&tok.ID, &tok.Name, &role, &created, &used); err != nil {
+	var used, expires sql.NullString
+	if err := s.Scan(&tok.ID, &tok.Name, &role, &created, &used, &expires); err != nil {
 		return Token{}, err
 	}
 	tok.Role = Role(role)
@@ -195,6 +219,15 @@ func scanToken(s scanner) (Token, error) {
 		if err == nil {
 			tok.LastUsedAt = &t
 		}
+	}
+	if expires.Valid {
+		t, err := time.Parse(time.RFC3339, expires.String)
+		if err != nil {
+			// An expiry that cannot be read must not make a token live
+			// for ever.
+			return Token{}, fmt.Errorf("token %s: expiry %q: %w", tok.Name, expires.String, err)
+		}
+		tok.ExpiresAt = &t
 	}
 	return tok, nil
 }

@@ -19,7 +19,8 @@ import (
 func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
 	var configFile, severity string
-	var rescanDays int
+	var rescanDays, eventDays, executionDays, deadLetterDays int
+	var proxies []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the registry, scanner, event bus and API",
@@ -31,7 +32,13 @@ func newServerCmd(g *globals) *cobra.Command {
   /api/v1/       the REST API (Bearer tokens; /api/v1/openapi.yaml describes it)
   /healthz       200 while the process runs
   /readyz        200 once the server can serve
-  /metrics       Prometheus metrics
+  /metrics       Prometheus metrics (any valid token, unless --metrics-public)
+
+With --tls-cert and --tls-key the server speaks HTTPS (HTTP/2 and HTTP/1.1)
+and reads both files again on SIGHUP. Without them it serves plain HTTP on
+loopback addresses only, unless --insecure-plaintext; behind a reverse
+proxy, name it with --trusted-proxies so that its X-Forwarded-* headers are
+believed (nobody else's are).
 
 Every manifest pushed is scanned once; the result goes out as a Scan event,
 routed by rules to webhooks. A push to a pipeline's branch starts an
@@ -63,6 +70,20 @@ short run again at the next start.`,
 			}
 			cfg.SeverityOrder = order
 			cfg.RescanWindow = time.Duration(rescanDays) * 24 * time.Hour
+			for flag, days := range map[string]int{"event-retention-days": eventDays, "execution-retention-days": executionDays, "dead-letter-retention-days": deadLetterDays} {
+				if days < 1 {
+					return usageError{fmt.Errorf("--%s: at least 1", flag)}
+				}
+			}
+			cfg.Retention.Events = time.Duration(eventDays) * 24 * time.Hour
+			cfg.Retention.Executions = time.Duration(executionDays) * 24 * time.Hour
+			cfg.Retention.DeadLetters = time.Duration(deadLetterDays) * 24 * time.Hour
+			if cfg.TrustedProxies, err = server.ParseProxies(proxies); err != nil {
+				return usageError{fmt.Errorf("--trusted-proxies: %w", err)}
+			}
+			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+				return usageError{errors.New("--tls-cert and --tls-key go together")}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -88,6 +109,25 @@ short run again at the next start.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and jobs")
 	f.StringSliceVar(&cfg.DenyRejectedPulls, "deny-rejected-pulls", nil, "repositories (patterns such as shop/*; * for all) whose rejected images only admins may pull")
 	f.DurationVar(&cfg.TaskRetention, "task-retention", 24*time.Hour, "keep stopped tasks (stop code, reason, exit codes, last log lines) this long")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (with its chain) to serve HTTPS with; read again on SIGHUP")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert; read again on SIGHUP")
+	f.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, "allow plain HTTP on an address that is not loopback (tokens then cross the network in clear text)")
+	f.StringSliceVar(&proxies, "trusted-proxies", nil, "addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For/-Proto/-Host are believed")
+	f.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "serve /metrics without a token")
+	lim := &cfg.Limits
+	f.DurationVar(&lim.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time for a TLS handshake and a request's headers")
+	f.DurationVar(&lim.ReadTimeout, "read-timeout", time.Minute, "time for an API request's body; for registry and git bodies, for each read")
+	f.DurationVar(&lim.WriteTimeout, "write-timeout", time.Minute, "time for an API response; for blobs, packs and log streams, for each write")
+	f.DurationVar(&lim.IdleTimeout, "idle-timeout", 2*time.Minute, "close a kept-alive connection idle this long")
+	f.IntVar(&lim.MaxConnections, "max-connections", 1000, "connections open at once; at the cap the oldest one not serving a request is closed")
+	f.IntVar(&lim.MaxSpooledBodies, "max-spooled-bodies", 4, "git push bodies written to disk at once; more are answered 503")
+	f.Int64Var(&lim.MaxGitRequestBytes, "max-git-request-bytes", 4<<20, "largest body of a clone's or fetch's request")
+	f.Int64Var(&lim.RepositoryQuota, "repository-quota", 20<<30, "most bytes a registry repository holds (layers and uploads in progress)")
+	f.IntVar(&lim.AuthFailures, "auth-failures", 10, "failed authentications a client may make at once before it must wait")
+	f.DurationVar(&lim.AuthFailureInterval, "auth-failure-interval", 6*time.Second, "a client earns one failed authentication back this often")
+	f.IntVar(&eventDays, "event-retention-days", 90, "keep logged events this many days (those of dead letters stay with them)")
+	f.IntVar(&executionDays, "execution-retention-days", 180, "keep ended pipeline executions this many days (those whose approval decided stay, without their build log)")
+	f.IntVar(&deadLetterDays, "dead-letter-retention-days", 30, "keep dead letters this many days")
 	return cmd
 }
 

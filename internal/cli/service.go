@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,23 +28,31 @@ import (
 
 func newTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke access tokens for the registry and API"}
-	var name, role string
+	var name, role, expires string
 	create := &cobra.Command{
-		Use:   "create --name NAME --role reader|pusher|deployer|admin",
+		Use:   "create --name NAME --role reader|pusher|deployer|admin [--expires 90d|2027-01-31]",
 		Short: "Create a token and print its secret (shown once)",
 		Long: `Create makes an access token. reader pulls images and reads results;
 pusher also pushes; deployer also changes clusters, task definitions,
 services and tasks; admin also deletes, approves and manages tokens and rules. The
 secret is printed once; scangate keeps only its hash. Use it as the password
-of docker login (any user name) or as "Authorization: Bearer" for the API.`,
+of docker login (any user name) or as "Authorization: Bearer" for the API.
+With --expires (a number of days such as 90d, a date, or an RFC 3339 time)
+the token stops working then, and is refused as an unknown one is.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := auth.ParseRole(role)
 			if err != nil {
 				return usageError{err}
 			}
+			var until time.Time
+			if expires != "" {
+				if until, err = parseTokenExpiry(expires, time.Now()); err != nil {
+					return usageError{fmt.Errorf("--expires: %w", err)}
+				}
+			}
 			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				secret, tok, err := auth.NewTokens(st).Create(cmd.Context(), name, r)
+				secret, tok, err := auth.NewTokens(st).CreateExpiring(cmd.Context(), name, r, until)
 				if errors.Is(err, auth.ErrExists) {
 					return usageError{err}
 				}
@@ -60,6 +69,7 @@ of docker login (any user name) or as "Authorization: Bearer" for the API.`,
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the token, such as ci")
 	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, approver, deployer or admin")
+	create.Flags().StringVar(&expires, "expires", "", "when the token stops working: 90d (days from now), a date (2027-01-31) or an RFC 3339 time; default never")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
 		Use: "list", Short: "List tokens (never their secrets)", Args: args(cobra.NoArgs),
@@ -73,13 +83,16 @@ of docker login (any user name) or as "Authorization: Bearer" for the API.`,
 					return writeJSON(g.stdout, orEmpty(toks))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED")
+				fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED\tEXPIRES")
 				for _, t := range toks {
-					used := "never"
+					used, exp := "never", "never"
 					if t.LastUsedAt != nil {
 						used = t.LastUsedAt.Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format(time.RFC3339), used)
+					if t.ExpiresAt != nil {
+						exp = t.ExpiresAt.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format(time.RFC3339), used, exp)
 				}
 				return tw.Flush()
 			})
@@ -95,6 +108,19 @@ of docker login (any user name) or as "Authorization: Bearer" for the API.`,
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// parseTokenExpiry reads a number of days from now (90d), or what
+// parseExpiry reads.
+func parseTokenExpiry(s string, now time.Time) (time.Time, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 || days > 3650 {
+			return time.Time{}, fmt.Errorf("%q: want 1d to 3650d", s)
+		}
+		return now.Add(time.Duration(days) * 24 * time.Hour), nil
+	}
+	return parseExpiry(s)
 }
 
 func newImagesCmd(g *globals) *cobra.Command {

@@ -107,7 +107,7 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 		t.Errorf("findings: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 	// Prometheus sees the service and the deployment.
-	metrics, err := get("http://" + h.s.Addr + "/metrics")
+	metrics, err := getAs("http://"+h.s.Addr+"/metrics", h.s.Token)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,9 +179,19 @@ func steady(s *deploy.Service) bool {
 }
 
 // get fetches url and returns the body.
-func get(url string) (string, error) {
+func get(url string) (string, error) { return getAs(url, "") }
+
+// getAs is get with a Bearer token ("" for none).
+func getAs(url, token string) (string, error) {
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return "", err
 	}

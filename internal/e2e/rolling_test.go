@@ -303,7 +303,7 @@ func parseDockerTime(t *testing.T, s string) time.Time {
 // lbCounters are the service's load balancer counters in /metrics.
 func (h *harness) lbCounters(cluster, service string) map[string]int64 {
 	h.t.Helper()
-	body, err := get("http://" + h.s.Addr + "/metrics")
+	body, err := getAs("http://"+h.s.Addr+"/metrics", h.s.Token)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -15,6 +15,19 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	if req.Method == http.MethodDelete && r.cfg.RepositoryQuota > 0 {
+		if repo, ok := repositoryOf(req.URL.Path); ok {
+			defer r.quotas.forget(repo) // a blob may be unlinked
+		}
+	}
+	if repo, id, upload := uploadName(req); upload && r.cfg.RepositoryQuota > 0 {
+		qw, finish, ok := r.quota(w, req, repo, id)
+		if !ok {
+			return
+		}
+		defer finish()
+		w = qw
+	}
 	name, ref, ok := manifestPath(req.URL.Path)
 	if ok && r.cfg.PullGate != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
 		gw := r.gatePull(w, req, who, name)

@@ -51,6 +51,9 @@ type Config struct {
 	// PullGate, if set, may refuse a manifest's pull (images the gate
 	// rejected, in the repositories where that is asked).
 	PullGate PullGate
+	// RepositoryQuota, if not 0, bounds the bytes one repository holds
+	// (see quota.go).
+	RepositoryQuota int64
 	// Logger reports what clients are not told in full (a push that could
 	// not be recorded); nil is slog's default logger.
 	Logger *slog.Logger
@@ -99,6 +102,10 @@ type Registry struct {
 	// otherwise store in one order and record in the other, and the record
 	// would name a manifest other than the one a pull of the tag gets.
 	tags keyLock
+	// driver is the storage under the registry, and quotas the uploads
+	// running, for the repositories' quotas.
+	driver storagedriver.StorageDriver
+	quotas quotaState
 }
 
 // New opens the registry stored under cfg.Root.
@@ -143,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry storage: %w", err)
 	}
-	return &Registry{cfg: cfg, app: app, ns: ns}, nil
+	return &Registry{cfg: cfg, app: app, ns: ns, driver: driver}, nil
 }
 
 // Close stops the registry's background work.

@@ -70,9 +70,10 @@ type sources struct {
 	mu sync.Mutex
 }
 
-func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, log *slog.Logger) (*sources, error) {
+func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, lim Limits, log *slog.Logger) (*sources, error) {
 	s := &sources{log: log}
-	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st})
+	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st,
+		MaxUploadPackBytes: lim.MaxGitRequestBytes, MaxSpooled: lim.MaxSpooledBodies})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,13 @@
 // Package server runs scangate's long-lived process: the embedded registry,
 // the REST API, the event bus and the scanner, over one SQLite database and
 // one River job queue, on one listener (127.0.0.1 by default).
+//
+// The listener speaks HTTPS (HTTP/2 and HTTP/1.1) when given a certificate,
+// and refuses plain HTTP on any address but loopback unless told
+// otherwise. Every request passes, in order: the connection cap's
+// bookkeeping (limits.go), the trusted proxies' X-Forwarded-* (proxy.go),
+// the failed-authentication limit (auth.Limiter), and its route's read and
+// write deadlines (limits.go).
 package server
 
 import (
@@ -11,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -65,7 +73,22 @@ type Config struct {
 	// DenyRejectedPulls names the repositories (path.Match patterns, "*"
 	// for all) whose images the gate rejected only admins may pull.
 	DenyRejectedPulls []string
-	Logger            *slog.Logger
+	// TLSCert and TLSKey are PEM files of the certificate (with its
+	// chain) and key to serve HTTPS with; both are read again on SIGHUP.
+	TLSCert, TLSKey string
+	// InsecurePlaintext allows plain HTTP on an address that is not
+	// loopback.
+	InsecurePlaintext bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For,
+	// -Proto and -Host headers are believed; everyone else's are removed.
+	TrustedProxies []netip.Prefix
+	// MetricsPublic serves /metrics without a token.
+	MetricsPublic bool
+	// Limits bound connections, time, bodies and repository sizes.
+	Limits Limits
+	// Retention bounds how long events, executions and dead letters stay.
+	Retention Retention
+	Logger    *slog.Logger
 	// Ready, if not nil, receives the address served once the server is
 	// listening.
 	Ready chan<- string
@@ -93,6 +116,8 @@ func (c *Config) defaults() {
 	if c.MaxTags == 0 {
 		c.MaxTags = 1000
 	}
+	c.Limits.defaults()
+	c.Retention.defaults()
 }
 
 // Run serves until ctx is done, then drains: it stops accepting, lets
@@ -101,6 +126,16 @@ func (c *Config) defaults() {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	scan.SetLogger(cfg.Logger)
+	if err := cfg.Retention.check(cfg.DeliveryRetryWindow); err != nil {
+		return err
+	}
+	var cert *certificate
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		var err error
+		if cert, err = loadCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return err
+		}
+	}
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err
@@ -116,11 +151,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	if cert == nil {
+		if err := checkPlaintext(ln.Addr(), cfg.InsecurePlaintext, cfg.Logger); err != nil {
+			return err
+		}
+	}
 	p, err := assemble(ctx, cfg, st, loopbackHost(ln.Addr()))
 	if err != nil {
 		return err
 	}
 	defer p.close()
+	p.cert = cert
 	return p.serve(ctx, ln)
 }
 
@@ -165,6 +206,9 @@ type parts struct {
 	balancer *lb.Balancer
 	deploy   *deploy.Controller
 	ready    atomic.Bool
+	// cert is the TLS certificate; nil serves plain HTTP.
+	cert  *certificate
+	conns *connLimiter
 }
 
 // assemble makes the components and registers their job workers; nothing
@@ -196,7 +240,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	p.reg, err = registry.New(ctx, registry.Config{
 		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
-		PullGate: p.pullGate(),
+		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota,
 	})
 	if err != nil {
 		return nil, err
@@ -224,7 +268,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	if err != nil {
 		return err
 	}
-	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, log.With("component", "source")); err != nil {
+	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, p.cfg.Limits, log.With("component", "source")); err != nil {
 		return err
 	}
 	if p.builder, err = newBuilder(ctx, p.tokens, p.host); err != nil {
@@ -265,8 +309,17 @@ func (p *parts) close() {
 	}
 }
 
-// routes are the server's HTTP endpoints.
+// routes are the server's HTTP endpoints, behind the wrappers every
+// request passes (see the package's doc).
 func (p *parts) routes() http.Handler {
+	var h http.Handler = p.mux()
+	h = deadlines(p.cfg.Limits, h)
+	h = auth.NewLimiter(p.cfg.Limits.AuthFailures, p.cfg.Limits.AuthFailureInterval, p.cfg.Logger.With("component", "auth")).Wrap(h)
+	h = proxies(p.cfg.TrustedProxies).wrap(h)
+	return busy(h)
+}
+
+func (p *parts) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", p.reg)
 	mux.Handle("/git/", p.sources.repos)
@@ -275,8 +328,33 @@ func (p *parts) routes() http.Handler {
 		Pipelines: p.pipes, Heads: p.sources.head, Repos: p.sources.repos, Deploy: p.deploy, Logger: p.cfg.Logger.With("component", "api")}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", p.readyz)
-	mux.Handle("/metrics", p.metrics.handler())
+	mux.Handle("/metrics", p.metricsHandler())
 	return mux
+}
+
+// metricsHandler serves /metrics to any valid token (Prometheus sends one
+// with authorization.credentials_file), or to anyone with MetricsPublic:
+// the metrics name repositories, services and rates an outsider has no
+// business reading.
+func (p *parts) metricsHandler() http.Handler {
+	h := p.metrics.handler()
+	if p.cfg.MetricsPublic {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := auth.Secret(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scangate"`)
+			http.Error(w, "a token is required: Authorization: Bearer <token> (or --metrics-public)", http.StatusUnauthorized)
+			return
+		}
+		if _, err := p.tokens.Verify(r.Context(), secret); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scangate"`)
+			http.Error(w, "invalid token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (p *parts) readyz(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +373,21 @@ func (p *parts) readyz(w http.ResponseWriter, r *http.Request) {
 // while no server ran, and drains when ctx is done.
 func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	log := p.cfg.Logger
-	srv := &http.Server{Handler: p.routes(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	lim := p.cfg.Limits
+	// ReadTimeout and WriteTimeout stay unset: deadlines sets them per
+	// route.
+	srv := &http.Server{Handler: p.routes(), ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout,
+		ConnContext: connContext, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	p.conns = limitConns(ln, lim.MaxConnections, log)
+	scheme := "http"
+	if p.cert != nil {
+		scheme = "https"
+		srv.TLSConfig = p.cert.tlsConfig()
+		if leaf, err := p.cert.reload(); err == nil {
+			logCertificate(log, "TLS certificate", leaf)
+		}
+		go p.cert.reloadOnHangup(ctx, log)
+	}
 	// Jobs run on their own context: the server's ends at the signal, and
 	// the jobs must outlive it to drain.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
@@ -304,16 +396,26 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if p.cert != nil {
+			serveErr <- srv.ServeTLS(p.conns, "", "") // ServeTLS, unlike Serve, sets HTTP/2 up
+			return
+		}
+		serveErr <- srv.Serve(p.conns)
+	}()
 	p.catchUp(ctx)
 	go p.sources.watch(jobCtx, 15*time.Second)
+	go p.pruneEvery(ctx)
 	// The controller stops with the server's context: what it leaves
 	// half done (a start, a stop) the next start finishes.
 	controllerDone := make(chan struct{})
 	go func() { p.deploy.Run(ctx); close(controllerDone) }()
 	defer func() { <-controllerDone }()
 	p.ready.Store(true)
-	log.Info("scangate server ready", "addr", p.host, "data", p.cfg.DataDir)
+	// addr (the registry's host as this machine's Docker Engine names it)
+	// comes first: scripts read it. listening is the address bound.
+	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir,
+		"max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
 	if p.cfg.Ready != nil {
 		p.cfg.Ready <- p.host
 	}

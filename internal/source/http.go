@@ -101,7 +101,11 @@ func (r *Repos) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !g.advert {
 		// A push's body is always read first, so that a slow client does
 		// not hold the repository's push lock.
-		done, ok := r.spool(w, req, g.service == receivePack)
+		max := r.opts.MaxBodyBytes
+		if g.service == uploadPack {
+			max = r.opts.MaxUploadPackBytes
+		}
+		done, ok := r.spool(w, req, g.service == receivePack, max)
 		if !ok {
 			return
 		}
@@ -161,9 +165,9 @@ func challenge(w http.ResponseWriter, msg string) {
 // copies it to a file first: Go's CGI handler refuses chunked bodies, and
 // git http-backend needs CONTENT_LENGTH. The file is unlinked as soon as it
 // is made, so nothing is left behind even if the process dies; done closes
-// it.
-func (r *Repos) spool(w http.ResponseWriter, req *http.Request, always bool) (done func(), ok bool) {
-	max := r.opts.MaxBodyBytes
+// it. At most Options.MaxSpooled bodies are spooled at once: each holds a
+// file of up to max bytes on disk, and a push's lock waits for none of it.
+func (r *Repos) spool(w http.ResponseWriter, req *http.Request, always bool, max int64) (done func(), ok bool) {
 	if req.ContentLength > max {
 		http.Error(w, fmt.Sprintf("request body larger than %d bytes", max), http.StatusRequestEntityTooLarge)
 		return nil, false
@@ -172,8 +176,17 @@ func (r *Repos) spool(w http.ResponseWriter, req *http.Request, always bool) (do
 		req.Body = http.MaxBytesReader(w, req.Body, max)
 		return func() {}, true
 	}
+	select {
+	case r.spooling <- struct{}{}:
+	default:
+		r.logger().Warn("git: too many request bodies being received at once; one refused", "max", cap(r.spooling))
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many pushes being received at once: retry shortly", http.StatusServiceUnavailable)
+		return nil, false
+	}
 	f, err := os.CreateTemp(r.spoolDir(), "body-")
 	if err != nil {
+		<-r.spooling
 		r.logger().Error("git: spool a request body", "err", err)
 		http.Error(w, "cannot spool the request body", http.StatusInternalServerError)
 		return nil, false
@@ -184,6 +197,7 @@ func (r *Repos) spool(w http.ResponseWriter, req *http.Request, always bool) (do
 		if !unlinked {
 			os.Remove(f.Name())
 		}
+		<-r.spooling
 	}
 	n, err := io.Copy(f, io.LimitReader(req.Body, max+1))
 	if err == nil && n > max {

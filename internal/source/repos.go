@@ -28,6 +28,16 @@ const DefaultBranch = "main"
 // DefaultMaxBody bounds a git request's body when Options.MaxBodyBytes is 0.
 const DefaultMaxBody int64 = 2 << 30
 
+// DefaultMaxUploadPack bounds a clone's or fetch's request body when
+// Options.MaxUploadPackBytes is 0: git sends its wants and haves in rounds
+// of a few hundred lines (50 bytes each), so even a repository of
+// thousands of refs stays far below it.
+const DefaultMaxUploadPack int64 = 4 << 20
+
+// DefaultMaxSpooled caps the bodies spooled at once when Options.MaxSpooled
+// is 0.
+const DefaultMaxSpooled = 4
+
 // maxNameLen bounds a hosted repository's name.
 const maxNameLen = 128
 
@@ -83,6 +93,13 @@ type Options struct {
 	// MaxBodyBytes bounds a git request's body, which for a push holds
 	// every object pushed; 0 is DefaultMaxBody.
 	MaxBodyBytes int64
+	// MaxUploadPackBytes bounds the body of a clone's or fetch's request,
+	// which lists the commits the client wants and has; 0 is
+	// DefaultMaxUploadPack.
+	MaxUploadPackBytes int64
+	// MaxSpooled caps the request bodies being written to disk at once
+	// (see Repos.spool); more are answered 503. 0 is DefaultMaxSpooled.
+	MaxSpooled int
 	// Logger reports what clients are not told; nil is slog's default.
 	Logger *slog.Logger
 	// Store records the ids of the webhook deliveries taken, so that one
@@ -100,6 +117,8 @@ type Repos struct {
 
 	mu    sync.Mutex
 	locks map[string]chan struct{} // by repository folder
+	// spooling holds a slot per body being spooled.
+	spooling chan struct{}
 }
 
 // Repo is a hosted repository.
@@ -138,7 +157,14 @@ func New(root string, tokens *auth.Tokens, opts Options) (*Repos, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBody
 	}
-	return &Repos{root: abs, tokens: tokens, opts: opts, git: gitPath, locks: map[string]chan struct{}{}}, nil
+	if opts.MaxUploadPackBytes <= 0 {
+		opts.MaxUploadPackBytes = DefaultMaxUploadPack
+	}
+	if opts.MaxSpooled <= 0 {
+		opts.MaxSpooled = DefaultMaxSpooled
+	}
+	return &Repos{root: abs, tokens: tokens, opts: opts, git: gitPath, locks: map[string]chan struct{}{},
+		spooling: make(chan struct{}, opts.MaxSpooled)}, nil
 }
 
 // clearSpool removes what a killed process left in the spool: entries

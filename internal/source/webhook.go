@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -31,6 +32,10 @@ const (
 // MB, but a push's is a few kilobytes unless it carries hundreds of commits,
 // and only four of its fields are read.
 const MaxWebhookBody = 1 << 20
+
+// unknownSecret is what a webhook for a repository no pipeline watches is
+// checked against, so that it costs what a watched one does.
+var unknownSecret = rand.Text()
 
 // maxJSONDepth bounds the nesting of a webhook's JSON; the forges' push
 // payloads nest five deep.
@@ -215,10 +220,10 @@ func payload(contentType string, body []byte) ([]byte, error) {
 // WebhookHandler takes the push webhooks of GitHub, GitLab and Gitea and
 // tells Options.OnPush of each push, as Push{Repo: clone URL, External:
 // true}. secretFor returns the secret of the repository at a clone URL
-// (match it with RepoKey), "" if no pipeline watches it: such pushes are
-// refused with 404. Other events (GitHub's ping) are answered 202 and
+// (match it with RepoKey), "" if no pipeline watches it. Other events (GitHub's ping) are answered 202 and
 // otherwise ignored, as is a delivery taken before (by its forge's
-// delivery id, with Options.Store). An OnPush error is a 500, so that the
+// delivery id, with Options.Store). A push for a repository no pipeline
+// watches is refused as an unsigned one is (403, the same body). An OnPush error is a 500, so that the
 // forge shows the delivery as failed and it can be redelivered.
 func (r *Repos) WebhookHandler(secretFor func(url string) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -263,14 +268,18 @@ func (r *Repos) serveHook(w http.ResponseWriter, req *http.Request, k hook, body
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// A repository no pipeline watches and a request without the right
+	// signature get the same answer, after the same work (a signature is
+	// checked against a throwaway secret), so that nobody can learn which
+	// repositories scangate builds by asking.
 	secret := secretFor(ev.CloneURL)
-	if secret == "" {
-		http.Error(w, "no pipeline watches "+ev.CloneURL, http.StatusNotFound)
-		return
+	known := secret != ""
+	if !known {
+		secret = unknownSecret
 	}
-	if !k.verify(body, secret) {
-		r.logger().Warn("source: webhook with a bad signature", "forge", k.forge, "url", ev.CloneURL, "remote", req.RemoteAddr)
-		http.Error(w, "bad signature or token", http.StatusForbidden)
+	if !k.verify(body, secret) || !known {
+		r.logger().Warn("source: webhook refused", "forge", k.forge, "url", Redact(ev.CloneURL), "watched", known, "remote", req.RemoteAddr)
+		http.Error(w, "webhook refused: bad signature or token, or no pipeline watches the repository", http.StatusForbidden)
 		return
 	}
 	ctx := context.WithoutCancel(req.Context())

@@ -163,7 +163,7 @@ func TestWebhookRefusals(t *testing.T) {
 		body   []byte
 		status int
 	}{
-		{"unwatched repository", signed(source.GitHub, other, hookSecret), other, http.StatusNotFound},
+		{"unwatched repository", signed(source.GitHub, other, hookSecret), other, http.StatusForbidden},
 		{"not JSON", signed(source.GitHub, []byte("{"), hookSecret), []byte("{"), http.StatusBadRequest},
 		{"too deep", signed(source.GitHub, deep, hookSecret), deep, http.StatusBadRequest},
 		{"too big", signed(source.GitHub, big, hookSecret), big, http.StatusRequestEntityTooLarge},

@@ -81,7 +81,9 @@ func TestPushNotifies(t *testing.T) {
 
 	first := commitFile(t, work, "Dockerfile", "FROM scratch\n")
 	gitRun(t, work, "push", "--quiet", "origin", "main")
-	want := source.Push{Repo: "app", Ref: "refs/heads/main", Old: source.ZeroHash, New: first}
+	// Each push names the token that made it: the two-person rule of
+	// approvals needs to know who pushed a commit.
+	want := source.Push{Repo: "app", Ref: "refs/heads/main", Old: source.ZeroHash, New: first, Pusher: "ci"}
 	if p := s.nextPush(); p != want {
 		t.Errorf("first push = %+v, want %+v", p, want)
 	}
@@ -91,8 +93,8 @@ func TestPushNotifies(t *testing.T) {
 	gitRun(t, work, "push", "--quiet", "origin", "main", "v1")
 	got := []source.Push{s.nextPush(), s.nextPush()}
 	wantAll := []source.Push{
-		{Repo: "app", Ref: "refs/heads/main", Old: first, New: second},
-		{Repo: "app", Ref: "refs/tags/v1", Old: source.ZeroHash, New: second},
+		{Repo: "app", Ref: "refs/heads/main", Old: first, New: second, Pusher: "ci"},
+		{Repo: "app", Ref: "refs/tags/v1", Old: source.ZeroHash, New: second, Pusher: "ci"},
 	}
 	if !slices.Equal(got, wantAll) {
 		t.Errorf("second push = %+v, want %+v", got, wantAll)
@@ -101,7 +103,7 @@ func TestPushNotifies(t *testing.T) {
 	gitRun(t, work, "push", "--quiet", "origin", "main:feature")
 	s.nextPush()
 	gitRun(t, work, "push", "--quiet", "origin", ":feature")
-	want = source.Push{Repo: "app", Ref: "refs/heads/feature", Old: second, New: source.ZeroHash}
+	want = source.Push{Repo: "app", Ref: "refs/heads/feature", Old: second, New: source.ZeroHash, Pusher: "ci"}
 	if p := s.nextPush(); p != want {
 		t.Errorf("deleting push = %+v, want %+v", p, want)
 	}

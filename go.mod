@@ -3,6 +3,7 @@ module github.com/scangate/scangate
 go 1.26.3
 
 require (
+	code.dny.dev/ssrf v0.3.0
 	github.com/CycloneDX/cyclonedx-go v0.11.0
 	github.com/containerd/errdefs v1.0.0
 	github.com/distribution/distribution/v3 v3.1.2

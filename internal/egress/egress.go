@@ -60,8 +60,9 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // Guard checks addresses against the refused ranges and the allow-list.
 // The zero Guard is not usable; make one with New.
 type Guard struct {
-	allow []netip.Prefix
-	g     *ssrf.Guardian
+	allow    []netip.Prefix
+	g        *ssrf.Guardian
+	resolver *net.Resolver // nil: net.DefaultResolver
 }
 
 // New returns a Guard that lets the allow-listed prefixes through.
@@ -81,6 +82,21 @@ func New(allow []netip.Prefix) *Guard {
 		// the library's default, tcp4 and tcp6.
 		g: ssrf.New(ssrf.WithAnyPort(), ssrf.WithAllowedV4Prefixes(v4...), ssrf.WithAllowedV6Prefixes(v6...)),
 	}
+}
+
+// WithResolver returns a copy of g that resolves names with r, at put
+// time and when it dials (tests give a DNS server of their own).
+func (g *Guard) WithResolver(r *net.Resolver) *Guard {
+	c := *g
+	c.resolver = r
+	return &c
+}
+
+func (g *Guard) lookup() *net.Resolver {
+	if g.resolver != nil {
+		return g.resolver
+	}
+	return net.DefaultResolver
 }
 
 // Loopback is the allow-list of 127.0.0.0/8 and ::1, for tests and demos
@@ -157,7 +173,7 @@ func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
 
 // Dialer returns a dialer that connects only where g allows.
 func (g *Guard) Dialer() *net.Dialer {
-	return &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: g.Control}
+	return &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: g.Control, Resolver: g.resolver}
 }
 
 // Transport returns an HTTP transport that connects only where g allows.
@@ -179,7 +195,7 @@ func (g *Guard) Resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
-		addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		addrs, err = g.lookup().LookupNetIP(ctx, "ip", host)
 		if err != nil {
 			return nil, fmt.Errorf("resolve %s: %w", host, err)
 		}

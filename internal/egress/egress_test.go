@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scangate/scangate/internal/dnstest"
 	"github.com/scangate/scangate/internal/egress"
 )
 
@@ -131,5 +132,33 @@ func TestCheckURLNamesTheHostOnly(t *testing.T) {
 	}
 	if err := g.CheckURL(ctx, "https://8.8.8.8/hook"); err != nil {
 		t.Errorf("a public address: %v", err)
+	}
+}
+
+// DNS rebinding: a name that resolves to a public address when it is put
+// and to 127.0.0.1 when the request is made is refused then, because the
+// check is on the address dialled.
+func TestRebindingIsRefusedAtDialTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("internal")) }))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	dns := dnstest.Start(t)
+	g := egress.New(nil).WithResolver(dns.Resolver())
+	dns.Set("hooks.rebind.test", "8.8.8.8")
+	if err := g.CheckURL(context.Background(), "http://hooks.rebind.test:"+port+"/hook"); err != nil {
+		t.Fatalf("put time, resolving to 8.8.8.8: %v", err)
+	}
+	dns.Set("hooks.rebind.test", "127.0.0.1")
+	c := &http.Client{Transport: g.Transport()}
+	resp, err := c.Get("http://hooks.rebind.test:" + port + "/hook")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("the rebound name reached 127.0.0.1: %s", resp.Status)
+	}
+	if !errors.Is(err, egress.ErrRefused) || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("GET after rebinding: %v, want refused as loopback", err)
+	}
+	if dns.Asked("hooks.rebind.test") < 2 {
+		t.Errorf("the name was asked %d times, want a lookup at put time and at dial time", dns.Asked("hooks.rebind.test"))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/server"
 )
@@ -20,6 +21,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
 	var configFile, severity string
 	var rescanDays int
+	var allowPrivate []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the registry, scanner, event bus and API",
@@ -63,6 +65,9 @@ short run again at the next start.`,
 			}
 			cfg.SeverityOrder = order
 			cfg.RescanWindow = time.Duration(rescanDays) * 24 * time.Hour
+			if cfg.AllowPrivateTargets, err = egress.ParseAllow(allowPrivate); err != nil {
+				return usageError{err}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -88,6 +93,7 @@ short run again at the next start.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and jobs")
 	f.StringSliceVar(&cfg.DenyRejectedPulls, "deny-rejected-pulls", nil, "repositories (patterns such as shop/*; * for all) whose rejected images only admins may pull")
 	f.DurationVar(&cfg.TaskRetention, "task-retention", 24*time.Hour, "keep stopped tasks (stop code, reason, exit codes, last log lines) this long")
+	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes (127.0.0.0/8, 10.1.0.0/16, fd00::/8) of loopback, link-local or private addresses webhooks and external git sources may reach (default none)")
 	return cmd
 }
 

@@ -75,38 +75,60 @@ type Keys struct {
 	dir string
 
 	mu    sync.Mutex
+	ready bool                // the folder and a first key exist
 	aeads map[int]cipher.AEAD // keys loaded, by id; key files never change
 }
 
-// Open returns the keys in dir (the data folder's keys/ folder), making the
-// folder and a first key if there are none.
+// At returns the keys in dir (the data folder's keys/ folder) without
+// touching it: the folder and a first key are made at the first use.
+func At(dir string) *Keys { return &Keys{dir: dir, aeads: map[int]cipher.AEAD{}} }
+
+// InDataDir is At for the data folder dataDir.
+func InDataDir(dataDir string) *Keys { return At(filepath.Join(dataDir, Dir)) }
+
+// Open returns the keys in dir, making the folder and a first key if there
+// are none.
 func Open(dir string) (*Keys, error) {
-	if err := os.MkdirAll(dir, store.DirMode); err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	if err := os.Chmod(dir, store.DirMode); err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	k := &Keys{dir: dir, aeads: map[int]cipher.AEAD{}}
-	ids, err := k.ids()
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		// Two processes starting at once may both get here; create makes
-		// one key 1 and the other finds it.
-		if err := k.create(1); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, err
-		}
-	}
+	k := At(dir)
 	if _, err := k.current(); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// OpenIn returns the keys of the data folder dataDir.
+// OpenIn is Open for the data folder dataDir.
 func OpenIn(dataDir string) (*Keys, error) { return Open(filepath.Join(dataDir, Dir)) }
+
+// ensure makes the folder, private, and a first key if it has none.
+func (k *Keys) ensure() error {
+	k.mu.Lock()
+	ready := k.ready
+	k.mu.Unlock()
+	if ready {
+		return nil
+	}
+	if err := os.MkdirAll(k.dir, store.DirMode); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if err := os.Chmod(k.dir, store.DirMode); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	ids, err := k.ids()
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		// Two processes starting at once may both get here; create makes
+		// one key 1 and the other finds it.
+		if err := k.create(1); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	k.mu.Lock()
+	k.ready = true
+	k.mu.Unlock()
+	return nil
+}
 
 // ids lists the key ids in the folder, in order.
 func (k *Keys) ids() ([]int, error) {
@@ -226,6 +248,9 @@ func (k *Keys) aead(id int) (cipher.AEAD, error) {
 
 // current returns the current key's id: the highest in the folder.
 func (k *Keys) current() (int, error) {
+	if err := k.ensure(); err != nil {
+		return 0, err
+	}
 	ids, err := k.ids()
 	if err != nil {
 		return 0, err
@@ -399,6 +424,9 @@ type Rotation struct {
 // Should it stop half way, the old keys are still there and every value
 // can still be opened; running it again finishes the work.
 func (k *Keys) Rotate(ctx context.Context, st *store.Store, resealers ...Resealer) (Rotation, error) {
+	if err := k.ensure(); err != nil {
+		return Rotation{}, err
+	}
 	old, err := k.ids()
 	if err != nil {
 		return Rotation{}, err

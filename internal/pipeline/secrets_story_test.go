@@ -184,9 +184,9 @@ func TestDefaultServerRefusesInternalSources(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, StrictEgress: true})
 	for url, kind := range map[string]string{
-		"http://169.254.169.254/latest/meta-data.git":   "cloud metadata",
+		"http://169.254.169.254/latest/meta-data.git":  "cloud metadata",
 		"http://ci:tok3n@127.0.0.1:" + "9/git/lib.git": "loopback",
-		"https://localhost/git/lib.git":                 "loopback",
+		"https://localhost/git/lib.git":                "loopback",
 	} {
 		status, body := s.API(t, http.MethodPut, "/api/v1/pipelines/internal", []byte(gate("internal", "{url: '"+url+"', branch: main}", "apps/internal")))
 		if status != http.StatusBadRequest || !strings.Contains(string(body), kind) || strings.Contains(string(body), "tok3n") {

@@ -162,3 +162,22 @@ func TestRebindingIsRefusedAtDialTime(t *testing.T) {
 		t.Errorf("the name was asked %d times, want a lookup at put time and at dial time", dns.Asked("hooks.rebind.test"))
 	}
 }
+
+// FuzzParseAllow: an allow-list from a flag, the environment or a config
+// file is read into valid, masked prefixes, or refused.
+func FuzzParseAllow(f *testing.F) {
+	for _, s := range []string{"127.0.0.0/8", "10.1.2.3", "fd00::/8", "::1", "10.0.0.0/33", "fe80::1%eth0", "", " 1.2.3.4/32 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := egress.ParseAllow(strings.Split(s, ","))
+		if err != nil {
+			return
+		}
+		for _, p := range got {
+			if !p.IsValid() || p != p.Masked() || p.Addr().Zone() != "" {
+				t.Fatalf("ParseAllow(%q) gave %v", s, p)
+			}
+		}
+	})
+}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/secret"
@@ -32,4 +34,15 @@ func sealSecrets(ctx context.Context, cfg Config, st *store.Store) error {
 		cfg.Logger.Info("secrets sealed under the current key", "rows", n)
 	}
 	return nil
+}
+
+// newEgress is the guard of webhooks and external sources. An allow-list
+// is logged at each start, so that a hole in the SSRF fence is never a
+// surprise.
+func newEgress(cfg Config) *egress.Guard {
+	if len(cfg.AllowPrivateTargets) > 0 {
+		cfg.Logger.Warn("webhooks and external git sources may reach these private or special-purpose addresses",
+			"allow-private-targets", fmt.Sprint(cfg.AllowPrivateTargets))
+	}
+	return egress.New(cfg.AllowPrivateTargets)
 }

@@ -200,7 +200,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	if err != nil {
 		return nil, err
 	}
-	p.egress = egress.New(cfg.AllowPrivateTargets)
+	p.egress = newEgress(cfg)
 	p.bus = events.NewBus(st, p.jobs, events.BusOptions{
 		RetryWindow: cfg.DeliveryRetryWindow, OnDelivery: p.metrics.delivered, Logger: log.With("component", "events"),
 		Egress: p.egress,

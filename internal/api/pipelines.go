@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/pipeline"
 )
 
@@ -36,7 +37,7 @@ func pipelineStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, pipeline.ErrBadToken), errors.Is(err, pipeline.ErrTwoPerson):
 		return http.StatusForbidden
-	case errors.Is(err, pipeline.ErrBadAnswer):
+	case errors.Is(err, pipeline.ErrBadAnswer), errors.Is(err, egress.ErrRefused):
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
@@ -49,7 +50,7 @@ func (s *server) pipelines(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, d := range defs {
-		defs[i] = d.Redacted()
+		defs[i] = s.showDefinition(r, d)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"pipelines": orEmpty(defs)})
 }
@@ -60,7 +61,16 @@ func (s *server) getPipeline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d.Redacted())
+	writeJSON(w, http.StatusOK, s.showDefinition(r, d))
+}
+
+// showDefinition is d as the request's token may see it: never its
+// secrets, and for those who may not change it, no build arg values.
+func (s *server) showDefinition(r *http.Request, d *pipeline.Definition) *pipeline.Definition {
+	if role(r).Allows(auth.RoleAdmin) {
+		return d.Redacted()
+	}
+	return d.ForReaders()
 }
 
 func (s *server) putPipeline(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -24,14 +26,15 @@ import (
 )
 
 // withPipelines gives fn the pipeline service over the data folder: it
-// records and queues, and the server does the work.
-func (g *globals) withPipelines(ctx context.Context, fn func(*pipeline.Service, *store.Store) error) error {
+// records and queues, and the server does the work. allow are the
+// prefixes of private addresses an external source may be on.
+func (g *globals) withPipelines(ctx context.Context, fn func(*pipeline.Service, *store.Store) error, allow ...netip.Prefix) error {
 	return g.withJobs(ctx, func(st *store.Store, client *jobs.Client, bus *events.Bus) error {
 		key, err := pipeline.LoadKey(g.dataDir)
 		if err != nil {
 			return internalError{err}
 		}
-		return fn(pipeline.New(st, bus, client, pipeline.Options{Key: key}), st)
+		return fn(pipeline.New(st, bus, client, pipeline.Options{Key: key, Egress: egress.New(allow)}), st)
 	})
 }
 
@@ -50,6 +53,7 @@ func pipelineError(err error) error {
 func newPipelineCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "pipeline", Short: "Define, list, start and stop pipelines"}
 	var file string
+	var allowPrivate []string
 	put := &cobra.Command{
 		Use:   "put -f PIPELINE.yaml",
 		Short: "Create a pipeline or store a new version of it",
@@ -67,6 +71,7 @@ Executions already running keep the version they started with.
     context: .
     dockerfile: Dockerfile
     args: {VERSION: "1"}
+    # secret-args: {NPM_TOKEN: ...}   # sealed at rest, never shown, taken out of the build log
     repository: shop/api       # in scangate's registry; tagged with the commit SHA and latest
   approval:
     policy:
@@ -90,17 +95,25 @@ Executions already running keep the version they started with.
 			if err != nil {
 				return usageError{err}
 			}
+			allow, err := egress.ParseAllow(allowPrivate)
+			if err != nil {
+				return usageError{err}
+			}
 			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
 				v, err := s.Put(cmd.Context(), d)
+				if errors.Is(err, egress.ErrRefused) {
+					return usageError{err}
+				}
 				if err != nil {
 					return pipelineError(err)
 				}
 				_, err = fmt.Fprintf(g.stdout, "pipeline %s version %d\n", d.Name, v)
 				return err
-			})
+			}, allow...)
 		},
 	}
 	put.Flags().StringVarP(&file, "file", "f", "", "the pipeline definition")
+	put.Flags().StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes of loopback, link-local or private addresses the external source may be on (the server's setting of that name decides at each fetch)")
 	_ = put.MarkFlagRequired("file")
 
 	list := &cobra.Command{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -26,7 +27,7 @@ func newRulesCmd(g *globals) *cobra.Command {
 
 func newRulesPutCmd(g *globals) *cobra.Command {
 	var file, pattern, secret, handler string
-	var webhooks []string
+	var webhooks, allowPrivate []string
 	cmd := &cobra.Command{
 		Use:   "put NAME (--file RULE.json | --pattern PATTERN --webhook URL [--secret S])",
 		Short: "Create or replace a rule",
@@ -37,13 +38,25 @@ under --secret), retried with exponential backoff for the server's
 --delivery-retry-window, then kept in the dead-letter list.
 
 --file takes the API's body: {"pattern": {...}, "targets": [{"id": "...",
-"webhook": "https://...", "secret": "..."}]}. PATTERN is JSON or @FILE.`,
+"webhook": "https://...", "secret": "..."}]}. PATTERN is JSON or @FILE.
+
+The webhook's URL and secret are sealed at rest with the data folder's keys
+(scangate key rotate). A webhook on a loopback, link-local or private address
+is refused unless --allow-private-targets lists it; the server checks the
+address of each delivery against its own --allow-private-targets.`,
 		Example: `  scangate rules put critical --pattern '{"detail-type": ["Scan"], "detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}' \
       --webhook http://127.0.0.1:9000/hook --secret s3cret`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			rule, err := ruleFromFlags(a[0], file, pattern, webhooks, secret, handler)
 			if err != nil {
+				return usageError{err}
+			}
+			allow, err := egress.ParseAllow(allowPrivate)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := events.CheckTargets(cmd.Context(), egress.New(allow), rule); err != nil {
 				return usageError{err}
 			}
 			return g.withStore(cmd.Context(), func(st *store.Store) error {
@@ -60,6 +73,7 @@ under --secret), retried with exponential backoff for the server's
 	f.StringArrayVar(&webhooks, "webhook", nil, "a webhook URL to deliver to (repeatable)")
 	f.StringVar(&secret, "secret", "", "the secret that signs webhook deliveries")
 	f.StringVar(&handler, "handler", "", "a built-in handler to deliver to")
+	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes of loopback, link-local or private addresses a webhook may be on (the server's setting of that name decides at delivery)")
 	return cmd
 }
 

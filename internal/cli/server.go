@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/server"
 )
@@ -20,7 +21,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
 	var configFile, severity string
 	var rescanDays, eventDays, executionDays, deadLetterDays int
-	var proxies []string
+	var proxies, allowPrivate []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the registry, scanner, event bus and API",
@@ -84,6 +85,9 @@ short run again at the next start.`,
 			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 				return usageError{errors.New("--tls-cert and --tls-key go together")}
 			}
+			if cfg.AllowPrivateTargets, err = egress.ParseAllow(allowPrivate); err != nil {
+				return usageError{err}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -128,6 +132,7 @@ short run again at the next start.`,
 	f.IntVar(&eventDays, "event-retention-days", 90, "keep logged events this many days (those of dead letters stay with them)")
 	f.IntVar(&executionDays, "execution-retention-days", 180, "keep ended pipeline executions this many days (those whose approval decided stay, without their build log)")
 	f.IntVar(&deadLetterDays, "dead-letter-retention-days", 30, "keep dead letters this many days")
+	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes (127.0.0.0/8, 10.1.0.0/16, fd00::/8) of loopback, link-local or private addresses webhooks and external git sources may reach (default none)")
 	return cmd
 }
 

@@ -112,7 +112,8 @@ func TestServerCommands(t *testing.T) {
 		t.Errorf("events tail:\n%s", strings.Join(lines, "\n"))
 	}
 
-	run(t, dir, "rules", "put", "crit", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", "http://127.0.0.1:9/x", "--secret", "s").must(t)
+	run(t, dir, "rules", "put", "crit", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", "http://127.0.0.1:9/x", "--secret", "s",
+		"--allow-private-targets", "127.0.0.0/8").must(t)
 	if out := run(t, dir, "rules", "list").must(t).stdout; !strings.Contains(out, "crit") || strings.Contains(out, `"s"`) {
 		t.Errorf("rules list:\n%s", out)
 	}

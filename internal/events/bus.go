@@ -15,6 +15,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -66,8 +67,14 @@ type BusOptions struct {
 	RetryWindow time.Duration
 	// MaxBackoff caps the wait between two attempts (1 hour by default).
 	MaxBackoff time.Duration
-	// Client sends webhooks (by default: a 10 s timeout, and redirects
-	// are not followed but fail the attempt).
+	// Egress is what webhook targets may connect to: it is checked when a
+	// rule is put (CheckRule) and, by the default Client, on the address
+	// each delivery dials. By default (egress.New(nil)) no loopback,
+	// link-local, private or other special-purpose address.
+	Egress *egress.Guard
+	// Client sends webhooks (by default: Egress's transport, a 10 s
+	// timeout, and redirects are not followed but fail the attempt). A
+	// Client given here must make its own checks of the dialled address.
 	Client *http.Client
 	// MaxPerTarget caps the deliveries to one webhook URL under way at
 	// once (2 by default), so that a slow receiver holds no more of the
@@ -110,9 +117,13 @@ func NewBus(st *store.Store, client *jobs.Client, opts BusOptions) *Bus {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = time.Hour
 	}
+	if opts.Egress == nil {
+		opts.Egress = egress.New(nil)
+	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{
-			Timeout: 10 * time.Second,
+			Transport: opts.Egress.Transport(),
+			Timeout:   10 * time.Second,
 			// A redirect is no delivery: followed, a 301 or 302 turns the
 			// POST into a GET without the event. As GitHub's webhooks do,
 			// a 3xx is a failed attempt.
@@ -160,22 +171,63 @@ func (b *Bus) Handle(name string, pattern string, h Handler) error {
 }
 
 // CheckRule refuses a rule this bus could not serve: one that names a
-// handler it does not have, or takes a built-in rule's name.
-func (b *Bus) CheckRule(r Rule) error {
+// handler it does not have, takes a built-in rule's name, or has a webhook
+// whose host is, or resolves now to, only addresses Egress refuses (the
+// check is made again at each delivery, on the address dialled).
+func (b *Bus) CheckRule(ctx context.Context, r Rule) error {
 	b.mu.RLock()
-	defer b.mu.RUnlock()
 	for _, br := range b.builtin {
 		if br.Name == r.Name {
+			b.mu.RUnlock()
 			return fmt.Errorf("rule %s: the name of a built-in rule", r.Name)
 		}
 	}
 	for _, t := range r.Targets {
 		if t.Handler != "" && b.handlers[t.Handler] == nil {
+			b.mu.RUnlock()
 			return fmt.Errorf("rule %s, target %s: no built-in handler %q", r.Name, t.ID, t.Handler)
+		}
+	}
+	b.mu.RUnlock()
+	return CheckTargets(ctx, b.opts.Egress, r)
+}
+
+// CheckTargets refuses a rule with a webhook whose host is, or resolves now
+// to, only addresses g refuses. A name that does not resolve now passes:
+// each delivery checks the address it dials.
+func CheckTargets(ctx context.Context, g *egress.Guard, r Rule) error {
+	for _, t := range r.Targets {
+		if t.Webhook == "" {
+			continue
+		}
+		if err := g.CheckURL(ctx, t.Webhook); err != nil {
+			return fmt.Errorf("rule %s, target %s: webhook %s: %w", r.Name, t.ID, RedactURL(t.Webhook), err)
 		}
 	}
 	return nil
 }
+
+// PutRule checks r (Rule.Check, CheckRule) and stores it.
+func (b *Bus) PutRule(ctx context.Context, r Rule) error {
+	if err := r.Check(); err != nil {
+		return invalidRule{err}
+	}
+	if err := b.CheckRule(ctx, r); err != nil {
+		return invalidRule{err}
+	}
+	return b.rules.Put(ctx, r)
+}
+
+// ErrInvalidRule reports a rule PutRule refused: the caller's to fix.
+var ErrInvalidRule = errors.New("invalid rule")
+
+type invalidRule struct{ error }
+
+func (e invalidRule) Is(target error) bool { return target == ErrInvalidRule }
+func (e invalidRule) Unwrap() error        { return e.error }
+
+// DeleteRule deletes a stored rule.
+func (b *Bus) DeleteRule(ctx context.Context, name string) error { return b.rules.Delete(ctx, name) }
 
 // Rules returns the built-in rules and then the stored ones.
 func (b *Bus) Rules(ctx context.Context) ([]Rule, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
@@ -53,6 +54,11 @@ func startBus(t *testing.T, opts events.BusOptions) *busHarness {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.Egress == nil {
+		// The receivers of these tests run on 127.0.0.1, which a default
+		// bus does not deliver to (ssrf_test.go).
+		opts.Egress = egress.New(egress.Loopback)
 	}
 	opts.OnDelivery = func(rule, target string, err error) {
 		h.mu.Lock()
@@ -328,13 +334,15 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 	d := dl[0]
 	tried := len(rc.requests())
-	if d.EventID != e.ID || d.Rule != "scans" || d.Target.ID != "hook" || d.Target.Webhook != rc.URL+"/hook" {
-		t.Errorf("dead letter %+v: want event %s, rule scans, target hook", d, e.ID)
+	// The webhook's path may hold a token: the dead letter shows scheme
+	// and host only.
+	if d.EventID != e.ID || d.Rule != "scans" || d.Target.ID != "hook" || d.Target.Webhook != rc.URL+"/…" {
+		t.Errorf("dead letter %+v: want event %s, rule scans, target hook at %s/…", d, e.ID, rc.URL)
 	}
 	if d.Attempts < 2 || d.Attempts != tried {
 		t.Errorf("dead letter says %d attempts; the receiver saw %d; want the same, at least 2", d.Attempts, tried)
 	}
-	if !strings.Contains(d.Error, "500 Internal Server Error") || !strings.Contains(d.Error, rc.URL) {
+	if !strings.Contains(d.Error, "500 Internal Server Error") || !strings.Contains(d.Error, rc.URL+"/…") || strings.Contains(d.Error, "/hook") {
 		t.Errorf("dead letter error %q, want the webhook and its status", d.Error)
 	}
 	if d.FailedAt.IsZero() || d.ReplayedAt != nil {

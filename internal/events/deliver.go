@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -38,8 +39,8 @@ func Sign(secret string, body []byte) string {
 // deliverArgs sends one event to one target of a rule. The target is
 // named, not copied: its settings are looked up when the delivery is sent
 // (Bus.currentTarget), so that a rule deleted or changed since the event
-// was routed is not sent to, and the target's secret stays out of the
-// job's arguments, which River keeps in plain text.
+// was routed is not sent to, and the target's URL and secret stay out of
+// the job's arguments, which River keeps in plain text.
 type deliverArgs struct {
 	EventID string    `json:"event_id"`
 	Rule    string    `json:"rule"`
@@ -48,17 +49,31 @@ type deliverArgs struct {
 }
 
 // targetRef names a rule's target as it was when an event was routed to
-// it: its id, and its webhook URL or handler, so that a target given
-// another URL since is known for another receiver. It reads the targets
-// that jobs queued before it carried whole (their secret is ignored).
+// it: its id, and its handler or the revision of its webhook URL (Rev), so
+// that a target given another URL since is known for another receiver.
+// Jobs queued by an older scangate carry the whole URL in Webhook (and
+// once the whole target: their secret is ignored); they are compared by
+// it.
 type targetRef struct {
 	ID      string `json:"id"`
-	Webhook string `json:"webhook,omitempty"`
+	Rev     string `json:"rev,omitempty"`
 	Handler string `json:"handler,omitempty"`
+	Webhook string `json:"webhook,omitempty"`
 }
 
 func refOf(t Target) targetRef {
-	return targetRef{ID: t.ID, Webhook: t.Webhook, Handler: t.Handler}
+	return targetRef{ID: t.ID, Rev: t.rev, Handler: t.Handler}
+}
+
+// sameTarget reports whether t is still the target ref was routed to.
+func sameTarget(t Target, ref targetRef) bool {
+	if t.Handler != ref.Handler {
+		return false
+	}
+	if ref.Webhook != "" {
+		return t.Webhook == ref.Webhook
+	}
+	return t.rev == ref.Rev
 }
 
 func (deliverArgs) Kind() string { return "deliver_event" }
@@ -114,7 +129,7 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 	if t.Webhook != "" {
 		done, deferred := b.targets.take(t.Webhook, snoozes(job))
 		if deferred != nil {
-			return b.deferDelivery(ctx, job, deferred)
+			return b.deferDelivery(ctx, job, t, deferred)
 		}
 		err = b.post(ctx, a.Rule, t, e)
 		done(err)
@@ -132,7 +147,7 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 	}
 	b.opts.Logger.Warn("event delivery failed for good; kept in the dead-letter list",
 		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "attempts", job.Attempt, "err", err)
-	return b.deadLetter(ctx, job, job.Attempt, err)
+	return b.deadLetter(ctx, job, t, job.Attempt, err)
 }
 
 // currentTarget returns the target ref names in the rule as it is now, or,
@@ -151,7 +166,7 @@ func (b *Bus) currentTarget(ctx context.Context, rule string, ref targetRef, e E
 		return Target{}, fmt.Sprintf("rule %s no longer has target %s", rule, ref.ID), nil
 	}
 	t := r.Targets[i]
-	if t.Webhook != ref.Webhook || t.Handler != ref.Handler {
+	if !sameTarget(t, ref) {
 		return Target{}, fmt.Sprintf("target %s of rule %s has changed", ref.ID, rule), nil
 	}
 	p, err := CompilePattern(r.Pattern)
@@ -185,7 +200,7 @@ func (b *Bus) rule(ctx context.Context, name string) (Rule, error) {
 // (targets.take), without an attempt: the job snoozes, which River does not
 // count as an attempt. Past the retry window it goes to the dead-letter
 // list instead, with the reason.
-func (b *Bus) deferDelivery(ctx context.Context, job *river.Job[deliverArgs], d *errDeferred) error {
+func (b *Bus) deferDelivery(ctx context.Context, job *river.Job[deliverArgs], t Target, d *errDeferred) error {
 	a := job.Args
 	if time.Since(job.CreatedAt) < b.opts.RetryWindow {
 		b.opts.Logger.Debug("event delivery deferred", "event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", d.why, "wait", d.wait)
@@ -194,7 +209,7 @@ func (b *Bus) deferDelivery(ctx context.Context, job *river.Job[deliverArgs], d 
 	b.opts.Logger.Warn("event delivery deferred past its retry window; kept in the dead-letter list",
 		"event", a.EventID, "rule", a.Rule, "target", a.Target.ID, "why", d.why)
 	// This run of the job made no attempt.
-	return b.deadLetter(ctx, job, job.Attempt-1, fmt.Errorf("webhook %s: %s", a.Target.Webhook, d.why))
+	return b.deadLetter(ctx, job, t, job.Attempt-1, fmt.Errorf("webhook %s: %s", RedactURL(t.Webhook), d.why))
 }
 
 // snoozes is how often job was deferred already (River counts them in
@@ -218,14 +233,18 @@ func (b *Bus) handle(ctx context.Context, t Target, e Envelope) error {
 	return h(ctx, e)
 }
 
+// post sends e to t's webhook. Its errors name the webhook as RedactURL
+// shows it: they are logged, kept by River with the job, and filed with
+// dead letters.
 func (b *Bus) post(ctx context.Context, rule string, t Target, e Envelope) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
+	shown := RedactURL(t.Webhook)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Webhook, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook %s: %w", t.Webhook, err)
+		return fmt.Errorf("webhook %s: not a URL", shown)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "scangate")
@@ -236,19 +255,25 @@ func (b *Bus) post(ctx context.Context, rule string, t Target, e Envelope) error
 	}
 	resp, err := b.opts.Client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook %s: %w", t.Webhook, err)
+		// A *url.Error's text holds the whole URL; what it wraps (a
+		// refused or failed dial, a timeout) does not.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("webhook %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook %s: %s", t.Webhook, resp.Status)
+		return fmt.Errorf("webhook %s: %s", shown, resp.Status)
 	}
 	return nil
 }
 
 // DeadLetter is a delivery that failed for its whole retry window. Its
-// target is the one the event was routed to, without its secret (letters
-// filed before secrets were left out still hold it).
+// target is the one the event was routed to, with its webhook as RedactURL
+// shows it and without its secret.
 type DeadLetter struct {
 	ID         int64      `json:"id"`
 	EventID    string     `json:"eventId"`
@@ -260,10 +285,11 @@ type DeadLetter struct {
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
 
-// deadLetter files job's delivery, tried attempts times, as a dead letter.
-func (b *Bus) deadLetter(ctx context.Context, job *river.Job[deliverArgs], attempts int, cause error) error {
+// deadLetter files job's delivery to t, tried attempts times, as a dead
+// letter.
+func (b *Bus) deadLetter(ctx context.Context, job *river.Job[deliverArgs], t Target, attempts int, cause error) error {
 	a := job.Args
-	target, err := json.Marshal(a.Target)
+	target, err := json.Marshal(storedTarget{ID: t.ID, Handler: t.Handler, Webhook: RedactURL(t.Webhook), Rev: t.rev})
 	if err != nil {
 		return err
 	}
@@ -303,9 +329,13 @@ func (b *Bus) DeadLetters(ctx context.Context, pending bool) ([]DeadLetter, erro
 		if err := rows.Scan(&d.ID, &d.EventID, &d.Rule, &target, &d.Attempts, &d.Error, &failed, &replayed); err != nil {
 			return nil, fmt.Errorf("dead letters: %w", err)
 		}
-		if err := json.Unmarshal([]byte(target), &d.Target); err != nil {
+		var st storedTarget
+		if err := json.Unmarshal([]byte(target), &st); err != nil {
 			return nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
 		}
+		// Letters an older scangate filed hold the whole URL, and its
+		// secret, until Reseal rewrites them: never shown.
+		d.Target = Target{ID: st.ID, Handler: st.Handler, Webhook: RedactURL(st.Webhook), rev: st.Rev}
 		d.FailedAt, _ = time.Parse(time.RFC3339, failed)
 		if replayed.Valid {
 			t, _ := time.Parse(time.RFC3339, replayed.String)

@@ -199,3 +199,33 @@ func hasDottedName(v any) bool {
 	}
 	return false
 }
+
+// FuzzRedactURL: whatever a webhook URL holds, its redacted form is empty,
+// "…", or a scheme and host with "/" or "/…" after them: never a user, a
+// path or a query.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"", "https://hooks.example.com/services/T0/B0/XXX", "http://u:p@h:8080/p?q=1#f",
+		"https://h", "https://h/", "https://h?", "ftp://h/x", "https://[::1]:80/x", "https://a@b@c/x", "%zz", "https://h/%2F/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := RedactURL(raw)
+		if raw == "" {
+			if got != "" {
+				t.Fatalf("RedactURL(%q) = %q", raw, got)
+			}
+			return
+		}
+		if got == "…" {
+			return
+		}
+		rest, ok := strings.CutPrefix(got, "https://")
+		if !ok {
+			rest, ok = strings.CutPrefix(got, "http://")
+		}
+		host, tail, _ := strings.Cut(rest, "/")
+		if !ok || host == "" || (tail != "" && tail != "…") || strings.ContainsAny(host, "@?#") {
+			t.Fatalf("RedactURL(%q) = %q: want scheme://host/ or scheme://host/…", raw, got)
+		}
+	})
+}

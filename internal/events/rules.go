@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"time"
 
+	"github.com/scangate/scangate/internal/secret"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -36,7 +38,14 @@ type Target struct {
 	Secret string `json:"secret,omitempty"`
 	// Handler names a built-in handler.
 	Handler string `json:"handler,omitempty"`
+
+	// rev names the webhook URL the target had when stored (see
+	// storedTarget.Rev).
+	rev string
 }
+
+// maxWebhookLen bounds a webhook URL.
+const maxWebhookLen = 2048
 
 var ruleName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
@@ -69,8 +78,9 @@ func (r *Rule) Check() error {
 		}
 		if t.Webhook != "" {
 			u, err := url.Parse(t.Webhook)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("rule %s, target %s: webhook %q is not an http(s) URL", r.Name, t.ID, t.Webhook)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(t.Webhook) > maxWebhookLen {
+				// Not the URL itself: it may hold a token.
+				return fmt.Errorf("rule %s, target %s: the webhook is not an http(s) URL of at most %d bytes", r.Name, t.ID, maxWebhookLen)
 			}
 		}
 	}
@@ -80,25 +90,49 @@ func (r *Rule) Check() error {
 // ErrNoRule reports a rule that does not exist.
 var ErrNoRule = errors.New("no such rule")
 
-// Rules is the rule table.
-type Rules struct{ st *store.Store }
+// Rules is the rule table. Webhook targets are sealed in it with the
+// data folder's keys (see RedactURL).
+type Rules struct {
+	st   *store.Store
+	keys *secret.Keys
+}
 
-// NewRules returns the rules stored in st.
-func NewRules(st *store.Store) *Rules { return &Rules{st: st} }
+// NewRules returns the rules stored in st, sealed with the keys of st's
+// data folder.
+func NewRules(st *store.Store) *Rules {
+	return &Rules{st: st, keys: secret.InDataDir(filepath.Dir(st.Path()))}
+}
 
 // Put creates or replaces a rule.
 func (rs *Rules) Put(ctx context.Context, r Rule) error {
 	if err := r.Check(); err != nil {
 		return err
 	}
-	targets, err := json.Marshal(r.Targets)
-	if err != nil {
-		return err
-	}
 	now := time.Now().UTC().Format(time.RFC3339)
-	_, err = rs.st.Writer().ExecContext(ctx, `INSERT INTO rules (name, pattern, targets, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-		ON CONFLICT (name) DO UPDATE SET pattern = excluded.pattern, targets = excluded.targets, updated_at = excluded.updated_at`,
-		r.Name, string(r.Pattern), string(targets), now)
+	// Sealed in the transaction that stores them: a key rotation either
+	// comes before it, and the value is sealed under the new key, or
+	// after it, and seals the value again (package secret).
+	err := rs.st.InTx(ctx, func(tx *sql.Tx) error {
+		var old []Target
+		switch prev, err := loadRule(ctx, tx, rs.keys, r.Name); {
+		case err == nil:
+			old = prev.Targets
+		case !errors.Is(err, ErrNoRule):
+			return err
+		}
+		stored, err := sealTargets(rs.keys, r.Targets, old)
+		if err != nil {
+			return err
+		}
+		targets, err := json.Marshal(stored)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO rules (name, pattern, targets, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+			ON CONFLICT (name) DO UPDATE SET pattern = excluded.pattern, targets = excluded.targets, updated_at = excluded.updated_at`,
+			r.Name, string(r.Pattern), string(targets), now)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("put rule %s: %w", r.Name, err)
 	}
@@ -126,7 +160,7 @@ func (rs *Rules) List(ctx context.Context) ([]Rule, error) {
 	defer rows.Close()
 	var out []Rule
 	for rows.Next() {
-		r, err := scanRule(rows)
+		r, err := scanRule(rows, rs.keys)
 		if err != nil {
 			return nil, err
 		}
@@ -137,8 +171,16 @@ func (rs *Rules) List(ctx context.Context) ([]Rule, error) {
 
 // Get returns one stored rule.
 func (rs *Rules) Get(ctx context.Context, name string) (Rule, error) {
-	row := rs.st.Reader().QueryRowContext(ctx, `SELECT name, pattern, targets, created_at, updated_at FROM rules WHERE name = $1`, name)
-	r, err := scanRule(row)
+	return loadRule(ctx, rs.st.Reader(), rs.keys, name)
+}
+
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func loadRule(ctx context.Context, q rowQuerier, keys *secret.Keys, name string) (Rule, error) {
+	row := q.QueryRowContext(ctx, `SELECT name, pattern, targets, created_at, updated_at FROM rules WHERE name = $1`, name)
+	r, err := scanRule(row, keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rule{}, fmt.Errorf("rule %s: %w", name, ErrNoRule)
 	}
@@ -147,15 +189,20 @@ func (rs *Rules) Get(ctx context.Context, name string) (Rule, error) {
 
 type rowScanner interface{ Scan(...any) error }
 
-func scanRule(s rowScanner) (Rule, error) {
+func scanRule(s rowScanner, keys *secret.Keys) (Rule, error) {
 	var r Rule
 	var pattern, targets, created, updated string
 	if err := s.Scan(&r.Name, &pattern, &targets, &created, &updated); err != nil {
 		return Rule{}, err
 	}
 	r.Pattern = json.RawMessage(pattern)
-	if err := json.Unmarshal([]byte(targets), &r.Targets); err != nil {
+	var stored []storedTarget
+	if err := json.Unmarshal([]byte(targets), &stored); err != nil {
 		return Rule{}, fmt.Errorf("rule %s: stored targets: %w", r.Name, err)
+	}
+	var err error
+	if r.Targets, err = openTargets(keys, stored); err != nil {
+		return Rule{}, fmt.Errorf("rule %s: %w", r.Name, err)
 	}
 	r.CreatedAt, _ = time.Parse(time.RFC3339, created)
 	r.UpdatedAt, _ = time.Parse(time.RFC3339, updated)

@@ -54,7 +54,7 @@ func TestRulesRoundTrip(t *testing.T) {
 	}
 	// A target without an id is numbered by its place.
 	want := []events.Target{{ID: "1", Webhook: "https://hooks.example/scan", Secret: "s3cret"}, {ID: "gate", Handler: "gate"}}
-	if fmt.Sprint(got.Targets) != fmt.Sprint(want) {
+	if gotJSON, wantJSON := mustJSON(t, got.Targets), mustJSON(t, want); gotJSON != wantJSON {
 		t.Errorf("targets %+v, want %+v", got.Targets, want)
 	}
 	if got.CreatedAt.IsZero() || got.UpdatedAt.IsZero() || got.Builtin {

@@ -45,6 +45,10 @@ type Definition struct {
 	// Version is set when the definition is stored: 1 for the first, one
 	// more for each change.
 	Version int `yaml:"-" json:"version"`
+
+	// sealed holds the definition's secrets while they are sealed (see
+	// secrets.go).
+	sealed string
 }
 
 // SourceSpec names where commits come from: a repository hosted by
@@ -65,6 +69,13 @@ type BuildSpec struct {
 	Context    string            `yaml:"context,omitempty" json:"context,omitempty"`
 	Dockerfile string            `yaml:"dockerfile,omitempty" json:"dockerfile,omitempty"`
 	Args       map[string]string `yaml:"args,omitempty" json:"args,omitempty"`
+	// SecretArgs are build args whose values are secrets (a registry
+	// token, say): they are sealed at rest, never shown, and taken out of
+	// the build log. Docker's classic builder still records the values
+	// of the args a RUN step uses in the image's history, so a secret
+	// that must not reach the image belongs in a multi-stage build's
+	// first stage.
+	SecretArgs map[string]string `yaml:"secret-args,omitempty" json:"secret-args,omitempty"`
 	// Repository is the image repository in scangate's registry; the image
 	// is tagged with the commit SHA, and with the approval's promote tag
 	// ("latest") only once it is approved.
@@ -193,6 +204,7 @@ var (
 	nameRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	repoRe   = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
 	branchRe = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,200}$`)
+	argRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
 
 // ParseDefinition reads a pipeline definition: YAML of at most
@@ -318,10 +330,31 @@ func (b *BuildSpec) check() error {
 			return fmt.Errorf("build: path %q must stay inside the repository", p)
 		}
 	}
-	if len(b.Args) > 64 {
+	if len(b.Args)+len(b.SecretArgs) > 64 {
 		return errors.New("build: at most 64 build args")
 	}
+	for name, v := range b.SecretArgs {
+		if _, dup := b.Args[name]; dup {
+			return fmt.Errorf("build: %s is both an arg and a secret arg", name)
+		}
+		if !argRe.MatchString(name) || len(v) > 4096 {
+			return fmt.Errorf("build: secret arg %q: want a name of letters, digits and '_', and a value of at most 4096 bytes", name)
+		}
+	}
 	return nil
+}
+
+// AllArgs returns the build args and the secret ones, as the build takes
+// them.
+func (b *BuildSpec) AllArgs() map[string]string {
+	out := make(map[string]string, len(b.Args)+len(b.SecretArgs))
+	for k, v := range b.Args {
+		out[k] = v
+	}
+	for k, v := range b.SecretArgs {
+		out[k] = v
+	}
+	return out
 }
 
 // Policy turns the approval's policy into the gate's.
@@ -359,16 +392,38 @@ func parseExpiry(s string) (time.Time, error) {
 	return t, nil
 }
 
-// Redacted returns a copy of d to show to those who may read pipelines
-// but not hold their secrets: the source URL's password and the webhook
-// secret are hidden.
+// Redacted returns a copy of d to show: the secrets, which are write-only,
+// are hidden — the source URL's credentials, the webhook secret and the
+// values of the secret build args.
 func (d *Definition) Redacted() *Definition {
 	c := *d
+	c.sealed = ""
 	c.Source.URL = source.Redact(c.Source.URL)
 	if c.Source.WebhookSecret != "" {
 		c.Source.WebhookSecret = "xxxxx"
 	}
+	c.Build.SecretArgs = hideValues(c.Build.SecretArgs)
 	return &c
+}
+
+// ForReaders is Redacted for those who may read pipelines but not change
+// them: the values of the plain build args are hidden too, since users put
+// tokens in them without saying they are secret.
+func (d *Definition) ForReaders() *Definition {
+	c := d.Redacted()
+	c.Build.Args = hideValues(c.Build.Args)
+	return c
+}
+
+func hideValues(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return m
+	}
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = "xxxxx"
+	}
+	return out
 }
 
 // MarshalJSON writes the duration as Go does ("168h0m0s").

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,11 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/secret"
+	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -65,6 +67,13 @@ type Options struct {
 	Promoter Promoter
 	// Key derives approval tokens (LoadKey).
 	Key []byte
+	// Keys seal the definitions' secrets (by default, the keys of the
+	// store's data folder).
+	Keys *secret.Keys
+	// Egress checks an external source's host when a definition is put
+	// (by default egress.New(nil): public addresses only); the fetches
+	// check it again (source.Options.Egress).
+	Egress *egress.Guard
 	// MaxLog bounds the build log kept with an execution (1 MiB).
 	MaxLog int
 	Logger *slog.Logger
@@ -120,6 +129,15 @@ func (s *Service) Put(ctx context.Context, d *Definition) (int, error) {
 	if err := d.Check(); err != nil {
 		return 0, err
 	}
+	if d.Source.URL != "" {
+		g := s.opts.Egress
+		if g == nil {
+			g = egress.New(nil)
+		}
+		if err := source.CheckRemote(ctx, g, d.Source.URL); err != nil {
+			return 0, fmt.Errorf("pipeline %s: source: %w", d.Name, err)
+		}
+	}
 	now := s.now()
 	var version int
 	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
@@ -129,7 +147,8 @@ func (s *Service) Put(ctx context.Context, d *Definition) (int, error) {
 		}
 		version++
 		d.Version = version
-		doc, err := json.Marshal(d)
+		// Sealed in the transaction that stores it (see package secret).
+		doc, err := sealDefinition(s.keys(), d)
 		if err != nil {
 			return err
 		}
@@ -147,9 +166,14 @@ func (s *Service) Put(ctx context.Context, d *Definition) (int, error) {
 	return version, nil
 }
 
-// Get returns a pipeline's latest definition, or version v of it if v > 0.
+// Get returns a pipeline's latest definition, or version v of it if v > 0,
+// with its secrets.
 func (s *Service) Get(ctx context.Context, name string, v int) (*Definition, error) {
-	return getDefinition(ctx, s.st.Reader(), name, v)
+	d, err := getDefinition(ctx, s.st.Reader(), name, v)
+	if err != nil {
+		return nil, err
+	}
+	return d, unsealDefinition(s.keys(), d)
 }
 
 type querier interface {
@@ -171,11 +195,13 @@ func getDefinition(ctx context.Context, q querier, name string, v int) (*Definit
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
 	}
-	var d Definition
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+	// The secrets stay sealed: what needs them unseals them
+	// (unsealDefinition).
+	d, err := decodeDefinition(doc)
+	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: stored definition: %w", name, err)
 	}
-	return &d, nil
+	return d, nil
 }
 
 // List returns the latest definition of every pipeline, by name.
@@ -191,11 +217,14 @@ func (s *Service) List(ctx context.Context) ([]*Definition, error) {
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
 		}
-		var d Definition
-		if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		d, err := decodeDefinition(doc)
+		if err != nil {
+			return nil, fmt.Errorf("list pipelines: %w", err)
+		}
+		if err := unsealDefinition(s.keys(), d); err != nil {
 			return nil, err
 		}
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, rows.Err()
 }

@@ -74,9 +74,16 @@ func (w *buildWorker) work(ctx context.Context, job *river.Job[buildArgs]) error
 	if err != nil {
 		return err
 	}
-	log := &cappedLog{max: s.opts.MaxLog}
+	if err := unsealDefinition(s.keys(), d); err != nil {
+		return err
+	}
+	hide := hider(d)
+	log := &cappedLog{max: s.opts.MaxLog, hide: hide}
 	res, err := s.build(ctx, ex, d, log)
 	if err != nil {
+		// The error may carry the log's tail, which a RUN step may have
+		// printed a secret arg into.
+		err = hiddenError{hide(err.Error()), err}
 		if ctx.Err() != nil || (job.Attempt < job.MaxAttempts && errors.Is(err, ErrRetry)) {
 			return err // stopping, or worth another try
 		}
@@ -130,7 +137,7 @@ func (s *Service) build(ctx context.Context, ex *Execution, d *Definition, log i
 	res, err := s.opts.Builder.Build(ctx, BuildRequest{
 		Context:    ctxReader,
 		Dockerfile: d.Build.Dockerfile,
-		Args:       d.Build.Args,
+		Args:       d.Build.AllArgs(),
 		Repository: d.Build.Repository,
 		Tags:       []string{ex.Commit}, // the promote tag waits for the approval
 		Container:  container(d),
@@ -216,12 +223,13 @@ func subTree(r io.Reader, dir string) io.Reader {
 	return pr
 }
 
-// cappedLog keeps the last max bytes written to it.
+// cappedLog keeps the last max bytes written to it, with hide applied.
 type cappedLog struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
 	max     int
 	dropped bool
+	hide    func(string) string
 }
 
 func (l *cappedLog) Write(p []byte) (int, error) {
@@ -238,10 +246,20 @@ func (l *cappedLog) Write(p []byte) (int, error) {
 func (l *cappedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.dropped {
-		return "[earlier lines dropped]\n" + l.buf.String()
+	hide := l.hide
+	if hide == nil {
+		hide = func(s string) string { return s }
 	}
-	return l.buf.String()
+	if l.dropped {
+		// Whole lines only: a cut one could start with the end of a
+		// secret, which hide would not know.
+		text := l.buf.String()
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			text = text[i+1:]
+		}
+		return "[earlier lines dropped]\n" + hide(text)
+	}
+	return hide(l.buf.String())
 }
 
 type evaluateArgs struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
@@ -70,9 +71,9 @@ type sources struct {
 	mu sync.Mutex
 }
 
-func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, lim Limits, log *slog.Logger) (*sources, error) {
+func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, lim Limits, guard *egress.Guard, log *slog.Logger) (*sources, error) {
 	s := &sources{log: log}
-	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st,
+	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st, Egress: guard,
 		MaxUploadPackBytes: lim.MaxGitRequestBytes, MaxSpooled: lim.MaxSpooledBodies})
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/engine/docker"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
@@ -88,7 +89,12 @@ type Config struct {
 	Limits Limits
 	// Retention bounds how long events, executions and dead letters stay.
 	Retention Retention
-	Logger    *slog.Logger
+	// AllowPrivateTargets are the prefixes of loopback, link-local,
+	// private and other special-purpose addresses that webhooks and
+	// external git sources may connect to all the same (none by default;
+	// see package egress).
+	AllowPrivateTargets []netip.Prefix
+	Logger              *slog.Logger
 	// Ready, if not nil, receives the address served once the server is
 	// listening.
 	Ready chan<- string
@@ -146,6 +152,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
+	if err := sealSecrets(ctx, cfg, st); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -195,6 +204,7 @@ type parts struct {
 	jobs    *jobs.Client
 	metrics *metrics
 	bus     *events.Bus
+	egress  *egress.Guard
 	tokens  *auth.Tokens
 	reg     *registry.Registry
 	scanner *scanner.Scanner
@@ -233,8 +243,10 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	if err != nil {
 		return nil, err
 	}
+	p.egress = newEgress(cfg)
 	p.bus = events.NewBus(st, p.jobs, events.BusOptions{
 		RetryWindow: cfg.DeliveryRetryWindow, OnDelivery: p.metrics.delivered, Logger: log.With("component", "events"),
+		Egress: p.egress,
 	})
 	p.bus.Register(workers)
 	p.reg, err = registry.New(ctx, registry.Config{
@@ -268,7 +280,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	if err != nil {
 		return err
 	}
-	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, p.cfg.Limits, log.With("component", "source")); err != nil {
+	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, p.cfg.Limits, p.egress, log.With("component", "source")); err != nil {
 		return err
 	}
 	if p.builder, err = newBuilder(ctx, p.tokens, p.host); err != nil {
@@ -280,7 +292,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 		log.Info("Docker Engine", "api", v)
 	}
 	p.pipes = pipeline.New(p.st, p.bus, p.jobs, pipeline.Options{
-		Key: key, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
+		Key: key, Egress: p.egress, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
 		Promoter: p.reg,
 		Logger:   log.With("component", "pipeline"),
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scanner"
@@ -42,6 +43,12 @@ type Options struct {
 	Config server.Config
 	// DataDir reuses a data folder, as a restart does.
 	DataDir string
+	// StrictEgress starts the server with the default egress settings:
+	// webhooks and external sources on loopback or private addresses are
+	// refused. Otherwise, unless Config says, the server is started with
+	// --allow-private-targets 127.0.0.0/8,::1, since the receivers and
+	// git servers of tests run on this machine.
+	StrictEgress bool
 }
 
 // Server is a running test server.
@@ -84,6 +91,9 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	cfg := opts.Config
 	cfg.Addr, cfg.DataDir = "127.0.0.1:0", dir
+	if cfg.AllowPrivateTargets == nil && !opts.StrictEgress {
+		cfg.AllowPrivateTargets = egress.Loopback
+	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}

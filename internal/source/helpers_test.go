@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -81,6 +82,11 @@ func newServer(t *testing.T, opts source.Options) *server {
 			s.pushes <- p
 			return nil
 		}
+	}
+	if opts.Egress == nil {
+		// The upstream repositories of these tests run on 127.0.0.1,
+		// which a default Repos does not fetch from (reach_test.go).
+		opts.Egress = egress.New(egress.Loopback)
 	}
 	if s.repos, err = source.New(s.root, tokens, opts); err != nil {
 		t.Fatal(err)

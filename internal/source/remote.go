@@ -71,8 +71,12 @@ func (r *Repos) Fetch(ctx context.Context, url, branch string) (commit string, e
 	if err := r.initCache(ctx, d); err != nil {
 		return "", err
 	}
+	pin, err := r.reach(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("fetch %s of %s: %w", ref, Redact(url), err)
+	}
 	config, env := remote(url)
-	cmd := gitCmd{dir: d, config: config, env: env, redact: redactor(url),
+	cmd := gitCmd{dir: d, config: append(config, pin...), env: env, redact: redactor(url),
 		args: []string{"fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "src", "+" + ref + ":" + ref}}
 	if _, err := cmd.run(ctx); err != nil {
 		return "", fmt.Errorf("fetch %s of %s: %w", ref, Redact(url), err)
@@ -115,8 +119,12 @@ func (r *Repos) lsRemote(ctx context.Context, url, branch string) (string, error
 	if err := r.initCache(ctx, d); err != nil {
 		return "", err
 	}
+	pin, err := r.reach(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("ls-remote %s of %s: %w", ref, Redact(url), err)
+	}
 	config, env := remote(url)
-	out, err := (gitCmd{dir: d, config: config, env: env, redact: redactor(url),
+	out, err := (gitCmd{dir: d, config: append(config, pin...), env: env, redact: redactor(url),
 		args: []string{"ls-remote", "--quiet", "src", ref}}).run(ctx)
 	if err != nil {
 		return "", fmt.Errorf("ls-remote %s of %s: %w", ref, Redact(url), err)

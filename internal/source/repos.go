@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -105,6 +106,9 @@ type Options struct {
 	// Store records the ids of the webhook deliveries taken, so that one
 	// sent again is ignored; nil records none.
 	Store *store.Store
+	// Egress is what external repositories may be fetched from (see
+	// reach.go); nil allows public addresses only.
+	Egress *egress.Guard
 }
 
 // Repos is the set of hosted repositories under one folder, and the caches

@@ -45,7 +45,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := private(path); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	write, err := openSQLite(path, 1, false)
@@ -64,6 +64,42 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.read = read
 	return s, nil
+}
+
+// Modes of the data folder and of the database's files: they hold
+// secrets (sealed ones, and the keys that open them, in the same folder),
+// so no other user of the machine may read or list them.
+const (
+	DirMode  os.FileMode = 0o700
+	FileMode os.FileMode = 0o600
+)
+
+// private makes the folder of the database at path, which is the data
+// folder, and the database file, readable by their owner only, tightening
+// what an older scangate made with looser modes. SQLite gives the WAL and
+// shared-memory files it creates the mode of the database file, so the
+// file is made here, before SQLite opens it.
+func private(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, DirMode); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, FileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func openSQLite(path string, conns int, readOnly bool) (*sql.DB, error) {

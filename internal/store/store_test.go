@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -68,5 +69,55 @@ func TestOpenRelativePath(t *testing.T) {
 	defer st.Close()
 	if !filepath.IsAbs(st.Path()) {
 		t.Errorf("Path() = %q, want an absolute path", st.Path())
+	}
+}
+
+// TestOpenKeepsTheDataFolderPrivate: the data folder holds secrets (the
+// database, the keys), so other users of the machine may not list or read
+// it. A folder and a database left by an older scangate with looser modes
+// (0755 and 0644) are tightened: the folder 0700, the database and its WAL
+// and shared-memory files 0600.
+func TestOpenKeepsTheDataFolderPrivate(t *testing.T) {
+	ctx := context.Background()
+	for _, existing := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "data")
+		path := filepath.Join(dir, FileName)
+		if existing {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A write makes sure the WAL exists.
+		if _, err := st.Writer().ExecContext(ctx, "INSERT INTO vuln_meta (key, value) VALUES ('k', 'v')"); err != nil {
+			t.Fatal(err)
+		}
+		checkMode(t, dir, 0o700)
+		for _, f := range []string{path, path + "-wal", path + "-shm"} {
+			checkMode(t, f, 0o600)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s: mode %#o, want %#o", filepath.Base(path), got, want)
 	}
 }

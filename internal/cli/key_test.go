@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// rulesTargets returns the rules table's stored targets, as a copy of the
+// database would show them.
+func rulesTargets(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "scangate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var targets string
+	if err := db.QueryRow(`SELECT targets FROM rules`).Scan(&targets); err != nil {
+		t.Fatal(err)
+	}
+	return targets
+}
+
+// A rule put from the command line is sealed in the database; key rotate
+// makes key 2 current, seals it again under it and deletes key 1, and the
+// rule still reads whole. A webhook on the metadata address or on
+// loopback is refused unless --allow-private-targets lists it.
+func TestKeyRotate(t *testing.T) {
+	dir := t.TempDir()
+	hook := "https://93.184.215.14/services/T0/tok3nPATH"
+	run(t, dir, "rules", "put", "chat", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", hook, "--secret", "sign-s3cret").must(t)
+	if stored := rulesTargets(t, dir); !strings.Contains(stored, "sealed:k1:") || strings.Contains(stored, "tok3nPATH") || strings.Contains(stored, "sign-s3cret") {
+		t.Fatalf("stored targets %s: want them sealed under key 1", stored)
+	}
+	r := run(t, dir, "key", "rotate").must(t)
+	if r.stdout != "key 2 is current: 1 stored secrets sealed again under it; keys retired: [1]\n" {
+		t.Errorf("key rotate said %q", r.stdout)
+	}
+	if stored := rulesTargets(t, dir); !strings.Contains(stored, "sealed:k2:") {
+		t.Errorf("after the rotation: %s", stored)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", "1.key")); !os.IsNotExist(err) {
+		t.Errorf("key 1 is still there: %v", err)
+	}
+	if out := run(t, dir, "--format", "json", "rules", "list").must(t).stdout; !strings.Contains(out, hook) || strings.Contains(out, "sign-s3cret") {
+		t.Errorf("rules list after the rotation:\n%s", out)
+	}
+
+	for _, bad := range []string{"http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9/x"} {
+		r := run(t, dir, "rules", "put", "internal", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", bad)
+		if r.code != ExitBadInput || !strings.Contains(r.stderr, "--allow-private-targets") {
+			t.Errorf("rules put --webhook %s: exit %d %s, want 2 and the refusal", bad, r.code, r.stderr)
+		}
+	}
+	run(t, dir, "rules", "put", "internal", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", "http://127.0.0.1:9/x",
+		"--allow-private-targets", "127.0.0.0/8").must(t)
+}

@@ -99,6 +99,7 @@ type limitedLayer struct {
 	img    *limitedImage
 	index  int
 	diffID v1.Hash
+	totals layerTotals // what a counting walk counted, for the layer cache
 }
 
 // DiffID is the config's: computing it would decompress the whole layer,
@@ -115,7 +116,7 @@ func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
 	h := sha256.New()
 	tr := tar.NewReader(io.TeeReader(raw, h))
-	var bytes int64
+	var bytes, largest int64
 	var files int
 	for {
 		hdr, err := tr.Next()
@@ -133,6 +134,7 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 			}
 			bytes += hdr.Size
 			files++
+			largest = max(largest, hdr.Size)
 			if err := l.img.addFile(l.index, hdr.Size, bytes, files); err != nil {
 				return err
 			}
@@ -157,7 +159,13 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 	if _, err := io.Copy(io.Discard, io.TeeReader(raw, h)); err != nil {
 		return fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err)
 	}
-	return checkDigest(l.index, l.diffID, h)
+	if err := checkDigest(l.index, l.diffID, h); err != nil {
+		return err
+	}
+	if count {
+		l.totals = layerTotals{bytes: bytes, files: int64(files), largest: largest}
+	}
+	return nil
 }
 
 type eofReader struct{}

@@ -278,8 +278,9 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	return out, nil
 }
 
-// unpack reads every layer, concurrently, and merges them in order.
-func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS, error) {
+// unpack reads every layer, concurrently, and merges them in order; a
+// layer in the cache (if not nil) is taken from there.
+func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob, cache *layerCache) (*treeFS, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("layers: %w", err)
@@ -304,7 +305,13 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS
 				errs[i] = ctx.Err()
 				return
 			}
-			results[i], errs[i] = unpackLayer(ctx, l, w, b, nil)
+			var cached bool
+			if results[i], cached, errs[i] = cache.load(l, b); !cached && errs[i] == nil {
+				results[i], errs[i] = unpackLayer(ctx, l, w, b, nil)
+				if errs[i] == nil {
+					cache.save(ctx, l, results[i], b)
+				}
+			}
 			if errs[i] != nil {
 				img.fail(errs[i])
 				cancel()

@@ -68,6 +68,7 @@ func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits 
 	if err != nil {
 		return nil, err
 	}
+	defer lc.close()
 	if err := describe(img, &r.Image); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
 	}

@@ -149,11 +149,37 @@ type layerTotals struct {
 	largest int64
 }
 
-// layerCache is the cache as the unpacker uses it.
+// layerCache is the cache as the unpacker uses it, for one scan.
 type layerCache struct {
 	c      *layercache.Cache
 	limits Limits
 	fp     string
+
+	mu     sync.Mutex
+	loaded map[int]*loadedLayer // by layer index: the layers found in the cache
+	mapped [][]byte             // their records, which hold their files' content
+}
+
+// close closes the records the scan read from; the tree is no longer
+// readable after it.
+func (lc *layerCache) close() {
+	if lc == nil {
+		return
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for _, m := range lc.mapped {
+		unmap(m)
+	}
+	lc.mapped = nil
+}
+
+// loadedLayer is what a record held beside the entries: the content of
+// files a second read kept for links (see linkedTargets), which a later
+// scan's second read may ask for again.
+type loadedLayer struct {
+	extra  map[string]entry
+	missed bool // a second read asked for more than extra holds
 }
 
 func newLayerCache(c *layercache.Cache, limits Limits) (*layerCache, error) {
@@ -164,7 +190,7 @@ func newLayerCache(c *layercache.Cache, limits Limits) (*layerCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &layerCache{c: c, limits: limits, fp: fp}, nil
+	return &layerCache{c: c, limits: limits, fp: fp, loaded: map[int]*loadedLayer{}}, nil
 }
 
 func (lc *layerCache) key(diffID v1.Hash) string {
@@ -172,10 +198,10 @@ func (lc *layerCache) key(diffID v1.Hash) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// load returns the layer's entries from the cache, its content in b, and
-// counts them against the image's limits; ok is false on a miss or a
+// load returns the layer's entries from the cache, their content in the
+// record, and counts them against the image's limits; ok is false on a miss or a
 // record that does not read back whole (the layer is then read).
-func (lc *layerCache) load(l *limitedLayer, b *blob) (es []entry, ok bool, err error) {
+func (lc *layerCache) load(l *limitedLayer) (es []entry, ok bool, err error) {
 	if lc == nil {
 		return nil, false, nil
 	}
@@ -183,14 +209,27 @@ func (lc *layerCache) load(l *limitedLayer, b *blob) (es []entry, ok bool, err e
 	if err != nil {
 		return nil, false, nil // a miss, or a record that cannot be opened: read the layer
 	}
-	defer f.Close()
+	// The record is mapped, not read: it is checked in place, and the
+	// files the extractors read are read from the mapping. A record is
+	// never changed once written (a new one replaces it by rename), so the
+	// mapping stays valid while the scan holds it.
+	data, err := mapFile(f)
+	f.Close()
+	if err != nil {
+		return nil, false, nil
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			unmap(data)
+		}
+	}()
 	// The totals come first in a record: a layer over the limits fails
-	// before its content is copied.
-	// before its content is copied; it is counted once read whole (a
+	// before anything else is read; it is counted once read whole (a
 	// record that does not read back is a miss, and the layer's walk
 	// counts it).
 	var tot layerTotals
-	es, err = decodeRecord(bufio.NewReaderSize(f, 1<<20), l.diffID, b, func(t layerTotals) error {
+	es, extra, err := decodeRecord(data, l.diffID, func(t layerTotals) error {
 		tot = t
 		return l.img.checkLayer(l.index, t, false)
 	})
@@ -203,26 +242,83 @@ func (lc *layerCache) load(l *limitedLayer, b *blob) (es []entry, ok bool, err e
 	if err := l.img.checkLayer(l.index, tot, true); err != nil {
 		return nil, false, err
 	}
+	ll := &loadedLayer{extra: map[string]entry{}}
+	for _, e := range extra {
+		ll.extra[e.name] = e
+	}
+	lc.mu.Lock()
+	lc.loaded[l.index] = ll
+	lc.mapped = append(lc.mapped, data)
+	lc.mu.Unlock()
+	keep = true
 	return es, true, nil
 }
 
-// save keeps a layer that was read whole and matched its DiffID. A
-// record that cannot be written costs the next scan time, not this one
-// its result: it is logged and the scan goes on.
-func (lc *layerCache) save(ctx context.Context, l *limitedLayer, es []entry, b *blob) {
+// extra returns, for a layer taken from the cache, the files a second
+// read would keep for links, if its record holds them all.
+func (lc *layerCache) extra(index int, names map[string]bool) ([]entry, bool) {
+	if lc == nil {
+		return nil, false
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	ll := lc.loaded[index]
+	if ll == nil {
+		return nil, false
+	}
+	out := make([]entry, 0, len(names))
+	for n := range names {
+		e, ok := ll.extra[n]
+		if !ok {
+			ll.missed = true
+			return nil, false
+		}
+		out = append(out, e)
+	}
+	return out, true
+}
+
+// saveAll keeps the layers this scan read (they were read whole and
+// matched their DiffIDs), and the layers taken from the cache whose second
+// read needed more than their record held, with what it kept. A record
+// that cannot be written costs the next scan time, not this one its
+// result: it is logged and the scan goes on.
+func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, results, extra [][]entry, b *blob) {
 	if lc == nil {
 		return
 	}
-	err := lc.c.Put(lc.key(l.diffID), func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
-		if err := encodeRecord(bw, l.diffID, es, l.totals, b); err != nil {
-			return err
+	var wg sync.WaitGroup
+	for i, l := range layers {
+		lc.mu.Lock()
+		ll := lc.loaded[i]
+		lc.mu.Unlock()
+		ex := extra[i]
+		if ll != nil {
+			if !ll.missed {
+				continue
+			}
+			for name, e := range ll.extra {
+				if !slices.ContainsFunc(ex, func(o entry) bool { return o.name == name }) {
+					ex = append(ex, e)
+				}
+			}
 		}
-		return bw.Flush()
-	})
-	if err != nil {
-		slog.WarnContext(ctx, "layer cache: not kept", "layer", l.diffID.String(), "err", err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := lc.c.Put(lc.key(l.diffID), func(w io.Writer) error {
+				bw := bufio.NewWriterSize(w, 1<<20)
+				if err := encodeRecord(bw, l.diffID, results[i], ex, l.totals, b); err != nil {
+					return err
+				}
+				return bw.Flush()
+			})
+			if err != nil {
+				slog.WarnContext(ctx, "layer cache: not kept", "layer", l.diffID.String(), "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // checkLayer checks a cached layer against the limits as walk would have
@@ -253,9 +349,10 @@ func (img *limitedImage) checkLayer(index int, tot layerTotals, add bool) error 
 
 // A record is, in order: recordMagic; the DiffID; the totals; the number
 // of entries; each entry (name, kind, mode, size, mtime, link, whether its
-// content is kept); the kept contents, in entry order; and the CRC-32C of
-// everything before it. Numbers are varints, strings are length-prefixed.
-const recordMagic = "SGLAYER1"
+// content is kept); the kept contents, in entry order; the extra files (a
+// count, then each one's name and size, then their contents); and the
+// CRC-32C of everything before it. Numbers are varints, strings are length-prefixed.
+const recordMagic = "SGLAYER2"
 
 // Bounds on what a record may claim, whatever the limits: a damaged or
 // forged record must not make the decoder allocate without end.
@@ -291,7 +388,7 @@ func (rw *recordWriter) write(p []byte) {
 func (rw *recordWriter) varint(v int64) { rw.write(rw.buf[:binary.PutVarint(rw.buf[:], v)]) }
 func (rw *recordWriter) str(s string)   { rw.varint(int64(len(s))); rw.write([]byte(s)) }
 
-func encodeRecord(w io.Writer, diffID v1.Hash, es []entry, tot layerTotals, b *blob) error {
+func encodeRecord(w io.Writer, diffID v1.Hash, es, extra []entry, tot layerTotals, b *blob) error {
 	rw := &recordWriter{w: w}
 	rw.write([]byte(recordMagic))
 	rw.str(diffID.String())
@@ -315,6 +412,31 @@ func encodeRecord(w io.Writer, diffID v1.Hash, es []entry, tot layerTotals, b *b
 		}
 		rw.write([]byte{kept})
 	}
+	if err := rw.contents(es, b); err != nil {
+		return err
+	}
+	rw.varint(int64(len(extra)))
+	for _, e := range extra {
+		if !e.body.kept {
+			return fmt.Errorf("%s: extra file without content", e.name)
+		}
+		rw.str(e.name)
+		rw.varint(e.body.size)
+	}
+	if err := rw.contents(extra, b); err != nil {
+		return err
+	}
+	if rw.err != nil {
+		return rw.err
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], rw.crc.sum)
+	_, err := w.Write(sum[:])
+	return err
+}
+
+// contents writes the kept content of es, in order.
+func (rw *recordWriter) contents(es []entry, b *blob) error {
 	for _, e := range es {
 		if !e.body.kept || rw.err != nil {
 			continue
@@ -327,13 +449,7 @@ func encodeRecord(w io.Writer, diffID v1.Hash, es []entry, tot layerTotals, b *b
 			return err
 		}
 	}
-	if rw.err != nil {
-		return rw.err
-	}
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], rw.crc.sum)
-	_, err := w.Write(sum[:])
-	return err
+	return rw.err
 }
 
 type writerFunc func([]byte)
@@ -344,22 +460,25 @@ func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
 var errRecord = errors.New("bad layer cache record")
 
 type recordReader struct {
-	r   *bufio.Reader
-	crc hashWriter
+	data []byte // the record
+	off  int    // what was read of it
 }
 
-func (rr *recordReader) Read(p []byte) (int, error) {
-	n, err := rr.r.Read(p)
-	rr.crc.Write(p[:n])
-	return n, err
+func (rr *recordReader) next(n int) ([]byte, error) {
+	if n < 0 || n > len(rr.data)-rr.off {
+		return nil, fmt.Errorf("%w: cut short", errRecord)
+	}
+	p := rr.data[rr.off : rr.off+n : rr.off+n]
+	rr.off += n
+	return p, nil
 }
 
 func (rr *recordReader) ReadByte() (byte, error) {
-	c, err := rr.r.ReadByte()
-	if err == nil {
-		rr.crc.Write([]byte{c})
+	p, err := rr.next(1)
+	if err != nil {
+		return 0, err
 	}
-	return c, err
+	return p[0], nil
 }
 
 func (rr *recordReader) varint(min, max int64) (int64, error) {
@@ -378,105 +497,135 @@ func (rr *recordReader) str() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rr, buf); err != nil {
-		return "", fmt.Errorf("%w: %v", errRecord, err)
+	p, err := rr.next(int(n))
+	return string(p), err
+}
+
+// contents gives es their kept content: slices of the record, not copies.
+func (rr *recordReader) contents(es []entry) error {
+	for i := range es {
+		if !es[i].body.kept {
+			continue
+		}
+		p, err := rr.next(int(es[i].size))
+		if err != nil {
+			return fmt.Errorf("%s: %w", es[i].name, err)
+		}
+		es[i].body = content{kept: true, data: p, size: es[i].size}
 	}
-	return string(buf), nil
+	return nil
 }
 
 // decodeRecord reads a record of the layer diffID, storing kept contents
 // in b; check sees the layer's totals before any entry is read. Anything
 // out of place, or a checksum that does not match, is an error: the layer
 // is then read from the image.
-func decodeRecord(r *bufio.Reader, diffID v1.Hash, b *blob, check func(layerTotals) error) ([]entry, error) {
-	rr := &recordReader{r: r}
+// The entries' contents are slices of data.
+func decodeRecord(data []byte, diffID v1.Hash, check func(layerTotals) error) (es, extra []entry, err error) {
+	// Checked first, so that nothing of a damaged record is used.
+	if len(data) < len(recordMagic)+4 {
+		return nil, nil, fmt.Errorf("%w: not a record", errRecord)
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(data[len(body):]) {
+		return nil, nil, fmt.Errorf("%w: checksum", errRecord)
+	}
+	rr := &recordReader{data: body}
 	var tot layerTotals
-	magic := make([]byte, len(recordMagic))
-	if _, err := io.ReadFull(rr, magic); err != nil || string(magic) != recordMagic {
-		return nil, fmt.Errorf("%w: not a record", errRecord)
+	if magic, err := rr.next(len(recordMagic)); err != nil || string(magic) != recordMagic {
+		return nil, nil, fmt.Errorf("%w: not a record", errRecord)
 	}
 	id, err := rr.str()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if id != diffID.String() {
-		return nil, fmt.Errorf("%w: a record of %s, not %s", errRecord, id, diffID)
+		return nil, nil, fmt.Errorf("%w: a record of %s, not %s", errRecord, id, diffID)
 	}
 	const maxInt = 1<<63 - 1
 	if tot.bytes, err = rr.varint(0, maxInt); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if tot.files, err = rr.varint(0, maxInt); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if tot.largest, err = rr.varint(0, maxInt); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := check(tot); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n, err := rr.varint(0, min(maxRecordEntries, tot.files))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	es := make([]entry, 0, min(n, 1<<16))
+	es = make([]entry, 0, min(n, 1<<16))
 	for range n {
 		var e entry
 		if e.name, err = rr.str(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if e.name == "" || !fs.ValidPath(e.name) {
-			return nil, fmt.Errorf("%w: entry %q", errRecord, e.name)
+			return nil, nil, fmt.Errorf("%w: entry %q", errRecord, e.name)
 		}
 		if e.kind, err = rr.ReadByte(); err != nil {
-			return nil, fmt.Errorf("%w: %v", errRecord, err)
+			return nil, nil, fmt.Errorf("%w: %v", errRecord, err)
 		}
 		mode, err := rr.varint(0, 1<<32-1)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		e.mode = fs.FileMode(mode)
 		if e.size, err = rr.varint(0, tot.largest); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mtime, err := rr.varint(-maxInt, maxInt)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		e.mtime = time.Unix(0, mtime)
 		if e.link, err = rr.str(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		kept, err := rr.ReadByte()
 		if err != nil || kept > 1 {
-			return nil, fmt.Errorf("%w: kept flag", errRecord)
+			return nil, nil, fmt.Errorf("%w: kept flag", errRecord)
 		}
 		if kept == 1 {
 			if e.kind != tar.TypeReg {
-				return nil, fmt.Errorf("%w: content kept for %s", errRecord, e.name)
+				return nil, nil, fmt.Errorf("%w: content kept for %s", errRecord, e.name)
 			}
 			e.body = content{kept: true, size: e.size}
 		}
 		es = append(es, e)
 	}
-	for i := range es {
-		if !es[i].body.kept {
-			continue
+	if err := rr.contents(es); err != nil {
+		return nil, nil, err
+	}
+	nx, err := rr.varint(0, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	extra = make([]entry, 0, min(nx, 1<<10))
+	for range nx {
+		e := entry{kind: tar.TypeReg}
+		if e.name, err = rr.str(); err != nil {
+			return nil, nil, err
 		}
-		c, err := b.store(rr, es[i].size)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errRecord, es[i].name, err)
+		if e.name == "" || !fs.ValidPath(e.name) {
+			return nil, nil, fmt.Errorf("%w: extra %q", errRecord, e.name)
 		}
-		es[i].body = c
+		if e.size, err = rr.varint(0, tot.largest); err != nil {
+			return nil, nil, err
+		}
+		e.body = content{kept: true, size: e.size}
+		extra = append(extra, e)
 	}
-	want := rr.crc.sum
-	var sum [4]byte
-	if _, err := io.ReadFull(r, sum[:]); err != nil || binary.LittleEndian.Uint32(sum[:]) != want {
-		return nil, fmt.Errorf("%w: checksum", errRecord)
+	if err := rr.contents(extra); err != nil {
+		return nil, nil, err
 	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing bytes", errRecord)
+	if rr.off != len(rr.data) {
+		return nil, nil, fmt.Errorf("%w: trailing bytes", errRecord)
 	}
-	return es, nil
+	return es, extra, nil
 }

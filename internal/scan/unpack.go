@@ -306,11 +306,8 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob, cache *l
 				return
 			}
 			var cached bool
-			if results[i], cached, errs[i] = cache.load(l, b); !cached && errs[i] == nil {
+			if results[i], cached, errs[i] = cache.load(l); !cached && errs[i] == nil {
 				results[i], errs[i] = unpackLayer(ctx, l, w, b, nil)
-				if errs[i] == nil {
-					cache.save(ctx, l, results[i], b)
-				}
 			}
 			if errs[i] != nil {
 				img.fail(errs[i])
@@ -336,13 +333,18 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob, cache *l
 	// whose target no extractor wanted under its own name: read the
 	// layers again for those targets.
 	need := t.linkedTargets(w)
+	extra := make([][]entry, len(layers))
 	for i, names := range need {
-		es, err := unpackLayer(ctx, layers[i], w, b, names)
-		if err != nil {
-			return nil, err
+		es, ok := cache.extra(i, names)
+		if !ok {
+			if es, err = unpackLayer(ctx, layers[i], w, b, names); err != nil {
+				return nil, err
+			}
 		}
+		extra[i] = es
 		t.fill(i, es)
 	}
+	cache.saveAll(ctx, layers, results, extra, b)
 	return t, nil
 }
 

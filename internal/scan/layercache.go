@@ -229,7 +229,7 @@ func (lc *layerCache) load(l *limitedLayer) (es []entry, ok bool, err error) {
 	// record that does not read back is a miss, and the layer's walk
 	// counts it).
 	var tot layerTotals
-	es, extra, err := decodeRecord(data, l.diffID, func(t layerTotals) error {
+	es, extra, err := decodeRecord(data, true, l.diffID, func(t layerTotals) error {
 		tot = t
 		return l.img.checkLayer(l.index, t, false)
 	})
@@ -303,6 +303,10 @@ func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, resul
 				}
 			}
 		}
+		if kept := keptBytes(results[i]) + keptBytes(ex); kept > lc.maxRecord() {
+			slog.DebugContext(ctx, "layer cache: layer not kept, its package files are too large", "layer", l.diffID.String(), "bytes", kept)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -319,6 +323,22 @@ func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, resul
 		}()
 	}
 	wg.Wait()
+}
+
+// maxRecord bounds the content one record keeps: a layer whose kept files
+// weigh more (hundreds of megabytes of files that look like executables)
+// would push the rest out of the cache and cost as much to check as to
+// read; it is read at each scan instead.
+func (lc *layerCache) maxRecord() int64 { return min(256<<20, lc.c.MaxBytes()/4) }
+
+func keptBytes(es []entry) int64 {
+	var n int64
+	for _, e := range es {
+		if e.body.kept {
+			n += e.body.size
+		}
+	}
+	return n
 }
 
 // checkLayer checks a cached layer against the limits as walk would have
@@ -521,13 +541,26 @@ func (rr *recordReader) contents(es []entry) error {
 // out of place, or a checksum that does not match, is an error: the layer
 // is then read from the image.
 // The entries' contents are slices of data.
-func decodeRecord(data []byte, diffID v1.Hash, check func(layerTotals) error) (es, extra []entry, err error) {
+// With mapped, data is a mapping whose pages are given back as they are
+// checked.
+func decodeRecord(data []byte, mapped bool, diffID v1.Hash, check func(layerTotals) error) (es, extra []entry, err error) {
 	// Checked first, so that nothing of a damaged record is used.
 	if len(data) < len(recordMagic)+4 {
 		return nil, nil, fmt.Errorf("%w: not a record", errRecord)
 	}
 	body := data[:len(data)-4]
-	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(data[len(body):]) {
+	// In pieces, each given back once summed (see release): a record can
+	// hold hundreds of megabytes that no extractor will read.
+	var sum uint32
+	for rest := body; len(rest) > 0; {
+		n := min(len(rest), 4<<20)
+		sum = crc32.Update(sum, crcTable, rest[:n])
+		if mapped {
+			release(rest[:n])
+		}
+		rest = rest[n:]
+	}
+	if sum != binary.LittleEndian.Uint32(data[len(body):]) {
 		return nil, nil, fmt.Errorf("%w: checksum", errRecord)
 	}
 	rr := &recordReader{data: body}

@@ -52,7 +52,7 @@ func FuzzLayerRecord(f *testing.F) {
 		b := &blob{}
 		defer b.close()
 		var tot layerTotals
-		got, gotExtra, err := decodeRecord(data, diffID, func(lt layerTotals) error {
+		got, gotExtra, err := decodeRecord(data, false, diffID, func(lt layerTotals) error {
 			tot = lt
 			return nil
 		})
@@ -64,7 +64,7 @@ func FuzzLayerRecord(f *testing.F) {
 			t.Fatalf("a record that read back does not write: %v", err)
 		}
 		// Varints have more than one spelling; what is written is one.
-		got2, extra2, err := decodeRecord(again.Bytes(), diffID, func(layerTotals) error { return nil })
+		got2, extra2, err := decodeRecord(again.Bytes(), false, diffID, func(layerTotals) error { return nil })
 		if err != nil {
 			t.Fatalf("a record written cannot be read: %v", err)
 		}

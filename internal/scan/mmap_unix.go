@@ -18,7 +18,16 @@ func mapFile(f *os.File) ([]byte, error) {
 	if fi.Size() > 1<<40 || int64(int(fi.Size())) != fi.Size() {
 		return nil, errors.New("too large to map")
 	}
-	return syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	return syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+}
+
+// release gives back the pages of part of a mapping once read: they stay
+// in the page cache, and count in the scan's memory again only if an
+// extractor reads them.
+func release(part []byte) {
+	if len(part) > 0 {
+		syscall.Madvise(part, syscall.MADV_DONTNEED)
+	}
 }
 
 func unmap(data []byte) {

@@ -282,8 +282,13 @@ func (l *archiveLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // Compressed returns the blob as stored (a tar is its own blob, as in an
 // OCI layout's uncompressed layers).
 func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(io.NewSectionReader(l.sr, 0, l.sr.Size())), nil
+	return sectionCloser{io.NewSectionReader(l.sr, 0, l.sr.Size())}, nil
 }
+
+// sectionCloser is a section of the archive, which a reader may seek in.
+type sectionCloser struct{ *io.SectionReader }
+
+func (sectionCloser) Close() error { return nil }
 
 func (l *archiveLayer) Size() (int64, error) { return l.sr.Size(), nil }
 

@@ -147,6 +147,9 @@ type layerTotals struct {
 	bytes   int64
 	files   int64
 	largest int64
+	// largestName is the largest file's name as the tar has it, for the
+	// message when it is over a scan's MaxFileBytes.
+	largestName string
 }
 
 // layerCache is the cache as the unpacker uses it, for one scan.
@@ -209,6 +212,13 @@ func (lc *layerCache) load(l *limitedLayer) (es []entry, ok bool, err error) {
 	if err != nil {
 		return nil, false, nil // a miss, or a record that cannot be opened: read the layer
 	}
+	// The record stands for the content; the image must still have it: a
+	// blob that is missing or cut short makes this a miss, and reading
+	// the layer fails as it would without the cache.
+	if !present(l) {
+		f.Close()
+		return nil, false, nil
+	}
 	// The record is mapped, not read: it is checked in place, and the
 	// files the extractors read are read from the mapping. A record is
 	// never changed once written (a new one replaces it by rename), so the
@@ -252,6 +262,35 @@ func (lc *layerCache) load(l *limitedLayer) (es []entry, ok bool, err error) {
 	lc.mu.Unlock()
 	keep = true
 	return es, true, nil
+}
+
+// present tells whether the image holds the layer's blob whole, as far as
+// can be told without reading it: the blob opens and, where it can be
+// sought (a file of a layout or an archive), is as long as the image
+// says.
+func present(l *limitedLayer) bool {
+	var inner v1.Layer = l.Layer
+	for {
+		u, ok := inner.(interface{ Unwrap() v1.Layer })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	size, err := inner.Size()
+	if err != nil {
+		return false
+	}
+	rc, err := inner.Compressed()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	if s, ok := rc.(io.Seeker); ok {
+		end, err := s.Seek(0, io.SeekEnd)
+		return err == nil && end == size
+	}
+	return true
 }
 
 // extra returns, for a layer taken from the cache, the files a second
@@ -345,7 +384,7 @@ func keptBytes(es []entry) int64 {
 // checked it entry by entry, and with add counts it in the image's totals.
 func (img *limitedImage) checkLayer(index int, tot layerTotals, add bool) error {
 	if max := img.limits.MaxFileBytes; max > 0 && tot.largest >= max {
-		return fmt.Errorf("layer %d: a file is %d bytes, the limit is less than %d: %w", index+1, tot.largest, max, ErrLimit)
+		return fmt.Errorf("layer %d: %s is %d bytes, the limit is less than %d: %w", index+1, tot.largestName, tot.largest, max, ErrLimit)
 	}
 	img.mu.Lock()
 	bytes, files := img.bytes+tot.bytes, img.files+int(tot.files)
@@ -367,12 +406,13 @@ func (img *limitedImage) checkLayer(index int, tot layerTotals, add bool) error 
 	return nil
 }
 
-// A record is, in order: recordMagic; the DiffID; the totals; the number
+// A record is, in order: recordMagic; the DiffID; the totals (bytes,
+// files, the largest file's size and name); the number
 // of entries; each entry (name, kind, mode, size, mtime, link, whether its
 // content is kept); the kept contents, in entry order; the extra files (a
 // count, then each one's name and size, then their contents); and the
 // CRC-32C of everything before it. Numbers are varints, strings are length-prefixed.
-const recordMagic = "SGLAYER2"
+const recordMagic = "SGLAYER3"
 
 // Bounds on what a record may claim, whatever the limits: a damaged or
 // forged record must not make the decoder allocate without end.
@@ -415,6 +455,7 @@ func encodeRecord(w io.Writer, diffID v1.Hash, es, extra []entry, tot layerTotal
 	rw.varint(tot.bytes)
 	rw.varint(tot.files)
 	rw.varint(tot.largest)
+	rw.str(tot.largestName)
 	rw.varint(int64(len(es)))
 	for _, e := range es {
 		rw.str(e.name)
@@ -583,6 +624,9 @@ func decodeRecord(data []byte, mapped bool, diffID v1.Hash, check func(layerTota
 		return nil, nil, err
 	}
 	if tot.largest, err = rr.varint(0, maxInt); err != nil {
+		return nil, nil, err
+	}
+	if tot.largestName, err = rr.str(); err != nil {
 		return nil, nil, err
 	}
 	if err := check(tot); err != nil {

@@ -117,6 +117,7 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 	h := sha256.New()
 	tr := tar.NewReader(io.TeeReader(raw, h))
 	var bytes, largest int64
+	var largestName string
 	var files int
 	for {
 		hdr, err := tr.Next()
@@ -134,7 +135,9 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 			}
 			bytes += hdr.Size
 			files++
-			largest = max(largest, hdr.Size)
+			if hdr.Size > largest || largestName == "" {
+				largest, largestName = hdr.Size, hdr.Name
+			}
 			if err := l.img.addFile(l.index, hdr.Size, bytes, files); err != nil {
 				return err
 			}
@@ -163,7 +166,7 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 		return err
 	}
 	if count {
-		l.totals = layerTotals{bytes: bytes, files: int64(files), largest: largest}
+		l.totals = layerTotals{bytes: bytes, files: int64(files), largest: largest, largestName: largestName}
 	}
 	return nil
 }

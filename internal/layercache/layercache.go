@@ -157,6 +157,13 @@ func (c *Cache) records() ([]record, error) {
 	}
 	var out []record
 	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), ".tmp-") {
+			// A write that a killed process left: no writer takes an hour.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(c.dir, e.Name()))
+			}
+			continue
+		}
 		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), suffix) {
 			continue
 		}

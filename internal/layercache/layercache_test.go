@@ -100,6 +100,17 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("left behind: %v", ents)
 	}
+	// What a killed writer leaves goes at the next eviction once stale.
+	stale := filepath.Join(dir, ".tmp-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	put(t, c, "cd", 10)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a stale temporary file is still there: %v", err)
+	}
 	for _, bad := range []string{"", "../x", "AB", "a/b", strings.Repeat("a", 200)} {
 		if err := c.Put(bad, func(io.Writer) error { return nil }); err == nil {
 			t.Errorf("Put(%q): no error", bad)

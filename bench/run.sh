@@ -67,8 +67,9 @@ install_peer() { # name, go install arguments...
 	peer_pid[$name]=$!
 }
 if [ -z "$SKIP_PEERS" ]; then
-	install_peer trivy env GOEXPERIMENT=jsonv2 go install github.com/aquasecurity/trivy/cmd/trivy@latest
-	install_peer osv-scanner env GOTOOLCHAIN=go1.27.3 go install github.com/google/osv-scanner/v2/cmd/osv-scanner@latest
+	# Pinned: the README's figures name these versions.
+	install_peer trivy env GOEXPERIMENT=jsonv2 go install github.com/aquasecurity/trivy/cmd/trivy@v0.74.0
+	install_peer osv-scanner env GOTOOLCHAIN=go1.27.3 go install github.com/google/osv-scanner/v2/cmd/osv-scanner@v2.6.0
 fi
 
 # ---------------------------------------------------------------- scangate and its database

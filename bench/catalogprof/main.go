@@ -4,6 +4,7 @@
 // with an SBOM tool and to see where a scan's time goes:
 //
 //	go run ./bench/catalogprof -cpuprofile cpu.out docker-archive:bench/.work/img.tar
+//	go run ./bench/catalogprof -cache /tmp/lc docker-archive:rebuilt.tar   (twice: the second hits)
 //	go tool pprof -top -cum cpu.out
 package main
 
@@ -16,11 +17,13 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/image"
+	"github.com/scangate/scangate/internal/layercache"
 	"github.com/scangate/scangate/internal/scan"
 )
 
 func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile here")
+	cacheDir := flag.String("cache", "", "use this layer cache folder (filled by a first run)")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: catalogprof [-cpuprofile FILE] IMAGE")
@@ -43,7 +46,13 @@ func main() {
 		fail(err)
 	}
 	opened := time.Now()
-	r, err := scan.Catalog(ctx, img.Image, scan.ImageInfo{Ref: flag.Arg(0)}, scan.DefaultLimits)
+	var cache *layercache.Cache
+	if *cacheDir != "" {
+		if cache, err = layercache.Open(*cacheDir, 0); err != nil {
+			fail(err)
+		}
+	}
+	r, err := scan.CatalogWithCache(ctx, img.Image, scan.ImageInfo{Ref: flag.Arg(0)}, scan.DefaultLimits, cache)
 	if err != nil {
 		fail(err)
 	}

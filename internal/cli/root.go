@@ -80,7 +80,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.format, "format", "table", "output format: table or json; scan also writes sarif, cyclonedx and spdx")
 	root.AddCommand(newVersionCmd(g), newDBCmd(g), newScanCmd(g), newRulesCmd(g), newServerCmd(g), newTokenCmd(g), newImagesCmd(g), newFindingsCmd(g), newEventsCmd(g), newPipelineCmd(g), newExecutionCmd(g), newApprovalCmd(g), newRepoCmd(g),
-		newClusterCmd(g), newTaskDefCmd(g), newServiceCmd(g), newTaskCmd(g), newKeyCmd(g))
+		newClusterCmd(g), newTaskDefCmd(g), newServiceCmd(g), newTaskCmd(g), newKeyCmd(g), newCacheCmd(g))
 	return root
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/image"
+	"github.com/scangate/scangate/internal/layercache"
 	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/report"
 	"github.com/scangate/scangate/internal/scan"
@@ -33,6 +34,7 @@ type scanFlags struct {
 	vexFile        string
 	severitySource string
 	limits         scan.Limits
+	layerCache     int64
 }
 
 func newScanCmd(g *globals) *cobra.Command {
@@ -72,6 +74,7 @@ IMAGE is one of:
 	fl.IntVar(&f.limits.MaxLayerFiles, "max-layer-files", f.limits.MaxLayerFiles, "most files in one layer")
 	fl.IntVar(&f.limits.MaxImageFiles, "max-image-files", f.limits.MaxImageFiles, "most files in the image")
 	fl.IntVar(&f.limits.MaxLayers, "max-layers", f.limits.MaxLayers, "most layers in the image")
+	layerCacheFlag(cmd, &f.layerCache)
 	return cmd
 }
 
@@ -99,7 +102,11 @@ func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
 		} else if v.Digest == "" {
 			return usageError{errors.New("the vulnerability database is empty: run `scangate db update`, or `scangate db import PATH` offline")}
 		}
-		r, err := g.scanImage(ctx, ref, platform, f.limits, st, order)
+		cache, err := g.openLayerCache(f.layerCache)
+		if err != nil {
+			return err
+		}
+		r, err := g.scanImage(ctx, ref, platform, f.limits, cache, st, order)
 		if err != nil {
 			return err
 		}
@@ -182,7 +189,7 @@ func readSmallFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, st *store.Store, order scan.SeverityOrder) (*scan.Report, error) {
+func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, cache *layercache.Cache, st *store.Store, order scan.SeverityOrder) (*scan.Report, error) {
 	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir(), MaxLayers: limits.MaxLayers})
 	if err != nil {
 		if unavailable(err) {
@@ -200,7 +207,7 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 		defer bar.Finish()
 		v1img = image.WithProgress(img.Image, func(n int64) { bar.Add64(n) })
 	}
-	r, err := scan.Catalog(ctx, v1img, info, limits)
+	r, err := scan.CatalogWithCache(ctx, v1img, info, limits, cache)
 	if errors.Is(err, scan.ErrLimit) || errors.Is(err, scan.ErrInvalid) {
 		return nil, usageError{err} // the image's doing: exit 2
 	}

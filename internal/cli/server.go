@@ -103,6 +103,7 @@ short run again at the next start.`,
 	f.StringVar(&configFile, "config", "", "YAML file of settings, keyed by flag name (default: DATA_DIR/scangate.yaml if it exists)")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:5000", "address to listen on")
 	f.IntVar(&cfg.ScanConcurrency, "scan-concurrency", 2, "scans run at once")
+	layerCacheFlag(cmd, &cfg.LayerCacheBytes)
 	f.IntVar(&cfg.BuildConcurrency, "build-concurrency", 2, "pipeline builds run at once")
 	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "let clients without a token pull images")
 	f.IntVar(&rescanDays, "rescan-days", 30, "re-evaluate images pushed or pulled within this many days when the database changes")

@@ -44,6 +44,7 @@ func openDocker(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, errors.Join(err, cleanup())
 	}
-	img.cleanup = cleanup
+	closeArchive := img.cleanup
+	img.cleanup = func() error { return errors.Join(closeArchive(), cleanup()) }
 	return img, nil
 }

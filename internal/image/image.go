@@ -20,7 +20,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // An Image is an opened image with what its reference said about it.
@@ -35,6 +34,9 @@ type Image struct {
 	Digest   string
 	Platform string
 	cleanup  func() error
+	// archive marks a docker save archive, whose manifest is made up
+	// from its config: there is no stored manifest to check.
+	archive bool
 }
 
 // Close removes what opening the image left on disk.
@@ -142,6 +144,9 @@ var ErrDigest = errors.New("digest mismatch")
 // by, and the config to the digest the manifest names. Registries check
 // blobs as they serve them; archives and layouts on disk do not.
 func verify(img *Image) error {
+	if img.archive {
+		return nil // the config was hashed when read; the layers are checked against its DiffIDs as they are read
+	}
 	if img.Digest != "" {
 		raw, err := img.RawManifest()
 		if err != nil {
@@ -202,31 +207,6 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 		img.Tags = []string{t.TagStr()}
 	} else {
 		img.Repository = r.Context().Name()
-	}
-	return img, nil
-}
-
-func openDockerArchive(path string) (*Image, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	// A docker save archive may hold several images; without a tag,
-	// tarball reads the only one and fails if there are more.
-	v1img, err := tarball.ImageFromPath(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	img := &Image{Image: v1img}
-	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
-	if err == nil && len(m) == 1 {
-		for _, t := range m[0].RepoTags {
-			tag, err := name.NewTag(t)
-			if err != nil {
-				continue
-			}
-			img.Repository = tag.Context().Name()
-			img.Tags = append(img.Tags, tag.TagStr())
-		}
 	}
 	return img, nil
 }

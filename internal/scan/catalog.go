@@ -17,6 +17,8 @@ import (
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
 	scalibrfs "github.com/google/osv-scalibr/fs"
 	"github.com/google/osv-scalibr/plugin"
+
+	"github.com/scangate/scangate/internal/layercache"
 )
 
 // Limits bound what one scan unpacks, so that a hostile image fails with a
@@ -58,7 +60,23 @@ var ErrScan = errors.New("scan failed")
 // introduced it, and its OS. info describes the image; Catalog fills its
 // layers and config digest.
 func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (*Report, error) {
+	return CatalogWithCache(ctx, img, info, limits, nil)
+}
+
+// CatalogWithCache is Catalog with a layer cache: layers the cache holds
+// are not read again, and layers read are kept in it. The report is the
+// one Catalog makes, to the byte. cache may be nil.
+func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits Limits, cache *layercache.Cache) (*Report, error) {
 	r := &Report{SchemaVersion: SchemaVersion, Image: info}
+	var err error
+	if r.Cataloger, err = CurrentCataloger(); err != nil {
+		return nil, err
+	}
+	lc, err := newLayerCache(cache, limits)
+	if err != nil {
+		return nil, err
+	}
+	defer lc.close()
 	if err := describe(img, &r.Image); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
 	}
@@ -73,7 +91,7 @@ func Catalog(ctx context.Context, img v1.Image, info ImageInfo, limits Limits) (
 	limited := newLimitedImage(img, limits)
 	b := &blob{}
 	defer b.close()
-	t, err := unpack(ctx, limited, newWanted(plugins), b)
+	t, err := unpack(ctx, limited, newWanted(plugins), b, lc)
 	if lerr := limited.err(); lerr != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, lerr)
 	}

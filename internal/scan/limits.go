@@ -195,6 +195,7 @@ type limitedLayer struct {
 	first     int // the index of the first layer of the same blob, or index
 	diffID    v1.Hash
 	mediaType types.MediaType
+	totals    layerTotals // what a counting walk counted, for the layer cache
 }
 
 // inflatedCounter counts the bytes a layer's tar stream yields against
@@ -251,7 +252,8 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 	}
 	h := sha256.New()
 	tr := tar.NewReader(io.TeeReader(raw, h))
-	var bytes int64
+	var bytes, largest int64
+	var largestName string
 	var files int
 	for {
 		hdr, err := tr.Next()
@@ -269,6 +271,9 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 			}
 			bytes += hdr.Size
 			files++
+			if hdr.Size > largest || largestName == "" {
+				largest, largestName = hdr.Size, hdr.Name
+			}
 			if err := l.img.addFile(l.index, hdr.Size, bytes, files); err != nil {
 				return err
 			}
@@ -296,7 +301,13 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 	if _, err := io.Copy(io.Discard, io.TeeReader(raw, h)); err != nil {
 		return limitOr(fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err))
 	}
-	return checkDigest(l.index, l.diffID, h)
+	if err := checkDigest(l.index, l.diffID, h); err != nil {
+		return err
+	}
+	if count {
+		l.totals = layerTotals{bytes: bytes, files: int64(files), largest: largest, largestName: largestName}
+	}
+	return nil
 }
 
 type eofReader struct{}

@@ -18,8 +18,10 @@ type Report struct {
 	Image         ImageInfo      `json:"image"`
 	OS            *OS            `json:"os,omitempty"`
 	VulnDB        vulndb.Version `json:"vulndb"`
-	Packages      []Package      `json:"packages"`
-	Findings      []Finding      `json:"findings"`
+	// Cataloger is the extractor set that listed the packages.
+	Cataloger *Cataloger `json:"cataloger,omitempty"`
+	Packages  []Package  `json:"packages"`
+	Findings  []Finding  `json:"findings"`
 	// Summary counts the findings that are not suppressed; Fixable counts
 	// those of them with a fixed version.
 	Summary Counts `json:"summary"`

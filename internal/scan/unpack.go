@@ -310,11 +310,11 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	return out, nil
 }
 
-// unpack reads every layer, concurrently, and merges them in order. A
-// layer that repeats an earlier one's blob (limitedLayer.first) is read,
-// and counted against the limits, once: its entries are the first
-// occurrence's.
-func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS, error) {
+// unpack reads every layer, concurrently, and merges them in order; a
+// layer in the cache (if not nil) is taken from there. A layer that
+// repeats an earlier one's blob (limitedLayer.first) is read, and counted
+// against the limits, once: its entries are the first occurrence's.
+func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob, cache *layerCache) (*treeFS, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("layers: %w", err)
@@ -342,7 +342,10 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS
 				errs[i] = ctx.Err()
 				return
 			}
-			results[i], errs[i] = unpackLayer(ctx, l, w, b, nil)
+			var cached bool
+			if results[i], cached, errs[i] = cache.load(l); !cached && errs[i] == nil {
+				results[i], errs[i] = unpackLayer(ctx, l, w, b, nil)
+			}
 			if errs[i] != nil {
 				img.fail(errs[i])
 				cancel()
@@ -375,11 +378,15 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS
 		}
 		maps.Copy(again[first], names)
 	}
+	extra := make([][]entry, len(layers))
 	for first, names := range again {
-		es, err := unpackLayer(ctx, layers[first], w, b, names)
-		if err != nil {
-			return nil, err
+		es, ok := cache.extra(first, names)
+		if !ok {
+			if es, err = unpackLayer(ctx, layers[first], w, b, names); err != nil {
+				return nil, err
+			}
 		}
+		extra[first] = es
 		for i := range need {
 			if layers[i].first == first {
 				t.fill(i, es)
@@ -389,6 +396,7 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob) (*treeFS
 	if err := t.checkFolderLinks(w); err != nil {
 		return nil, err
 	}
+	cache.saveAll(ctx, layers, results, extra, b)
 	return t, nil
 }
 

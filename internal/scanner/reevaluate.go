@@ -89,11 +89,15 @@ type monitored struct {
 	repository, digest, status, vulndbDigest string
 }
 
+// errRecataloged says an image was queued to be cataloged again.
+var errRecataloged = errors.New("queued to be cataloged again")
+
 // Reevaluate matches the stored inventory of every monitored image (pushed
 // or pulled within the rescan window) against the database as it is,
 // without pulling any image. An image whose findings changed gets its new
 // result, a Scan event (SCAN_COMPLETE) and a Finding event per finding
-// created or closed; a failed scan is queued again.
+// created or closed; a failed scan is queued again, and so is an image
+// whose inventory other extractors made (see scan.Outdated).
 func (s *Scanner) Reevaluate(ctx context.Context) (Reevaluation, error) {
 	start := time.Now()
 	var res Reevaluation
@@ -118,6 +122,10 @@ func (s *Scanner) Reevaluate(ctx context.Context) (Reevaluation, error) {
 			continue // matched against this database already
 		}
 		created, closed, err := s.reevaluateOne(ctx, m, img)
+		if errors.Is(err, errRecataloged) {
+			res.Rescans++
+			continue
+		}
 		if err != nil {
 			return res, fmt.Errorf("re-evaluate %s@%s: %w", img.repository, img.digest, err)
 		}
@@ -179,6 +187,17 @@ func (s *Scanner) reevaluateOne(ctx context.Context, m *scan.Matcher, img monito
 	}
 	if err != nil {
 		return 0, 0, err
+	}
+	// An inventory listed by other extractors than this build's (or by a
+	// scangate that did not say) may miss packages they now find: the
+	// image is cataloged again rather than matched as it was.
+	if outdated, err := scan.Outdated(r); err != nil {
+		return 0, 0, err
+	} else if outdated {
+		if err := s.Rescan(ctx, img.repository, img.digest); err != nil {
+			return 0, 0, err
+		}
+		return 0, 0, errRecataloged
 	}
 	r.Image.Repository, r.Image.Tags = img.repository, old.Image.Tags
 	r.CreatedAt = time.Now().UTC()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/layercache"
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/store"
@@ -31,6 +32,9 @@ type Options struct {
 	Host   string
 	Limits scan.Limits
 	Order  scan.SeverityOrder
+	// LayerCache, if not nil, keeps layers between scans: images pushed
+	// on a base already scanned cost only their new layers.
+	LayerCache *layercache.Cache
 	// RescanWindow keeps an image monitored for re-evaluation while it
 	// was pushed or pulled within this long (30 days by default).
 	RescanWindow time.Duration

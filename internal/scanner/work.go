@@ -139,7 +139,7 @@ func (s *Scanner) scan(ctx context.Context, repository, digest string) (*scan.Re
 		return nil, err
 	}
 	info := scan.ImageInfo{Ref: s.ref(repository, digest), Repository: repository, Tags: tags, Digest: digest}
-	r, err := scan.Catalog(ctx, img, info, s.opts.Limits)
+	r, err := scan.CatalogWithCache(ctx, img, info, s.opts.Limits, s.opts.LayerCache)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/scangate/scangate/internal/engine/docker"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/layercache"
 	"github.com/scangate/scangate/internal/lb"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/registry"
@@ -51,6 +52,9 @@ type Config struct {
 	DataDir string
 	// ScanConcurrency is how many scans run at once (2).
 	ScanConcurrency int
+	// LayerCacheBytes bounds the scans' layer cache in the data folder;
+	// 0 turns it off.
+	LayerCacheBytes int64
 	// BuildConcurrency is how many pipeline builds run at once (2).
 	BuildConcurrency int
 	// AnonymousPull lets clients without a token pull images.
@@ -257,9 +261,15 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	if err != nil {
 		return nil, err
 	}
+	var cache *layercache.Cache
+	if cfg.LayerCacheBytes > 0 {
+		if cache, err = layercache.Open(filepath.Join(cfg.DataDir, layercache.Dir), cfg.LayerCacheBytes); err != nil {
+			return nil, err
+		}
+	}
 	p.scanner = scanner.New(st, p.reg, p.bus, p.jobs, scanner.Options{
 		Host: host, Order: cfg.SeverityOrder, RescanWindow: cfg.RescanWindow, OnScan: p.metrics.scanned,
-		Logger: log.With("component", "scanner"),
+		LayerCache: cache, Logger: log.With("component", "scanner"),
 	})
 	p.scanner.Register(workers)
 	p.reg.SetHooks(p.scanner)

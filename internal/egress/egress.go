@@ -106,6 +106,17 @@ var Loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustPa
 // ParseAllow reads an allow-list: prefixes in CIDR notation (10.0.0.0/8,
 // fd00::/8) or single addresses.
 func ParseAllow(list []string) ([]netip.Prefix, error) {
+	out, err := ParsePrefixes(list)
+	if err != nil {
+		return nil, fmt.Errorf("%s %w", FlagName, err)
+	}
+	return out, nil
+}
+
+// ParsePrefixes reads prefixes in CIDR notation or single addresses (as
+// /32 or /128; an IPv4-mapped address as its IPv4 one), as the server's
+// address-list flags take them.
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range list {
 		s = strings.TrimSpace(s)
@@ -118,8 +129,9 @@ func ParseAllow(list []string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("%s %q: want a prefix such as 10.0.0.0/8 or an address", FlagName, s)
+			return nil, fmt.Errorf("%q: want a prefix such as 10.0.0.0/8 or an address", s)
 		}
+		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil

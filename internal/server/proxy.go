@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/scangate/scangate/internal/egress"
 )
 
 // forwardedHeaders are the headers a reverse proxy sets about the client
@@ -76,22 +78,4 @@ func (ps proxies) client(values []string) (netip.Addr, bool) {
 }
 
 // ParseProxies reads CIDR prefixes or single addresses.
-func ParseProxies(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, &net.ParseError{Type: "trusted proxy (address or CIDR prefix)", Text: s}
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-	}
-	return out, nil
-}
+func ParseProxies(list []string) ([]netip.Prefix, error) { return egress.ParsePrefixes(list) }

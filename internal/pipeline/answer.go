@@ -87,8 +87,10 @@ func (s *Service) Respond(ctx context.Context, executionID string, ans Answer) (
 		if err != nil {
 			return err
 		}
-		if def.Approval.TwoPerson && ex.StartedBy != "" && ex.StartedBy == ans.By {
-			return fmt.Errorf("%w: %s started execution %s (commit %s) and may not decide its approval; another approver must",
+		// Rejecting one's own change lets nothing through: the rule is on
+		// what lets an image go on.
+		if def.Approval.TwoPerson && ans.Action != ActionReject && ex.StartedBy != "" && ex.StartedBy == ans.By {
+			return fmt.Errorf("%w: %s started execution %s (commit %s) and may not let its image through; another approver must",
 				ErrTwoPerson, ans.By, ex.ID, shortSHA(ex.Commit))
 		}
 		summary := "Rejected by " + ans.By

@@ -88,8 +88,9 @@ type ApprovalSpec struct {
 	// policy's rejection ends the stage; its approval still waits for a
 	// person) or person (a person decides, shown the findings).
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
-	// TwoPerson refuses the decision of the token that pushed the commit
-	// or started the execution: nobody approves their own change.
+	// TwoPerson refuses the approval or override of the token that pushed
+	// the commit or started the execution: nobody lets their own change
+	// through.
 	TwoPerson bool `yaml:"two-person,omitempty" json:"two-person,omitempty"`
 	// Promote is the tag moved to the image once it is approved
 	// ("latest"); the build tags only the commit SHA, so that a pull of

@@ -130,7 +130,9 @@ func TestWebhookSecretsStaySealed(t *testing.T) {
 	if status, body := s.API(t, http.MethodPost, "/api/v1/dead-letters/replay", map[string]any{}); status != http.StatusAccepted || !strings.Contains(string(body), `"replayed": 1`) {
 		t.Fatalf("replay: %d %s", status, body)
 	}
-	waitFor(t, 30*time.Second, "the replay to fail for its window", func() bool { return pending() > 0 })
+	// The first delivery's failures may have opened the URL's circuit: the
+	// replay then waits out its cool-down (30 s, and up to half again).
+	waitFor(t, 90*time.Second, "the replay to fail for its window", func() bool { return pending() > 0 })
 	waitIdle(t, s.Store)
 	if got := rc.requests(); len(got) < 4 || got[0].path != "/services/T0/tok3nPATH" {
 		t.Fatalf("the receiver saw %d requests (first %+v), want the attempts of a delivery and of its replay", len(got), got)

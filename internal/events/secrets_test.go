@@ -1,16 +1,12 @@
 package events_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,50 +20,6 @@ import (
 	"github.com/scangate/scangate/internal/servertest"
 )
 
-// lockedBuffer is a log destination the server writes while the test
-// reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// grepTree returns the files under dir whose bytes hold any of secrets.
-func grepTree(t *testing.T, dir string, secrets ...string) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, s := range secrets {
-			if bytes.Contains(data, []byte(s)) {
-				found = append(found, p+" holds "+s)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
-}
-
 // A webhook's URL carries a token in its user information, path and query,
 // as chat webhooks do, and the rule a signing secret. Through a put, failed
 // deliveries, a dead letter and its replay, none of them appears in the
@@ -77,7 +29,7 @@ func grepTree(t *testing.T, dir string, secrets ...string) []string {
 // admin sees the URL whole, and no one the secret.
 func TestWebhookSecretsStaySealed(t *testing.T) {
 	t.Parallel()
-	logs := &lockedBuffer{}
+	logs := &servertest.LogBuffer{}
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{
 		DeliveryRetryWindow: 2 * time.Second,
 		Logger:              slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -154,7 +106,7 @@ func TestWebhookSecretsStaySealed(t *testing.T) {
 	if !strings.Contains(logs.String(), "dead-letter") || !strings.Contains(logs.String(), rc.URL+"/…") {
 		t.Errorf("the log does not tell of the failed delivery to %s/…; the test looked at the wrong lines:\n%s", rc.URL, logs.String())
 	}
-	if found := grepTree(t, s.DataDir, secrets...); len(found) > 0 {
+	if found := servertest.FilesHolding(t, s.DataDir, nil, secrets...); len(found) > 0 {
 		t.Errorf("secrets in the clear in the data folder: %v", found)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +21,6 @@ import (
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
-
-// logBuffer is a log destination the server writes while the test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // shellBase loads a base image whose /bin/sh is internal/build's fakesh,
 // so that a Dockerfile's RUN steps run.
@@ -75,7 +55,7 @@ func (st *story) shellBase() string {
 // plain args but never a secret.
 func TestPipelineSecretsStaySealed(t *testing.T) {
 	t.Parallel()
-	logs := &logBuffer{}
+	logs := &servertest.LogBuffer{}
 	st := newStoryWith(t, servertest.Options{Feeds: []string{}, Config: server.Config{
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}})
@@ -155,26 +135,8 @@ approval:
 	// The registry is left out: Docker's classic builder records the
 	// values of the args a RUN step used in the image's history (see
 	// BuildSpec.SecretArgs).
-	err = filepath.WalkDir(st.s.DataDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			if d != nil && d.IsDir() && d.Name() == "registry" {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, s := range secrets {
-			if bytes.Contains(data, []byte(s)) {
-				t.Errorf("%s holds a secret in the clear", p)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range servertest.FilesHolding(t, st.s.DataDir, []string{"registry"}, secrets...) {
+		t.Errorf("%s in the clear", f)
 	}
 }
 

@@ -367,7 +367,7 @@ func (d *Definition) Policy() (policy.Policy, error) {
 			return p, fmt.Errorf("exception %d (%s): say why (reason)", i+1, e.ID)
 		}
 		if e.Expires != "" {
-			t, err := parseExpiry(e.Expires)
+			t, err := ParseExpiry(e.Expires)
 			if err != nil {
 				return p, fmt.Errorf("exception %d (%s): %w", i+1, e.ID, err)
 			}
@@ -380,9 +380,7 @@ func (d *Definition) Policy() (policy.Policy, error) {
 
 // ParseExpiry reads an expiry: a date (2027-01-31, midnight UTC) or an
 // RFC 3339 time.
-func ParseExpiry(s string) (time.Time, error) { return parseExpiry(s) }
-
-func parseExpiry(s string) (time.Time, error) {
+func ParseExpiry(s string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}

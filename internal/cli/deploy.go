@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/taskdef"
 )
 
@@ -627,7 +628,7 @@ admin token may.` + clientHelp,
 			if err != nil {
 				return err
 			}
-			at, err := parseExpiry(expires)
+			at, err := policy.ParseExpiry(expires)
 			if err != nil {
 				return usageError{fmt.Errorf("--expires: %w", err)}
 			}
@@ -652,19 +653,6 @@ admin token may.` + clientHelp,
 	}
 	cmd.AddCommand(create, update, describe, list, del, override)
 	return cmd
-}
-
-// parseExpiry reads a date (midnight UTC at its start, as the policy's
-// exceptions read it) or an RFC 3339 time.
-func parseExpiry(s string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a date (2027-01-31) or an RFC 3339 time (2027-01-31T12:00:00Z)", s)
-	}
-	return t, nil
 }
 
 func orDash(s string) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
+	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/report"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
@@ -120,7 +121,7 @@ func parseTokenExpiry(s string, now time.Time) (time.Time, error) {
 		}
 		return now.Add(time.Duration(days) * 24 * time.Hour), nil
 	}
-	return parseExpiry(s)
+	return policy.ParseExpiry(s)
 }
 
 func newImagesCmd(g *globals) *cobra.Command {

@@ -381,12 +381,9 @@ func (d *Definition) Policy() (policy.Policy, error) {
 // ParseExpiry reads an expiry: a date (2027-01-31, midnight UTC) or an
 // RFC 3339 time.
 func ParseExpiry(s string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
+	t, err := policy.ParseExpiry(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("expires %q: want a date (2027-01-31) or an RFC 3339 time", s)
+		return time.Time{}, fmt.Errorf("expires: %w", err)
 	}
 	return t, nil
 }

@@ -251,7 +251,7 @@ func (ig *Ignore) set(name, v string) error {
 	case "reason":
 		ig.Reason = v
 	case "expires":
-		t, err := parseExpiry(v)
+		t, err := ParseExpiry(v)
 		if err != nil {
 			return err
 		}
@@ -260,8 +260,10 @@ func (ig *Ignore) set(name, v string) error {
 	return nil
 }
 
-// parseExpiry reads a date (midnight UTC) or an RFC 3339 time.
-func parseExpiry(v string) (time.Time, error) {
+// ParseExpiry reads an expiry as ignore files, pipeline exceptions,
+// overrides and the CLI write it: a date (midnight UTC at its start) or an
+// RFC 3339 time.
+func ParseExpiry(v string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, v); err == nil {
 		return t, nil
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/policy"
-	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/scanner"
 )
 
 // Approval is an approval stage's request and its answer.
@@ -434,25 +434,17 @@ func (s *Service) Evaluate(ctx context.Context, id string) error {
 // image; ok is false while there is no scan. The verdict names every
 // suppression the policy relied on.
 func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decision, PolicyVerdict, bool, error) {
-	var status, errText, doc string
-	err := tx.QueryRowContext(ctx, `SELECT status, error, report FROM scans WHERE repository = $1 AND digest = $2`, a.Repository, a.ImageDigest).
-		Scan(&status, &errText, &doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Decision{}, PolicyVerdict{}, false, nil
-	}
-	if err != nil {
+	res, scanned, err := scanner.ReadResult(ctx, tx, a.Repository, a.ImageDigest)
+	if err != nil || !scanned {
 		return Decision{}, PolicyVerdict{}, false, err
 	}
 	d := Decision{By: Evaluator}
-	if status != "COMPLETE" {
-		d.Summary = "Rejected: the scan failed: " + errText
-		d.Reasons = []string{"the scan of " + a.ImageDigest + " failed: " + errText}
+	if res.Outcome != scanner.Complete {
+		d.Summary = "Rejected: the scan failed: " + res.Error
+		d.Reasons = []string{"the scan of " + a.ImageDigest + " failed: " + res.Error}
 		return d, PolicyVerdict{Result: VerdictScanFailed, Summary: d.Summary, Reasons: d.Reasons}, true, nil
 	}
-	var r scan.Report
-	if err := json.Unmarshal([]byte(doc), &r); err != nil {
-		return Decision{}, PolicyVerdict{}, false, fmt.Errorf("scan of %s: %w", a.ImageDigest, err)
-	}
+	r := res.Report
 	ex, err := loadExecution(ctx, tx, a.ExecutionID)
 	if err != nil {
 		return Decision{}, PolicyVerdict{}, false, err
@@ -465,7 +457,7 @@ func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decisi
 	if err != nil {
 		return Decision{}, PolicyVerdict{}, false, err
 	}
-	dec := policy.Evaluate(&r, pol, s.opts.Now())
+	dec := policy.Evaluate(r, pol, s.opts.Now())
 	d.Approve, d.Summary = dec.Passed, dec.Summary()
 	if len(pol.Thresholds) == 0 {
 		// A person decides (mode person): show them what was found.

@@ -16,6 +16,7 @@ import (
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/scan"
+	"github.com/scangate/scangate/internal/scanner"
 )
 
 // Deployer deploys approved images to services (package deploy, wired at
@@ -228,19 +229,11 @@ func (s *Service) recheck(ctx context.Context, tx *sql.Tx, a *Approval, d *Defin
 
 // report is the image's current scan report; ok is false without one.
 func (s *Service) report(ctx context.Context, q querier, repository, digest string) (*scan.Report, bool, error) {
-	var status, doc string
-	err := q.QueryRowContext(ctx, `SELECT status, report FROM scans WHERE repository = $1 AND digest = $2`, repository, digest).Scan(&status, &doc)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && status != "COMPLETE") {
-		return nil, false, nil
-	}
-	if err != nil {
+	r, ok, err := scanner.ReadResult(ctx, q, repository, digest)
+	if err != nil || !ok || r.Outcome != scanner.Complete {
 		return nil, false, err
 	}
-	var r scan.Report
-	if err := json.Unmarshal([]byte(doc), &r); err != nil {
-		return nil, false, fmt.Errorf("scan of %s: %w", digest, err)
-	}
-	return &r, true, nil
+	return r.Report, true, nil
 }
 
 // failingFindings are the findings that count against the policy's
@@ -376,14 +369,13 @@ type Verdict struct {
 func (s *Service) Verdict(ctx context.Context, repository, digest string) (Verdict, error) {
 	var v Verdict
 	q := s.st.Reader()
-	var status, errText string
-	err := q.QueryRowContext(ctx, `SELECT status, error FROM scans WHERE repository = $1 AND digest = $2`, repository, digest).Scan(&status, &errText)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	res, scanned, err := scanner.ReadResult(ctx, q, repository, digest)
+	if err != nil {
 		return v, err
 	}
-	v.Scanned = err == nil
-	if v.Scanned && status != "COMPLETE" {
-		v.ScanError = errText
+	v.Scanned = scanned
+	if scanned && res.Outcome != scanner.Complete {
+		v.ScanError = res.Error
 	}
 	var decided, overrideExpires sql.NullString
 	err = q.QueryRowContext(ctx, `SELECT status, summary, decided_by, decided_at, override_expires FROM approvals WHERE repository = $1 AND image_digest = $2

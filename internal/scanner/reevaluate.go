@@ -86,7 +86,8 @@ type Reevaluation struct {
 // monitored is an image to re-evaluate; its report is read only if its
 // result is older than the database.
 type monitored struct {
-	repository, digest, status, vulndbDigest string
+	repository, digest, vulndbDigest string
+	status                           Outcome
 }
 
 // errRecataloged says an image was queued to be cataloged again.
@@ -111,7 +112,7 @@ func (s *Scanner) Reevaluate(ctx context.Context) (Reevaluation, error) {
 	}
 	for _, img := range images {
 		res.Images++
-		if img.status != "COMPLETE" {
+		if img.status != Complete {
 			if err := s.Rescan(ctx, img.repository, img.digest); err != nil {
 				return res, err
 			}
@@ -147,8 +148,8 @@ func (s *Scanner) monitored(ctx context.Context) ([]monitored, error) {
 	// time by reevaluateOne, and not at all for the images up to date.
 	rows, err := s.st.Reader().QueryContext(ctx, `SELECT s.repository, s.digest, s.status, s.vulndb_digest FROM scans s
 		JOIN images i ON i.repository = s.repository AND i.digest = s.digest
-		WHERE (i.pushed_at >= $1 OR i.last_pulled_at >= $1) AND s.status <> 'INDEX'
-		ORDER BY s.repository, s.digest`, cutoff)
+		WHERE (i.pushed_at >= $1 OR i.last_pulled_at >= $1) AND s.status <> $2
+		ORDER BY s.repository, s.digest`, cutoff, Index)
 	if err != nil {
 		return nil, fmt.Errorf("monitored images: %w", err)
 	}
@@ -230,15 +231,15 @@ func (s *Scanner) reevaluateOne(ctx context.Context, m *scan.Matcher, img monito
 		// Another re-evaluation may have recorded this image since it was
 		// read: the writer's transaction makes this check and the write one.
 		var current string
-		err := tx.QueryRowContext(ctx, `SELECT vulndb_digest FROM scans WHERE repository = $1 AND digest = $2 AND status = 'COMPLETE'`,
-			img.repository, img.digest).Scan(&current)
+		err := tx.QueryRowContext(ctx, `SELECT vulndb_digest FROM scans WHERE repository = $1 AND digest = $2 AND status = $3`,
+			img.repository, img.digest, Complete).Scan(&current)
 		if errors.Is(err, sql.ErrNoRows) || current != old.VulnDB.Digest {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := writeScan(ctx, tx, img.repository, img.digest, "COMPLETE", "", r); err != nil {
+		if err := writeScan(ctx, tx, img.repository, img.digest, Complete, "", r); err != nil {
 			return err
 		}
 		recorded = true

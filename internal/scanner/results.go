@@ -93,26 +93,19 @@ func Findings(ctx context.Context, st *store.Store, name string) (*scan.Report, 
 	if err != nil {
 		return nil, err
 	}
-	var status, errText, doc string
-	err = st.Reader().QueryRowContext(ctx, `SELECT status, error, report FROM scans WHERE repository = $1 AND digest = $2`, repo, digest).
-		Scan(&status, &errText, &doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%s@%s: %w", repo, digest, ErrNotScanned)
-	}
+	r, ok, err := ReadResult(ctx, st.Reader(), repo, digest)
 	if err != nil {
 		return nil, fmt.Errorf("findings of %s: %w", name, err)
 	}
-	if status == StatusIndex {
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%s@%s: %w", repo, digest, ErrNotScanned)
+	case r.Outcome == Index:
 		return nil, fmt.Errorf("%s@%s is a multi-platform index: ask for one platform's digest (scangate images list): %w", repo, digest, ErrNotScanned)
+	case r.Outcome != Complete:
+		return nil, fmt.Errorf("%s@%s: the scan failed: %s", repo, digest, r.Error)
 	}
-	if status != "COMPLETE" {
-		return nil, fmt.Errorf("%s@%s: the scan failed: %s", repo, digest, errText)
-	}
-	var r scan.Report
-	if err := json.Unmarshal([]byte(doc), &r); err != nil {
-		return nil, fmt.Errorf("findings of %s: stored report: %w", name, err)
-	}
-	return &r, nil
+	return r.Report, nil
 }
 
 // resolve finds the repository and digest an image name means.

@@ -37,10 +37,6 @@ type ScanDetail struct {
 	Error          string         `json:"error,omitempty"`
 }
 
-// StatusIndex is the scan status of an index, whose platforms' manifests
-// are scanned each on its own.
-const StatusIndex = "INDEX"
-
 // scanAttempts is how often a scan is tried before it is recorded as
 // failed; a corrupt or over-limit image fails at once.
 const scanAttempts = 3
@@ -124,7 +120,7 @@ func (s *Scanner) queuePlatforms(ctx context.Context, a scanArgs) error {
 		// The index's own result says only that its platforms are
 		// scanned, each under its own digest; without it the index would
 		// look unscanned and be queued again at every start.
-		return writeScan(ctx, tx, a.Repository, a.Digest, StatusIndex, "", nil)
+		return writeScan(ctx, tx, a.Repository, a.Digest, Index, "", nil)
 	})
 }
 
@@ -178,7 +174,7 @@ func (s *Scanner) recordScan(ctx context.Context, r *scan.Report) error {
 		if err := scan.SaveInventory(ctx, tx, r); err != nil {
 			return err
 		}
-		if err := writeScan(ctx, tx, repo, digest, "COMPLETE", "", r); err != nil {
+		if err := writeScan(ctx, tx, repo, digest, Complete, "", r); err != nil {
 			return err
 		}
 		return s.bus.Publish(ctx, tx, e)
@@ -194,7 +190,7 @@ func (s *Scanner) recordError(ctx context.Context, repository, digest string, ca
 		return err
 	}
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
-		if err := writeScan(ctx, tx, repository, digest, "FAILED", cause.Error(), nil); err != nil {
+		if err := writeScan(ctx, tx, repository, digest, Failed, cause.Error(), nil); err != nil {
 			return err
 		}
 		return s.bus.Publish(ctx, tx, e)
@@ -216,7 +212,7 @@ func (s *Scanner) scanEvent(status string, r *scan.Report, errText string) (even
 }
 
 // writeScan keeps an image's latest result; r is nil for a failed scan.
-func writeScan(ctx context.Context, tx *sql.Tx, repository, digest, status, errText string, r *scan.Report) error {
+func writeScan(ctx context.Context, tx *sql.Tx, repository, digest string, status Outcome, errText string, r *scan.Report) error {
 	now := time.Now().UTC().Format(time.RFC3339)
 	var summary, fixable, doc []byte
 	var built, dbDigest string
@@ -241,7 +237,7 @@ func writeScan(ctx context.Context, tx *sql.Tx, repository, digest, status, errT
 		ON CONFLICT (repository, digest) DO UPDATE SET status = excluded.status, error = excluded.error, summary = excluded.summary,
 			fixable = excluded.fixable, vulndb_built = excluded.vulndb_built, vulndb_digest = excluded.vulndb_digest,
 			report = excluded.report, scanned_at = excluded.scanned_at`,
-		repository, digest, status, errText, orEmpty(summary), orEmpty(fixable), built, dbDigest, string(doc), now)
+		repository, digest, string(status), errText, orEmpty(summary), orEmpty(fixable), built, dbDigest, string(doc), now)
 	if err != nil {
 		return fmt.Errorf("record scan of %s@%s: %w", repository, digest, err)
 	}

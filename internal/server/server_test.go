@@ -177,8 +177,8 @@ func TestIndexScansEachPlatform(t *testing.T) {
 			t.Errorf("platform %s: %s %+v", d, got.ScanStatus, got.Summary)
 		}
 	}
-	if got := s.WaitScan(t, "multi/app", idxDigest.String(), 30*time.Second); got.ScanStatus != scanner.StatusIndex {
-		t.Errorf("index: status %s, want %s", got.ScanStatus, scanner.StatusIndex)
+	if got := s.WaitScan(t, "multi/app", idxDigest.String(), 30*time.Second); got.ScanStatus != string(scanner.Index) {
+		t.Errorf("index: status %s, want %s", got.ScanStatus, scanner.Index)
 	}
 }
 

@@ -39,6 +39,15 @@ func SaveInventory(ctx context.Context, ex store.Execer, r *Report) error {
 	return nil
 }
 
+// DeleteInventory forgets the stored inventory of an image, by ImageID;
+// the caller knows that no image it keeps still uses it.
+func DeleteInventory(ctx context.Context, ex store.Execer, imageID string) error {
+	if _, err := ex.ExecContext(ctx, `DELETE FROM scan_inventories WHERE image_id = $1`, imageID); err != nil {
+		return fmt.Errorf("delete inventory %s: %w", imageID, err)
+	}
+	return nil
+}
+
 // ErrNoInventory reports an image never scanned.
 var ErrNoInventory = errors.New("no stored inventory")
 

@@ -137,9 +137,14 @@ func (s *Scanner) ManifestDeleted(ctx context.Context, m registry.Manifest) {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM scan_inventories WHERE image_id = $1
-			AND NOT EXISTS (SELECT 1 FROM images WHERE digest = $1)`, m.Digest)
-		return err
+		var inUse bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM images WHERE digest = $1)`, m.Digest).Scan(&inUse); err != nil {
+			return err
+		}
+		if inUse {
+			return nil
+		}
+		return scan.DeleteInventory(ctx, tx, m.Digest)
 	})
 	if err != nil {
 		s.opts.Logger.Warn("could not forget a deleted manifest", "repository", m.Repository, "digest", m.Digest, "tag", m.Tag, "err", err)

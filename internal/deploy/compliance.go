@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/scanner"
 )
 
 // Judgement is an image's current findings weighed by the policy that
@@ -34,7 +35,7 @@ type Judge interface {
 }
 
 // ScanPattern routes re-evaluations to the compliance check.
-const ScanPattern = `{"source": ["scangate.scanner"], "detail-type": ["Scan"], "detail": {"scan-status": ["SCAN_COMPLETE"]}}`
+const ScanPattern = `{"source": ["` + events.SourceScanner + `"], "detail-type": ["` + events.DetailTypeScan + `"], "detail": {"scan-status": ["` + scanner.StatusScanComplete + `"]}}`
 
 // ComplianceHandler is the compliance check's built-in handler.
 const ComplianceHandler = "deploy-service-compliance"
@@ -43,21 +44,18 @@ const ComplianceHandler = "deploy-service-compliance"
 // past the policy that were not there before publish one Service
 // Compliance Change per service.
 func (c *Controller) HandleScan(ctx context.Context, e events.Envelope) error {
-	var detail struct {
-		Repository string `json:"repository-name"`
-		Digest     string `json:"image-digest"`
-	}
+	var detail scanner.ScanDetail
 	if err := json.Unmarshal(e.Detail, &detail); err != nil {
 		return fmt.Errorf("scan event %s: %w", e.ID, err)
 	}
-	tasks, err := c.Tasks(ctx, TaskFilter{Digest: detail.Digest})
+	tasks, err := c.Tasks(ctx, TaskFilter{Digest: detail.ImageDigest})
 	if err != nil || len(tasks) == 0 {
 		return err
 	}
 	if c.opts.Judge == nil {
 		return nil
 	}
-	j, ok, err := c.opts.Judge.Judge(ctx, detail.Repository, detail.Digest)
+	j, ok, err := c.opts.Judge.Judge(ctx, detail.RepositoryName, detail.ImageDigest)
 	if err != nil || !ok {
 		return err
 	}
@@ -71,7 +69,7 @@ func (c *Controller) HandleScan(ctx context.Context, e events.Envelope) error {
 		byService[k] = append(byService[k], t.ID)
 	}
 	for _, k := range keys {
-		if err := c.judgeService(ctx, k[0], k[1], detail.Repository, detail.Digest, j, byService[k]); err != nil {
+		if err := c.judgeService(ctx, k[0], k[1], detail.RepositoryName, detail.ImageDigest, j, byService[k]); err != nil {
 			return err
 		}
 	}

@@ -192,13 +192,13 @@ func (s *Service) override(ctx context.Context, tx *sql.Tx, a *Approval, ex *Exe
 	if err := s.publishExecution(ctx, tx, ex, "RESUMED", message); err != nil {
 		return err
 	}
-	detail := map[string]any{
-		"pipeline": ex.Pipeline, "execution-id": ex.ID, "approval-id": a.ID, "repository-name": a.Repository,
-		"image-digest": a.ImageDigest, "commit": ex.Commit, "overridden-by": ans.By, "comment": ans.Comment,
-		"policy-summary": a.Policy.Summary, "accepted": accepted,
+	detail := ApprovalOverriddenDetail{
+		Pipeline: ex.Pipeline, ExecutionID: ex.ID, ApprovalID: a.ID, RepositoryName: a.Repository,
+		ImageDigest: a.ImageDigest, Commit: ex.Commit, OverriddenBy: ans.By, Comment: ans.Comment,
+		PolicySummary: a.Policy.Summary, Accepted: accepted,
 	}
 	if !ans.Expires.IsZero() {
-		detail["expires"] = ans.Expires.UTC().Format(time.RFC3339)
+		detail.Expires = ans.Expires.UTC().Format(time.RFC3339)
 	}
 	e, err := events.New(events.SourcePipeline, events.DetailTypeApprovalOverridden, []string{"pipeline/" + ex.Pipeline, ex.ImageURI}, detail)
 	if err != nil {
@@ -208,7 +208,7 @@ func (s *Service) override(ctx context.Context, tx *sql.Tx, a *Approval, ex *Exe
 		return err
 	}
 	s.opts.Logger.Info("audit: approval overridden", "token", ans.By, "pipeline", ex.Pipeline, "execution", ex.ID,
-		"digest", a.ImageDigest, "comment", ans.Comment, "accepted", strings.Join(accepted, ", "), "expires", detail["expires"])
+		"digest", a.ImageDigest, "comment", ans.Comment, "accepted", strings.Join(accepted, ", "), "expires", detail.Expires)
 	return s.approved(ctx, tx, a, ex, message)
 }
 

@@ -230,11 +230,11 @@ func (s *Service) requestApproval(ctx context.Context, tx *sql.Tx, ex *Execution
 	if _, err := s.jobs.InsertTx(ctx, tx, expireArgs{ApprovalID: a.ID}, &river.InsertOpts{ScheduledAt: a.ExpiresAt}); err != nil {
 		return err
 	}
-	e, err := events.New(events.SourcePipeline, events.DetailTypeApprovalRequested, []string{"pipeline/" + ex.Pipeline, ex.ImageURI}, map[string]any{
-		"pipeline": ex.Pipeline, "execution-id": ex.ID, "stage": a.Stage, "action": a.Action, "approval-id": a.ID,
-		"repository-name": repository, "image-digest": digest, "image-uri": ex.ImageURI, "commit": ex.Commit,
-		"expires": a.ExpiresAt.Format(time.RFC3339), "notify": d.Approval.Notify,
-		"mode": a.Mode, "answer-with": "scangate approval get " + ex.ID + "; then approve, reject or override it with --comment",
+	e, err := events.New(events.SourcePipeline, events.DetailTypeApprovalRequested, []string{"pipeline/" + ex.Pipeline, ex.ImageURI}, ApprovalRequestedDetail{
+		Pipeline: ex.Pipeline, ExecutionID: ex.ID, Stage: a.Stage, Action: a.Action, ApprovalID: a.ID,
+		RepositoryName: repository, ImageDigest: digest, ImageURI: ex.ImageURI, Commit: ex.Commit,
+		Expires: a.ExpiresAt.Format(time.RFC3339), Notify: d.Approval.Notify,
+		Mode: a.Mode, AnswerWith: "scangate approval get " + ex.ID + "; then approve, reject or override it with --comment",
 	})
 	if err != nil {
 		return err
@@ -477,15 +477,12 @@ func (s *Service) evaluate(ctx context.Context, tx *sql.Tx, a *Approval) (Decisi
 // HandleScan is the evaluator's built-in handler: a Scan event decides
 // the pending approvals of its image.
 func (s *Service) HandleScan(ctx context.Context, e events.Envelope) error {
-	var detail struct {
-		Repository string `json:"repository-name"`
-		Digest     string `json:"image-digest"`
-	}
+	var detail scanner.ScanDetail
 	if err := json.Unmarshal(e.Detail, &detail); err != nil {
 		return fmt.Errorf("scan event %s: %w", e.ID, err)
 	}
 	rows, err := s.st.Reader().QueryContext(ctx, `SELECT id FROM approvals WHERE image_digest = $1 AND repository = $2 AND status = 'Pending'`,
-		detail.Digest, detail.Repository)
+		detail.ImageDigest, detail.RepositoryName)
 	if err != nil {
 		return err
 	}

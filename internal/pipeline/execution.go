@@ -314,9 +314,9 @@ func execEventState(state string) string {
 }
 
 func (s *Service) publishExecution(ctx context.Context, tx *sql.Tx, ex *Execution, state, reason string) error {
-	e, err := events.New(events.SourcePipeline, events.DetailTypePipelineExecutionStateChange, []string{"pipeline/" + ex.Pipeline}, map[string]any{
-		"pipeline": ex.Pipeline, "execution-id": ex.ID, "version": ex.Version, "state": state,
-		"commit": ex.Commit, "ref": ex.Ref, "reason": reason,
+	e, err := events.New(events.SourcePipeline, events.DetailTypePipelineExecutionStateChange, []string{"pipeline/" + ex.Pipeline}, ExecutionDetail{
+		Pipeline: ex.Pipeline, ExecutionID: ex.ID, Version: ex.Version, State: state,
+		Commit: ex.Commit, Ref: ex.Ref, Reason: reason,
 	})
 	if err != nil {
 		return err
@@ -325,8 +325,8 @@ func (s *Service) publishExecution(ctx context.Context, tx *sql.Tx, ex *Executio
 }
 
 func (s *Service) publishStage(ctx context.Context, tx *sql.Tx, ex *Execution, stage, state, message string) error {
-	e, err := events.New(events.SourcePipeline, events.DetailTypeStageStateChange, []string{"pipeline/" + ex.Pipeline}, map[string]any{
-		"pipeline": ex.Pipeline, "execution-id": ex.ID, "version": ex.Version, "stage": stage, "state": state, "message": message,
+	e, err := events.New(events.SourcePipeline, events.DetailTypeStageStateChange, []string{"pipeline/" + ex.Pipeline}, StageDetail{
+		Pipeline: ex.Pipeline, ExecutionID: ex.ID, Version: ex.Version, Stage: stage, State: state, Message: message,
 	})
 	if err != nil {
 		return err

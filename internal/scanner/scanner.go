@@ -75,17 +75,27 @@ func (s *Scanner) Register(w *river.Workers) {
 	river.AddWorker(w, &reevaluateWorker{s: s})
 }
 
+// ImagePushDetail is the detail of an ECR Image Action event for a push.
+type ImagePushDetail struct {
+	ActionType     string `json:"action-type"`
+	Result         string `json:"result"`
+	RepositoryName string `json:"repository-name"`
+	ImageDigest    string `json:"image-digest"`
+	ImageTag       string `json:"image-tag"`
+	MediaType      string `json:"media-type"`
+}
+
 // ManifestPushed records a pushed manifest, publishes Image Push and queues
 // its scan, all in one transaction.
 func (s *Scanner) ManifestPushed(ctx context.Context, m registry.Manifest) error {
 	now := time.Now().UTC()
-	push, err := events.New(events.SourceRegistry, events.DetailTypeImagePush, []string{s.ref(m.Repository, m.Digest)}, map[string]any{
-		"action-type":     "PUSH",
-		"result":          "SUCCESS",
-		"repository-name": m.Repository,
-		"image-digest":    m.Digest,
-		"image-tag":       m.Tag,
-		"media-type":      m.MediaType,
+	push, err := events.New(events.SourceRegistry, events.DetailTypeImagePush, []string{s.ref(m.Repository, m.Digest)}, ImagePushDetail{
+		ActionType:     "PUSH",
+		Result:         "SUCCESS",
+		RepositoryName: m.Repository,
+		ImageDigest:    m.Digest,
+		ImageTag:       m.Tag,
+		MediaType:      m.MediaType,
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/events/pattern"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -26,7 +27,7 @@ func newRulesCmd(g *globals) *cobra.Command {
 }
 
 func newRulesPutCmd(g *globals) *cobra.Command {
-	var file, pattern, secret, handler string
+	var file, patternArg, secret, handler string
 	var webhooks, allowPrivate []string
 	cmd := &cobra.Command{
 		Use:   "put NAME (--file RULE.json | --pattern PATTERN --webhook URL [--secret S])",
@@ -48,7 +49,7 @@ address of each delivery against its own --allow-private-targets.`,
       --webhook http://127.0.0.1:9000/hook --secret s3cret`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			rule, err := ruleFromFlags(a[0], file, pattern, webhooks, secret, handler)
+			rule, err := ruleFromFlags(a[0], file, patternArg, webhooks, secret, handler)
 			if err != nil {
 				return usageError{err}
 			}
@@ -69,7 +70,7 @@ address of each delivery against its own --allow-private-targets.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "the rule as JSON (the API's body)")
-	f.StringVar(&pattern, "pattern", "", "the event pattern: JSON text, or @FILE")
+	f.StringVar(&patternArg, "pattern", "", "the event pattern: JSON text, or @FILE")
 	f.StringArrayVar(&webhooks, "webhook", nil, "a webhook URL to deliver to (repeatable)")
 	f.StringVar(&secret, "secret", "", "the secret that signs webhook deliveries")
 	f.StringVar(&handler, "handler", "", "a built-in handler to deliver to")
@@ -77,9 +78,9 @@ address of each delivery against its own --allow-private-targets.`,
 	return cmd
 }
 
-func ruleFromFlags(name, file, pattern string, webhooks []string, secret, handler string) (events.Rule, error) {
+func ruleFromFlags(name, file, patternArg string, webhooks []string, secret, handler string) (events.Rule, error) {
 	if file != "" {
-		if pattern != "" || len(webhooks) > 0 || handler != "" {
+		if patternArg != "" || len(webhooks) > 0 || handler != "" {
 			return events.Rule{}, errors.New("--file holds the whole rule: give no --pattern, --webhook or --handler with it")
 		}
 		data, err := readSmallFile(file)
@@ -88,7 +89,7 @@ func ruleFromFlags(name, file, pattern string, webhooks []string, secret, handle
 		}
 		return events.ParseRule(name, bytes.NewReader(data))
 	}
-	p, err := readJSONArg("--pattern", pattern, events.MaxPatternSize)
+	p, err := readJSONArg("--pattern", patternArg, pattern.MaxSize)
 	if err != nil {
 		return events.Rule{}, err
 	}
@@ -191,7 +192,7 @@ detail-type and time. A pattern or event that is not valid is an error
 // testPattern compiles the pattern, checks the event's envelope, and
 // matches. Every failure is the caller's input: a usage error.
 func testPattern(patternArg, eventArg string) (bool, error) {
-	patternJSON, err := readJSONArg("--pattern", patternArg, events.MaxPatternSize)
+	patternJSON, err := readJSONArg("--pattern", patternArg, pattern.MaxSize)
 	if err != nil {
 		return false, err
 	}
@@ -199,7 +200,7 @@ func testPattern(patternArg, eventArg string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	p, err := events.CompilePattern(patternJSON)
+	p, err := pattern.Compile(patternJSON)
 	if err != nil {
 		return false, usageError{fmt.Errorf("--pattern%s: %w", fileNote(patternArg), err)}
 	}

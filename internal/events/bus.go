@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/scangate/scangate/internal/egress"
+	"github.com/scangate/scangate/internal/events/pattern"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -375,7 +376,7 @@ func (w *routeWorker) Work(ctx context.Context, job *river.Job[routeArgs]) error
 		if job.Args.Rule != "" && r.Name != job.Args.Rule {
 			continue
 		}
-		p, err := CompilePattern(r.Pattern)
+		p, err := pattern.Compile(r.Pattern)
 		if err != nil {
 			b.opts.Logger.Warn("rule has a bad pattern", "rule", r.Name, "err", err)
 			continue

@@ -19,6 +19,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+
+	"github.com/scangate/scangate/internal/events/pattern"
 )
 
 // Webhook headers. The signature is GitHub's scheme: "sha256=" and the hex
@@ -169,7 +171,7 @@ func (b *Bus) currentTarget(ctx context.Context, rule string, ref targetRef, e E
 	if !sameTarget(t, ref) {
 		return Target{}, fmt.Sprintf("target %s of rule %s has changed", ref.ID, rule), nil
 	}
-	p, err := CompilePattern(r.Pattern)
+	p, err := pattern.Compile(r.Pattern)
 	if err != nil {
 		return Target{}, fmt.Sprintf("rule %s has a bad pattern: %v", rule, err), nil
 	}

@@ -1,11 +1,9 @@
-// Package events defines the envelope every scangate event travels in and
-// matches events against rules' event patterns.
+// Package events is scangate's event bus: the envelope every event travels
+// in (Amazon EventBridge's: version, id, detail-type, source, account,
+// time, region, resources, detail), the event log, rules and their
+// targets, and delivery to webhooks and built-in handlers with retries,
+// a circuit breaker per URL and dead letters.
 //
-// The envelope is Amazon EventBridge's (version, id, detail-type, source,
-// account, time, region, resources, detail), and patterns follow
-// EventBridge's event pattern language: a pattern is a JSON object shaped
-// like the events it selects, each leaf an array of match values (exact
-// values and the operators prefix, suffix, equals-ignore-case, anything-but,
-// numeric, exists, wildcard and cidr), with "$or" for alternatives. The
-// package is pure logic: it reads and writes no files and starts nothing.
+// The pattern language rules are written in is package pattern, pure logic
+// that stores and delivers nothing.
 package events

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/scangate/scangate/internal/events/pattern"
 )
 
 // Sources of scangate's events.
@@ -33,12 +35,10 @@ const (
 // Limits on events.
 const (
 	// MaxEventSize is the most bytes an event may have, EventBridge's
-	// limit on a PutEvents entry (256 KiB).
-	MaxEventSize = 256 << 10
-	// MaxEventDepth bounds how deeply an event's objects and arrays nest,
-	// the envelope included. EventBridge reads up to 1100 levels; scangate's
-	// own events nest four.
-	MaxEventDepth = 128
+	// limit; MaxEventDepth bounds its nesting. Patterns match events within
+	// the same limits.
+	MaxEventSize  = pattern.MaxEventSize
+	MaxEventDepth = pattern.MaxEventDepth
 )
 
 // Envelope is an event as EventBridge shapes it, with EventBridge's JSON
@@ -97,12 +97,12 @@ func marshalDetail(detail any) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("detail: %w", err)
 	}
-	v, err := decodeJSON(data, MaxEventDepth-1, false)
+	v, err := pattern.Decode(data, MaxEventDepth-1)
 	if err != nil {
 		return nil, fmt.Errorf("detail: %w", err)
 	}
 	if _, ok := v.(map[string]any); !ok {
-		return nil, fmt.Errorf("detail is %s, not a JSON object", kind(v))
+		return nil, fmt.Errorf("detail is %s, not a JSON object", pattern.Kind(v))
 	}
 	return data, nil
 }
@@ -139,7 +139,7 @@ func (e Envelope) MarshalJSON() ([]byte, error) {
 // strings if given, resources an array of strings, and detail an object.
 // Other fields are ignored.
 func Parse(data []byte) (Envelope, error) {
-	if _, err := decodeEvent(data); err != nil {
+	if _, err := pattern.DecodeEvent(data); err != nil {
 		return Envelope{}, err
 	}
 	var raw map[string]json.RawMessage
@@ -167,23 +167,6 @@ func Parse(data []byte) (Envelope, error) {
 		return Envelope{}, errors.New("event: " + strings.Join(problems, "; "))
 	}
 	return e, nil
-}
-
-// decodeEvent checks an event's size, JSON and nesting, and returns its
-// object.
-func decodeEvent(data []byte) (map[string]any, error) {
-	if len(data) > MaxEventSize {
-		return nil, fmt.Errorf("event: %d bytes is more than the %d an event may have", len(data), MaxEventSize)
-	}
-	v, err := decodeJSON(data, MaxEventDepth, false)
-	if err != nil {
-		return nil, fmt.Errorf("event: %w", err)
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("event: an event is a JSON object, not %s", kind(v))
-	}
-	return obj, nil
 }
 
 // stringField reads a string field; a required one must be present and not
@@ -244,4 +227,60 @@ func detailField(raw map[string]json.RawMessage, dst *json.RawMessage) error {
 	}
 	*dst = append(json.RawMessage(nil), r...)
 	return nil
+}
+
+// CheckEvent checks an event as EventBridge's TestEventPattern does before
+// matching it, and as `scangate rules test` does: a JSON object of at most
+// MaxEventSize bytes nesting at most MaxEventDepth levels, with id,
+// source, detail-type and time (RFC 3339) given; version, account and
+// region are strings if given, and resources an array of strings. Unlike
+// Parse, which holds events to the shape scangate's own have, it takes a
+// detail-type that is an array (as the events of EventBridge's "Exists
+// matching" page are), which patterns match element by element, and a
+// detail of any JSON type: one that is not an object has no fields, so a
+// pattern on detail's fields does not match it; neither is an error.
+func CheckEvent(data []byte) error {
+	if _, err := pattern.DecodeEvent(data); err != nil {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	var e Envelope
+	var problems []string
+	for _, err := range []error{
+		stringField(raw, "id", true, &e.ID),
+		stringField(raw, "source", true, &e.Source),
+		detailTypeField(raw),
+		stringField(raw, "version", false, &e.Version),
+		stringField(raw, "account", false, &e.Account),
+		stringField(raw, "region", false, &e.Region),
+		timeField(raw, &e.Time),
+		resourcesField(raw, &e.Resources),
+	} {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if problems != nil {
+		return errors.New("event: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// detailTypeField checks an event's detail-type: a string that is not
+// empty, or an array.
+func detailTypeField(raw map[string]json.RawMessage) error {
+	r, ok := raw["detail-type"]
+	switch {
+	case !ok:
+		return errors.New(`"detail-type" is missing`)
+	case bytes.HasPrefix(r, []byte("[")):
+		return nil
+	case !bytes.HasPrefix(r, []byte(`"`)):
+		return errors.New(`"detail-type" must be a string or an array`)
+	}
+	var s string
+	return stringField(map[string]json.RawMessage{"detail-type": r}, "detail-type", true, &s)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scangate/scangate/internal/events/pattern"
 )
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -69,7 +71,7 @@ func TestNew(t *testing.T) {
 	}
 
 	// A pattern selects it by its detail.
-	p, err := CompilePattern([]byte(`{"source": ["scangate.scanner"], "detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}`))
+	p, err := pattern.Compile([]byte(`{"source": ["scangate.scanner"], "detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}

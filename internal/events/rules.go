@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/scangate/scangate/internal/events/pattern"
 	"github.com/scangate/scangate/internal/secret"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -54,7 +55,7 @@ func (r *Rule) Check() error {
 	if !ruleName.MatchString(r.Name) {
 		return fmt.Errorf("rule name %q: use 1 to 64 letters, digits, '.', '_' or '-'", r.Name)
 	}
-	if _, err := CompilePattern(r.Pattern); err != nil {
+	if _, err := pattern.Compile(r.Pattern); err != nil {
 		return fmt.Errorf("rule %s: %w", r.Name, err)
 	}
 	if len(r.Targets) == 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/events/pattern"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -231,7 +232,7 @@ func FuzzParseRule(f *testing.F) {
 		if err := r.Check(); err != nil {
 			t.Fatalf("accepted rule fails Check: %v\nbody: %q", err, body)
 		}
-		if _, err := events.CompilePattern(r.Pattern); err != nil {
+		if _, err := pattern.Compile(r.Pattern); err != nil {
 			t.Fatalf("accepted rule's pattern does not compile: %v\nbody: %q", err, body)
 		}
 		if len(r.Targets) == 0 || len(r.Targets) > 5 {

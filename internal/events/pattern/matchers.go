@@ -1,4 +1,4 @@
-package events
+package pattern
 
 import (
 	"encoding/json"

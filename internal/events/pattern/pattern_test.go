@@ -1,4 +1,4 @@
-package events
+package pattern
 
 import (
 	"encoding/json"
@@ -163,9 +163,9 @@ func runMatchCases(t *testing.T, cases []matchCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := CompilePattern([]byte(tc.pattern))
+			p, err := Compile([]byte(tc.pattern))
 			if err != nil {
-				t.Fatalf("CompilePattern(%s): %v", tc.pattern, err)
+				t.Fatalf("Compile(%s): %v", tc.pattern, err)
 			}
 			got, err := p.Match([]byte(tc.event))
 			if err != nil {
@@ -463,50 +463,50 @@ func TestCompilePatternErrors(t *testing.T) {
 		{`{"a.b": ["x"], "a": {"b": ["y"]}}`, "a.b", "given twice"},
 	}
 	for _, tt := range tests {
-		p, err := CompilePattern([]byte(tt.pattern))
-		var pe *PatternError
+		p, err := Compile([]byte(tt.pattern))
+		var pe *Error
 		if !errors.As(err, &pe) {
-			t.Errorf("CompilePattern(%s) = %v, %v; want a *PatternError", tt.pattern, p, err)
+			t.Errorf("Compile(%s) = %v, %v; want a *Error", tt.pattern, p, err)
 			continue
 		}
 		if p != nil {
-			t.Errorf("CompilePattern(%s) returned a pattern with its error", tt.pattern)
+			t.Errorf("Compile(%s) returned a pattern with its error", tt.pattern)
 		}
 		if pe.Path != tt.path || !strings.Contains(pe.Problem, tt.problem) {
-			t.Errorf("CompilePattern(%s):\n got path %q, problem %q\nwant path %q, problem containing %q", tt.pattern, pe.Path, pe.Problem, tt.path, tt.problem)
+			t.Errorf("Compile(%s):\n got path %q, problem %q\nwant path %q, problem containing %q", tt.pattern, pe.Path, pe.Problem, tt.path, tt.problem)
 		}
 	}
 }
 
 func TestPatternLimits(t *testing.T) {
-	// Size: a pattern of MaxPatternSize bytes compiles, one more does not.
+	// Size: a pattern of MaxSize bytes compiles, one more does not.
 	pad := func(n int) string {
 		p := `{"source": ["` + strings.Repeat("a", n) + `"]}`
 		return p
 	}
-	fits := pad(MaxPatternSize - len(pad(0)))
-	if _, err := CompilePattern([]byte(fits)); err != nil {
+	fits := pad(MaxSize - len(pad(0)))
+	if _, err := Compile([]byte(fits)); err != nil {
 		t.Errorf("%d-byte pattern: %v", len(fits), err)
 	}
-	if _, err := CompilePattern([]byte(fits + " ")); err == nil || !strings.Contains(err.Error(), "more than the 4096") {
+	if _, err := Compile([]byte(fits + " ")); err == nil || !strings.Contains(err.Error(), "more than the 4096") {
 		t.Errorf("%d-byte pattern: %v, want a size error", len(fits)+1, err)
 	}
 
-	// Depth: MaxPatternDepth levels of objects and arrays compile, one more
+	// Depth: MaxDepth levels of objects and arrays compile, one more
 	// does not.
 	nest := func(levels int) string { // levels-1 objects, then the leaf array
 		return strings.Repeat(`{"a":`, levels-1) + `["x"]` + strings.Repeat(`}`, levels-1)
 	}
-	if _, err := CompilePattern([]byte(nest(MaxPatternDepth))); err != nil {
-		t.Errorf("%d levels: %v", MaxPatternDepth, err)
+	if _, err := Compile([]byte(nest(MaxDepth))); err != nil {
+		t.Errorf("%d levels: %v", MaxDepth, err)
 	}
-	if _, err := CompilePattern([]byte(nest(MaxPatternDepth + 1))); err == nil || !strings.Contains(err.Error(), "nests more than 32 levels") {
-		t.Errorf("%d levels: %v, want a depth error", MaxPatternDepth+1, err)
+	if _, err := Compile([]byte(nest(MaxDepth + 1))); err == nil || !strings.Contains(err.Error(), "nests more than 32 levels") {
+		t.Errorf("%d levels: %v, want a depth error", MaxDepth+1, err)
 	}
 }
 
 func TestMatchErrors(t *testing.T) {
-	p, err := CompilePattern([]byte(`{"source": ["aws.ec2"]}`))
+	p, err := Compile([]byte(`{"source": ["aws.ec2"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +627,7 @@ func TestFold(t *testing.T) {
 
 // TestMatchConcurrent uses one pattern from many goroutines (run with -race).
 func TestMatchConcurrent(t *testing.T) {
-	p, err := CompilePattern([]byte(`{"detail": {"state": [{"anything-but": {"prefix": "init"}}], "c-count": [{"numeric": [">", 0]}]}}`))
+	p, err := Compile([]byte(`{"detail": {"state": [{"anything-but": {"prefix": "init"}}], "c-count": [{"numeric": [">", 0]}]}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,69 +696,6 @@ func TestMatchDottedNames(t *testing.T) {
 	})
 }
 
-// EventBridge-validated events that are not shaped as scangate's own:
-// the "Exists matching" page's events have a detail-type that is an
-// array, and a detail may be a string.
-const (
-	detailTypeArrayEvent = `{"version": "0", "id": "1", "source": "aws.ec2", "account": "123456789012", "time": "2017-12-22T18:43:48Z",
-	  "region": "us-east-1", "resources": [], "detail-type": ["EC2 Instance State-change Notification"], "detail": {"state": ["initializing", "running"]}}`
-	detailStringEvent = `{"version": "0", "id": "2", "source": "aws.ec2", "account": "123456789012", "time": "2017-12-22T18:43:48Z",
-	  "region": "us-east-1", "resources": [], "detail-type": "Note", "detail": "running"}`
-)
-
-// TestEventPatternEvents: what `scangate rules test` (EventBridge's
-// TestEventPattern) accepts and answers. A detail-type that is an array
-// is matched as an array; a detail that is not an object has no fields,
-// so a pattern on detail's fields does not match it; neither is an
-// error. A missing id, source, detail-type or time still is.
-//
-// Fixed here: `rules test` refused both events ("detail-type" must be a
-// string; "detail" must be a JSON object), where EventBridge answers.
-func TestEventPatternEvents(t *testing.T) {
-	for _, tc := range []struct {
-		name, pattern, event string
-		want                 bool
-	}{
-		{"detail-type array", `{"detail-type": ["EC2 Instance State-change Notification"]}`, detailTypeArrayEvent, true},
-		{"detail-type array, other", `{"detail-type": ["Other"]}`, detailTypeArrayEvent, false},
-		{"detail-type array, exists", `{"detail": {"c-count": [{"exists": false}]}, "detail-type": [{"exists": true}]}`, detailTypeArrayEvent, true},
-		{"detail string, field", `{"detail": {"state": ["running"]}}`, detailStringEvent, false},
-		{"detail string, exists false", `{"detail": {"state": [{"exists": false}]}}`, detailStringEvent, true},
-		{"detail string, source", `{"source": ["aws.ec2"]}`, detailStringEvent, true},
-		{"detail string, as a value", `{"detail": ["running"]}`, detailStringEvent, true},
-		{"detail null", `{"detail": {"state": ["running"]}}`, strings.Replace(detailStringEvent, `"running"}`, `null}`, 1), false},
-		{"detail array", `{"detail": {"state": ["running"]}}`, strings.Replace(detailStringEvent, `"running"}`, `[{"state": "running"}]}`, 1), true},
-		{"dotted detail", `{"detail": {"state": ["running"]}}`, strings.Replace(detailStringEvent, `"detail": "running"`, `"detail.state": "running"`, 1), true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := CheckEvent([]byte(tc.event)); err != nil {
-				t.Fatalf("CheckEvent: %v; EventBridge answers for this event", err)
-			}
-			p, err := CompilePattern([]byte(tc.pattern))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := p.Match([]byte(tc.event))
-			if err != nil || got != tc.want {
-				t.Errorf("pattern %s: %v, %v; want %v", tc.pattern, got, err, tc.want)
-			}
-		})
-	}
-	for _, tc := range []struct{ name, event, want string }{
-		{"no id", strings.Replace(detailStringEvent, `"id": "2", `, "", 1), `"id" is missing`},
-		{"no source", strings.Replace(detailStringEvent, `"source": "aws.ec2", `, "", 1), `"source" is missing`},
-		{"no detail-type", strings.Replace(detailStringEvent, `"detail-type": "Note", `, "", 1), `"detail-type" is missing`},
-		{"detail-type a number", strings.Replace(detailStringEvent, `"detail-type": "Note"`, `"detail-type": 5`, 1), `"detail-type" must be a string or an array`},
-		{"no time", strings.Replace(detailStringEvent, `"time": "2017-12-22T18:43:48Z",`, "", 1), `"time" is missing`},
-		{"bad time", strings.Replace(detailStringEvent, "2017-12-22T18:43:48Z", "Dec 22nd", 1), `is not an RFC 3339 time`},
-		{"not an object", `["x"]`, "an event is a JSON object, not an array"},
-	} {
-		if err := CheckEvent([]byte(tc.event)); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: CheckEvent = %v; want an error containing %q", tc.name, err, tc.want)
-		}
-	}
-}
-
 // TestCompileDottedNameTwice: a path a pattern gives twice, once with
 // dots and once nested, is an error, as event-ruler's compiler says
 // "Path `a.b` cannot be allowed multiple times" when not told to let the
@@ -769,10 +706,10 @@ func TestCompileDottedNameTwice(t *testing.T) {
 		{`{"detail": {"state": ["x"]}, "detail.state": [{"prefix": "y"}]}`, "detail.state"},
 		{`{"a": {"b.c": [1]}, "a.b": {"c": [2]}}`, "a.b.c"},
 	} {
-		_, err := CompilePattern([]byte(tt.pattern))
-		var pe *PatternError
+		_, err := Compile([]byte(tt.pattern))
+		var pe *Error
 		if !errors.As(err, &pe) || pe.Path != tt.path || !strings.Contains(pe.Problem, "given twice") {
-			t.Errorf("CompilePattern(%s) = %v; want a *PatternError at %s saying the path is given twice", tt.pattern, err, tt.path)
+			t.Errorf("Compile(%s) = %v; want a *Error at %s saying the path is given twice", tt.pattern, err, tt.path)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package events
+package pattern
 
 import (
 	"bytes"
@@ -136,8 +136,15 @@ func (d *decoder) syntax(err error) error {
 	return fmt.Errorf("invalid JSON at byte %d: %v", d.dec.InputOffset(), err)
 }
 
-// kind names the JSON type of a decoded value, for error messages.
-func kind(v any) string {
+// Decode parses data as exactly one JSON value nested at most maxDepth
+// objects and arrays deep, with numbers kept as json.Number: the reader
+// events and patterns share, so that both are held to the same limits.
+func Decode(data []byte, maxDepth int) (any, error) {
+	return decodeJSON(data, maxDepth, false)
+}
+
+// Kind names the JSON type of a decoded value, for error messages.
+func Kind(v any) string {
 	switch v.(type) {
 	case string:
 		return "a string"
@@ -160,8 +167,8 @@ func kind(v any) string {
 const maxExpandCopies = 1 << 20
 
 // maxPathNames is more names than a pattern's path can have: each takes
-// at least a character and a dot of MaxPatternSize.
-const maxPathNames = MaxPatternSize/2 + 1
+// at least a character and a dot of MaxSize.
+const maxPathNames = MaxSize/2 + 1
 
 // expandDottedNames rewrites an event's field names that contain dots as
 // the nested fields they name, {"a.b": 1} as {"a": {"b": 1}}, merging

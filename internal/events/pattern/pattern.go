@@ -1,7 +1,6 @@
-package events
+package pattern
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,13 +10,20 @@ import (
 
 // Limits on patterns.
 const (
-	// MaxPatternSize is the most bytes a pattern may have: the 4096
+	// MaxSize is the most bytes a pattern may have: the 4096
 	// characters EventBridge's TestEventPattern and PutRule accept (its
 	// default quota is 2048, raised on request to 4096).
-	MaxPatternSize = 4096
-	// MaxPatternDepth bounds how deeply a pattern's objects and arrays nest,
+	MaxSize = 4096
+	// MaxDepth bounds how deeply a pattern's objects and arrays nest,
 	// "$or" alternatives included.
-	MaxPatternDepth = 32
+	MaxDepth = 32
+	// MaxEventSize is the most bytes an event may have, EventBridge's
+	// limit.
+	MaxEventSize = 256 << 10
+	// MaxEventDepth bounds how deeply an event's objects and arrays nest,
+	// the envelope included. EventBridge reads up to 1100 levels; scangate's
+	// own events nest four.
+	MaxEventDepth = 128
 )
 
 // orKey is the field that holds alternatives.
@@ -46,8 +52,8 @@ type field struct {
 	values []matcher
 }
 
-// PatternError says what is wrong with an event pattern, and where.
-type PatternError struct {
+// Error says what is wrong with an event pattern, and where.
+type Error struct {
 	// Path locates the problem: field names joined with dots, array
 	// elements as [i]: detail.state[1], $or[0].source. It is empty for a
 	// problem with the pattern as a whole.
@@ -57,31 +63,31 @@ type PatternError struct {
 }
 
 // Error implements error.
-func (e *PatternError) Error() string {
+func (e *Error) Error() string {
 	if e.Path == "" {
 		return "pattern: " + e.Problem
 	}
 	return "pattern: " + e.Path + ": " + e.Problem
 }
 
-func patternError(path, format string, a ...any) error {
-	return &PatternError{Path: path, Problem: fmt.Sprintf(format, a...)}
+func newError(path, format string, a ...any) error {
+	return &Error{Path: path, Problem: fmt.Sprintf(format, a...)}
 }
 
-// CompilePattern reads and checks an event pattern written in EventBridge's
-// pattern language. A pattern that is not valid is a *PatternError naming
+// Compile reads and checks an event pattern written in EventBridge's
+// pattern language. A pattern that is not valid is a *Error naming
 // where and what the problem is.
-func CompilePattern(data []byte) (*Pattern, error) {
-	if len(data) > MaxPatternSize {
-		return nil, patternError("", "%d bytes is more than the %d a pattern may have", len(data), MaxPatternSize)
+func Compile(data []byte) (*Pattern, error) {
+	if len(data) > MaxSize {
+		return nil, newError("", "%d bytes is more than the %d a pattern may have", len(data), MaxSize)
 	}
-	v, err := decodeJSON(data, MaxPatternDepth, true)
+	v, err := decodeJSON(data, MaxDepth, true)
 	if err != nil {
-		return nil, &PatternError{Problem: err.Error()}
+		return nil, &Error{Problem: err.Error()}
 	}
 	obj, ok := v.(object)
 	if !ok {
-		return nil, patternError("", "a pattern is a JSON object, not %s", kind(v))
+		return nil, newError("", "a pattern is a JSON object, not %s", Kind(v))
 	}
 	root, err := compileFields(obj, "", false)
 	if err != nil {
@@ -104,7 +110,7 @@ func CompilePattern(data []byte) (*Pattern, error) {
 // cannot be allowed multiple times" when not told to let the last win.
 func compileFields(obj object, path string, inOr bool) (*fields, error) {
 	if len(obj) == 0 {
-		return nil, patternError(path, "an empty object matches nothing: give it at least one field")
+		return nil, newError(path, "an empty object matches nothing: give it at least one field")
 	}
 	f := &fields{}
 	for _, m := range obj {
@@ -118,7 +124,7 @@ func compileFields(obj object, path string, inOr bool) (*fields, error) {
 			continue
 		}
 		if _, isOp := operators[m.key]; isOp && inOr {
-			return nil, patternError(p, "%q is an operator, not a field name: inside $or, each alternative is an object of fields, such as {\"state\": [{%q: ...}]}", m.key, m.key)
+			return nil, newError(p, "%q is an operator, not a field name: inside $or, each alternative is an object of fields, such as {\"state\": [{%q: ...}]}", m.key, m.key)
 		}
 		names := strings.Split(m.key, ".")
 		fd, err := compileField(member{key: names[len(names)-1], val: m.val}, p, inOr)
@@ -155,7 +161,7 @@ func (f *fields) add(fd field, path string) error {
 	if fd.nested == nil {
 		for _, old := range f.list {
 			if old.name == fd.name && old.nested == nil {
-				return patternError(p, "the path is given twice (with dots in a field name, and nested): give it once")
+				return newError(p, "the path is given twice (with dots in a field name, and nested): give it once")
 			}
 		}
 		f.list = append(f.list, fd)
@@ -180,7 +186,7 @@ func compileField(m member, path string, inOr bool) (field, error) {
 		values, err := compileValues(v, path)
 		return field{name: m.key, values: values}, err
 	}
-	return field{}, patternError(path, "want an array of match values (such as [%s]) or an object of fields, not %s", example(m.val), kind(m.val))
+	return field{}, newError(path, "want an array of match values (such as [%s]) or an object of fields, not %s", example(m.val), Kind(m.val))
 }
 
 // compileOr compiles the alternatives of "$or": an array of at least two
@@ -188,14 +194,14 @@ func compileField(m member, path string, inOr bool) (field, error) {
 func compileOr(v any, path string) ([]*fields, error) {
 	arr, ok := v.([]any)
 	if !ok || len(arr) < 2 {
-		return nil, patternError(path, "want an array of at least two pattern objects")
+		return nil, newError(path, "want an array of at least two pattern objects")
 	}
 	alts := make([]*fields, len(arr))
 	for i, a := range arr {
 		p := indexPath(path, i)
 		obj, ok := a.(object)
 		if !ok {
-			return nil, patternError(p, "an alternative is a pattern object, not %s", kind(a))
+			return nil, newError(p, "an alternative is a pattern object, not %s", Kind(a))
 		}
 		f, err := compileFields(obj, p, true)
 		if err != nil {
@@ -210,7 +216,7 @@ func compileOr(v any, path string) ([]*fields, error) {
 // operator objects.
 func compileValues(arr []any, path string) ([]matcher, error) {
 	if len(arr) == 0 {
-		return nil, patternError(path, "an empty array matches nothing: list at least one value")
+		return nil, newError(path, "an empty array matches nothing: list at least one value")
 	}
 	values := make([]matcher, len(arr))
 	for i, v := range arr {
@@ -223,7 +229,7 @@ func compileValues(arr []any, path string) ([]matcher, error) {
 			}
 			values[i] = m
 		case []any:
-			return nil, patternError(p, "a match value is a string, number, boolean, null or operator object, not an array")
+			return nil, newError(p, "a match value is a string, number, boolean, null or operator object, not an array")
 		default:
 			values[i] = exact{v}
 		}
@@ -257,9 +263,9 @@ func example(v any) string {
 // MaxEventSize or MaxEventDepth, is an error.
 func (p *Pattern) Match(event []byte) (bool, error) {
 	if p == nil || p.root == nil {
-		return false, errors.New("match: no pattern (compile one with CompilePattern)")
+		return false, errors.New("match: no pattern (compile one with Compile)")
 	}
-	obj, err := decodeEvent(event)
+	obj, err := DecodeEvent(event)
 	if err != nil {
 		return false, err
 	}
@@ -377,58 +383,19 @@ func eachObject(arr []any, fn func(map[string]any) bool) bool {
 	return true
 }
 
-// CheckEvent checks an event as EventBridge's TestEventPattern does before
-// matching it, and as `scangate rules test` does: a JSON object of at most
-// MaxEventSize bytes nesting at most MaxEventDepth levels, with id,
-// source, detail-type and time (RFC 3339) given; version, account and
-// region are strings if given, and resources an array of strings. Unlike
-// Parse, which holds events to the shape scangate's own have, it takes a
-// detail-type that is an array (as the events of EventBridge's "Exists
-// matching" page are), which patterns match element by element, and a
-// detail of any JSON type: one that is not an object has no fields, so a
-// pattern on detail's fields does not match it; neither is an error.
-func CheckEvent(data []byte) error {
-	if _, err := decodeEvent(data); err != nil {
-		return err
+// DecodeEvent checks an event's size, JSON and nesting, and returns its
+// object.
+func DecodeEvent(data []byte) (map[string]any, error) {
+	if len(data) > MaxEventSize {
+		return nil, fmt.Errorf("event: %d bytes is more than the %d an event may have", len(data), MaxEventSize)
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return fmt.Errorf("event: %w", err)
+	v, err := decodeJSON(data, MaxEventDepth, false)
+	if err != nil {
+		return nil, fmt.Errorf("event: %w", err)
 	}
-	var e Envelope
-	var problems []string
-	for _, err := range []error{
-		stringField(raw, "id", true, &e.ID),
-		stringField(raw, "source", true, &e.Source),
-		detailTypeField(raw),
-		stringField(raw, "version", false, &e.Version),
-		stringField(raw, "account", false, &e.Account),
-		stringField(raw, "region", false, &e.Region),
-		timeField(raw, &e.Time),
-		resourcesField(raw, &e.Resources),
-	} {
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("event: an event is a JSON object, not %s", Kind(v))
 	}
-	if problems != nil {
-		return errors.New("event: " + strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// detailTypeField checks an event's detail-type: a string that is not
-// empty, or an array.
-func detailTypeField(raw map[string]json.RawMessage) error {
-	r, ok := raw["detail-type"]
-	switch {
-	case !ok:
-		return errors.New(`"detail-type" is missing`)
-	case bytes.HasPrefix(r, []byte("[")):
-		return nil
-	case !bytes.HasPrefix(r, []byte(`"`)):
-		return errors.New(`"detail-type" must be a string or an array`)
-	}
-	var s string
-	return stringField(map[string]json.RawMessage{"detail-type": r}, "detail-type", true, &s)
+	return obj, nil
 }

@@ -1,4 +1,4 @@
-package events
+package pattern
 
 import (
 	"encoding/json"
@@ -36,16 +36,16 @@ func operatorNames() string {
 // and its argument.
 func compileOperator(obj object, path string) (matcher, error) {
 	if len(obj) != 1 {
-		return nil, patternError(path, "an operator object has exactly one operator, not %d fields (operators: %s)", len(obj), operatorNames())
+		return nil, newError(path, "an operator object has exactly one operator, not %d fields (operators: %s)", len(obj), operatorNames())
 	}
 	name, arg := obj[0].key, obj[0].val
 	compile, ok := operators[name]
 	if !ok {
-		return nil, patternError(path, "unknown operator %q (operators: %s)", name, operatorNames())
+		return nil, newError(path, "unknown operator %q (operators: %s)", name, operatorNames())
 	}
 	m, err := compile(arg)
 	if err != nil {
-		return nil, patternError(path, "%s: %v", name, err)
+		return nil, newError(path, "%s: %v", name, err)
 	}
 	return m, nil
 }
@@ -71,13 +71,13 @@ func foldableString(v any) (string, bool, error) {
 			return s, true, nil
 		}
 	}
-	return "", false, fmt.Errorf(`want a string or {"equals-ignore-case": string}, not %s`, kind(v))
+	return "", false, fmt.Errorf(`want a string or {"equals-ignore-case": string}, not %s`, Kind(v))
 }
 
 func compileEqualsIgnoreCase(v any) (matcher, error) {
 	s, ok := v.(string)
 	if !ok {
-		return nil, fmt.Errorf("want a string, not %s", kind(v))
+		return nil, fmt.Errorf("want a string, not %s", Kind(v))
 	}
 	return equalsIgnoreCase{s}, nil
 }
@@ -85,7 +85,7 @@ func compileEqualsIgnoreCase(v any) (matcher, error) {
 func compileWildcardOp(v any) (matcher, error) {
 	s, ok := v.(string)
 	if !ok {
-		return nil, fmt.Errorf("want a string, not %s", kind(v))
+		return nil, fmt.Errorf("want a string, not %s", Kind(v))
 	}
 	w, err := compileWildcard(s)
 	if err != nil {
@@ -97,7 +97,7 @@ func compileWildcardOp(v any) (matcher, error) {
 func compileExists(v any) (matcher, error) {
 	b, ok := v.(bool)
 	if !ok {
-		return nil, fmt.Errorf("want true or false, not %s", kind(v))
+		return nil, fmt.Errorf("want true or false, not %s", Kind(v))
 	}
 	return exists(b), nil
 }
@@ -105,7 +105,7 @@ func compileExists(v any) (matcher, error) {
 func compileCIDR(v any) (matcher, error) {
 	s, ok := v.(string)
 	if !ok {
-		return nil, fmt.Errorf("want a string, not %s", kind(v))
+		return nil, fmt.Errorf("want a string, not %s", Kind(v))
 	}
 	block, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -127,7 +127,7 @@ func compileAnythingBut(v any) (matcher, error) {
 	case object:
 		return anythingButOperator(v)
 	}
-	return nil, fmt.Errorf("want a string, a number, an array of strings or of numbers, or an object such as {\"prefix\": \"init\"}, not %s", kind(v))
+	return nil, fmt.Errorf("want a string, a number, an array of strings or of numbers, or an object such as {\"prefix\": \"init\"}, not %s", Kind(v))
 }
 
 func anythingButList(arr []any) (matcher, error) {
@@ -143,7 +143,7 @@ func anythingButList(arr []any) (matcher, error) {
 		case json.Number:
 			nums++
 		default:
-			return nil, fmt.Errorf("element %d: want a string or a number, not %s", i, kind(e))
+			return nil, fmt.Errorf("element %d: want a string or a number, not %s", i, Kind(e))
 		}
 		not[i] = exact{e}
 	}
@@ -202,13 +202,13 @@ func stringOrStrings(v any) ([]string, error) {
 	}
 	arr, ok := v.([]any)
 	if !ok || len(arr) == 0 {
-		return nil, fmt.Errorf("want a string or a non-empty array of strings, not %s", kind(v))
+		return nil, fmt.Errorf("want a string or a non-empty array of strings, not %s", Kind(v))
 	}
 	out := make([]string, len(arr))
 	for i, e := range arr {
 		s, ok := e.(string)
 		if !ok {
-			return nil, fmt.Errorf("element %d: want a string, not %s", i, kind(e))
+			return nil, fmt.Errorf("element %d: want a string, not %s", i, Kind(e))
 		}
 		out[i] = s
 	}
@@ -253,7 +253,7 @@ func compileNumeric(v any) (matcher, error) {
 func comparison(arr []any, i int) (string, float64, error) {
 	op, ok := arr[i].(string)
 	if !ok {
-		return "", 0, fmt.Errorf("element %d: want an operator (=, <, <=, >, >=), not %s", i, kind(arr[i]))
+		return "", 0, fmt.Errorf("element %d: want an operator (=, <, <=, >, >=), not %s", i, Kind(arr[i]))
 	}
 	switch op {
 	case "=", "<", "<=", ">", ">=":
@@ -262,7 +262,7 @@ func comparison(arr []any, i int) (string, float64, error) {
 	}
 	num, ok := arr[i+1].(json.Number)
 	if !ok {
-		return "", 0, fmt.Errorf("element %d: %q needs a number, not %s", i+1, op, kind(arr[i+1]))
+		return "", 0, fmt.Errorf("element %d: %q needs a number, not %s", i+1, op, Kind(arr[i+1]))
 	}
 	f, err := strconv.ParseFloat(string(num), 64)
 	if err != nil || math.IsInf(f, 0) {

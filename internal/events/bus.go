@@ -21,6 +21,13 @@ import (
 	"github.com/scangate/scangate/internal/store"
 )
 
+// The kinds of the bus's jobs: routing an event to its rules, and
+// delivering it to one target.
+const (
+	KindRoute   = "route_event"
+	KindDeliver = "deliver_event"
+)
+
 // The River queues of the bus. Built-in handlers (the pipeline's gate) and
 // the routing that feeds them run apart from webhooks, so that a receiver
 // that is slow or down never delays them.
@@ -348,7 +355,7 @@ type routeArgs struct {
 	Replay  string `json:"replay,omitempty"`
 }
 
-func (routeArgs) Kind() string { return "route_event" }
+func (routeArgs) Kind() string { return KindRoute }
 
 func (routeArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueBus} }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/events/eventstest"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -116,112 +116,6 @@ func (h *busHarness) publish(t *testing.T, detailType, repo string, at time.Time
 	return e
 }
 
-// waitIdle waits until no routing or delivery job waits or runs.
-func waitIdle(t *testing.T, st *store.Store) {
-	t.Helper()
-	waitFor(t, 20*time.Second, "the event jobs to finish", func() bool {
-		p, err := jobs.Pending(context.Background(), st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p["route_event"] == 0 && p["deliver_event"] == 0
-	})
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// receiver is a webhook endpoint that records what it is sent and answers
-// with the status respond chooses for the nth request (from 1).
-type receiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	got     []delivery
-	respond func(n int) int
-}
-
-type delivery struct {
-	method string
-	path   string
-	header http.Header
-	body   []byte
-	status int
-}
-
-func newReceiver(t *testing.T, respond func(n int) int) *receiver {
-	t.Helper()
-	r := &receiver{respond: respond}
-	r.Server = httptest.NewServer(r)
-	t.Cleanup(r.Close)
-	return r
-}
-
-func ok(int) int { return http.StatusOK }
-
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	rc.mu.Lock()
-	status := http.StatusOK
-	if rc.respond != nil {
-		status = rc.respond(len(rc.got) + 1)
-	}
-	rc.got = append(rc.got, delivery{req.Method, req.URL.Path, req.Header.Clone(), body, status})
-	rc.mu.Unlock()
-	w.WriteHeader(status)
-}
-
-func (rc *receiver) setRespond(f func(int) int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.respond = f
-}
-
-// delivered returns the requests answered with 2xx.
-func (rc *receiver) delivered() []delivery {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []delivery
-	for _, d := range rc.got {
-		if d.status/100 == 2 {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func (rc *receiver) requests() []delivery {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]delivery{}, rc.got...)
-}
-
-func (d delivery) event(t *testing.T) events.Envelope {
-	t.Helper()
-	e, err := events.Parse(d.body)
-	if err != nil {
-		t.Fatalf("delivered body is no event: %v\n%s", err, d.body)
-	}
-	return e
-}
-
-// eventIDs lists the event ids of deliveries, in order.
-func eventIDs(t *testing.T, ds []delivery) []string {
-	t.Helper()
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.event(t).ID)
-	}
-	return out
-}
-
 func noDeadLetters(t *testing.T, b *events.Bus) {
 	t.Helper()
 	dl, err := b.DeadLetters(context.Background(), false)
@@ -238,7 +132,7 @@ func noDeadLetters(t *testing.T, b *events.Bus) {
 func TestWebhookReceiverUnavailableThenBack(t *testing.T) {
 	t.Parallel()
 	h := startBus(t, events.BusOptions{})
-	rc := newReceiver(t, func(n int) int {
+	rc := eventstest.NewReceiver(t, func(n int) int {
 		if n <= 2 {
 			return http.StatusServiceUnavailable
 		}
@@ -247,21 +141,21 @@ func TestWebhookReceiverUnavailableThenBack(t *testing.T) {
 	h.putRule(t, "scans", `{"detail-type": ["Scan"]}`, events.Target{ID: "hook", Webhook: rc.URL + "/hook", Secret: "k"})
 	e := h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
 
-	waitFor(t, 20*time.Second, "the event to be delivered", func() bool { return len(rc.delivered()) > 0 })
-	waitIdle(t, h.st)
-	reqs := rc.requests()
+	eventstest.WaitFor(t, 20*time.Second, "the event to be delivered", func() bool { return len(rc.Delivered()) > 0 })
+	eventstest.WaitIdle(t, h.st)
+	reqs := rc.Requests()
 	if len(reqs) != 3 {
 		t.Fatalf("%d requests, want 2 refused and 1 accepted", len(reqs))
 	}
 	for i, d := range reqs {
-		if got := d.event(t).ID; got != e.ID {
+		if got := d.Event(t).ID; got != e.ID {
 			t.Errorf("request %d carried event %s, want %s", i+1, got, e.ID)
 		}
-		if d.header.Get(events.HeaderSignature) != events.Sign("k", d.body) {
+		if d.Header.Get(events.HeaderSignature) != events.Sign("k", d.Body) {
 			t.Errorf("request %d: bad signature", i+1)
 		}
 	}
-	if got := eventIDs(t, rc.delivered()); len(got) != 1 {
+	if got := eventstest.EventIDs(t, rc.Delivered()); len(got) != 1 {
 		t.Errorf("delivered %v, want the event once", got)
 	}
 	if n := h.failedAttempts(); n != 2 {
@@ -283,7 +177,7 @@ func TestWebhookReceiverPortClosedThenOpen(t *testing.T) {
 	h.putRule(t, "scans", `{"detail-type": ["Scan"]}`, events.Target{ID: "hook", Webhook: "http://" + addr + "/hook"})
 	e := h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
 
-	waitFor(t, 20*time.Second, "a refused attempt", func() bool { return h.failedAttempts() > 0 })
+	eventstest.WaitFor(t, 20*time.Second, "a refused attempt", func() bool { return h.failedAttempts() > 0 })
 	h.mu.Lock()
 	firstErr := h.attempts[0].err
 	h.mu.Unlock()
@@ -291,9 +185,9 @@ func TestWebhookReceiverPortClosedThenOpen(t *testing.T) {
 		t.Errorf("first attempt's error %q, want connection refused", firstErr)
 	}
 
-	rc := &receiver{respond: ok}
+	rc := eventstest.NewHandler(eventstest.OK)
 	var ln2 net.Listener
-	waitFor(t, 5*time.Second, "to listen on "+addr+" again", func() bool {
+	eventstest.WaitFor(t, 5*time.Second, "to listen on "+addr+" again", func() bool {
 		ln2, err = net.Listen("tcp", addr)
 		return err == nil
 	})
@@ -301,9 +195,9 @@ func TestWebhookReceiverPortClosedThenOpen(t *testing.T) {
 	go func() { _ = srv.Serve(ln2) }()
 	t.Cleanup(func() { srv.Close() })
 
-	waitFor(t, 20*time.Second, "the event to be delivered", func() bool { return len(rc.delivered()) > 0 })
-	waitIdle(t, h.st)
-	if got := eventIDs(t, rc.delivered()); len(got) != 1 || got[0] != e.ID {
+	eventstest.WaitFor(t, 20*time.Second, "the event to be delivered", func() bool { return len(rc.Delivered()) > 0 })
+	eventstest.WaitIdle(t, h.st)
+	if got := eventstest.EventIDs(t, rc.Delivered()); len(got) != 1 || got[0] != e.ID {
 		t.Errorf("delivered %v, want [%s]", got, e.ID)
 	}
 	noDeadLetters(t, h.bus)
@@ -315,12 +209,12 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	h := startBus(t, events.BusOptions{RetryWindow: 1500 * time.Millisecond})
-	rc := newReceiver(t, func(int) int { return http.StatusInternalServerError })
+	rc := eventstest.NewReceiver(t, func(int) int { return http.StatusInternalServerError })
 	h.putRule(t, "scans", `{"detail-type": ["Scan"]}`, events.Target{ID: "hook", Webhook: rc.URL + "/hook", Secret: "k"})
 	e := h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
 
 	var dl []events.DeadLetter
-	waitFor(t, 20*time.Second, "a dead letter", func() bool {
+	eventstest.WaitFor(t, 20*time.Second, "a dead letter", func() bool {
 		var err error
 		dl, err = h.bus.DeadLetters(ctx, true)
 		if err != nil {
@@ -328,12 +222,12 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		}
 		return len(dl) > 0
 	})
-	waitIdle(t, h.st)
+	eventstest.WaitIdle(t, h.st)
 	if len(dl) != 1 {
 		t.Fatalf("dead letters %+v, want 1", dl)
 	}
 	d := dl[0]
-	tried := len(rc.requests())
+	tried := len(rc.Requests())
 	// The webhook's path may hold a token: the dead letter shows scheme
 	// and host only.
 	if d.EventID != e.ID || d.Rule != "scans" || d.Target.ID != "hook" || d.Target.Webhook != rc.URL+"/…" {
@@ -348,13 +242,13 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if d.FailedAt.IsZero() || d.ReplayedAt != nil {
 		t.Errorf("dead letter failed at %v, replayed at %v", d.FailedAt, d.ReplayedAt)
 	}
-	if len(rc.delivered()) != 0 {
+	if len(rc.Delivered()) != 0 {
 		t.Fatal("a failing receiver accepted an event")
 	}
 
 	// Replays at once (two operators, a CLI and the API) replay the dead
 	// letter once between them.
-	rc.setRespond(ok)
+	rc.SetRespond(eventstest.OK)
 	var wg sync.WaitGroup
 	replayed := make([]int, 4)
 	for i := range replayed {
@@ -372,7 +266,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if n := replayed[0] + replayed[1] + replayed[2] + replayed[3]; n != 1 {
 		t.Fatalf("concurrent replays replayed %v, want 1 in all", replayed)
 	}
-	waitFor(t, 20*time.Second, "the replayed event", func() bool { return len(rc.delivered()) > 0 })
+	eventstest.WaitFor(t, 20*time.Second, "the replayed event", func() bool { return len(rc.Delivered()) > 0 })
 	all, err := h.bus.DeadLetters(ctx, false)
 	if err != nil {
 		t.Fatal(err)
@@ -383,9 +277,9 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if pending, _ := h.bus.DeadLetters(ctx, true); len(pending) != 0 {
 		t.Errorf("pending dead letters after the replay: %+v", pending)
 	}
-	got := rc.delivered()[0]
-	if got.event(t).ID != e.ID || got.header.Get(events.HeaderSignature) != events.Sign("k", got.body) || got.header.Get(events.HeaderRule) != "scans" {
-		t.Errorf("replayed delivery: event %s, headers %v", got.event(t).ID, got.header)
+	got := rc.Delivered()[0]
+	if got.Event(t).ID != e.ID || got.Header.Get(events.HeaderSignature) != events.Sign("k", got.Body) || got.Header.Get(events.HeaderRule) != "scans" {
+		t.Errorf("replayed delivery: event %s, headers %v", got.Event(t).ID, got.Header)
 	}
 
 	// A second replay has nothing to do.
@@ -395,8 +289,8 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if n, _, err := h.bus.ReplayDeadLetters(ctx, []int64{d.ID}); err != nil || n != 0 {
 		t.Errorf("ReplayDeadLetters of the replayed id = %d, %v; want 0", n, err)
 	}
-	waitIdle(t, h.st)
-	if got := eventIDs(t, rc.delivered()); len(got) != 1 {
+	eventstest.WaitIdle(t, h.st)
+	if got := eventstest.EventIDs(t, rc.Delivered()); len(got) != 1 {
 		t.Errorf("delivered %v, want the event once", got)
 	}
 }
@@ -407,31 +301,31 @@ func TestReplayEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	h := startBus(t, events.BusOptions{})
-	ra, rb := newReceiver(t, ok), newReceiver(t, ok)
+	ra, rb := eventstest.NewReceiver(t, eventstest.OK), eventstest.NewReceiver(t, eventstest.OK)
 	h.putRule(t, "a", `{"source": ["scangate.scanner"]}`, events.Target{ID: "hook", Webhook: ra.URL})
 	h.putRule(t, "b", `{"source": ["scangate.scanner"]}`, events.Target{ID: "hook", Webhook: rb.URL})
 	base := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
 	e1 := h.publish(t, events.DetailTypeScan, "one", base)
 	e2 := h.publish(t, events.DetailTypeScan, "two", base.Add(time.Hour))
 	e3 := h.publish(t, events.DetailTypeScan, "three", base.Add(2*time.Hour))
-	waitFor(t, 20*time.Second, "the first deliveries", func() bool { return len(ra.delivered()) == 3 && len(rb.delivered()) == 3 })
-	waitIdle(t, h.st)
+	eventstest.WaitFor(t, 20*time.Second, "the first deliveries", func() bool { return len(ra.Delivered()) == 3 && len(rb.Delivered()) == 3 })
+	eventstest.WaitIdle(t, h.st)
 
 	// From 10:30 to 12:00, both ends included: e2 and e3, to rule a only.
 	n, err := h.bus.ReplayEvents(ctx, base.Add(30*time.Minute), base.Add(2*time.Hour), "a")
 	if err != nil || n != 2 {
 		t.Fatalf("ReplayEvents = %d, %v; want 2", n, err)
 	}
-	waitFor(t, 20*time.Second, "the replayed deliveries", func() bool { return len(ra.delivered()) == 5 })
-	waitIdle(t, h.st)
-	again := eventIDs(t, ra.delivered()[3:])
+	eventstest.WaitFor(t, 20*time.Second, "the replayed deliveries", func() bool { return len(ra.Delivered()) == 5 })
+	eventstest.WaitIdle(t, h.st)
+	again := eventstest.EventIDs(t, ra.Delivered()[3:])
 	slices.Sort(again)
 	want := []string{e2.ID, e3.ID}
 	slices.Sort(want)
 	if got, want := fmt.Sprint(again), fmt.Sprint(want); got != want {
 		t.Errorf("rule a got %s again, want %s", got, want)
 	}
-	if got := len(rb.delivered()); got != 3 {
+	if got := len(rb.Delivered()); got != 3 {
 		t.Errorf("rule b got %d deliveries, want its first 3 only", got)
 	}
 
@@ -447,9 +341,9 @@ func TestReplayEvents(t *testing.T) {
 	if n, err := h.bus.ReplayEvents(ctx, base, base, ""); err != nil || n != 1 {
 		t.Fatalf("ReplayEvents of e1 = %d, %v; want 1", n, err)
 	}
-	waitFor(t, 20*time.Second, "e1 replayed to both rules", func() bool { return len(ra.delivered()) == 6 && len(rb.delivered()) == 4 })
-	waitIdle(t, h.st)
-	if ra.delivered()[5].event(t).ID != e1.ID || rb.delivered()[3].event(t).ID != e1.ID {
+	eventstest.WaitFor(t, 20*time.Second, "e1 replayed to both rules", func() bool { return len(ra.Delivered()) == 6 && len(rb.Delivered()) == 4 })
+	eventstest.WaitIdle(t, h.st)
+	if ra.Delivered()[5].Event(t).ID != e1.ID || rb.Delivered()[3].Event(t).ID != e1.ID {
 		t.Error("the replay of 10:00 sent another event than e1")
 	}
 }
@@ -483,7 +377,7 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	if err := h.bus.Handle("gate", `{"detail-type": ["Finding"]}`, func(context.Context, events.Envelope) error { return nil }); err == nil {
 		t.Error("Handle registered a second handler named gate")
 	}
-	rc := newReceiver(t, ok)
+	rc := eventstest.NewReceiver(t, eventstest.OK)
 	h.putRule(t, "hooks", `{"detail-type": ["Scan"]}`,
 		events.Target{ID: "one", Webhook: rc.URL + "/one"}, events.Target{ID: "two", Webhook: rc.URL + "/two"})
 
@@ -497,18 +391,18 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 
 	e := h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
 	other := h.publish(t, events.DetailTypeFinding, "shop/api", time.Time{})
-	waitFor(t, 20*time.Second, "the handler to succeed", func() bool {
+	eventstest.WaitFor(t, 20*time.Second, "the handler to succeed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return handled[e.ID] == 1
 	})
-	waitIdle(t, h.st)
+	eventstest.WaitIdle(t, h.st)
 	mu.Lock()
 	if calls[e.ID] != 2 || calls[other.ID] != 0 {
 		t.Errorf("handler calls %v, want 2 for the Scan event (one failure, one retry), none for the Finding", calls)
 	}
 	mu.Unlock()
-	if got := len(rc.delivered()); got != 2 {
+	if got := len(rc.Delivered()); got != 2 {
 		t.Errorf("%d webhook deliveries, want one per target", got)
 	}
 
@@ -521,7 +415,7 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	if n, _ := res.RowsAffected(); n != 1 {
 		t.Fatalf("%d route jobs for the event, want 1", n)
 	}
-	waitFor(t, 20*time.Second, "the route job to run again", func() bool {
+	eventstest.WaitFor(t, 20*time.Second, "the route job to run again", func() bool {
 		var attempt int
 		var state string
 		err := h.st.Reader().QueryRowContext(ctx, `SELECT attempt, state FROM river_job WHERE kind = 'route_event' AND json_extract(args, '$.event_id') = $1`, e.ID).Scan(&attempt, &state)
@@ -530,7 +424,7 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 		}
 		return attempt == 2 && state == "completed"
 	})
-	waitIdle(t, h.st)
+	eventstest.WaitIdle(t, h.st)
 	var deliveries int
 	if err := h.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'deliver_event' AND json_extract(args, '$.event_id') = $1`, e.ID).Scan(&deliveries); err != nil {
 		t.Fatal(err)
@@ -544,8 +438,8 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	}
 	mu.Unlock()
 	paths := map[string]int{}
-	for _, d := range rc.delivered() {
-		paths[d.path]++
+	for _, d := range rc.Delivered() {
+		paths[d.Path]++
 	}
 	if paths["/one"] != 1 || paths["/two"] != 1 {
 		t.Errorf("webhook deliveries by target %v, want one each", paths)
@@ -559,7 +453,7 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 func TestWebhookRedirectIsNoDelivery(t *testing.T) {
 	t.Parallel()
 	h := startBus(t, events.BusOptions{})
-	rc := newReceiver(t, ok)
+	rc := eventstest.NewReceiver(t, eventstest.OK)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, rc.URL+"/new", http.StatusMovedPermanently)
@@ -569,7 +463,7 @@ func TestWebhookRedirectIsNoDelivery(t *testing.T) {
 	h.putRule(t, "scans", `{"detail-type": ["Scan"]}`, events.Target{ID: "hook", Webhook: old.URL + "/old"})
 	h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
 
-	waitFor(t, 20*time.Second, "a delivery attempt", func() bool {
+	eventstest.WaitFor(t, 20*time.Second, "a delivery attempt", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return len(h.attempts) > 0
@@ -580,8 +474,8 @@ func TestWebhookRedirectIsNoDelivery(t *testing.T) {
 	if first == nil || !strings.Contains(first.Error(), "301") {
 		t.Errorf("first attempt: %v, want a failure naming the 301", first)
 	}
-	if got := rc.requests(); len(got) != 0 {
-		t.Errorf("the redirect's target got %s %s with %d bytes", got[0].method, got[0].path, len(got[0].body))
+	if got := rc.Requests(); len(got) != 0 {
+		t.Errorf("the redirect's target got %s %s with %d bytes", got[0].Method, got[0].Path, len(got[0].Body))
 	}
 }
 
@@ -595,7 +489,7 @@ func TestWebhookCircuitOpens(t *testing.T) {
 	h := startBus(t, events.BusOptions{BreakerFailures: 3, BreakerCooldown: time.Hour})
 	var mu sync.Mutex
 	busy, most := 0, 0
-	rc := &receiver{respond: func(int) int { return http.StatusServiceUnavailable }}
+	rc := eventstest.NewHandler(func(int) int { return http.StatusServiceUnavailable })
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		busy++
@@ -613,7 +507,7 @@ func TestWebhookCircuitOpens(t *testing.T) {
 		h.publish(t, events.DetailTypeScan, "shop/api", time.Time{})
 	}
 	// Every delivery ends up waiting for the circuit's cool-down.
-	waitFor(t, 30*time.Second, "the deliveries deferred to the end of the cool-down", func() bool {
+	eventstest.WaitFor(t, 30*time.Second, "the deliveries deferred to the end of the cool-down", func() bool {
 		var n int
 		err := h.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'deliver_event' AND state = 'scheduled'
 			AND scheduled_at > datetime('now', '+30 minutes')`).Scan(&n)
@@ -624,7 +518,7 @@ func TestWebhookCircuitOpens(t *testing.T) {
 	})
 	// Three failures open it; a fourth may have been under way beside the
 	// third.
-	if n := len(rc.requests()); n < 3 || n > 4 {
+	if n := len(rc.Requests()); n < 3 || n > 4 {
 		t.Errorf("the failing receiver got %d requests, want 3 or 4", n)
 	}
 	mu.Lock()

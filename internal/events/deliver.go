@@ -78,7 +78,7 @@ func sameTarget(t Target, ref targetRef) bool {
 	return t.rev == ref.Rev
 }
 
-func (deliverArgs) Kind() string { return "deliver_event" }
+func (deliverArgs) Kind() string { return KindDeliver }
 
 func (deliverArgs) InsertOpts() river.InsertOpts {
 	// The retry window, not a count, ends the retries (deliverWorker). The

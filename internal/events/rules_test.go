@@ -244,3 +244,12 @@ func FuzzParseRule(f *testing.F) {
 		}
 	})
 }
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

@@ -60,7 +60,7 @@ func newMetrics(st *store.Store) *metrics {
 				ch <- prometheus.NewInvalidMetric(queue, err)
 				return
 			}
-			for _, kind := range []string{"scan_image", "route_event", "deliver_event", "reevaluate_images"} {
+			for _, kind := range []string{"scan_image", events.KindRoute, events.KindDeliver, "reevaluate_images"} {
 				ch <- prometheus.MustNewConstMetric(queue, prometheus.GaugeValue, float64(pending[kind]), kind)
 			}
 		}})

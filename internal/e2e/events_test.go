@@ -1,11 +1,8 @@
-package events_test
+package e2e
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/events/eventstest"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scanner"
@@ -34,22 +32,6 @@ func putRuleAPI(t *testing.T, s *servertest.Server, name, body string) {
 	if status != http.StatusNoContent {
 		t.Fatalf("put rule %s: %d %s", name, status, resp)
 	}
-}
-
-// verify checks a signature header as a receiver would: "sha256=" and
-// the hex HMAC-SHA256 of the body, compared in constant time.
-func verify(header, secret string, body []byte) bool {
-	hexSum, ok := strings.CutPrefix(header, "sha256=")
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(hexSum)
-	if err != nil {
-		return false
-	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return hmac.Equal(got, m.Sum(nil))
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -68,7 +50,7 @@ func mustJSON(t *testing.T, v any) string {
 func TestServerRoutesScanEventsToWebhooks(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{})
-	severe, other := newReceiver(t, ok), newReceiver(t, ok)
+	severe, other := eventstest.NewReceiver(t, eventstest.OK), eventstest.NewReceiver(t, eventstest.OK)
 	const secret = "receiver-secret"
 	putRuleAPI(t, s, "severe-scans", `{
 	  "pattern": {"source": ["scangate.scanner"], "detail-type": ["Scan"], "detail": {"$or": [
@@ -91,8 +73,8 @@ func TestServerRoutesScanEventsToWebhooks(t *testing.T) {
 	if im := s.WaitScan(t, "shop/clean", cleanDigest, 30*time.Second); im.Summary.Critical+im.Summary.High != 0 {
 		t.Fatalf("shop/clean summary %+v: want no CRITICAL or HIGH findings", im.Summary)
 	}
-	waitFor(t, 20*time.Second, "the severe scan to be delivered", func() bool { return len(severe.delivered()) > 0 })
-	waitIdle(t, s.Store)
+	eventstest.WaitFor(t, 20*time.Second, "the severe scan to be delivered", func() bool { return len(severe.Delivered()) > 0 })
+	eventstest.WaitIdle(t, s.Store)
 
 	// Two pushes and two scans are logged; one event matched.
 	log, err := events.ListLog(context.Background(), s.Store, 0, 100)
@@ -107,15 +89,15 @@ func TestServerRoutesScanEventsToWebhooks(t *testing.T) {
 	if !slices.Equal(kinds, []string{"Image Push", "Image Push", "Scan", "Scan"}) {
 		t.Errorf("event log %v, want two pushes and two scans", kinds)
 	}
-	if got := len(other.requests()); got != 0 {
+	if got := len(other.Requests()); got != 0 {
 		t.Errorf("the other team's receiver got %d requests, want none", got)
 	}
-	got := severe.requests()
+	got := severe.Requests()
 	if len(got) != 1 {
 		t.Fatalf("the severe receiver got %d requests, want 1", len(got))
 	}
 	d := got[0]
-	e := d.event(t)
+	e := d.Event(t)
 	var detail scanner.ScanDetail
 	if err := json.Unmarshal(e.Detail, &detail); err != nil {
 		t.Fatal(err)
@@ -125,23 +107,23 @@ func TestServerRoutesScanEventsToWebhooks(t *testing.T) {
 		t.Errorf("delivered %s from %s about %s@%s, counts %+v; want the scan of shop/api@%s", e.DetailType, e.Source,
 			detail.RepositoryName, detail.ImageDigest, detail.Counts, digest)
 	}
-	if d.path != "/hook" {
-		t.Errorf("posted to %s", d.path)
+	if d.Path != "/hook" {
+		t.Errorf("posted to %s", d.Path)
 	}
-	if ct := d.header.Get("Content-Type"); ct != "application/json" {
+	if ct := d.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("content type %q", ct)
 	}
-	if d.header.Get(events.HeaderEventID) != e.ID || d.header.Get(events.HeaderRule) != "severe-scans" {
-		t.Errorf("headers event id %q, rule %q; want %s, severe-scans", d.header.Get(events.HeaderEventID), d.header.Get(events.HeaderRule), e.ID)
+	if d.Header.Get(events.HeaderEventID) != e.ID || d.Header.Get(events.HeaderRule) != "severe-scans" {
+		t.Errorf("headers event id %q, rule %q; want %s, severe-scans", d.Header.Get(events.HeaderEventID), d.Header.Get(events.HeaderRule), e.ID)
 	}
-	sig := d.header.Get(events.HeaderSignature)
-	if !verify(sig, secret, d.body) {
+	sig := d.Header.Get(events.HeaderSignature)
+	if !eventstest.Verify(sig, secret, d.Body) {
 		t.Errorf("signature %q does not verify with the rule's secret", sig)
 	}
-	if verify(sig, "another-secret", d.body) {
+	if eventstest.Verify(sig, "another-secret", d.Body) {
 		t.Error("the signature verifies with another secret")
 	}
-	if verify(sig, secret, append(d.body, ' ')) {
+	if eventstest.Verify(sig, secret, append(d.Body, ' ')) {
 		t.Error("the signature verifies for another body")
 	}
 	// The logged event is the one delivered.
@@ -159,7 +141,7 @@ func TestServerRoutesScanEventsToWebhooks(t *testing.T) {
 func TestServerDeadLetterReplay(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{DeliveryRetryWindow: 2 * time.Second}})
-	rc := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
+	rc := eventstest.NewReceiver(t, func(int) int { return http.StatusServiceUnavailable })
 	putRuleAPI(t, s, "pushes", `{"pattern": {"detail-type": ["Image Push"]},
 	  "targets": [{"id": "ci", "webhook": "`+rc.URL+`/push", "secret": "k"}]}`)
 	img := imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "hello.txt", Body: "hello\n"}))
@@ -180,21 +162,21 @@ func TestServerDeadLetterReplay(t *testing.T) {
 		}
 		return dl.DeadLetters
 	}
-	waitFor(t, 30*time.Second, "a dead letter", func() bool { return len(list("?pending=true")) > 0 })
+	eventstest.WaitFor(t, 30*time.Second, "a dead letter", func() bool { return len(list("?pending=true")) > 0 })
 	dl := list("")
 	if len(dl) != 1 {
 		t.Fatalf("dead letters %+v, want 1", dl)
 	}
 	d := dl[0]
-	if d.Rule != "pushes" || d.Target.ID != "ci" || d.Target.Secret != "" || d.Attempts < 2 || d.Attempts != len(rc.requests()) {
-		t.Errorf("dead letter %+v (receiver saw %d requests): want rule pushes, target ci, no secret kept, every attempt counted", d, len(rc.requests()))
+	if d.Rule != "pushes" || d.Target.ID != "ci" || d.Target.Secret != "" || d.Attempts < 2 || d.Attempts != len(rc.Requests()) {
+		t.Errorf("dead letter %+v (receiver saw %d requests): want rule pushes, target ci, no secret kept, every attempt counted", d, len(rc.Requests()))
 	}
-	e := rc.requests()[0].event(t)
+	e := rc.Requests()[0].Event(t)
 	if d.EventID != e.ID || e.DetailType != events.DetailTypeImagePush {
 		t.Errorf("dead letter of event %s; the receiver was sent %s (%s)", d.EventID, e.ID, e.DetailType)
 	}
 
-	rc.setRespond(ok)
+	rc.SetRespond(eventstest.OK)
 	replay := func() int {
 		t.Helper()
 		status, body := s.API(t, http.MethodPost, "/api/v1/dead-letters/replay", map[string]any{})
@@ -210,15 +192,15 @@ func TestServerDeadLetterReplay(t *testing.T) {
 	if n := replay(); n != 1 {
 		t.Fatalf("replayed %d, want 1", n)
 	}
-	waitFor(t, 20*time.Second, "the replayed event", func() bool { return len(rc.delivered()) > 0 })
+	eventstest.WaitFor(t, 20*time.Second, "the replayed event", func() bool { return len(rc.Delivered()) > 0 })
 	if n := replay(); n != 0 {
 		t.Errorf("second replay replayed %d, want 0", n)
 	}
-	waitIdle(t, s.Store)
-	if got := eventIDs(t, rc.delivered()); len(got) != 1 || got[0] != e.ID {
+	eventstest.WaitIdle(t, s.Store)
+	if got := eventstest.EventIDs(t, rc.Delivered()); len(got) != 1 || got[0] != e.ID {
 		t.Errorf("delivered %v, want [%s] once", got, e.ID)
 	}
-	if got := rc.delivered()[0]; !verify(got.header.Get(events.HeaderSignature), "k", got.body) {
+	if got := rc.Delivered()[0]; !eventstest.Verify(got.Header.Get(events.HeaderSignature), "k", got.Body) {
 		t.Error("the replayed delivery is not signed with the target's secret")
 	}
 	if dl := list(""); len(dl) != 1 || dl[0].ReplayedAt == nil {
@@ -302,7 +284,7 @@ func TestDeletedOrChangedRuleStopsPendingDeliveries(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
 	gone, moved := newHeldReceiver(t, http.StatusServiceUnavailable), newHeldReceiver(t, http.StatusServiceUnavailable)
-	moveTo := newReceiver(t, ok)
+	moveTo := eventstest.NewReceiver(t, eventstest.OK)
 	putRuleAPI(t, s, "gone", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+gone.URL+`/hook", "secret": "k"}]}`)
 	putRuleAPI(t, s, "moved", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+moved.URL+`/hook", "secret": "k"}]}`)
 	s.Push(t, "shop/hello:1", imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "hello.txt", Body: "hello\n"})))
@@ -318,7 +300,7 @@ func TestDeletedOrChangedRuleStopsPendingDeliveries(t *testing.T) {
 	gone.let()
 	moved.let()
 
-	waitFor(t, 30*time.Second, "the pending deliveries to end", func() bool {
+	eventstest.WaitFor(t, 30*time.Second, "the pending deliveries to end", func() bool {
 		p, err := jobs.Pending(context.Background(), s.Store)
 		if err != nil {
 			t.Fatal(err)
@@ -328,7 +310,7 @@ func TestDeletedOrChangedRuleStopsPendingDeliveries(t *testing.T) {
 	if n, m := gone.n.Load(), moved.n.Load(); n != 1 || m != 1 {
 		t.Errorf("the old URLs got %d and %d requests, want the one attempt each made before the change", n, m)
 	}
-	if n := len(moveTo.requests()); n != 0 {
+	if n := len(moveTo.Requests()); n != 0 {
 		t.Errorf("the new URL got %d requests for an event routed to the old one", n)
 	}
 	for rule, why := range map[string]string{"gone": "rule gone no longer exists", "moved": "target ci of rule moved has changed"} {
@@ -353,13 +335,13 @@ func TestDeletedOrChangedRuleStopsPendingDeliveries(t *testing.T) {
 func TestDeadLetterOfDeletedRuleRefused(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{DeliveryRetryWindow: 2 * time.Second}})
-	rc := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
+	rc := eventstest.NewReceiver(t, func(int) int { return http.StatusServiceUnavailable })
 	const secret = "never-in-job-args"
 	putRuleAPI(t, s, "pushes", `{"pattern": {"detail-type": ["Image Push"]}, "targets": [{"id": "ci", "webhook": "`+rc.URL+`/push", "secret": "`+secret+`"}]}`)
 	s.Push(t, "shop/hello:1", imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "hello.txt", Body: "hello\n"})))
 	bus := events.NewBus(s.Store, nil, events.BusOptions{})
 	var dl []events.DeadLetter
-	waitFor(t, 30*time.Second, "a dead letter", func() bool {
+	eventstest.WaitFor(t, 30*time.Second, "a dead letter", func() bool {
 		var err error
 		dl, err = bus.DeadLetters(context.Background(), true)
 		if err != nil {
@@ -374,7 +356,7 @@ func TestDeadLetterOfDeletedRuleRefused(t *testing.T) {
 	if leaked != 0 || dl[0].Target.Secret != "" {
 		t.Errorf("the secret is in %d jobs' arguments; the dead letter's target %+v", leaked, dl[0].Target)
 	}
-	tried := len(rc.requests())
+	tried := len(rc.Requests())
 
 	if status, body := s.API(t, http.MethodDelete, "/api/v1/rules/pushes", nil); status != http.StatusNoContent {
 		t.Fatalf("delete rule: %d %s", status, body)
@@ -396,8 +378,8 @@ func TestDeadLetterOfDeletedRuleRefused(t *testing.T) {
 	if res.Replayed != 0 || len(res.Refused) != 1 || res.Refused[0].ID != dl[0].ID || !strings.Contains(res.Refused[0].Reason, "rule pushes no longer exists") {
 		t.Errorf("replay after the rule was deleted: %s; want dead letter %d refused, saying the rule no longer exists", body, dl[0].ID)
 	}
-	waitIdle(t, s.Store)
-	if n := len(rc.requests()); n != tried {
+	eventstest.WaitIdle(t, s.Store)
+	if n := len(rc.Requests()); n != tried {
 		t.Errorf("the deleted rule's URL got %d more requests", n-tried)
 	}
 }

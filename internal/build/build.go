@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -65,6 +66,14 @@ type Options struct {
 	MaxLogBytes int64
 	// Timeout bounds one Build, push included (default DefaultTimeout).
 	Timeout time.Duration
+	// BaseRegistries are the registries (host[:port], or
+	// host[:port]/repository-prefix) a Dockerfile's FROM may name; the
+	// default is Registry alone. Each base is pulled by the digest its
+	// registry gives, never taken from the engine's own images.
+	BaseRegistries []string
+	// Transport reaches the registries for those digests (default:
+	// go-containerregistry's, with the system's CAs).
+	Transport http.RoundTripper
 }
 
 // A Builder builds images on the Docker Engine named by the environment
@@ -88,6 +97,9 @@ func New(opts Options) (*Builder, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if len(opts.BaseRegistries) == 0 {
+		opts.BaseRegistries = []string{opts.Registry}
 	}
 	// The client negotiates the API version with the daemon on its first
 	// request, down to 1.41 for docker.io 20.10.
@@ -153,6 +165,9 @@ type Request struct {
 	// Container names the container in imagedefinitions.json (default:
 	// the repository's last path element).
 	Container string
+	// Network is the network RUN steps use: NetworkBridge (Docker's
+	// default, the default here) or NetworkNone.
+	Network string
 	// Log receives the build and push log as plain text lines, as `docker
 	// build` and `docker push` print them, while they run. It may be nil.
 	Log io.Writer
@@ -247,6 +262,9 @@ func (b *Builder) plan(req Request) (*plan, error) {
 	if len(req.Tags) == 0 {
 		return nil, fmt.Errorf("build %s: no tags to push", req.Repository)
 	}
+	if err := checkNetwork(req.Network); err != nil {
+		return nil, fmt.Errorf("build %s: %w", req.Repository, err)
+	}
 	p := &plan{req: req, repo: req.Repository, name: name, container: req.Container}
 	for _, tag := range req.Tags {
 		ref, err := reference.WithTag(name, tag)
@@ -305,18 +323,42 @@ func unavailable(err error) error {
 // tags are made under the repository's push lock, so that two builds of
 // one repository cannot push each other's image.
 func (b *Builder) build(ctx context.Context, p *plan, log *buildLog) (string, error) {
-	resp, err := b.docker.ImageBuild(ctx, p.req.Context, client.ImageBuildOptions{
-		Dockerfile:  p.req.Dockerfile,
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body, dockerfile, pinning := b.pinContext(ctx, p.req.Context, p)
+	network := p.req.Network
+	if network == "" {
+		network = NetworkBridge
+	}
+	resp, err := b.docker.ImageBuild(ctx, body, client.ImageBuildOptions{
+		Dockerfile:  dockerfile,
 		BuildArgs:   p.buildArgs,
 		AuthConfigs: b.authCfg,
+		NetworkMode: network,
 		Remove:      true,
 		ForceRemove: true,
 		Version:     buildtypes.BuilderV1,
 	})
+	// The daemon reads the whole context before it builds (and the
+	// transport closes the context once the request is done), so pinning
+	// ends; when it failed, its error is the build's, whatever broken
+	// context the daemon complains of.
+	res := <-pinning
+	if err == nil {
+		defer resp.Body.Close()
+	}
+	if res.err != nil {
+		_ = log.Printf("%v", res.err)
+		return "", &Error{Op: "build", Repository: p.repo, Message: res.err.Error(), Tail: log.Tail()}
+	}
 	if err != nil {
 		return "", fmt.Errorf("docker: %w", err)
 	}
-	defer resp.Body.Close()
+	for _, base := range res.bases {
+		if err := log.Printf("base: %s", base); err != nil {
+			return "", err
+		}
+	}
 	var id string
 	err = decodeMessages(resp.Body, defaultMaxMessageBytes, func(m *message) error {
 		if err := log.WriteString(m.text()); err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/moby/client"
 
+	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/servertest"
@@ -64,18 +66,41 @@ type fixture struct {
 	docker  *client.Client
 	srv     *servertest.Server
 	builder *build.Builder
-	base    string // the base image's tag in the daemon
+	base    string // the base image in the registry, REGISTRY/NAME:1
+	pinned  string // the base image by digest, as builds name it
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	docker := dockerClient(t)
 	id := unique(t)
-	img := baseImage(t, id)
-	base := "scangate-buildtest/base-" + id + ":1"
-	loadImage(t, docker, base, img)
 	srv := servertest.Start(t, servertest.Options{Feeds: []string{}})
-	return &fixture{docker: docker, srv: srv, builder: newBuilder(t, srv, build.Options{}), base: base}
+	name := "buildtest/base-" + id
+	dgst := srv.Push(t, name+":1", baseImage(t, id))
+	f := &fixture{docker: docker, srv: srv, builder: newBuilder(t, srv, build.Options{}),
+		base: srv.Addr + "/" + name + ":1", pinned: srv.Addr + "/" + name + "@" + dgst}
+	f.pull(t, f.pinned)
+	return f
+}
+
+// pull pulls ref into the daemon with the server's admin token, and
+// removes it and every image built on it when the test ends.
+func (f *fixture) pull(t *testing.T, ref string) {
+	t.Helper()
+	auth, err := json.Marshal(map[string]string{"username": "builder", "password": f.srv.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.docker.ImagePull(context.Background(), ref, client.ImagePullOptions{RegistryAuth: base64.URLEncoding.EncodeToString(auth)})
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	out, err := io.ReadAll(resp)
+	resp.Close()
+	if err != nil || bytes.Contains(out, []byte(`"error"`)) {
+		t.Fatalf("pull %s: %v %s", ref, err, out)
+	}
+	removeFamily(t, f.docker, ref)
 }
 
 func dockerClient(t *testing.T) *client.Client {
@@ -288,7 +313,8 @@ func TestBuildAndPush(t *testing.T) {
 
 	got := log.String()
 	for _, want := range []string{
-		"Step 1/5 : FROM " + f.base + "\n",
+		"base: " + f.base + " -> " + f.pinned + "\n",
+		"Step 1/5 : FROM " + f.pinned + "\n",
 		"Step 3/5 : COPY app.txt /app/\n",
 		"Step 4/5 : RUN echo greeting=$GREETING\n",
 		"\ngreeting=hello\n",
@@ -370,7 +396,7 @@ func TestBuildFailures(t *testing.T) {
 		if e.Op != "build" || e.Repository != repo || !strings.Contains(e.Message, "returned a non-zero code: 3") {
 			t.Errorf("error %+v", e)
 		}
-		if !slices.Contains(e.Tail, "about to fail") || !strings.Contains(err.Error(), "lines of the log:\n  Step 1/2 : FROM "+f.base) {
+		if !slices.Contains(e.Tail, "about to fail") || !strings.Contains(err.Error(), "lines of the log:\n  base: "+f.base) {
 			t.Errorf("the error lacks the log's tail:\n%v", err)
 		}
 		if _, err := remote.Head(f.srv.Ref(t, repo+":latest"), remote.WithAuth(f.srv.Auth())); err == nil {
@@ -391,14 +417,14 @@ func TestBuildFailures(t *testing.T) {
 
 	t.Run("base image from the registry", func(t *testing.T) {
 		id := unique(t)
-		base := "buildtest/base-" + id + ":1"
-		f.srv.Push(t, base, baseImage(t, id))
+		base := "buildtest/base-" + id
+		dgst := f.srv.Push(t, base+":1", baseImage(t, id))
 		res, err := f.builder.Build(ctx, build.Request{
-			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + f.srv.Addr + "/" + base + "\nRUN echo pulled\n"}),
+			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + f.srv.Addr + "/" + base + ":1\nRUN echo pulled\n"}),
 			Repository: "buildtest/" + unique(t), Tags: []string{"v1"},
 		})
 		if err == nil {
-			removeFamily(t, f.docker, f.srv.Addr+"/"+base)
+			removeFamily(t, f.docker, f.srv.Addr+"/"+base+"@"+dgst)
 		}
 		if err != nil || res.Digest == "" {
 			t.Fatalf("build FROM the registry: %v", err)
@@ -417,7 +443,12 @@ func TestBuildFailures(t *testing.T) {
 	})
 
 	t.Run("push refused", func(t *testing.T) {
-		b := newBuilder(t, f.srv, build.Options{Username: "builder", Password: "not-a-token"})
+		// A reader may pull the base, not push.
+		reader, _, err := auth.NewTokens(f.srv.Store).Create(ctx, "reader-"+unique(t), auth.RoleReader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBuilder(t, f.srv, build.Options{Username: "builder", Password: reader})
 		repo := "buildtest/" + unique(t)
 		var log syncBuffer
 		res, err := b.Build(ctx, build.Request{

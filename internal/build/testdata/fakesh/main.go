@@ -1,11 +1,13 @@
 // Command fakesh is a tiny stand-in for /bin/sh in test base images (there
 // is no Docker Hub to pull a real one from). It runs `sh -c SCRIPT`, where
 // SCRIPT is commands joined by "&&": echo WORDS..., cat FILE, sleep SECONDS,
-// exit CODE. $NAME and ${NAME} expand from the environment.
+// exit CODE, get URL (an HTTP GET; exit 1 when it cannot connect). $NAME
+// and ${NAME} expand from the environment.
 package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -41,6 +43,15 @@ func run(args []string) {
 	case "sleep":
 		n, _ := strconv.ParseFloat(arg(args), 64)
 		time.Sleep(time.Duration(n * float64(time.Second)))
+	case "get":
+		c := http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(arg(args))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "get:", err)
+			os.Exit(1)
+		}
+		resp.Body.Close()
+		fmt.Println("get:", resp.Status)
 	case "exit":
 		n, _ := strconv.Atoi(arg(args))
 		os.Exit(n)

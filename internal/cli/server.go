@@ -105,6 +105,7 @@ short run again at the next start.`,
 	f.IntVar(&cfg.ScanConcurrency, "scan-concurrency", 2, "scans run at once")
 	layerCacheFlag(cmd, &cfg.LayerCacheBytes)
 	f.IntVar(&cfg.BuildConcurrency, "build-concurrency", 2, "pipeline builds run at once")
+	f.StringSliceVar(&cfg.BuildRegistries, "build-registries", nil, "registries (host[:port], or host[:port]/prefix) a build's FROM may name besides scangate's own; bases are pulled by digest")
 	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "let clients without a token pull images")
 	f.IntVar(&rescanDays, "rescan-days", 30, "re-evaluate images pushed or pulled within this many days when the database changes")
 	f.DurationVar(&cfg.DeliveryRetryWindow, "delivery-retry-window", 24*time.Hour, "retry failing webhook deliveries this long, then dead-letter them")

@@ -217,18 +217,11 @@ func taskURL(t *deploy.Task) string {
 
 // --- pipelines
 
-// loadBase puts an image made of entries into the Docker Engine, as a base
-// for builds (Docker Hub is out of reach).
+// loadBase pushes an image made of entries to the server's registry, as a
+// base for builds, and returns its reference.
 func (h *harness) loadBase(name string, entries ...imagetest.Entry) string {
 	h.t.Helper()
-	tag := fmt.Sprintf("scangate-e2e/%s:%s", name, h.id)
-	img := imagetest.Build(h.t, imagetest.Layer(h.t, entries...))
-	archive := imagetest.WriteDockerArchive(h.t, filepath.Join(h.t.TempDir(), name+".tar"), tag, img)
-	if out, err := exec.Command("docker", "load", "-i", archive).CombinedOutput(); err != nil {
-		h.t.Fatalf("docker load: %v\n%s", err, out)
-	}
-	h.t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
-	return tag
+	return h.s.PushBase(h.t, fmt.Sprintf("base/%s:%s", name, h.id), imagetest.Build(h.t, imagetest.Layer(h.t, entries...)))
 }
 
 // appBase is a Debian base with the app in it, and a dpkg status.

@@ -76,6 +76,10 @@ type BuildSpec struct {
 	// that must not reach the image belongs in a multi-stage build's
 	// first stage.
 	SecretArgs map[string]string `yaml:"secret-args,omitempty" json:"secret-args,omitempty"`
+	// Network is the network the build's RUN steps use: bridge (Docker's
+	// default, which cannot reach the server on the host's loopback) or
+	// none. Host networking is not offered.
+	Network string `yaml:"network,omitempty" json:"network,omitempty"`
 	// Repository is the image repository in scangate's registry; the image
 	// is tagged with the commit SHA, and with the approval's promote tag
 	// ("latest") only once it is approved.
@@ -316,9 +320,18 @@ func (s *SourceSpec) check() error {
 	return nil
 }
 
+// Build networks a pipeline may ask for.
+const (
+	NetworkBridge = "bridge"
+	NetworkNone   = "none"
+)
+
 func (b *BuildSpec) check() error {
 	if !repoRe.MatchString(b.Repository) || len(b.Repository) > 255 {
 		return fmt.Errorf("build: repository %q is not an image repository name", b.Repository)
+	}
+	if b.Network != "" && b.Network != NetworkBridge && b.Network != NetworkNone {
+		return fmt.Errorf("build: network %q: want %s or %s (host networking is not offered)", b.Network, NetworkBridge, NetworkNone)
 	}
 	if b.Context == "" {
 		b.Context = "."

@@ -244,9 +244,17 @@ func (st *story) dockerBuildArchive(commit, tag string) {
 		st.t.Fatal(err)
 	}
 	defer f.Close()
+	// The base is in the server's registry: log in, in a config folder of
+	// this test's own.
+	env := append(os.Environ(), "DOCKER_BUILDKIT=0", "DOCKER_CONFIG="+st.t.TempDir())
+	login := exec.Command("docker", "login", "--username", "test", "--password-stdin", st.s.Addr)
+	login.Stdin, login.Env = strings.NewReader(st.s.Token), env
+	if out, err := login.CombinedOutput(); err != nil {
+		st.t.Fatalf("docker login: %v\n%s", err, out)
+	}
 	cmd := exec.Command("docker", "build", "--quiet", "-t", tag, "-")
 	cmd.Stdin = f
-	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
+	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		st.t.Fatalf("docker build %.12s: %v\n%s", commit, err, out)
 	}

@@ -47,6 +47,7 @@ type BuildRequest struct {
 	Repository string
 	Tags       []string
 	Container  string    // the name in imagedefinitions.json
+	Network    string    // NetworkBridge (default) or NetworkNone
 	Log        io.Writer // the build log, streamed
 }
 

@@ -51,16 +51,11 @@ func newStoryWith(t *testing.T, opts servertest.Options) *story {
 	return st
 }
 
-// loadBase puts an image made from layers into the Docker Engine as a base
-// image (Docker Hub is out of reach), and removes it when the test ends.
+// loadBase pushes an image made from layers to the server's registry as a
+// base image, and returns its reference.
 func (st *story) loadBase(name string, layers ...imagetest.Entry) string {
 	st.t.Helper()
-	tag := fmt.Sprintf("scangate-test/%s:%s", name, st.id)
-	img := imagetest.Build(st.t, imagetest.Layer(st.t, layers...))
-	archive := imagetest.WriteDockerArchive(st.t, filepath.Join(st.t.TempDir(), name+".tar"), tag, img)
-	st.docker("load", "-i", archive)
-	st.t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
-	return tag
+	return st.s.PushBase(st.t, fmt.Sprintf("base/%s:%s", name, st.id), imagetest.Build(st.t, imagetest.Layer(st.t, layers...)))
 }
 
 func (st *story) docker(args ...string) string {

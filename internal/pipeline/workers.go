@@ -139,6 +139,7 @@ func (s *Service) build(ctx context.Context, ex *Execution, d *Definition, log i
 		Dockerfile: d.Build.Dockerfile,
 		Args:       d.Build.AllArgs(),
 		Repository: d.Build.Repository,
+		Network:    d.Build.Network,
 		Tags:       []string{ex.Commit}, // the promote tag waits for the approval
 		Container:  container(d),
 		Log:        log,

@@ -16,11 +16,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	gcrname "github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -394,65 +397,36 @@ func (p *pipelineHarness) commit(msg string, files map[string]string) string {
 	return p.git("rev-parse", "HEAD")
 }
 
-// baseImage loads a base image into the Docker Engine: fakesh as /bin/sh,
-// Debian bookworm's os-release and dpkgStatus as its package database. It
-// and every image built on it are removed when the test ends.
+// baseImage pushes a base image to the running server's registry: fakesh as
+// /bin/sh, Debian bookworm's os-release and dpkgStatus as its package
+// database. It and every image built on it are removed from the Docker
+// Engine when the test ends.
 func (p *pipelineHarness) baseImage(name, dpkgStatus string) string {
 	p.t.Helper()
 	sh, err := fakesh()
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	tag := fmt.Sprintf("scangate-test/%s:%s", name, p.id)
 	img := imagetest.Build(p.t, imagetest.Layer(p.t,
 		imagetest.Entry{Name: "bin/sh", Body: string(sh), Mode: 0o755},
 		imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(p.t, "debian", "os-release")},
 		imagetest.Entry{Name: "var/lib/dpkg/status", Body: dpkgStatus},
 		imagetest.Entry{Name: "etc/scangate-test-id", Body: p.id + "\n"}, // no other test's image
 	))
-	archive := imagetest.WriteDockerArchive(p.t, filepath.Join(p.t.TempDir(), name+".tar"), tag, img)
-	docker(p.t, "load", "-q", "-i", archive)
-	root := docker(p.t, "image", "inspect", "--format", "{{.Id}}", tag)
-	p.t.Cleanup(func() { removeFamily(p.t, root) })
-	return tag
-}
-
-// removeFamily removes image id and every image built on it, children
-// first, as the legacy builder leaves its intermediate images.
-func removeFamily(t *testing.T, id string) {
-	out, err := exec.Command("docker", "image", "ls", "--all", "--quiet", "--no-trunc").Output()
+	ref := fmt.Sprintf("%s/base/%s:%s", p.addr, name, p.id)
+	r, err := gcrname.ParseReference(ref)
 	if err != nil {
-		t.Logf("docker image ls: %v", err)
-		return
+		p.t.Fatal(err)
 	}
-	ids := strings.Fields(string(out))
-	parents := map[string]string{}
-	if len(ids) > 0 {
-		out, err = exec.Command("docker", append([]string{"image", "inspect", "--format", "{{.Id}} {{.Parent}}"}, ids...)...).Output()
-		if err != nil {
-			t.Logf("docker image inspect: %v", err)
-			return
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) == 2 {
-				parents[f[0]] = f[1]
-			}
-		}
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "test", Password: p.token})); err != nil {
+		p.t.Fatalf("push %s: %v", ref, err)
 	}
-	family := []string{id}
-	for grew := true; grew; {
-		grew = false
-		for child, parent := range parents {
-			if slices.Contains(family, parent) && !slices.Contains(family, child) {
-				family, grew = append(family, child), true
-			}
-		}
+	id, err := img.ConfigName()
+	if err != nil {
+		p.t.Fatal(err)
 	}
-	for _, img := range slices.Backward(family) {
-		if out, err := exec.Command("docker", "rmi", "-f", img).CombinedOutput(); err != nil {
-			t.Logf("docker rmi %s: %v %s", img, err, out)
-		}
-	}
+	p.t.Cleanup(func() { servertest.RemoveImageFamily(p.t, id.String()) })
+	return ref
 }
 
 // runContainers lists the containers running on the base image: the

@@ -53,7 +53,7 @@ type pipelineBuilder struct{ b *build.Builder }
 
 func (p pipelineBuilder) Build(ctx context.Context, r pipeline.BuildRequest) (pipeline.BuildResult, error) {
 	res, err := p.b.Build(ctx, build.Request{Context: r.Context, Dockerfile: r.Dockerfile, BuildArgs: r.Args,
-		Repository: r.Repository, Tags: r.Tags, Container: r.Container, Log: r.Log})
+		Repository: r.Repository, Tags: r.Tags, Container: r.Container, Network: r.Network, Log: r.Log})
 	if errors.Is(err, build.ErrUnavailable) {
 		err = errors.Join(pipeline.ErrRetry, err)
 	}
@@ -192,11 +192,13 @@ func loopbackHost(addr net.Addr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
-// newBuilder makes the Docker builder with a fresh pusher token.
-func newBuilder(ctx context.Context, tokens *auth.Tokens, host string) (*build.Builder, error) {
+// newBuilder makes the Docker builder with a fresh pusher token. Its
+// bases come from scangate's own registry and the others allowed.
+func newBuilder(ctx context.Context, tokens *auth.Tokens, host string, allowed []string) (*build.Builder, error) {
 	secret, err := tokens.Rotate(ctx, builderToken, auth.RolePusher)
 	if err != nil {
 		return nil, err
 	}
-	return build.New(build.Options{Registry: host, Username: builderToken, Password: secret})
+	return build.New(build.Options{Registry: host, Username: builderToken, Password: secret,
+		BaseRegistries: append([]string{host}, allowed...)})
 }

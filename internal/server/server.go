@@ -57,6 +57,9 @@ type Config struct {
 	LayerCacheBytes int64
 	// BuildConcurrency is how many pipeline builds run at once (2).
 	BuildConcurrency int
+	// BuildRegistries are the registries (host[:port], or with a
+	// repository prefix) a build's FROM may name besides scangate's own.
+	BuildRegistries []string
 	// AnonymousPull lets clients without a token pull images.
 	AnonymousPull bool
 	// RescanWindow keeps images pushed or pulled within it re-evaluated
@@ -293,7 +296,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, p.cfg.Limits, p.egress, log.With("component", "source")); err != nil {
 		return err
 	}
-	if p.builder, err = newBuilder(ctx, p.tokens, p.host); err != nil {
+	if p.builder, err = newBuilder(ctx, p.tokens, p.host, p.cfg.BuildRegistries); err != nil {
 		return err
 	}
 	if v, err := p.builder.Ping(ctx); err != nil {

@@ -51,6 +51,9 @@ type Config struct {
 	// PullGate, if set, may refuse a manifest's pull (images the gate
 	// rejected, in the repositories where that is asked).
 	PullGate PullGate
+	// TagGuard, if set, keeps some tags from everyone's pushes and
+	// deletes but their owner's (the pipelines' tags).
+	TagGuard TagGuard
 	// RepositoryQuota, if not 0, bounds the bytes one repository holds
 	// (see quota.go).
 	RepositoryQuota int64
@@ -281,6 +284,10 @@ func (r *Registry) repository(ctx context.Context, name string) (distribution.Re
 	}
 	return repo, nil
 }
+
+// SetTagGuard sets which tags only their owner may move; call it before
+// serving.
+func (r *Registry) SetTagGuard(g TagGuard) { r.cfg.TagGuard = g }
 
 // SetHooks sets who hears of pushes and pulls; call it before serving.
 func (r *Registry) SetHooks(h Hooks) { r.cfg.Hooks = h }

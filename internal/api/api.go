@@ -306,6 +306,8 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		Name      string    `json:"name"`
 		Role      string    `json:"role"`
 		ExpiresAt time.Time `json:"expiresAt"` // zero: the token does not expire
+		// Repositories limits the token to these patterns; empty is all.
+		Repositories auth.Scope `json:"repositories"`
 	}
 	if err := decode(r.Body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -316,13 +318,15 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	secret, tok, err := s.Tokens.CreateExpiring(r.Context(), req.Name, role, req.ExpiresAt)
+	secret, tok, err := s.Tokens.CreateToken(r.Context(), auth.Spec{Name: req.Name, Role: role, Expires: req.ExpiresAt,
+		Repositories: req.Repositories})
 	switch {
 	case errors.Is(err, auth.ErrExists):
 		writeError(w, http.StatusConflict, err)
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err)
 	default:
+		s.audit(r, "token created", "name", tok.Name, "role", tok.Role, "repositories", tok.Repositories.String())
 		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
 	}
 }

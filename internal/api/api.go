@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -110,6 +111,7 @@ func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), tokenKey{}, tok.Name)
+		ctx = context.WithValue(ctx, scopeKey{}, tok.Repositories)
 		h(w, r.WithContext(context.WithValue(ctx, roleKey{}, tok.Role)))
 	})
 }
@@ -120,6 +122,7 @@ func (s *server) images(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	list = slices.DeleteFunc(list, func(im scanner.Image) bool { return !scopeOf(r).Grants(im.Repository) })
 	// Which running tasks use each image.
 	out, err := deploy.WithUse(r.Context(), s.Store, list)
 	if err != nil {
@@ -133,6 +136,9 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("image")
 	if name == "" {
 		writeError(w, http.StatusBadRequest, errors.New("give the image: ?image=REPOSITORY@DIGEST or REPOSITORY:TAG"))
+		return
+	}
+	if !s.granted(w, r, imageRepository(name), "image "+name) {
 		return
 	}
 	rep, err := scanner.Findings(r.Context(), s.Store, name)

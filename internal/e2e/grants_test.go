@@ -154,6 +154,40 @@ approval:
 	}
 	h.waitTagged("shop/app", "latest", ex.ImageDigest, 30*time.Second)
 
+	// The API: a token scoped to billing/* sees neither shop/app's pipeline
+	// nor its execution, images or findings, and may not answer its
+	// approval; the shop/* token sees them.
+	var billing struct{ Secret string }
+	h.decode(h.api("POST", "/api/v1/tokens", map[string]any{"name": "billing-approver", "role": "approver",
+		"repositories": []string{"billing/*"}}, http.StatusCreated), &billing)
+	var exs struct{ Executions []pipeline.Execution }
+	h.decode(h.as(billing.Secret, "GET", "/api/v1/executions", nil, http.StatusOK), &exs)
+	if len(exs.Executions) != 0 {
+		t.Errorf("a billing/* token lists %d executions of shop/* pipelines", len(exs.Executions))
+	}
+	h.decode(h.as(shop, "GET", "/api/v1/executions?pipeline=app", nil, http.StatusOK), &exs)
+	if len(exs.Executions) != 1 {
+		t.Errorf("the shop/* token lists %d executions of app, want 1", len(exs.Executions))
+	}
+	for _, path := range []string{"/api/v1/executions/" + ex.ID, "/api/v1/executions/" + ex.ID + "/log",
+		"/api/v1/executions/" + ex.ID + "/approval", "/api/v1/pipelines/app", "/api/v1/findings?image=shop/app@" + ex.ImageDigest} {
+		h.as(billing.Secret, "GET", path, nil, http.StatusForbidden)
+	}
+	h.as(billing.Secret, "POST", "/api/v1/executions/"+ex.ID+"/approval",
+		map[string]string{"decision": "reject", "comment": "not mine", "token": strings.Repeat("0", 64)}, http.StatusForbidden)
+	h.as(shop, "GET", "/api/v1/executions/"+ex.ID, nil, http.StatusOK)
+	h.as(shop, "GET", "/api/v1/findings?image=shop/app@"+ex.ImageDigest, nil, http.StatusOK)
+	var images struct{ Images []struct{ Repository string } }
+	h.decode(h.as(billing.Secret, "GET", "/api/v1/images", nil, http.StatusOK), &images)
+	for _, im := range images.Images {
+		if !strings.HasPrefix(im.Repository, "billing/") {
+			t.Errorf("a billing/* token lists an image of %s", im.Repository)
+		}
+	}
+	if len(images.Images) == 0 {
+		t.Error("a billing/* token lists no image of billing/api")
+	}
+
 	// The pipeline's tags: the scoped pusher may push shop/app, but not
 	// over latest or the commit tag; an admin may not delete them.
 	for _, tag := range []string{"latest", commit} {
@@ -216,6 +250,7 @@ approval:
 		{`msg="audit: registry request refused"`, "token=shop-ci", "method=GET", "path=/v2/billing/api/manifests/1"},
 		{`msg="audit: registry request refused"`, "token=shop-ci", "method=PUT", "path=/v2/shop/app/manifests/latest", "is immutable"},
 		{`msg="audit: registry request refused"`, "token=test-admin", "method=DELETE", "path=/v2/shop/app/manifests/latest"},
+		{`msg="audit: API request refused"`, "token=billing-approver", "method=POST", "repository=shop/app"},
 		{`msg="audit: git push refused"`, "token=shop-ci", "repo=shop/app", "ref=refs/heads/main", `reason="protected branch: force-push needs the admin role"`},
 		{`msg="audit: git push refused"`, "token=shop-ci", "repo=shop/app", "ref=refs/heads/release", `reason="protected branch: deletion needs the admin role"`},
 	} {

@@ -4,6 +4,10 @@
 // its SHA-256, so a copy of the database lets nobody in. A plain hash (not a
 // password hash) is enough because the secret is random, not chosen by a
 // person, as GitHub and Harbor do for their tokens.
+//
+// A token may be limited to some repositories (Scope), as GitHub's
+// fine-grained tokens and Harbor's robot accounts are; the registry, hosted
+// git and the API each check the repository a request names against it.
 package auth
 
 import (

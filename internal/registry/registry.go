@@ -8,6 +8,10 @@
 // client hears "201 Created", so a push the client saw succeed is always
 // recorded, and one that was not recorded is retried by the client (it got
 // an error) or found by Manifests when the server starts again.
+//
+// Every request's token is checked for its role and, for a token limited
+// to some repositories, for the repository it names (grants.go); a
+// TagGuard keeps the pipelines' tags immutable to everyone else.
 package registry
 
 import (

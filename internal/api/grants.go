@@ -6,15 +6,19 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/taskdef"
 )
 
 // A token's repository scope (auth.Scope) applies to the API where a
 // request names a repository or image: the images, findings, hosted
 // repositories, pipelines and executions a scoped token lists are those
 // of its repositories, and one outside them is refused (403), its approval
-// included. A pipeline's repository is its build's image repository.
+// included, as is a task definition that runs an image of another. A
+// pipeline's repository is its build's image repository.
 
 type scopeKey struct{}
 
@@ -113,4 +117,23 @@ func (s *server) grantedExecutions(r *http.Request, exs []*pipeline.Execution) (
 		}
 	}
 	return out, nil
+}
+
+// taskDefinitionGranted answers 403, and returns false, when def runs an
+// image of a repository the request's token is not granted. An image that
+// is not a reference is left to the registration, which refuses it.
+func (s *server) taskDefinitionGranted(w http.ResponseWriter, r *http.Request, def *taskdef.Definition) bool {
+	if scopeOf(r).All() {
+		return true
+	}
+	for _, c := range def.ContainerDefinitions {
+		named, err := reference.ParseNormalizedNamed(c.Image)
+		if err != nil {
+			continue
+		}
+		if !s.granted(w, r, reference.Path(named), "container "+c.Name+"'s image "+c.Image) {
+			return false
+		}
+	}
+	return true
 }

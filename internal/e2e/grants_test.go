@@ -188,6 +188,17 @@ approval:
 		t.Error("a billing/* token lists no image of billing/api")
 	}
 
+	// A deployer scoped to shop/* registers task definitions of shop/*
+	// images only.
+	var deployer struct{ Secret string }
+	h.decode(h.api("POST", "/api/v1/tokens", map[string]any{"name": "shop-deployer", "role": "deployer",
+		"repositories": []string{"shop/*"}}, http.StatusCreated), &deployer)
+	taskDef := func(family, image string) []byte {
+		return []byte(fmt.Sprintf(`{"family": %q, "containerDefinitions": [{"name": "app", "image": %q, "memory": 64}]}`, family, image))
+	}
+	h.as(deployer.Secret, "POST", "/api/v1/task-definitions", taskDef("billing", billingRef), http.StatusForbidden)
+	h.as(deployer.Secret, "POST", "/api/v1/task-definitions", taskDef("shop", h.s.Addr+"/shop/app@"+ex.ImageDigest), http.StatusCreated)
+
 	// The pipeline's tags: the scoped pusher may push shop/app, but not
 	// over latest or the commit tag; an admin may not delete them.
 	for _, tag := range []string{"latest", commit} {

@@ -13,6 +13,7 @@ require (
 	github.com/go-git/go-git/v5 v5.19.0
 	github.com/google/go-containerregistry v0.20.6
 	github.com/google/osv-scalibr v0.5.3
+	github.com/gorilla/mux v1.8.1
 	github.com/klauspost/compress v1.20.4
 	github.com/moby/buildkit v0.23.2
 	github.com/moby/moby/api v1.56.1
@@ -102,7 +103,6 @@ require (
 	github.com/golang/groupcache v0.0.0-20241129210726-2c02b8208cf8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/handlers v1.5.2 // indirect
-	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/hashicorp/golang-lru/arc/v2 v2.0.5 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -110,6 +111,7 @@ func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), tokenKey{}, tok.Name)
+		ctx = context.WithValue(ctx, scopeKey{}, tok.Repositories)
 		h(w, r.WithContext(context.WithValue(ctx, roleKey{}, tok.Role)))
 	})
 }
@@ -120,6 +122,7 @@ func (s *server) images(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	list = slices.DeleteFunc(list, func(im scanner.Image) bool { return !scopeOf(r).Grants(im.Repository) })
 	// Which running tasks use each image.
 	out, err := deploy.WithUse(r.Context(), s.Store, list)
 	if err != nil {
@@ -133,6 +136,9 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("image")
 	if name == "" {
 		writeError(w, http.StatusBadRequest, errors.New("give the image: ?image=REPOSITORY@DIGEST or REPOSITORY:TAG"))
+		return
+	}
+	if !s.granted(w, r, imageRepository(name), "image "+name) {
 		return
 	}
 	rep, err := scanner.Findings(r.Context(), s.Store, name)
@@ -306,6 +312,8 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		Name      string    `json:"name"`
 		Role      string    `json:"role"`
 		ExpiresAt time.Time `json:"expiresAt"` // zero: the token does not expire
+		// Repositories limits the token to these patterns; empty is all.
+		Repositories auth.Scope `json:"repositories"`
 	}
 	if err := decode(r.Body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -316,13 +324,15 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	secret, tok, err := s.Tokens.CreateExpiring(r.Context(), req.Name, role, req.ExpiresAt)
+	secret, tok, err := s.Tokens.CreateToken(r.Context(), auth.Spec{Name: req.Name, Role: role, Expires: req.ExpiresAt,
+		Repositories: req.Repositories})
 	switch {
 	case errors.Is(err, auth.ErrExists):
 		writeError(w, http.StatusConflict, err)
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err)
 	default:
+		s.audit(r, "token created", "name", tok.Name, "role", tok.Role, "repositories", tok.Repositories.String())
 		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
 	}
 }

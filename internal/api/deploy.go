@@ -129,6 +129,9 @@ func (s *server) registerTaskDefinition(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	if !s.taskDefinitionGranted(w, r, def) {
+		return
+	}
 	td, err := s.Deploy.RegisterTaskDefinition(r.Context(), def, "token "+tokenName(r))
 	if err != nil {
 		writeError(w, deployStatus(err), err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/egress"
@@ -49,6 +50,7 @@ func (s *server) pipelines(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
+	defs = slices.DeleteFunc(defs, func(d *pipeline.Definition) bool { return !scopeOf(r).Grants(d.Build.Repository) })
 	for i, d := range defs {
 		defs[i] = s.showDefinition(r, d)
 	}
@@ -59,6 +61,9 @@ func (s *server) getPipeline(w http.ResponseWriter, r *http.Request) {
 	d, err := s.Pipelines.Get(r.Context(), r.PathValue("name"), 0)
 	if err != nil {
 		writeError(w, pipelineStatus(err), err)
+		return
+	}
+	if !s.granted(w, r, d.Build.Repository, "pipeline "+d.Name) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.showDefinition(r, d))
@@ -135,6 +140,9 @@ func (s *server) executions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	exs, err := s.Pipelines.Executions(r.Context(), r.URL.Query().Get("pipeline"), int(limit))
+	if err == nil {
+		exs, err = s.grantedExecutions(r, exs)
+	}
 	if err != nil {
 		writeError(w, pipelineStatus(err), err)
 		return
@@ -148,10 +156,16 @@ func (s *server) execution(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
+	if !s.executionGranted(w, r, ex.ID) {
+		return
+	}
 	writeJSON(w, http.StatusOK, ex)
 }
 
 func (s *server) artifact(w http.ResponseWriter, r *http.Request) {
+	if !s.executionGranted(w, r, r.PathValue("id")) {
+		return
+	}
 	doc, err := s.Pipelines.Artifact(r.Context(), r.PathValue("id"))
 	if err != nil {
 		status := pipelineStatus(err)
@@ -167,6 +181,9 @@ func (s *server) artifact(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) buildLog(w http.ResponseWriter, r *http.Request) {
+	if !s.executionGranted(w, r, r.PathValue("id")) {
+		return
+	}
 	log, err := s.Pipelines.BuildLog(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, pipelineStatus(err), err)
@@ -200,6 +217,9 @@ func (s *server) stopExecution(w http.ResponseWriter, r *http.Request) {
 // those who may answer it (CodePipeline's GetPipelineState gives approvers
 // the token the same way).
 func (s *server) approval(w http.ResponseWriter, r *http.Request) {
+	if !s.executionGranted(w, r, r.PathValue("id")) {
+		return
+	}
 	a, err := s.Pipelines.ApprovalFor(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, pipelineStatus(err), err)
@@ -229,6 +249,9 @@ func (s *server) review(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Token == "" {
 		writeError(w, http.StatusBadRequest, errors.New("token: present the approval request's token (GET this path gives it to approvers)"))
+		return
+	}
+	if !s.executionGranted(w, r, r.PathValue("id")) {
 		return
 	}
 	ans := pipeline.Answer{Action: req.Decision, Token: req.Token, By: "token:" + tokenName(r), Comment: req.Comment}

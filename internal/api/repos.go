@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/source"
@@ -19,6 +20,7 @@ func (s *server) repos(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	list = slices.DeleteFunc(list, func(repo source.Repo) bool { return !scopeOf(r).Grants(repo.Name) })
 	writeJSON(w, http.StatusOK, map[string]any{"repositories": orEmpty(list)})
 }
 

@@ -4,6 +4,10 @@
 // its SHA-256, so a copy of the database lets nobody in. A plain hash (not a
 // password hash) is enough because the secret is random, not chosen by a
 // person, as GitHub and Harbor do for their tokens.
+//
+// A token may be limited to some repositories (Scope), as GitHub's
+// fine-grained tokens and Harbor's robot accounts are; the registry, hosted
+// git and the API each check the repository a request names against it.
 package auth
 
 import (
@@ -12,6 +16,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,7 +72,14 @@ type Token struct {
 	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
 	// ExpiresAt, if set, is when the token stops working.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Repositories are the repositories the token may reach (registry and
+	// hosted git); empty grants every one.
+	Repositories Scope `json:"repositories,omitempty"`
 }
+
+// Grants reports whether the token may reach the repository name at all
+// (its role says what it may do there).
+func (t Token) Grants(name string) bool { return t.Repositories.Grants(name) }
 
 // Prefix starts every secret, so that leaked tokens are easy to search for.
 const Prefix = "sgt_"
@@ -100,11 +112,40 @@ func (t *Tokens) Create(ctx context.Context, name string, role Role) (string, To
 // CreateExpiring makes a token that stops working at expires (never, if it
 // is zero) and returns its secret, which is not stored.
 func (t *Tokens) CreateExpiring(ctx context.Context, name string, role Role, expires time.Time) (string, Token, error) {
+	return t.CreateToken(ctx, Spec{Name: name, Role: role, Expires: expires})
+}
+
+// Spec describes a token to make.
+type Spec struct {
+	Name string
+	Role Role
+	// Expires is when the token stops working; zero is never.
+	Expires time.Time
+	// Repositories limits the token to these repositories; empty is all.
+	// An admin token cannot be limited: it manages tokens, so it could
+	// make itself one without a limit.
+	Repositories Scope
+}
+
+// CreateToken makes the token spec describes and returns its secret, which
+// is not stored.
+func (t *Tokens) CreateToken(ctx context.Context, spec Spec) (string, Token, error) {
+	name, role, expires := spec.Name, spec.Role, spec.Expires
 	if name == "" || len(name) > 128 {
 		return "", Token{}, errors.New("a token needs a name of 1 to 128 characters")
 	}
 	if role.rank() == 0 {
 		return "", Token{}, fmt.Errorf("unknown role %q", role)
+	}
+	if err := spec.Repositories.Check(); err != nil {
+		return "", Token{}, fmt.Errorf("token %q: %w", name, err)
+	}
+	if role == RoleAdmin && !spec.Repositories.All() {
+		return "", Token{}, fmt.Errorf("token %q: %w: an admin token reaches every repository (it could make itself a token that does)", name, ErrBadScope)
+	}
+	scope, err := json.Marshal(orEmpty(spec.Repositories))
+	if err != nil {
+		return "", Token{}, err
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -115,7 +156,8 @@ func (t *Tokens) CreateExpiring(ctx context.Context, name string, role Role, exp
 	if _, err := rand.Read(id); err != nil {
 		return "", Token{}, err
 	}
-	tok := Token{ID: hex.EncodeToString(id), Name: name, Role: role, CreatedAt: t.now().UTC().Truncate(time.Second)}
+	tok := Token{ID: hex.EncodeToString(id), Name: name, Role: role, CreatedAt: t.now().UTC().Truncate(time.Second),
+		Repositories: spec.Repositories}
 	var exp sql.NullString
 	if !expires.IsZero() {
 		e := expires.UTC().Truncate(time.Second)
@@ -124,9 +166,9 @@ func (t *Tokens) CreateExpiring(ctx context.Context, name string, role Role, exp
 		}
 		tok.ExpiresAt, exp = &e, sql.NullString{String: e.Format(time.RFC3339), Valid: true}
 	}
-	_, err := t.st.Writer().ExecContext(ctx,
-		`INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		tok.ID, tok.Name, string(tok.Role), hash(secret), tok.CreatedAt.Format(time.RFC3339), exp)
+	_, err = t.st.Writer().ExecContext(ctx,
+		`INSERT INTO tokens (id, name, role, hash, created_at, expires_at, repositories) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		tok.ID, tok.Name, string(tok.Role), hash(secret), tok.CreatedAt.Format(time.RFC3339), exp, string(scope))
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return "", Token{}, fmt.Errorf("token %q: %w", name, ErrExists)
@@ -153,7 +195,7 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 		return Token{}, ErrInvalid
 	}
 	row := t.st.Reader().QueryRowContext(ctx,
-		`SELECT id, name, role, created_at, last_used_at, expires_at FROM tokens WHERE hash = $1`, hash(secret))
+		`SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash(secret))
 	tok, err := scanToken(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, ErrInvalid
@@ -175,7 +217,7 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 
 // List returns every token, by name.
 func (t *Tokens) List(ctx context.Context) ([]Token, error) {
-	rows, err := t.st.Reader().QueryContext(ctx, `SELECT id, name, role, created_at, last_used_at, expires_at FROM tokens ORDER BY name`)
+	rows, err := t.st.Reader().QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -205,12 +247,22 @@ func (t *Tokens) Revoke(ctx context.Context, name string) error {
 
 type scanner interface{ Scan(...any) error }
 
+// tokenColumns are the columns scanToken reads.
+const tokenColumns = `id, name, role, created_at, last_used_at, expires_at, repositories`
+
 func scanToken(s scanner) (Token, error) {
 	var tok Token
-	var role, created string
+	var role, created, scope string
 	var used, expires sql.NullString
-	if err := s.Scan(&tok.ID, &tok.Name, &role, &created, &used, &expires); err != nil {
+	if err := s.Scan(&tok.ID, &tok.Name, &role, &created, &used, &expires, &scope); err != nil {
 		return Token{}, err
+	}
+	// A scope that cannot be read must not widen into every repository.
+	if err := json.Unmarshal([]byte(scope), &tok.Repositories); err != nil {
+		return Token{}, fmt.Errorf("token %s: repositories %q: %w", tok.Name, scope, err)
+	}
+	if len(tok.Repositories) == 0 {
+		tok.Repositories = nil
 	}
 	tok.Role = Role(role)
 	tok.CreatedAt, _ = time.Parse(time.RFC3339, created)
@@ -230,6 +282,13 @@ func scanToken(s scanner) (Token, error) {
 		tok.ExpiresAt = &t
 	}
 	return tok, nil
+}
+
+func orEmpty(sc Scope) Scope {
+	if sc == nil {
+		return Scope{}
+	}
+	return sc
 }
 
 func hash(secret string) string {

@@ -29,9 +29,9 @@ import (
 
 func newTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke access tokens for the registry and API"}
-	var name, role, expires string
+	var name, role, expires, repositories string
 	create := &cobra.Command{
-		Use:   "create --name NAME --role reader|pusher|deployer|admin [--expires 90d|2027-01-31]",
+		Use:   "create --name NAME --role reader|pusher|deployer|admin [--expires 90d|2027-01-31] [--repositories 'shop/*,billing/api']",
 		Short: "Create a token and print its secret (shown once)",
 		Long: `Create makes an access token. reader pulls images and reads results;
 pusher also pushes; deployer also changes clusters, task definitions,
@@ -39,7 +39,10 @@ services and tasks; admin also deletes, approves and manages tokens and rules. T
 secret is printed once; scangate keeps only its hash. Use it as the password
 of docker login (any user name) or as "Authorization: Bearer" for the API.
 With --expires (a number of days such as 90d, a date, or an RFC 3339 time)
-the token stops working then, and is refused as an unknown one is.`,
+the token stops working then, and is refused as an unknown one is.
+With --repositories (patterns: "*" within a path segment, "**" as the last
+segment for any depth) the token reaches only those registry and hosted git
+repositories; admin tokens reach every repository.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := auth.ParseRole(role)
@@ -52,8 +55,12 @@ the token stops working then, and is refused as an unknown one is.`,
 					return usageError{fmt.Errorf("--expires: %w", err)}
 				}
 			}
+			scope, err := auth.ParseScope(repositories)
+			if err != nil {
+				return usageError{fmt.Errorf("--repositories: %w", err)}
+			}
 			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				secret, tok, err := auth.NewTokens(st).CreateExpiring(cmd.Context(), name, r, until)
+				secret, tok, err := auth.NewTokens(st).CreateToken(cmd.Context(), auth.Spec{Name: name, Role: r, Expires: until, Repositories: scope})
 				if errors.Is(err, auth.ErrExists) {
 					return usageError{err}
 				}
@@ -71,6 +78,7 @@ the token stops working then, and is refused as an unknown one is.`,
 	create.Flags().StringVar(&name, "name", "", "a name for the token, such as ci")
 	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, approver, deployer or admin")
 	create.Flags().StringVar(&expires, "expires", "", "when the token stops working: 90d (days from now), a date (2027-01-31) or an RFC 3339 time; default never")
+	create.Flags().StringVar(&repositories, "repositories", "", "the repositories the token may reach, as comma-separated patterns (shop/*,billing/api); default all")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
 		Use: "list", Short: "List tokens (never their secrets)", Args: args(cobra.NoArgs),
@@ -84,7 +92,7 @@ the token stops working then, and is refused as an unknown one is.`,
 					return writeJSON(g.stdout, orEmpty(toks))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED\tEXPIRES")
+				fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREPOSITORIES")
 				for _, t := range toks {
 					used, exp := "never", "never"
 					if t.LastUsedAt != nil {
@@ -93,7 +101,11 @@ the token stops working then, and is refused as an unknown one is.`,
 					if t.ExpiresAt != nil {
 						exp = t.ExpiresAt.Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format(time.RFC3339), used, exp)
+					repos := "all"
+					if !t.Repositories.All() {
+						repos = t.Repositories.String()
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format(time.RFC3339), used, exp, repos)
 				}
 				return tw.Flush()
 			})

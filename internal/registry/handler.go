@@ -5,15 +5,27 @@ import (
 	"net/http"
 	"strings"
 
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+
 	"github.com/scangate/scangate/internal/auth"
 )
 
 // ServeHTTP serves the registry API at /v2/, checking the request's token
 // and telling Hooks of manifest pushes, pulls and deletes.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	who, ok := r.authorize(w, req)
+	g, ok := r.authorize(w, req)
 	if !ok {
 		return
+	}
+	who := g.who
+	if !r.inScope(w, req, g) {
+		return
+	}
+	if !g.scope.All() && req.Method == http.MethodGet {
+		if route, _ := routeOf(req); route == v2.RouteNameCatalog {
+			r.serveCatalog(w, req, g)
+			return
+		}
 	}
 	if req.Method == http.MethodDelete && r.cfg.RepositoryQuota > 0 {
 		if repo, ok := repositoryOf(req.URL.Path); ok {
@@ -29,6 +41,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w = qw
 	}
 	name, ref, ok := manifestPath(req.URL.Path)
+	if ok && !isDigest(ref) && !r.mayMoveTag(w, req, g, name, ref) {
+		return
+	}
 	if ok && r.cfg.PullGate != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
 		gw := r.gatePull(w, req, who, name)
 		defer gw.finish()
@@ -101,8 +116,9 @@ func isUpload(p string) bool {
 }
 
 // authorize checks the request's token, answering 401 or 403 itself when
-// the request may not go on; it returns who asks (no token: anonymous).
-func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (Puller, bool) {
+// the request may not go on; it returns who asks (no token: anonymous)
+// and the repositories granted.
+func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (grant, bool) {
 	want := need(req)
 	secret, has := auth.Secret(req)
 	if !has {
@@ -111,21 +127,21 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (Puller, 
 		// ping had not asked for one.
 		base := req.URL.Path == "/v2/" || req.URL.Path == "/v2"
 		if r.cfg.AnonymousPull && want == auth.RoleReader && !base {
-			return Puller{}, true
+			return grant{}, true
 		}
 		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
-		return Puller{}, false
+		return grant{}, false
 	}
 	tok, err := r.cfg.Tokens.Verify(req.Context(), secret)
 	if err != nil {
 		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid token")
-		return Puller{}, false
+		return grant{}, false
 	}
 	if !tok.Role.Allows(want) {
 		deny(w, http.StatusForbidden, "DENIED", "token "+tok.Name+" ("+string(tok.Role)+") may not "+req.Method+" here; it needs the "+string(want)+" role")
-		return Puller{}, false
+		return grant{}, false
 	}
-	return Puller{Token: tok.Name, Role: tok.Role}, true
+	return grant{who: Puller{Token: tok.Name, Role: tok.Role}, scope: tok.Repositories}, true
 }
 
 // gatedWriter asks the pull gate about a manifest as its status is written:

@@ -8,6 +8,10 @@
 // client hears "201 Created", so a push the client saw succeed is always
 // recorded, and one that was not recorded is retried by the client (it got
 // an error) or found by Manifests when the server starts again.
+//
+// Every request's token is checked for its role and, for a token limited
+// to some repositories, for the repository it names (grants.go); a
+// TagGuard keeps the pipelines' tags immutable to everyone else.
 package registry
 
 import (
@@ -51,6 +55,9 @@ type Config struct {
 	// PullGate, if set, may refuse a manifest's pull (images the gate
 	// rejected, in the repositories where that is asked).
 	PullGate PullGate
+	// TagGuard, if set, keeps some tags from everyone's pushes and
+	// deletes but their owner's (the pipelines' tags).
+	TagGuard TagGuard
 	// RepositoryQuota, if not 0, bounds the bytes one repository holds
 	// (see quota.go).
 	RepositoryQuota int64
@@ -281,6 +288,10 @@ func (r *Registry) repository(ctx context.Context, name string) (distribution.Re
 	}
 	return repo, nil
 }
+
+// SetTagGuard sets which tags only their owner may move; call it before
+// serving.
+func (r *Registry) SetTagGuard(g TagGuard) { r.cfg.TagGuard = g }
 
 // SetHooks sets who hears of pushes and pulls; call it before serving.
 func (r *Registry) SetHooks(h Hooks) { r.cfg.Hooks = h }

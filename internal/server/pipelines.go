@@ -74,7 +74,7 @@ type sources struct {
 func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, lim Limits, guard *egress.Guard, log *slog.Logger) (*sources, error) {
 	s := &sources{log: log}
 	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st, Egress: guard,
-		MaxUploadPackBytes: lim.MaxGitRequestBytes, MaxSpooled: lim.MaxSpooledBodies})
+		MaxUploadPackBytes: lim.MaxGitRequestBytes, MaxSpooled: lim.MaxSpooledBodies, Protected: s.protectedBranches})
 	if err != nil {
 		return nil, err
 	}

@@ -310,6 +310,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 		Logger:   log.With("component", "pipeline"),
 	})
 	p.sources.setPipelines(p.pipes)
+	p.reg.SetTagGuard(pipelineTags{p.pipes})
 	p.pipes.Register(workers)
 	if err := p.bus.Handle(pipeline.DeployHandlerName, pipeline.DeploymentPattern, p.pipes.HandleDeployment); err != nil {
 		return err

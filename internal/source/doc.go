@@ -13,6 +13,12 @@
 // http.postBuffer, so such bodies are first spooled to a temporary file
 // whose size is then known.
 //
+// A token limited to some repositories (auth.Scope) is refused the others
+// with 403, clone and push alike. The branches pipelines build
+// (Options.Protected) refuse non-fast-forward pushes and deletions from
+// tokens that are not admins, through a pre-receive hook whose reasons are
+// put in git's own report (protect.go).
+//
 // A push is reported by comparing the repository's refs before and after
 // git-receive-pack runs, with pushes to one repository serialized so the
 // difference is exactly that push's. The report is not durable: the refs

@@ -55,6 +55,7 @@ type server struct {
 	pusher string
 	reader string
 	pushes chan source.Push
+	tokens *auth.Tokens
 
 	mu      sync.Mutex
 	chunked int // requests whose body came chunked
@@ -70,7 +71,7 @@ func newServer(t *testing.T, opts source.Options) *server {
 	}
 	t.Cleanup(func() { st.Close() })
 	tokens := auth.NewTokens(st)
-	s := &server{t: t, root: filepath.Join(t.TempDir(), "git"), pushes: make(chan source.Push, 100)}
+	s := &server{t: t, root: filepath.Join(t.TempDir(), "git"), pushes: make(chan source.Push, 100), tokens: tokens}
 	if s.pusher, _, err = tokens.Create(ctx, "ci", auth.RolePusher); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +103,20 @@ func newServer(t *testing.T, opts source.Options) *server {
 	t.Cleanup(s.http.Close)
 	s.host = strings.TrimPrefix(s.http.URL, "http://")
 	return s
+}
+
+// token makes a token with role and scope ("" for every repository).
+func (s *server) token(name string, role auth.Role, scope string) string {
+	s.t.Helper()
+	sc, err := auth.ParseScope(scope)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	secret, _, err := s.tokens.CreateToken(context.Background(), auth.Spec{Name: name, Role: role, Repositories: sc})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return secret
 }
 
 // url is the clone URL of repo with token ("" for none).

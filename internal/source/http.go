@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/scangate/scangate/internal/auth"
@@ -89,8 +90,17 @@ func (r *Repos) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	user, ok := r.authorize(w, req, g.need())
+	user, tok, ok := r.authorize(w, req, g.need())
 	if !ok {
+		return
+	}
+	if !tok.Grants(g.repo) {
+		// The same answer as for a repository that is not there would hide
+		// that it is; but the token's holder knows its own scope, and a
+		// clear refusal is what they can act on.
+		r.logger().Warn("audit: git request refused", "token", tok.Name, "repo", g.repo, "service", g.service,
+			"reason", "not in the token's repositories")
+		http.Error(w, fmt.Sprintf("token %s is not granted repository %s (its repositories: %s)", tok.Name, g.repo, tok.Repositories), http.StatusForbidden)
 		return
 	}
 	d, err := r.existing(g.repo)
@@ -112,46 +122,46 @@ func (r *Repos) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		defer done()
 	}
 	if g.service == receivePack && !g.advert {
-		r.receive(w, req, g, d, user)
+		r.receive(w, req, g, d, tok)
 		return
 	}
-	r.backend(w, req, g, user)
+	r.backend(w, req, g, user, nil)
 }
 
 // authorize checks that the request's token has the role need, answering
 // the request itself when it does not. user is the token's name, "" for an
-// anonymous read.
-func (r *Repos) authorize(w http.ResponseWriter, req *http.Request, need auth.Role) (user string, ok bool) {
+// anonymous read (whose tok is the zero Token, granted every repository).
+func (r *Repos) authorize(w http.ResponseWriter, req *http.Request, need auth.Role) (user string, tok auth.Token, ok bool) {
 	secret, has := auth.Secret(req)
 	if u, pw, basic := req.BasicAuth(); basic && pw == "" && strings.HasPrefix(u, auth.Prefix) {
 		secret = u // http://TOKEN@host/..., as GitHub allows
 	}
 	if !has || secret == "" {
 		if need == auth.RoleReader && r.opts.AnonymousRead {
-			return "", true
+			return "", auth.Token{}, true
 		}
 		challenge(w, "authentication required: use a scangate token as the password")
-		return "", false
+		return "", auth.Token{}, false
 	}
 	if r.tokens == nil {
 		challenge(w, "invalid token")
-		return "", false
+		return "", auth.Token{}, false
 	}
 	tok, err := r.tokens.Verify(req.Context(), secret)
 	if errors.Is(err, auth.ErrInvalid) {
 		challenge(w, "invalid token")
-		return "", false
+		return "", auth.Token{}, false
 	}
 	if err != nil {
 		r.logger().Error("git: check a token", "err", err)
 		http.Error(w, "cannot check the token", http.StatusInternalServerError)
-		return "", false
+		return "", auth.Token{}, false
 	}
 	if !tok.Role.Allows(need) {
 		http.Error(w, fmt.Sprintf("token %s (%s) may not do this; it needs the %s role", tok.Name, tok.Role, need), http.StatusForbidden)
-		return "", false
+		return "", auth.Token{}, false
 	}
-	return tok.Name, true
+	return tok.Name, tok, true
 }
 
 // challenge answers 401, asking for Basic credentials.
@@ -222,8 +232,26 @@ func (r *Repos) spool(w http.ResponseWriter, req *http.Request, always bool, max
 func (r *Repos) spoolDir() string { return r.root + string(os.PathSeparator) + spoolDir }
 
 // receive runs a push, one at a time per repository, and reports the refs
-// it changed to OnPush in order, before the client's request ends.
-func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, d, user string) {
+// it changed to OnPush in order, before the client's request ends. The
+// repository's protected branches refuse what tok may not do to them (see
+// protect.go).
+func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, d string, tok auth.Token) {
+	user := tok.Name
+	protected, err := r.protectedRefs(req.Context(), g.repo, tok.Role.Allows(auth.RoleAdmin))
+	if err != nil {
+		r.logger().Error("git: read the protected branches; the push is refused", "repo", g.repo, "err", err)
+		http.Error(w, "cannot read the repository's protected branches", http.StatusInternalServerError)
+		return
+	}
+	refusals, err := os.CreateTemp(r.spoolDir(), "refusals-")
+	if err != nil {
+		r.logger().Error("git: make a push's refusal file", "err", err)
+		http.Error(w, "cannot receive the push", http.StatusInternalServerError)
+		return
+	}
+	refusals.Close()
+	defer os.Remove(refusals.Name())
+	env := []string{"SCANGATE_PROTECTED=" + strings.Join(protected, " "), "SCANGATE_REFUSALS=" + refusals.Name(), "SCANGATE_GIT=" + r.git}
 	unlock, err := r.lock(req.Context(), d)
 	if err != nil {
 		http.Error(w, "push cancelled", http.StatusServiceUnavailable)
@@ -236,7 +264,13 @@ func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		http.Error(w, "cannot read the repository's refs", http.StatusInternalServerError)
 		return
 	}
-	r.backend(w, req, g, user)
+	rw := &reportWriter{ResponseWriter: w}
+	r.backend(rw, req, g, user, env)
+	refused := readRefusals(refusals.Name())
+	rw.finish(refused)
+	for ref, reason := range refused {
+		r.logger().Warn("audit: git push refused", "token", user, "repo", g.repo, "ref", ref, "reason", reason)
+	}
 	after, err := readRefs(d)
 	if err != nil {
 		r.logger().Error("git: read refs after a push; its heads are reported when the server starts", "repo", g.repo, "err", err)
@@ -267,7 +301,7 @@ func (r *Repos) notify(ctx context.Context, p Push) error {
 // backend hands the request to git http-backend. Receive-pack is enabled
 // only for a token the caller checked may push; the request's credentials
 // are not passed on.
-func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, user string) {
+func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, user string, extra []string) {
 	in := req.Clone(req.Context())
 	in.URL.Path, in.URL.RawPath = g.backendPath(), ""
 	in.Header.Del("Authorization")
@@ -276,6 +310,7 @@ func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		{"http.uploadpack", "true"},
 		{"http.receivepack", fmt.Sprint(g.service == receivePack && user != "")},
 		{"receive.fsckObjects", "true"},
+		{"core.hooksPath", filepath.Join(r.root, hooksDir)},
 	}
 	env := append([]string{
 		"GIT_PROJECT_ROOT=" + r.root,
@@ -287,6 +322,7 @@ func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		// http-backend takes any REMOTE_USER, even empty, as a login.
 		env = append(env, "REMOTE_USER="+user)
 	}
+	env = append(env, extra...)
 	log := r.logger().With("repo", g.repo, "service", g.service)
 	h := &cgi.Handler{
 		Path:   r.git,

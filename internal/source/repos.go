@@ -109,6 +109,11 @@ type Options struct {
 	// Egress is what external repositories may be fetched from (see
 	// reach.go); nil allows public addresses only.
 	Egress *egress.Guard
+	// Protected returns the branches of the hosted repository repo (short
+	// names: "main") that refuse non-fast-forward pushes and deletions from
+	// tokens that are not admins: the branches pipelines build. Nil
+	// protects none.
+	Protected func(ctx context.Context, repo string) ([]string, error)
 }
 
 // Repos is the set of hosted repositories under one folder, and the caches
@@ -157,6 +162,9 @@ func New(root string, tokens *auth.Tokens, opts Options) (*Repos, error) {
 	}
 	if err := clearSpool(filepath.Join(abs, spoolDir)); err != nil {
 		return nil, fmt.Errorf("source: clear the spool: %w", err)
+	}
+	if err := installHooks(abs); err != nil {
+		return nil, fmt.Errorf("source: install the hooks: %w", err)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBody

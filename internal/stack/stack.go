@@ -227,7 +227,11 @@ func (e *fieldError) Unwrap() error { return ErrInvalid }
 // it, and a repository's content is relative to its folder. Every error
 // names the file, the line and the field.
 func Parse(name string, data []byte, params map[string]string) (*Stack, error) {
-	p := &parser{file: name, dir: filepath.Dir(name)}
+	dir, err := filepath.Abs(filepath.Dir(name))
+	if err != nil {
+		return nil, fmt.Errorf("stack file %s: %w", name, err)
+	}
+	p := &parser{file: name, dir: dir}
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: %s: over %d bytes", ErrInvalid, name, MaxSize)
 	}

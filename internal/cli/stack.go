@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -374,16 +373,18 @@ func (b *stackBackend) Delete(ctx context.Context, e stack.Entry, purge bool) er
 	case stack.KindCluster:
 		return b.c.call(ctx, http.MethodDelete, pathOf("clusters", e.Name), nil, nil, nil)
 	case stack.KindTaskDefinition:
-		for _, rev := range e.Revisions {
-			ref := e.Name + ":" + strconv.Itoa(rev)
-			var td deploy.TaskDefinition
-			if err := b.c.call(ctx, http.MethodGet, pathOf("task-definitions", ref), nil, nil, &td); err != nil {
-				return err
-			}
-			if td.Status != deploy.StatusActive {
+		// The family is the stack's: every active revision goes, the
+		// deploys' as well as up's, so that the next up makes the family
+		// afresh rather than finding it someone else's.
+		var out struct{ TaskDefinitions []deploy.TaskDefinition }
+		if err := b.c.call(ctx, http.MethodGet, pathOf("task-definitions"), url.Values{"family": {e.Name}}, nil, &out); err != nil {
+			return err
+		}
+		for _, td := range out.TaskDefinitions {
+			if td.Family != e.Name || td.Status != deploy.StatusActive {
 				continue
 			}
-			if err := b.c.call(ctx, http.MethodDelete, pathOf("task-definitions", ref), nil, nil, nil); err != nil {
+			if err := b.c.call(ctx, http.MethodDelete, pathOf("task-definitions", td.Ref()), nil, nil, nil); err != nil {
 				return err
 			}
 		}

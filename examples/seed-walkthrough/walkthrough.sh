@@ -120,8 +120,8 @@ git clone -q "http://$addr/git/shop-api.git" "$clone"
 
 say "The first commit: built, scanned, and the gate says"
 wait_execution "$(git -C "$clone" rev-parse HEAD)"
-status=$("$bin" --format json execution get "$id" | tr -d ' \n' | sed -n 's/.*"status":"\([A-Za-z]*\)".*/\1/p' | head -1)
-echo "first commit's image: the gate REJECTED it (execution $status): the reasons are above"
+"$bin" execution get "$id" | grep -q "Rejected by" || { echo "the first commit's image was not rejected"; exit 1; }
+echo "=> the first commit's image is REJECTED: the policy's reasons are above; it never runs"
 "$bin" images list --repository shop/api
 
 say "The service: desired count 0 -> 1"
@@ -134,6 +134,8 @@ git -C "$clone" diff --stat
 echo '$ git commit -am "Dockerfile: the minimal base image" && git push'
 git -C "$clone" commit -q -am "Dockerfile: the minimal base image" && git -C "$clone" push -q origin HEAD:main
 wait_execution "$(git -C "$clone" rev-parse HEAD)"
+"$bin" execution get "$id" | grep -q "Approved by" || { echo "the fixed commit's image was not approved"; exit 1; }
+echo "=> the fixed commit's image is APPROVED, and deployed"
 
 say "Deployed: a new task-definition revision, its task RUNNING"
 step "$bin" taskdef list shop-api

@@ -74,9 +74,9 @@ func TestStackUpDown(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "app"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h.writeFile(filepath.Join(dir, "app", "Dockerfile"), "FROM "+base+"\nLABEL made-by=stack-test\n")
+	h.writeStackFile(filepath.Join(dir, "app", "Dockerfile"), "FROM "+base+"\nLABEL made-by=stack-test\n")
 	file := filepath.Join(dir, "stack.yaml")
-	h.writeFile(file, stackFile(id, base, "1000"))
+	h.writeStackFile(file, stackFile(id, base, "1000"))
 
 	// --dry-run: the plan, and nothing made.
 	out := h.must(admin, "up", "-f", file, "--dry-run")
@@ -100,7 +100,7 @@ func TestStackUpDown(t *testing.T) {
 	if !ok || !strings.HasPrefix(secret, "sgt_") {
 		t.Fatalf("no secret in up's output:\n%s", out)
 	}
-	if st := apiAs(t, h.s.Addr, secret, "GET", "/api/v1/images"); st != http.StatusOK {
+	if st := stackAPIStatus(t, h.s.Addr, secret, "GET", "/api/v1/images"); st != http.StatusOK {
 		t.Errorf("the stack's token: GET images answered %d", st)
 	}
 	svc := h.service("st-"+id, "web")
@@ -121,7 +121,7 @@ func TestStackUpDown(t *testing.T) {
 	if ex.Status != "Succeeded" {
 		t.Fatalf("execution of the content: %s (%s)", ex.Status, ex.Reason)
 	}
-	if msg := h.git(t.TempDir(), "-c", "http.extraHeader=Authorization: Bearer "+h.s.Token, "ls-remote", h.gitURL("st-app-"+id)); !strings.Contains(msg, ex.Commit) {
+	if msg := h.git(t.TempDir(), "-c", "http.extraHeader=Authorization: Bearer "+h.s.Token, "ls-remote", h.stackGitURL("st-app-"+id)); !strings.Contains(msg, ex.Commit) {
 		t.Errorf("the repository's head is not the execution's commit %s:\n%s", ex.Commit, msg)
 	}
 
@@ -139,7 +139,7 @@ func TestStackUpDown(t *testing.T) {
 	}
 
 	// A change to the file changes that resource only.
-	h.writeFile(file, stackFile(id, base, "999"))
+	h.writeStackFile(file, stackFile(id, base, "999"))
 	out = h.must(admin, "up", "-f", file)
 	if !strings.Contains(out, "0 to create, 1 to change, 0 to delete, 6 left as they are") || !strings.Contains(out, "changed pipeline st-"+id) {
 		t.Errorf("up after a change:\n%s", out)
@@ -153,14 +153,14 @@ func TestStackUpDown(t *testing.T) {
 	// Another stack that names what this one did not make is refused,
 	// with the file and line.
 	other := filepath.Join(dir, "other.yaml")
-	h.writeFile(other, "name: other-"+id+"\nrepositories:\n  - name: keep-"+id+"\n")
+	h.writeStackFile(other, "name: other-"+id+"\nrepositories:\n  - name: keep-"+id+"\n")
 	r := h.cli(ctx, nil, admin, "up", "-f", other)
 	if r.code != 2 || !strings.Contains(r.stderr, "other.yaml:3: repository keep-"+id+" exists and is not the stack's") {
 		t.Errorf("up of a stack naming another's repository: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// A bad file: its line and field.
 	bad := filepath.Join(dir, "bad.yaml")
-	h.writeFile(bad, "name: bad\nclusters:\n  - clusterName: a\n    size: 3\n")
+	h.writeStackFile(bad, "name: bad\nclusters:\n  - clusterName: a\n    size: 3\n")
 	r = h.cli(ctx, nil, admin, "up", "-f", bad)
 	if r.code != 2 || !strings.Contains(r.stderr, "bad.yaml:4: clusters[0].size: no such field") {
 		t.Errorf("up of a bad file: exit %d\n%s", r.code, r.stderr)
@@ -187,7 +187,7 @@ func TestStackUpDown(t *testing.T) {
 			t.Errorf("task definition %s still ACTIVE after down", td.Ref())
 		}
 	}
-	if st := apiAs(t, h.s.Addr, secret, "GET", "/api/v1/images"); st != http.StatusUnauthorized {
+	if st := stackAPIStatus(t, h.s.Addr, secret, "GET", "/api/v1/images"); st != http.StatusUnauthorized {
 		t.Errorf("the stack's token after down: %d, want 401", st)
 	}
 	var imgs struct{ Images []scanner.Image }
@@ -220,18 +220,20 @@ func TestStackUpDown(t *testing.T) {
 	}
 }
 
-func (h *harness) writeFile(path, body string) {
+func (h *harness) writeStackFile(path, body string) {
 	h.t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
-// gitURL is a hosted repository's URL; git gets the token in a header.
-func (h *harness) gitURL(name string) string { return "http://" + h.s.Addr + "/git/" + name + ".git" }
+// stackGitURL is a hosted repository's URL; git gets the token in a header.
+func (h *harness) stackGitURL(name string) string {
+	return "http://" + h.s.Addr + "/git/" + name + ".git"
+}
 
-// apiAs calls the API with token and returns the status.
-func apiAs(t *testing.T, addr, token, method, path string) int {
+// stackAPIStatus calls the API with token and returns the status.
+func stackAPIStatus(t *testing.T, addr, token, method, path string) int {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	if err != nil {

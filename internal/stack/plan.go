@@ -184,6 +184,9 @@ func PlanUp(st *Stack, rec *Record, live map[string]bool) (*Plan, error) {
 			continue
 		case e == nil:
 			s.Action, s.Why = Create, "new"
+			if r.Content != "" {
+				s.Why += "; its content pushed last, from " + r.Content
+			}
 		case !s.Live:
 			s.Action, s.Why = Create, "the stack made it, and it is gone from the server: made again"
 		case e.Digest == r.Digest:

@@ -99,12 +99,14 @@ step "$bin" up -f "$work/stack.yaml" "${params[@]}"
 echo "(up again changes nothing:)"
 step "$bin" up -f "$work/stack.yaml" "${params[@]}" | tail -1
 
-# wait_execution waits for the execution of commit $1 to end, and prints it.
+# wait_execution waits for the execution of commit $1 to end, prints it,
+# and keeps what it printed in $ex_out.
 wait_execution() {
 	for _ in $(seq 1 3000); do
 		id=$("$bin" execution list --pipeline shop-api | awk -v c="${1:0:12}" '$4 == c && $3 != "InProgress" {print $1; exit}')
 		if [ -n "$id" ]; then
-			step "$bin" execution get "$id"
+			ex_out=$(step "$bin" execution get "$id")
+			printf '%s\n' "$ex_out"
 			return 0
 		fi
 		sleep 0.2
@@ -120,7 +122,7 @@ git clone -q "http://$addr/git/shop-api.git" "$clone"
 
 say "The first commit: built, scanned, and the gate says"
 wait_execution "$(git -C "$clone" rev-parse HEAD)"
-"$bin" execution get "$id" | grep -q "Rejected by" || { echo "the first commit's image was not rejected"; exit 1; }
+grep -q "Rejected by" <<<"$ex_out" || { echo "the first commit's image was not rejected"; exit 1; }
 echo "=> the first commit's image is REJECTED: the policy's reasons are above; it never runs"
 "$bin" images list --repository shop/api
 
@@ -134,7 +136,7 @@ git -C "$clone" diff --stat
 echo '$ git commit -am "Dockerfile: the minimal base image" && git push'
 git -C "$clone" commit -q -am "Dockerfile: the minimal base image" && git -C "$clone" push -q origin HEAD:main
 wait_execution "$(git -C "$clone" rev-parse HEAD)"
-"$bin" execution get "$id" | grep -q "Approved by" || { echo "the fixed commit's image was not approved"; exit 1; }
+grep -q "Approved by" <<<"$ex_out" || { echo "the fixed commit's image was not approved"; exit 1; }
 echo "=> the fixed commit's image is APPROVED, and deployed"
 
 say "Deployed: a new task-definition revision, its task RUNNING"

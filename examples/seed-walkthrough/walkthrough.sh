@@ -103,7 +103,7 @@ step "$bin" up -f "$work/stack.yaml" "${params[@]}" | tail -1
 # and keeps what it printed in $ex_out.
 wait_execution() {
 	for _ in $(seq 1 3000); do
-		id=$("$bin" execution list --pipeline shop-api | awk -v c="${1:0:12}" '$4 == c && $3 != "InProgress" {print $1; exit}')
+		id=$("$bin" execution list --pipeline shop-api | awk -v c="${1:0:12}" '!found && $4 == c && $3 != "InProgress" {print $1; found = 1}')
 		if [ -n "$id" ]; then
 			ex_out=$(step "$bin" execution get "$id")
 			printf '%s\n' "$ex_out"

@@ -13,7 +13,7 @@ build:
 
 # check: formatting, vet and a tidy go.mod, as CI requires.
 check:
-	@test -z "$$(gofmt -l cmd internal scripts bench)" || { echo "gofmt needed:"; gofmt -l cmd internal scripts bench; exit 1; }
+	@test -z "$$(gofmt -l cmd internal scripts bench examples)" || { echo "gofmt needed:"; gofmt -l cmd internal scripts bench examples; exit 1; }
 	$(GO) vet -tags "$(TAGS)" ./...
 	$(GO) mod tidy -diff
 

@@ -86,6 +86,7 @@ func New(d Deps) http.Handler {
 	if d.Deploy != nil {
 		s.routeDeploy(mux)
 	}
+	s.routeStacks(mux)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

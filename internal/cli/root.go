@@ -81,6 +81,8 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.format, "format", "table", "output format: table or json; scan also writes sarif, cyclonedx and spdx")
 	root.AddCommand(newVersionCmd(g), newDBCmd(g), newScanCmd(g), newRulesCmd(g), newServerCmd(g), newTokenCmd(g), newImagesCmd(g), newFindingsCmd(g), newEventsCmd(g), newPipelineCmd(g), newExecutionCmd(g), newApprovalCmd(g), newRepoCmd(g),
 		newClusterCmd(g), newTaskDefCmd(g), newServiceCmd(g), newTaskCmd(g), newKeyCmd(g), newCacheCmd(g))
+	root.AddCommand(newUpCmd(g))
+	root.AddCommand(newDownCmd(g))
 	return root
 }
 

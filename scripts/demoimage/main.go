@@ -8,7 +8,7 @@
 // packages installed: a base image that passes a policy.
 //
 //	go run ./scripts/demoimage OUT.tar [TAG [fixed]]
-//	go run ./scripts/demoimage push HOST:PORT/REPO:TAG TOKEN
+//	go run ./scripts/demoimage push HOST:PORT/REPO:TAG TOKEN [fixed]
 package main
 
 import (
@@ -39,7 +39,7 @@ func (r reporter) TempDir() string { return r.dir }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: demoimage OUT.tar [TAG [fixed]] | demoimage push REF TOKEN")
+		fmt.Fprintln(os.Stderr, "usage: demoimage OUT.tar [TAG [fixed]] | demoimage push REF TOKEN [fixed]")
 		os.Exit(2)
 	}
 	tag := "127.0.0.1:5000/demo/app:1"
@@ -54,12 +54,16 @@ func main() {
 	r := reporter{dir: dir}
 	imagetest.Fixtures = "testdata/vulndata" // run from the repository's root
 	img, _ := imagetest.BookwormApp(r)
-	if len(os.Args) > 3 && os.Args[3] == "fixed" {
+	fixed := len(os.Args) > 3 && os.Args[3] == "fixed"
+	if os.Args[1] == "push" {
+		fixed = len(os.Args) == 5 && os.Args[4] == "fixed"
+	}
+	if fixed {
 		img = imagetest.Build(r, imagetest.Layer(r,
 			imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(r, "debian", "os-release")},
 			imagetest.Entry{Name: "var/lib/dpkg/status", Body: ""}))
 	}
-	if os.Args[1] == "push" && len(os.Args) == 4 {
+	if os.Args[1] == "push" && (len(os.Args) == 4 || len(os.Args) == 5) {
 		push(r, img, os.Args[2], os.Args[3])
 		return
 	}

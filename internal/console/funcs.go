@@ -19,14 +19,14 @@ var funcs = template.FuncMap{
 	"stateClass": func(s string) string {
 		return "state-" + strings.ToLower(strings.ReplaceAll(s, "_", "-"))
 	},
-	"dur":      dur,
-	"q":        url.QueryEscape,
-	"path":     url.PathEscape,
-	"join":     strings.Join,
-	"counts":   countsList,
-	"imageRef": func(repo, digest string) string { return repo + "@" + digest },
-	"add":      func(a, b int) int { return a + b },
-	"list":     func(s ...string) []string { return s },
+	"dur":       dur,
+	"q":         url.QueryEscape,
+	"path":      url.PathEscape,
+	"join":      strings.Join,
+	"counts":    countsList,
+	"imageRef":  func(repo, digest string) string { return repo + "@" + digest },
+	"add":       func(a, b int) int { return a + b },
+	"list":      func(s ...string) []string { return s },
 	"sevRankOf": sevRank,
 }
 

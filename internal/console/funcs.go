@@ -27,6 +27,7 @@ var funcs = template.FuncMap{
 	"imageRef":  func(repo, digest string) string { return repo + "@" + digest },
 	"add":       func(a, b int) int { return a + b },
 	"list":      func(s ...string) []string { return s },
+	"clip":      clip,
 	"sevRankOf": sevRank,
 }
 
@@ -151,4 +152,13 @@ func (cc *commitCache) put(sha string, ci commitInfo) {
 		clear(cc.m) // rare; a page refills what it needs
 	}
 	cc.m[sha] = ci
+}
+
+// clip shortens an advisory's title for a table cell; the whole text is on
+// the advisory's page.
+func clip(s string) string {
+	if r := []rune(s); len(r) > 140 {
+		return strings.TrimSpace(string(r[:140])) + "…"
+	}
+	return s
 }

@@ -163,15 +163,7 @@ type axeViolation struct {
 // on any serious or critical violation.
 func (b *browser) axe() {
 	b.t.Helper()
-	if !eval[bool](b, `typeof axe !== "undefined"`) {
-		eval[bool](b, axeScript+"\n;true")
-	}
-	out := eval[string](b, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}, resultTypes: ["violations"]})
-		.then(r => JSON.stringify(r.violations))`)
-	var vs []axeViolation
-	if err := json.Unmarshal([]byte(out), &vs); err != nil {
-		b.t.Fatalf("axe: %v: %s", err, out)
-	}
+	vs := b.axeViolations()
 	b.t.Logf("%s: axe: %d violations", b.location(), len(vs))
 	for _, v := range vs {
 		if v.Impact == "serious" || v.Impact == "critical" {
@@ -182,6 +174,20 @@ func (b *browser) axe() {
 			b.t.Errorf("%s: accessibility: %s (%s): %s at %s", b.location(), v.ID, v.Impact, v.Help, strings.Join(where, ", "))
 		}
 	}
+}
+
+func (b *browser) axeViolations() []axeViolation {
+	b.t.Helper()
+	if !eval[bool](b, `typeof axe !== "undefined"`) {
+		eval[bool](b, axeScript+"\n;true")
+	}
+	out := eval[string](b, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}, resultTypes: ["violations"]})
+		.then(r => JSON.stringify(r.violations))`)
+	var vs []axeViolation
+	if err := json.Unmarshal([]byte(out), &vs); err != nil {
+		b.t.Fatalf("axe: %v: %s", err, out)
+	}
+	return vs
 }
 
 func (b *browser) location() string {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/servertest"
@@ -211,11 +213,25 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 		t.Error("the token's secret is shown again")
 	}
 
+	// The check itself: axe does see a field without a label.
+	eval[bool](b, `document.querySelector("main").insertAdjacentHTML("beforeend", "<input type=text id=unlabelled>"); true`)
+	found := false
+	for _, v := range b.axeViolations() {
+		found = found || v.ID == "label" && (v.Impact == "serious" || v.Impact == "critical")
+	}
+	if !found {
+		t.Error("axe did not report a field without a label: the accessibility check checks nothing")
+	}
+
 	// For the README: the pipeline page and the findings page.
 	if os.Getenv("SCANGATE_DOCS_SCREENSHOTS") != "" {
 		for _, s := range []struct{ path, file string }{{"/pipelines", "console-pipelines.png"}, {findingsPage, "console-findings.png"}} {
 			b.open(s.path, "")
-			data := readFile(t, b.screenshot("docs"))
+			var data []byte
+			b.within(30*time.Second, "screenshot", func(ctx contextT) (err error) {
+				data, err = chromedp.Run(ctx, chromedp.CaptureScreenshot()) // the window, not the whole page
+				return err
+			})
 			if err := os.WriteFile(filepath.Join("..", "..", "docs", s.file), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -225,13 +241,4 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 
 func findingsDownload(findingsPage, format string) string {
 	return strings.Replace(findingsPage, "/findings?", "/findings/download?format="+format+"&", 1)
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }

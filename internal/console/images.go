@@ -19,36 +19,12 @@ import (
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
-type repoRow struct {
-	Name   string
-	Images int
-	// Worst is the worst severity among the latest scans of its images.
-	Worst  string
-	Latest *scanner.Image
-}
-
 func (c *Console) repositoriesPage(w http.ResponseWriter, r *http.Request, s *session) {
-	imgs, err := scanner.ListImages(r.Context(), c.Store, "")
+	rows, err := scanner.Repositories(r.Context(), c.Store)
 	if err != nil {
 		c.fail(w, r, s, statusOf(err), err)
 		return
 	}
-	byName := map[string]*repoRow{}
-	var rows []*repoRow
-	for i := range imgs {
-		im := &imgs[i]
-		row := byName[im.Repository]
-		if row == nil {
-			row = &repoRow{Name: im.Repository, Latest: im}
-			byName[im.Repository] = row
-			rows = append(rows, row)
-		}
-		row.Images++
-		if w := worst(im.Summary); w != "" && (row.Worst == "" || sevRank(w) < sevRank(row.Worst)) {
-			row.Worst = w
-		}
-	}
-	slices.SortFunc(rows, func(a, b *repoRow) int { return cmp.Compare(a.Name, b.Name) })
 	c.render(w, r, s, http.StatusOK, "repositories", &view{Title: "Repositories", Nav: "repositories", Data: rows})
 }
 
@@ -365,6 +341,8 @@ type vulnData struct {
 	Title    string
 	URL      string
 	Ratings  []vulndb.Severity
+	// MoreURL lists the next images, when there may be more.
+	MoreURL string
 }
 
 type affectedRow struct {
@@ -372,9 +350,21 @@ type affectedRow struct {
 	Use *deploy.Use
 }
 
+// vulnPage is how many images an advisory's page lists at once.
+const vulnPage = 50
+
 func (c *Console) vulnerabilityPage(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
-	aff, err := scanner.AffectedBy(r.Context(), c.Store, id)
+	offset := 0
+	if o := r.URL.Query().Get("offset"); o != "" {
+		n, err := strconv.Atoi(o)
+		if err != nil || n < 0 || n > 1_000_000 {
+			c.fail(w, r, s, http.StatusBadRequest, badInput("offset %q: want a number", o))
+			return
+		}
+		offset = n
+	}
+	aff, err := scanner.AffectedBy(r.Context(), c.Store, id, offset, vulnPage)
 	if err != nil {
 		c.fail(w, r, s, http.StatusBadRequest, err)
 		return
@@ -390,6 +380,9 @@ func (c *Console) vulnerabilityPage(w http.ResponseWriter, r *http.Request, s *s
 		if data.Title == "" && len(a.Findings) > 0 {
 			data.Title, data.URL, data.Ratings = a.Findings[0].Title, a.Findings[0].URL, a.Findings[0].Severities
 		}
+	}
+	if len(aff) == vulnPage {
+		data.MoreURL = fmt.Sprintf("/vulnerabilities/%s?offset=%d", url.PathEscape(id), offset+vulnPage)
 	}
 	c.render(w, r, s, http.StatusOK, "vulnerability", &view{Title: id, Nav: "repositories", Data: data})
 }

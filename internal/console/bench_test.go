@@ -59,7 +59,7 @@ func benchReport(i int) *scan.Report {
 		sev := sevs[(i+f)%len(sevs)]
 		fd := scan.Finding{ID: id, Aliases: []string{"DSA-" + id[4:]}, Feed: "debian", Package: f % 60, Status: vulndb.StatusFixed,
 			Severity: sev, SeveritySource: "nvd@nist.gov", Score: 7.5, Title: "A flaw in a library that lets an attacker do something unwanted with crafted input",
-			URL: "https://security-tracker.debian.org/tracker/" + id,
+			URL:        "https://security-tracker.debian.org/tracker/" + id,
 			Severities: []vulndb.Severity{{Source: "debian", Type: "VENDOR", Rating: "LOW"}, {Source: "nvd@nist.gov", Type: "CVSS_V3", Score: 7.5, Rating: sev, Primary: true}}}
 		if f%3 == 0 {
 			fd.Fixed = []string{fmt.Sprintf("1.%d.9-1", f%60)}

@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
@@ -60,6 +62,9 @@ type Deps struct {
 	// Repos are the hosted git repositories (commit authors and messages).
 	Repos  *source.Repos
 	Deploy *deploy.Controller
+	// Images reads stored images' configurations, for the Dockerfile
+	// instruction that made each layer; nil leaves it out.
+	Images ImageSource
 	// Logger receives the audit lines of logins and changes.
 	Logger *slog.Logger
 	// Version is scangate's version, shown in the footer and written in
@@ -73,6 +78,11 @@ type Deps struct {
 	WriteTimeout time.Duration
 }
 
+// ImageSource reads an image stored in scangate's registry.
+type ImageSource interface {
+	Image(ctx context.Context, repository, digest string) (v1.Image, error)
+}
+
 // Console is the console's handler.
 type Console struct {
 	Deps
@@ -80,6 +90,7 @@ type Console struct {
 	sessions *sessions
 	mux      *http.ServeMux
 	commits  *commitCache
+	history  *historyCache
 }
 
 // New returns the console. It fails only if its embedded templates do not
@@ -97,7 +108,7 @@ func New(d Deps) (*Console, error) {
 	if d.WriteTimeout <= 0 {
 		d.WriteTimeout = time.Minute
 	}
-	c := &Console{Deps: d, sessions: newSessions(d.SessionTTL), commits: newCommitCache(4096)}
+	c := &Console{Deps: d, sessions: newSessions(d.SessionTTL), commits: newCommitCache(4096), history: &historyCache{m: map[string][]string{}}}
 	if err := c.parse(); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -159,4 +161,19 @@ func FuzzMatchPattern(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pattern, event []byte) {
 		_, _ = matchPattern(pattern, event)
 	})
+}
+
+// Each layer gets the instruction that made it; instructions that made no
+// layer are passed over.
+func TestHistorySteps(t *testing.T) {
+	got := historySteps([]v1.History{
+		{CreatedBy: "/bin/sh -c #(nop) ADD file:abc in / "},
+		{CreatedBy: "/bin/sh -c #(nop)  ENV MESSAGE=v1", EmptyLayer: true},
+		{CreatedBy: "/bin/sh -c apt-get install -y zlib1g"},
+		{CreatedBy: "COPY app /app # buildkit"},
+	})
+	want := []string{"ADD file:abc in /", "RUN apt-get install -y zlib1g", "COPY app /app # buildkit"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("steps %q, want %q", got, want)
+	}
 }

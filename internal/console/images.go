@@ -2,6 +2,7 @@ package console
 
 import (
 	"cmp"
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/report"
@@ -94,6 +98,9 @@ type findingRow struct {
 	scan.Finding
 	Pkg        scan.Package
 	LayerIndex int // 1-based; 0 when unknown
+	// Instruction is the Dockerfile instruction that made the layer, from
+	// the image's history.
+	Instruction string
 	// Counted is the index in Severities of the rating that counts, or -1.
 	Counted int
 }
@@ -261,6 +268,13 @@ func (c *Console) findingsPage(w http.ResponseWriter, r *http.Request, s *sessio
 	if inUse, err := deploy.InUse(ctx, c.Store); err == nil {
 		data.Use = inUse[rep.Image.Digest]
 	}
+	if steps := c.layerSteps(ctx, rep.Image.Repository, rep.Image.Digest); len(steps) > 0 {
+		for i := range data.Rows {
+			if n := data.Rows[i].LayerIndex; n > 0 && n <= len(steps) {
+				data.Rows[i].Instruction = steps[n-1]
+			}
+		}
+	}
 	c.render(w, r, s, http.StatusOK, "findings", &view{Title: "Findings of " + name, Nav: "repositories", Data: data})
 }
 
@@ -385,4 +399,66 @@ func (c *Console) vulnerabilityPage(w http.ResponseWriter, r *http.Request, s *s
 		data.MoreURL = fmt.Sprintf("/vulnerabilities/%s?offset=%d", url.PathEscape(id), offset+vulnPage)
 	}
 	c.render(w, r, s, http.StatusOK, "vulnerability", &view{Title: id, Nav: "repositories", Data: data})
+}
+
+// historyCache keeps each image's layer instructions: an image never
+// changes under its digest.
+type historyCache struct {
+	mu sync.Mutex
+	m  map[string][]string
+}
+
+// layerSteps returns, for each layer of the image (bottom first), the
+// build instruction that made it, as its configuration's history records
+// it; nil when unknown.
+func (c *Console) layerSteps(ctx context.Context, repository, digest string) []string {
+	if c.Images == nil || repository == "" || digest == "" {
+		return nil
+	}
+	c.history.mu.Lock()
+	steps, ok := c.history.m[digest]
+	c.history.mu.Unlock()
+	if ok {
+		return steps
+	}
+	img, err := c.Images.Image(ctx, repository, digest)
+	if err != nil {
+		return nil
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil
+	}
+	steps = historySteps(cfg.History)
+	if len(steps) != len(cfg.RootFS.DiffIDs) {
+		steps = nil // a history that does not cover every layer cannot be matched to them
+	}
+	c.history.mu.Lock()
+	if len(c.history.m) > 4096 {
+		clear(c.history.m)
+	}
+	c.history.m[digest] = steps
+	c.history.mu.Unlock()
+	return steps
+}
+
+// historySteps turns an image's history into one instruction per layer
+// (entries that made no layer, such as ENV, are passed over).
+func historySteps(h []v1.History) []string {
+	var out []string
+	for _, e := range h {
+		if e.EmptyLayer {
+			continue
+		}
+		step := strings.TrimSpace(e.CreatedBy)
+		// The classic builder writes "/bin/sh -c #(nop) COPY …" for its own
+		// instructions and "/bin/sh -c cmd" for RUN.
+		if rest, ok := strings.CutPrefix(step, "/bin/sh -c #(nop)"); ok {
+			step = strings.TrimSpace(rest)
+		} else if rest, ok := strings.CutPrefix(step, "/bin/sh -c "); ok {
+			step = "RUN " + strings.TrimSpace(rest)
+		}
+		out = append(out, clip(step))
+	}
+	return out
 }

@@ -9,7 +9,7 @@ import (
 // console is the web console at /, over the services the API uses.
 func (p *parts) console() http.Handler {
 	c, err := console.New(console.Deps{Store: p.st, Tokens: p.tokens, Bus: p.bus, Pipelines: p.pipes, Heads: p.sources.head,
-		Repos: p.sources.repos, Deploy: p.deploy, Logger: p.cfg.Logger.With("component", "console"),
+		Repos: p.sources.repos, Deploy: p.deploy, Images: p.reg, Logger: p.cfg.Logger.With("component", "console"),
 		WriteTimeout: p.cfg.Limits.WriteTimeout})
 	if err != nil {
 		// The templates are embedded: only a broken build gets here,

@@ -343,7 +343,7 @@ func (c *Console) createToken(w http.ResponseWriter, r *http.Request, s *session
 	var expires time.Time
 	if e := strings.TrimSpace(r.PostForm.Get("expires")); e != "" {
 		if expires, err = pipeline.ParseExpiry(e); err != nil {
-			c.fail(w, r, s, http.StatusBadRequest, badInput("expires: %v", err))
+			c.fail(w, r, s, http.StatusBadRequest, badInput("%v", err))
 			return
 		}
 	}
@@ -370,4 +370,85 @@ func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, s *session
 	}
 	c.audit(r, s, "token revoked", "name", name)
 	http.Redirect(w, r, "/tokens?flash="+url.QueryEscape("Token "+name+" revoked."), http.StatusSeeOther)
+}
+
+// changeExceptions stores a new version of a pipeline with its exceptions
+// changed by edit, as `pipeline put` would. The form names the version it
+// was made from: a pipeline changed since is refused, so that no change is
+// lost.
+func (c *Console) changeExceptions(w http.ResponseWriter, r *http.Request, s *session, what string, edit func(*pipeline.Definition) error) {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	d, err := c.Pipelines.Get(ctx, name, 0)
+	if err != nil {
+		c.fail(w, r, s, statusOf(err), err)
+		return
+	}
+	if v := r.PostForm.Get("version"); v != strconv.Itoa(d.Version) {
+		c.fail(w, r, s, http.StatusConflict, fmt.Errorf("pipeline %s changed (version %d) since the page was shown (version %s): reload it", name, d.Version, v))
+		return
+	}
+	if err := edit(d); err != nil {
+		c.fail(w, r, s, http.StatusBadRequest, err)
+		return
+	}
+	if _, err := d.Policy(); err != nil {
+		c.fail(w, r, s, http.StatusBadRequest, badInput("%v", err))
+		return
+	}
+	v, err := c.Pipelines.Put(ctx, d)
+	if err != nil {
+		status := statusOf(err)
+		if status == http.StatusInternalServerError {
+			status = http.StatusBadRequest
+		}
+		c.fail(w, r, s, status, err)
+		return
+	}
+	c.audit(r, s, what, "pipeline", name, "version", v)
+	http.Redirect(w, r, "/policies?flash="+url.QueryEscape(fmt.Sprintf("Pipeline %s: %s (version %d).", name, what, v))+"#"+url.QueryEscape(name), http.StatusSeeOther)
+}
+
+// maxExceptions bounds a policy's exceptions made through the console.
+const maxExceptions = 1000
+
+func (c *Console) addException(w http.ResponseWriter, r *http.Request, s *session) {
+	e := pipeline.ExceptionSpec{ID: strings.TrimSpace(r.PostForm.Get("id")), Package: strings.TrimSpace(r.PostForm.Get("package")),
+		Reason: strings.TrimSpace(r.PostForm.Get("reason")), Expires: strings.TrimSpace(r.PostForm.Get("expires"))}
+	c.changeExceptions(w, r, s, "exception added", func(d *pipeline.Definition) error {
+		switch {
+		case e.ID == "" || len(e.ID) > 128:
+			return badInput("the vulnerability's id: 1 to 128 characters")
+		case e.Reason == "" || len(e.Reason) > 1024:
+			return badInput("say why (reason): 1 to 1024 characters")
+		case len(e.Package) > 256:
+			return badInput("the package: at most 256 characters")
+		case len(d.Approval.Policy.Exceptions) >= maxExceptions:
+			return badInput("pipeline %s has %d exceptions already", d.Name, maxExceptions)
+		}
+		if e.Expires != "" {
+			t, err := pipeline.ParseExpiry(e.Expires)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			e.Expires = t.UTC().Format(time.RFC3339)
+		}
+		d.Approval.Policy.Exceptions = append(d.Approval.Policy.Exceptions, e)
+		return nil
+	})
+}
+
+func (c *Console) expireException(w http.ResponseWriter, r *http.Request, s *session) {
+	i, err := strconv.Atoi(r.PostForm.Get("index"))
+	if err != nil {
+		c.fail(w, r, s, http.StatusBadRequest, badInput("index %q: want the exception's place", r.PostForm.Get("index")))
+		return
+	}
+	c.changeExceptions(w, r, s, "exception expired", func(d *pipeline.Definition) error {
+		if i < 0 || i >= len(d.Approval.Policy.Exceptions) {
+			return badInput("pipeline %s has no exception %d", d.Name, i+1)
+		}
+		d.Approval.Policy.Exceptions[i].Expires = time.Now().UTC().Format(time.RFC3339)
+		return nil
+	})
 }

@@ -179,6 +179,8 @@ func (c *Console) routes() {
 	mux.Handle("GET /dead-letters", c.page(auth.RoleReader, c.deadLettersPage))
 	mux.Handle("POST /dead-letters/replay", c.action(auth.RoleAdmin, c.replayDeadLetters))
 	mux.Handle("GET /policies", c.page(auth.RoleReader, c.policiesPage))
+	mux.Handle("POST /pipelines/{name}/exceptions", c.action(auth.RoleAdmin, c.addException))
+	mux.Handle("POST /pipelines/{name}/exceptions/expire", c.action(auth.RoleAdmin, c.expireException))
 	mux.Handle("GET /tokens", c.page(auth.RoleAdmin, c.tokensPage))
 	mux.Handle("POST /tokens", c.action(auth.RoleAdmin, c.createToken))
 	mux.Handle("POST /tokens/{name}/revoke", c.action(auth.RoleAdmin, c.revokeToken))

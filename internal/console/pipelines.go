@@ -323,7 +323,7 @@ func (c *Console) review(w http.ResponseWriter, r *http.Request, s *session) {
 	if expires != "" {
 		t, err := pipeline.ParseExpiry(expires)
 		if err != nil {
-			c.fail(w, r, s, http.StatusBadRequest, badInput("expires: %v", err))
+			c.fail(w, r, s, http.StatusBadRequest, badInput("%v", err))
 			return
 		}
 		ans.Expires = t

@@ -98,7 +98,10 @@ func (b *browser) textNow() string {
 func (b *browser) open(path, shot string) {
 	b.t.Helper()
 	b.within(30*time.Second, "open "+path, func(ctx context.Context) error {
-		return chromedp.Do(ctx, chromedp.Navigate(b.base+path), chromedp.WaitReady(chromedp.CSS("main")))
+		if err := navigate(ctx, b.base+path); err != nil {
+			return err
+		}
+		return chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS("main")))
 	})
 	b.check(shot)
 }
@@ -220,7 +223,10 @@ func (b *browser) login(token string) int64 {
 	b.t.Helper()
 	var status int64
 	b.within(30*time.Second, "log in", func(ctx context.Context) error {
-		if err := chromedp.Do(ctx, chromedp.Navigate(b.base+"/login"), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+		if err := navigate(ctx, b.base+"/login"); err != nil {
+			return err
+		}
+		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
 			return err
 		}
 		resp, err := chromedp.RunResponse(ctx, chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Submit(chromedp.ID("token")))
@@ -289,4 +295,18 @@ func fetchIn(b *browser, path, method, body string) (int, string) {
 		b.t.Fatalf("fetch %s: %v", path, err)
 	}
 	return res.Status, res.Text
+}
+
+// navigate loads url. Chromium drops a load when the machine's network
+// changes, which the Docker Engine does as other tests make and remove
+// their clusters' networks: a GET is then simply made again.
+func navigate(ctx context.Context, url string) error {
+	var err error
+	for range 5 {
+		if err = chromedp.Do(ctx, chromedp.Navigate(url)); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
 }

@@ -213,6 +213,28 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 		t.Error("the token's secret is shown again")
 	}
 
+	// An admin adds an exception to the pipeline's policy, then expires it
+	// early: each is a new version of the pipeline.
+	b.open("/policies", "")
+	b.within(30*time.Second, "fill the exception", func(ctx contextT) error {
+		for sel, v := range map[string]string{"#x-id-" + name: "CVE-2023-45853", "#x-pkg-" + name: "zlib1g", "#x-why-" + name: "minizip is not built", "#x-exp-" + name: time.Now().AddDate(0, 1, 0).Format("2006-01-02")} {
+			if err := sendKeys(ctx, sel, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	b.click("form[action='/pipelines/" + name + "/exceptions'] button")
+	b.check("policies-exception")
+	b.waitText(10*time.Second, "exception added", "minizip is not built")
+	b.click("form[action='/pipelines/" + name + "/exceptions/expire'] button")
+	b.waitText(10*time.Second, "exception expired", "(expired)")
+	var def pipeline.Definition
+	h.decode(h.api("GET", "/api/v1/pipelines/"+name, nil, http.StatusOK), &def)
+	if ex := def.Approval.Policy.Exceptions; def.Version != 3 || len(ex) != 1 || ex[0].ID != "CVE-2023-45853" || ex[0].Package != "zlib1g" || ex[0].Expires == "" {
+		t.Errorf("the pipeline after the console's changes: version %d, exceptions %+v", def.Version, def.Approval.Policy.Exceptions)
+	}
+
 	// The check itself: axe does see a field without a label.
 	eval[bool](b, `document.querySelector("main").insertAdjacentHTML("beforeend", "<input type=text id=unlabelled>"); true`)
 	found := false

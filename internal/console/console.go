@@ -144,8 +144,8 @@ func (c *Console) routes() {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		static.ServeHTTP(w, r)
 	}))
-	mux.HandleFunc("GET /login", c.loginPage)
-	mux.HandleFunc("POST /login", c.login)
+	mux.HandleFunc("GET "+auth.LoginPath, c.loginPage)
+	mux.HandleFunc("POST "+auth.LoginPath, c.login)
 	mux.Handle("POST /logout", c.action(auth.RoleReader, c.logout))
 	mux.Handle("GET /{$}", c.page(auth.RoleReader, func(w http.ResponseWriter, r *http.Request, _ *session) {
 		http.Redirect(w, r, "/pipelines", http.StatusSeeOther)

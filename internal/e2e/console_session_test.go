@@ -143,4 +143,23 @@ func TestConsoleSession(t *testing.T) {
 	if resp, _ := c.do("GET", "/tokens", nil); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("after logout: %s", resp.Status)
 	}
+
+	// Last, as it locks this client out: failed logins count against the
+	// client as failed API calls do: past
+	// --auth-failures (10), it must wait.
+	fresh := &consoleClient{t: t, base: c.base, jar: map[string]*http.Cookie{}}
+	var last int
+	for range 11 {
+		_, page := fresh.do("GET", "/login", nil)
+		m := csrfRe.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no login form:\n%.300s", page)
+		}
+		resp, _ := fresh.do("POST", "/login", url.Values{"token": {"sgt_" + strings.Repeat("1", 64)}, "csrf": {m[1]}})
+		last = resp.StatusCode
+	}
+	if last != http.StatusTooManyRequests {
+		t.Errorf("the 11th failed login: %d, want 429", last)
+	}
+
 }

@@ -231,7 +231,7 @@ func (c *Console) replayDeadLetters(w http.ResponseWriter, r *http.Request, s *s
 	for _, rf := range refused {
 		msg += fmt.Sprintf(" #%d refused: %s.", rf.ID, rf.Reason)
 	}
-	http.Redirect(w, r, "/dead-letters?flash="+url.QueryEscape(msg), http.StatusSeeOther)
+	c.redirect(w, r, s, "/dead-letters", msg, "")
 }
 
 type policyRow struct {
@@ -369,7 +369,7 @@ func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	c.audit(r, s, "token revoked", "name", name)
-	http.Redirect(w, r, "/tokens?flash="+url.QueryEscape("Token "+name+" revoked."), http.StatusSeeOther)
+	c.redirect(w, r, s, "/tokens", "Token "+name+" revoked.", "")
 }
 
 // changeExceptions stores a new version of a pipeline with its exceptions
@@ -406,7 +406,7 @@ func (c *Console) changeExceptions(w http.ResponseWriter, r *http.Request, s *se
 		return
 	}
 	c.audit(r, s, what, "pipeline", name, "version", v)
-	http.Redirect(w, r, "/policies?flash="+url.QueryEscape(fmt.Sprintf("Pipeline %s: %s (version %d).", name, what, v))+"#"+url.QueryEscape(name), http.StatusSeeOther)
+	c.redirect(w, r, s, "/policies", fmt.Sprintf("Pipeline %s: %s (version %d).", name, what, v), name)
 }
 
 // maxExceptions bounds a policy's exceptions made through the console.

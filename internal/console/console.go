@@ -244,7 +244,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, sta
 	v.Session = s
 	v.Secure = r.TLS != nil
 	if v.Flash == "" {
-		v.Flash = r.URL.Query().Get("flash")
+		v.Flash = flash(r, s)
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {

@@ -90,7 +90,7 @@ func (c *Console) setDesiredCount(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	c.audit(r, s, "service updated", "cluster", cluster, "service", name, "desiredCount", n)
-	http.Redirect(w, r, "/clusters/"+url.PathEscape(cluster)+"/services/"+url.PathEscape(name)+"?flash="+url.QueryEscape(fmt.Sprintf("Desired count set to %d.", n)), http.StatusSeeOther)
+	c.redirect(w, r, s, "/clusters/"+url.PathEscape(cluster)+"/services/"+url.PathEscape(name), fmt.Sprintf("Desired count set to %d.", n), "")
 }
 
 type taskData struct {

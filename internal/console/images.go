@@ -296,7 +296,8 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, s, findingsStatus(err), err)
 		return
 	}
-	base := strings.NewReplacer("/", "_", "@", "_", ":", "_").Replace(name)
+	// The file's name comes from the stored report, not from the query.
+	base := strings.ReplaceAll(rep.Image.Repository, "/", "_") + "_" + short(rep.Image.Digest)
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+base+`.csv"`)

@@ -207,7 +207,7 @@ func (c *Console) startExecution(w http.ResponseWriter, r *http.Request, s *sess
 		return
 	}
 	c.audit(r, s, "execution started", "pipeline", name, "execution", id, "commit", commit)
-	http.Redirect(w, r, "/executions/"+id+"?flash="+url.QueryEscape("Release change: execution started."), http.StatusSeeOther)
+	c.redirect(w, r, s, "/executions/"+id, "Release change: execution started.", "")
 }
 
 func (c *Console) stopExecution(w http.ResponseWriter, r *http.Request, s *session) {
@@ -221,7 +221,7 @@ func (c *Console) stopExecution(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	c.audit(r, s, "execution stopped", "execution", id)
-	http.Redirect(w, r, "/executions/"+id+"?flash="+url.QueryEscape("Execution stopped."), http.StatusSeeOther)
+	c.redirect(w, r, s, "/executions/"+id, "Execution stopped.", "")
 }
 
 type executionData struct {
@@ -335,5 +335,5 @@ func (c *Console) review(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	c.audit(r, s, "approval answered", "execution", id, "approval", decided.ID, "decision", decision, "status", decided.Status, "comment", comment, "expires", expires)
-	http.Redirect(w, r, "/executions/"+id+"?flash="+url.QueryEscape("Your answer is recorded: "+decided.Status+"."), http.StatusSeeOther)
+	c.redirect(w, r, s, "/executions/"+id, "Your answer is recorded: "+decided.Status+".", "")
 }

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -244,4 +246,32 @@ func safeNext(next string) string {
 		return "/pipelines"
 	}
 	return next
+}
+
+// redirect sends the viewer to path after an action, with a message for
+// the next page. The message is signed with the session's CSRF token
+// (flashSig), so that a link made elsewhere cannot put words on a
+// console page.
+func (c *Console) redirect(w http.ResponseWriter, r *http.Request, s *session, path, flash, fragment string) {
+	v := url.Values{"flash": {flash}, "fs": {flashSig(s, flash)}}
+	u := path + "?" + v.Encode()
+	if fragment != "" {
+		u += "#" + url.PathEscape(fragment)
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}
+
+func flashSig(s *session, msg string) string {
+	m := hmac.New(sha256.New, []byte(s.CSRF))
+	m.Write([]byte("flash:" + msg))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// flash is the request's signed message, or "".
+func flash(r *http.Request, s *session) string {
+	msg, sig := r.URL.Query().Get("flash"), r.URL.Query().Get("fs")
+	if msg == "" || s == nil || !hmac.Equal([]byte(sig), []byte(flashSig(s, msg))) {
+		return ""
+	}
+	return msg
 }

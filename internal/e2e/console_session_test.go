@@ -106,6 +106,11 @@ func TestConsoleSession(t *testing.T) {
 	if resp.Header.Get("Cache-Control") != "no-store" || strings.Contains(page, reader) {
 		t.Errorf("a page: Cache-Control %q, or the token in it", resp.Header.Get("Cache-Control"))
 	}
+	// A message in a link made elsewhere is not shown: only the console's
+	// own, signed for the session.
+	if _, page := c.do("GET", "/pipelines?flash=Your+token+expired:+log+in+at+evil.example", nil); strings.Contains(page, "evil.example") {
+		t.Error("a page shows a message from its link")
+	}
 	// Roles as the API's: a reader may not see tokens or make one, even
 	// with a good CSRF token.
 	if resp, _ := c.do("GET", "/tokens", nil); resp.StatusCode != http.StatusForbidden {

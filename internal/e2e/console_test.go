@@ -187,10 +187,13 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 	// The other pages, for the accessibility check and the artifacts.
 	for _, p := range []struct{ path, shot string }{
 		{"/events", "events"}, {"/events?type=Scan", "events-scan"}, {"/rules", "rules"}, {"/dead-letters", "dead-letters"},
-		{"/policies", "policies"}, {"/vulnerabilities/CVE-2023-45853", "vulnerability"},
+		{"/policies", "policies"},
 	} {
 		b.open(p.path, p.shot)
 	}
+	// An advisory's page: the images it affects, by the package.
+	b.open("/vulnerabilities/CVE-2023-45853", "vulnerability")
+	b.waitText(5*time.Second, "shop/"+name+"@"+strings.TrimPrefix(rejected.ImageDigest, "sha256:")[:12], "zlib1g", "no running task")
 	// Tokens are an admin's.
 	if status, _ := fetchIn(b, "/tokens", "GET", ""); status != http.StatusForbidden {
 		t.Errorf("an approver's /tokens: %d, want 403", status)

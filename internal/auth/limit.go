@@ -167,10 +167,14 @@ func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// hasCredentials tells a request that tries to authenticate.
+// hasCredentials tells a request that tries to authenticate: with a header,
+// or with the web console's login form (LoginPath).
 func hasCredentials(r *http.Request) bool {
-	return r.Header.Get("Authorization") != ""
+	return r.Header.Get("Authorization") != "" || r.Method == http.MethodPost && r.URL.Path == LoginPath
 }
+
+// LoginPath is where the web console's login form posts a token.
+const LoginPath = "/login"
 
 func tooMany(w http.ResponseWriter, r *http.Request, d time.Duration) {
 	secs := max(1, int(math.Ceil(d.Seconds())))

@@ -355,6 +355,7 @@ func (p *parts) mux() *http.ServeMux {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", p.readyz)
 	mux.Handle("/metrics", p.metricsHandler())
+	mux.Handle("/", p.console())
 	return mux
 }
 

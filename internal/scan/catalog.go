@@ -122,6 +122,9 @@ func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits 
 	if err := checkStatus(statuses, err); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
+	if t.save != nil {
+		t.save()
+	}
 	t.attribute(ctx, inv.Packages, plugins, cf.RootFS.DiffIDs)
 	r.Packages = mergeLinks(packages(inv.Packages, r.OS), t.realPath)
 	return r, nil

@@ -47,12 +47,22 @@ const (
 )
 
 // content locates a kept file's bytes: in data, or at off in the blob. A
-// regular file no extractor reads has kept false.
+// regular file no extractor reads has kept false. A file taken from a
+// layer cache record that holds only what the extractors found in it
+// (see nothingFound) has dropped set and no bytes.
 type content struct {
-	kept bool
-	data []byte
-	off  int64
-	size int64
+	kept    bool
+	data    []byte
+	off     int64
+	size    int64
+	dropped *dropped
+}
+
+// dropped stands for content a record did not keep: the extractors of
+// none found nothing in it. It is allocated once per file, so that two
+// dropped contents are the same only if they are one.
+type dropped struct {
+	none memoSet
 }
 
 // blob is the scan's one content file; layers reserve ranges of it and
@@ -396,7 +406,11 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob, cache *l
 	if err := t.checkFolderLinks(w); err != nil {
 		return nil, err
 	}
-	cache.saveAll(ctx, layers, results, extra, b)
+	if cache != nil {
+		// Kept with what the walk will have found: saved after it (see
+		// CatalogWithCache), so that records can say where it found nothing.
+		t.save = func() { cache.saveAll(ctx, layers, results, extra, b, w, t.nothingFound()) }
+	}
 	return t, nil
 }
 
@@ -431,8 +445,11 @@ func (t *treeFS) checkFolderLinks(w *wanted) error {
 	return nil
 }
 
-// section returns a reader of c.
+// section returns a reader of c. Reading content a record dropped fails.
 func (t *treeFS) section(c content) *io.SectionReader {
+	if c.dropped != nil {
+		return io.NewSectionReader(notKept{}, 0, c.size)
+	}
 	if c.data != nil || c.size == 0 {
 		return io.NewSectionReader(bytes.NewReader(c.data), 0, c.size)
 	}
@@ -442,6 +459,11 @@ func (t *treeFS) section(c content) *io.SectionReader {
 // errNotKept reports a file whose content the unpacker did not keep: no
 // extractor asked for it.
 var errNotKept = errors.New("content not unpacked")
+
+// notKept reads content that is not there.
+type notKept struct{}
+
+func (notKept) ReadAt([]byte, int64) (int, error) { return 0, errNotKept }
 
 // linkTarget is the path, relative to the root, that a symlink in dir to
 // target names, ".." stopping at the root as it does in a container.

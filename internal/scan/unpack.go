@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/osv-scalibr/extractor/filesystem"
 	"github.com/google/osv-scalibr/plugin"
 	"github.com/klauspost/compress/zstd"
@@ -226,10 +227,18 @@ const maxZstdWindow = 128 << 20
 // in Compressed. Only its extender of stored blobs (OCI layouts,
 // docker-archives of compressed layers) is known to read one; any other
 // layer, a wrapper included, is read through Uncompressed.
-// Wrappers that say what they wrap (Unwrap) are looked through.
+// Wrappers that say what they wrap (Unwrap) are looked through, and so is
+// the wrapper of a registry's layers (remote.MountableLayer), whose
+// Compressed is the blob as the registry serves it, its digest checked as
+// it is read: read through Uncompressed, a registry's layers were
+// inflated by compress/gzip (three times ISA-L's time) and sniffed.
 func compressedIsStored(l *limitedLayer) bool {
 	var inner v1.Layer = l.Layer
-	for {
+	for range 16 {
+		if ml, ok := inner.(*remote.MountableLayer); ok {
+			inner = ml.Layer
+			continue
+		}
 		u, ok := inner.(interface{ Unwrap() v1.Layer })
 		if !ok {
 			break

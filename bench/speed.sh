@@ -10,6 +10,7 @@
 #   bench/speed.sh                 everything (makes the inputs first if missing)
 #   RUNS=7 bench/speed.sh          timed runs per command (default 7; medians)
 #   SKIP_PEERS=1 bench/speed.sh    scangate alone
+#   ONLY=registry-big bench/speed.sh   that side-by-side table alone (no cache, no memory)
 #   BASELINE=3fa4d45 bench/speed.sh   also that commit's scangate, in the
 #                                  same hyperfine runs (before and after, paired)
 #
@@ -22,6 +23,7 @@ cache=${SCANGATE_BENCH_CACHE:-$HOME/.cache/scangate-bench}
 RUNS=${RUNS:-7}
 SKIP_PEERS=${SKIP_PEERS:-}
 BASELINE=${BASELINE:-}
+ONLY=${ONLY:-}
 TRIVY_VERSION=${TRIVY_VERSION:-v0.74.0}
 out=$cache/speed
 mkdir -p "$out" "$cache/logs"
@@ -111,6 +113,7 @@ timeit() { # name, then label/command pairs
 	note "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 pair() { # name, scangate ref, trivy arguments
+	[ -n "$ONLY" ] && [ "$1" != "$ONLY" ] && return
 	local more=()
 	[ -n "$basebin" ] && more+=("before: scangate $BASELINE $1" "$(scan "$2" "$basebin")")
 	if [ -n "$have_trivy" ]; then
@@ -131,6 +134,7 @@ pair docker-engine-big "docker:scangate-bench/big:1" "--image-src docker scangat
 pair registry-big "$reg" "--image-src remote --insecure $reg"
 
 # ---------------------------------------------------------------- the layer cache
+[ -n "$ONLY" ] && { note "results in $results"; exit 0; }
 note "-- the layer cache: rebuilt.tar (multi.tar + one layer: lodash upgraded, minimist deleted) after multi.tar was scanned"
 rm -rf "$SCANGATE_DATA_DIR/layercache"
 $sg scan --format json "docker-archive:$cache/multi.tar" >/dev/null || die "scan multi.tar failed"

@@ -10,6 +10,9 @@
 #   bench/speed.sh                 everything (makes the inputs first if missing)
 #   RUNS=7 bench/speed.sh          timed runs per command (default 7; medians)
 #   SKIP_PEERS=1 bench/speed.sh    scangate alone
+#   ONLY=registry-big bench/speed.sh   that side-by-side table alone (no cache, no memory)
+#   BASELINE=3fa4d45 bench/speed.sh   also that commit's scangate, in the
+#                                  same hyperfine runs (before and after, paired)
 #
 # trivy is pinned (TRIVY_VERSION, default v0.74.0) and built from the Go
 # module proxy into $SCANGATE_BENCH_CACHE/trivy-$TRIVY_VERSION/ once.
@@ -19,6 +22,8 @@ root=$PWD
 cache=${SCANGATE_BENCH_CACHE:-$HOME/.cache/scangate-bench}
 RUNS=${RUNS:-7}
 SKIP_PEERS=${SKIP_PEERS:-}
+BASELINE=${BASELINE:-}
+ONLY=${ONLY:-}
 TRIVY_VERSION=${TRIVY_VERSION:-v0.74.0}
 out=$cache/speed
 mkdir -p "$out" "$cache/logs"
@@ -38,6 +43,14 @@ bash bench/inputs.sh || die "bench/inputs.sh failed"
 # ---------------------------------------------------------------- tools
 go build -tags isal -o "$out/scangate" ./cmd/scangate || die "go build scangate failed"
 sg=$out/scangate
+basebin=
+if [ -n "$BASELINE" ]; then
+	rm -rf "$out/baseline-src" && mkdir -p "$out/baseline-src"
+	git archive "$BASELINE" | tar -x -C "$out/baseline-src" || die "git archive $BASELINE failed"
+	(cd "$out/baseline-src" && go build -tags isal -o "$out/scangate-baseline" ./cmd/scangate) || die "go build of $BASELINE failed"
+	basebin=$out/scangate-baseline
+	note "baseline: scangate at $BASELINE ($basebin)"
+fi
 trivy=$cache/trivy-$TRIVY_VERSION/trivy
 if [ -z "$SKIP_PEERS" ] && [ ! -x "$trivy" ]; then
 	echo "building trivy $TRIVY_VERSION (20 to 60 minutes; log: $cache/logs/trivy-install.log)"
@@ -62,7 +75,7 @@ rm -rf "$SCANGATE_DATA_DIR"
 feeds=testdata/vulndata
 $sg db import $feeds/go-vulndb.zip $feeds/pypa-advisory-database.zip $feeds/debian $feeds/alpine $feeds/ghsa $feeds/nvd \
 	>"$cache/logs/speed-import.log" 2>&1 || die "db import failed"
-scan() { echo "$sg scan --layer-cache-bytes 0 --format json $1 >/dev/null"; }
+scan() { echo "${2:-$sg} scan --layer-cache-bytes 0 --format json $1 >/dev/null"; }
 
 # ---------------------------------------------------------------- the registry path
 srv=$out/server
@@ -91,15 +104,22 @@ timeit() { # name, then label/command pairs
 	jq -r '.results[] | [.command, .median, .min, .max, (.times|length), .user, .system] | @tsv' "$out/$name.json" |
 		awk -F'\t' '{printf "%-44s median %6.3f s  (min %.3f, max %.3f, %d runs; user %.3f s, sys %.3f s)\n", $1, $2, $3, $4, $5, $6, $7}' | tee -a "$results"
 	if [ -n "$have_trivy" ]; then
-		jq -r '.results | [.[0].median, .[1].median] | @tsv' "$out/$name.json" |
-			awk -F'\t' -v n="$name" '{printf "%-44s %.2fx\n", "  scangate / trivy, " n, $1/$2}' | tee -a "$results"
+		# Wall (median) and CPU (mean user + sys) ratios; CPU time is less
+		# sensitive to what else the machine runs.
+		jq -r '.results | (map(select(.command | startswith("scangate ")))[0]) as $s | (map(select(.command | startswith("trivy ")))[0]) as $t |
+			[$s.median, $t.median, $s.user + $s.system, $t.user + $t.system] | @tsv' "$out/$name.json" |
+			awk -F'\t' -v n="$name" '{printf "%-44s %.2fx wall, %.2fx CPU\n", "  scangate / trivy, " n, $1/$2, $3/$4}' | tee -a "$results"
 	fi
+	note "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 pair() { # name, scangate ref, trivy arguments
+	[ -n "$ONLY" ] && [ "$1" != "$ONLY" ] && return
+	local more=()
+	[ -n "$basebin" ] && more+=("before: scangate $BASELINE $1" "$(scan "$2" "$basebin")")
 	if [ -n "$have_trivy" ]; then
-		timeit "$1" "scangate $1" "$(scan "$2")" "trivy SBOM $1" "$tv $3"
+		timeit "$1" "scangate $1" "$(scan "$2")" "trivy SBOM $1" "$tv $3" "${more[@]}"
 	else
-		timeit "$1" "scangate $1" "$(scan "$2")"
+		timeit "$1" "scangate $1" "$(scan "$2")" "${more[@]}"
 	fi
 }
 note "-- whole scan (scangate: catalog + match + JSON report + stored inventory, no layer cache) and trivy's SBOM alone; hyperfine, 1 warm-up + $RUNS runs"
@@ -114,6 +134,7 @@ pair docker-engine-big "docker:scangate-bench/big:1" "--image-src docker scangat
 pair registry-big "$reg" "--image-src remote --insecure $reg"
 
 # ---------------------------------------------------------------- the layer cache
+[ -n "$ONLY" ] && { note "results in $results"; exit 0; }
 note "-- the layer cache: rebuilt.tar (multi.tar + one layer: lodash upgraded, minimist deleted) after multi.tar was scanned"
 rm -rf "$SCANGATE_DATA_DIR/layercache"
 $sg scan --format json "docker-archive:$cache/multi.tar" >/dev/null || die "scan multi.tar failed"
@@ -128,6 +149,21 @@ hyperfine --style basic --runs "$RUNS" --warmup 1 --prepare "$prepare" --export-
 	cat "$cache/logs/hyperfine-cache.log"
 jq -r '.results[] | [.command, .median, .min, .max, (.times|length), .user, .system] | @tsv' "$out/cache.json" |
 	awk -F'\t' '{printf "%-44s median %6.3f s  (min %.3f, max %.3f, %d runs; user %.3f s, sys %.3f s)\n", $1, $2, $3, $4, $5, $6, $7}' | tee -a "$results"
+if [ -n "$basebin" ]; then
+	# The same with the baseline's scangate, in a data folder of its own
+	# (its records are of another format), alternating with this one.
+	bdata=$out/data-baseline
+	rm -rf "$bdata" && mkdir -p "$bdata" && cp "$SCANGATE_DATA_DIR/scangate.db" "$bdata/"
+	$basebin --data-dir "$bdata" scan --format json "docker-archive:$cache/multi.tar" >/dev/null || die "baseline scan multi.tar failed"
+	ls "$bdata/layercache" >"$out/base-records-baseline.txt"
+	hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$out/cache-pair.json" \
+		--prepare "$prepare" -n "scangate rebuilt, base layers cached" "$sg scan --format json docker-archive:$cache/rebuilt.tar >/dev/null" \
+		--prepare "cd $bdata/layercache && ls | grep -vxFf $out/base-records-baseline.txt | xargs -r rm -f" \
+		-n "before: scangate $BASELINE rebuilt, cached" "$basebin --data-dir $bdata scan --format json docker-archive:$cache/rebuilt.tar >/dev/null" \
+		>"$cache/logs/hyperfine-cache-pair.log" 2>&1 || cat "$cache/logs/hyperfine-cache-pair.log"
+	jq -r '.results[] | [.command, .median, .min, .max, (.times|length), .user, .system] | @tsv' "$out/cache-pair.json" |
+		awk -F'\t' '{printf "%-44s median %6.3f s  (min %.3f, max %.3f, %d runs; user %.3f s, sys %.3f s)\n", $1, $2, $3, $4, $5, $6, $7}' | tee -a "$results"
+fi
 
 # ---------------------------------------------------------------- peak memory
 note "-- peak RSS (/usr/bin/time -v) on 1g.tar (1 GB: big + 900 MB of incompressible files, 3 layers)"
@@ -137,6 +173,7 @@ peak() { # label cmd
 	note "$(awk -v l="$1" -F': ' '/Maximum resident set size/ {rss=$2} /Elapsed \(wall clock\)/ {w=$2} END {printf "%-44s peak RSS %d MB  (wall %s)", l, rss/1024, w}' "$log")"
 }
 peak "scangate 1g.tar" "$(scan "docker-archive:$cache/1g.tar")"
+[ -n "$basebin" ] && peak "before: scangate $BASELINE 1g.tar" "$(scan "docker-archive:$cache/1g.tar" "$basebin")"
 peak "scangate 1g.tar, with the cache, first" "$sg scan --format json docker-archive:$cache/1g.tar >/dev/null"
 peak "scangate 1g.tar, with the cache, again" "$sg scan --format json docker-archive:$cache/1g.tar >/dev/null"
 [ -n "$have_trivy" ] && peak "trivy SBOM 1g.tar" "$tv --input $cache/1g.tar"

@@ -11,12 +11,13 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	scalibr "github.com/google/osv-scalibr"
 	"github.com/google/osv-scalibr/extractor"
+	"github.com/google/osv-scalibr/extractor/filesystem"
 	apkmeta "github.com/google/osv-scalibr/extractor/filesystem/os/apk/metadata"
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
 	scalibrfs "github.com/google/osv-scalibr/fs"
 	"github.com/google/osv-scalibr/plugin"
+	"github.com/google/osv-scalibr/stats"
 
 	"github.com/scangate/scangate/internal/layercache"
 )
@@ -108,14 +109,24 @@ func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits 
 	// fails the scan), so the walk needs no size limit of its own, which
 	// would skip a package database silently. Symlinked package databases
 	// are read; a file the walk cannot read fails the scan.
-	res := scalibr.New().Scan(ctx, &scalibr.ScanConfig{
-		ScanRoots: []*scalibrfs.ScanRoot{{FS: t}}, Plugins: plugins, ReadSymlinks: true, ErrorOnFSErrors: true,
+	//
+	// The extractors run through osv-scalibr's filesystem walk itself, not
+	// its Scanner: the Scanner's package imports every plugin osv-scalibr
+	// has (secret detectors, enrichers, annotators), whose initialisation
+	// cost every scangate command a tenth of a second at start, and runs
+	// none of them for a scan that asks for extractors only.
+	inv, statuses, err := filesystem.Run(ctx, &filesystem.Config{
+		ScanRoots: []*scalibrfs.ScanRoot{{FS: t}}, Extractors: extractorsOf(plugins), ReadSymlinks: true, ErrorOnFSErrors: true,
+		Stats: stats.NoopCollector{},
 	})
-	if err := checkStatus(res); err != nil {
+	if err := checkStatus(statuses, err); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
-	t.attribute(ctx, res.Inventory.Packages, plugins, cf.RootFS.DiffIDs)
-	r.Packages = mergeLinks(packages(res.Inventory.Packages, r.OS), t.realPath)
+	if t.save != nil {
+		t.save()
+	}
+	t.attribute(ctx, inv.Packages, plugins, cf.RootFS.DiffIDs)
+	r.Packages = mergeLinks(packages(inv.Packages, r.OS), t.realPath)
 	return r, nil
 }
 
@@ -141,11 +152,22 @@ func describe(img v1.Image, info *ImageInfo) error {
 	return nil
 }
 
-// checkStatus fails closed: anything but success of the scan and of every
-// plugin makes the scan an error.
-func checkStatus(res *scalibr.ScanResult) error {
+// extractorsOf returns the filesystem extractors among plugins.
+func extractorsOf(plugins []plugin.Plugin) []filesystem.Extractor {
+	var out []filesystem.Extractor
+	for _, p := range plugins {
+		if e, ok := p.(filesystem.Extractor); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// checkStatus fails closed: anything but success of the walk (runErr) and
+// of every extractor makes the scan an error.
+func checkStatus(statuses []*plugin.Status, runErr error) error {
 	var errs []error
-	for _, ps := range res.PluginStatus {
+	for _, ps := range statuses {
 		if ps.Status == nil || ps.Status.Status != plugin.ScanStatusSucceeded {
 			reason := "did not succeed"
 			if ps.Status != nil {
@@ -158,16 +180,9 @@ func checkStatus(res *scalibr.ScanResult) error {
 		}
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...) // the plugins say more than the overall status
+		return errors.Join(errs...) // the extractors say more than the walk
 	}
-	if res.Status == nil || res.Status.Status != plugin.ScanStatusSucceeded {
-		reason := "unknown status"
-		if res.Status != nil && res.Status.FailureReason != "" {
-			reason = res.Status.FailureReason
-		}
-		return errors.New(reason)
-	}
-	return nil
+	return runErr
 }
 
 // knownDatabases are the files that say what a distribution installed. An

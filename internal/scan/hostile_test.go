@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -27,11 +29,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -1366,5 +1371,67 @@ func TestContentFileNeverInTempDir(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("while the scan held %v, $TMPDIR listed %v; want nothing: a SIGKILL now would leave it there", held, left)
+	}
+}
+
+// TestRegistryLayerMediaTypes: a registry's layers are read as their
+// media type says too, with the scanner's own inflater. The registry is
+// go-containerregistry's, served on 127.0.0.1; the image is pushed to it
+// and opened as `scangate scan HOST/REPO:TAG` does.
+//
+// Fixed here: a registry's layers come wrapped (remote.MountableLayer),
+// so the scan read them through go-containerregistry's Uncompressed,
+// which sniffs the bytes (a gzip blob whose type says tar scanned as the
+// gzip's content) and inflates with compress/gzip, three times slower.
+func TestRegistryLayerMediaTypes(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if !strings.HasPrefix(host, "127.0.0.1:") {
+		t.Fatalf("test registry on %s; want loopback", host)
+	}
+	layerTar := imagetest.Tar(t, alpineFiles("")...)
+	gz := imagetest.GzipTar(t, layerTar)
+	for _, tc := range []struct {
+		name string
+		blob []byte
+		mt   types.MediaType
+		want error // nil: Alpine with musl
+	}{
+		{"oci-gzip", gz, types.OCILayer, nil},
+		{"docker-gzip", gz, types.DockerLayer, nil},
+		{"oci-tar", layerTar, types.OCIUncompressedLayer, nil},
+		{"gzip-says-tar", gz, types.OCIUncompressedLayer, scan.ErrCorrupt},
+		{"tar-says-gzip", layerTar, types.OCILayer, scan.ErrCorrupt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := host + "/media/" + tc.name + ":1"
+			tag, err := name.NewTag(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Write(tag, mediaTypeImage(t, tc.blob, tc.mt)); err != nil {
+				t.Fatal(err)
+			}
+			opened, err := image.Open(context.Background(), ref, image.Options{Keychain: authn.NewMultiKeychain()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { opened.Close() })
+			r, err := catalog(t, ref, opened.Image, hostileLimits)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("%s: %v", tc.mt, err)
+				}
+				if r.OS == nil || r.OS.Ecosystem != "Alpine:v3.18" || !hasPackage(r, "musl", "/lib/apk/db/installed") {
+					t.Errorf("%s: OS %+v, packages %+v; want Alpine with musl", tc.mt, r.OS, r.Packages)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("%s over %d bytes: scanned with no error (OS %+v, %d packages); want %v", tc.mt, len(tc.blob), r.OS, len(r.Packages), tc.want)
+			}
+			wantScanError(t, ref, err, tc.want)
+		})
 	}
 }

@@ -49,7 +49,7 @@ import (
 
 // recordFormat changes whenever what the unpacker keeps of a layer, or
 // how a record stores it, changes: older records then miss.
-const recordFormat = "scangate-layer-1"
+const recordFormat = "scangate-layer-2"
 
 // scalibrModule is the module whose version is part of the extractor set.
 const scalibrModule = "github.com/google/osv-scalibr"
@@ -322,7 +322,11 @@ func (lc *layerCache) extra(index int, names map[string]bool) ([]entry, bool) {
 // read needed more than their record held, with what it kept. A record
 // that cannot be written costs the next scan time, not this one its
 // result: it is logged and the scan goes on.
-func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, results, extra [][]entry, b *blob) {
+//
+// A file every extractor that reads it found nothing in is kept as that
+// note, without its bytes (see dropContent); found says, by content,
+// which memoized extractors found nothing in what.
+func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, results, extra [][]entry, b *blob, w *wanted, found map[contentID]memoSet) {
 	if lc == nil {
 		return
 	}
@@ -345,7 +349,11 @@ func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, resul
 				}
 			}
 		}
-		if kept := keptBytes(results[i]) + keptBytes(ex); kept > lc.maxRecord() {
+		es := make([]entry, len(results[i]))
+		for j, e := range results[i] {
+			es[j] = dropContent(e, w, found)
+		}
+		if kept := keptBytes(es) + keptBytes(ex); kept > lc.maxRecord() {
 			slog.DebugContext(ctx, "layer cache: layer not kept, its package files are too large", "layer", l.diffID.String(), "bytes", kept)
 			continue
 		}
@@ -354,7 +362,7 @@ func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, resul
 			defer wg.Done()
 			err := lc.c.Put(lc.key(l.diffID), func(w io.Writer) error {
 				bw := bufio.NewWriterSize(w, 1<<20)
-				if err := encodeRecord(bw, l.diffID, results[i], ex, l.totals, b); err != nil {
+				if err := encodeRecord(bw, l.diffID, es, ex, l.totals, b); err != nil {
 					return err
 				}
 				return bw.Flush()
@@ -376,7 +384,7 @@ func (lc *layerCache) maxRecord() int64 { return min(256<<20, lc.c.MaxBytes()/4)
 func keptBytes(es []entry) int64 {
 	var n int64
 	for _, e := range es {
-		if e.body.kept {
+		if e.body.kept && e.body.dropped == nil {
 			n += e.body.size
 		}
 	}
@@ -412,10 +420,11 @@ func (img *limitedImage) checkLayer(index int, tot layerTotals, add bool) error 
 // A record is, in order: recordMagic; the DiffID; the totals (bytes,
 // files, the largest file's size and name); the number
 // of entries; each entry (name, kind, mode, size, mtime, link, whether its
-// content is kept); the kept contents, in entry order; the extra files (a
+// content is kept: 0 no, 1 yes, 2 dropped, followed by the memoSet of
+// extractors that found nothing in it); the kept contents, in entry order; the extra files (a
 // count, then each one's name and size, then their contents); and the
 // CRC-32C of everything before it. Numbers are varints, strings are length-prefixed.
-const recordMagic = "SGLAYER3"
+const recordMagic = "SGLAYER4"
 
 // Bounds on what a record may claim, whatever the limits: a damaged or
 // forged record must not make the decoder allocate without end.
@@ -467,21 +476,24 @@ func encodeRecord(w io.Writer, diffID v1.Hash, es, extra []entry, tot layerTotal
 		rw.varint(e.size)
 		rw.varint(e.mtime.UnixNano())
 		rw.str(e.link)
-		kept := byte(0)
+		kept := []byte{0}
 		if e.body.kept {
-			kept = 1
+			kept = []byte{1}
+			if e.body.dropped != nil {
+				kept = []byte{2, byte(e.body.dropped.none)}
+			}
 			if e.body.size != e.size {
 				return fmt.Errorf("%s: kept %d bytes of %d", e.name, e.body.size, e.size)
 			}
 		}
-		rw.write([]byte{kept})
+		rw.write(kept)
 	}
 	if err := rw.contents(es, b); err != nil {
 		return err
 	}
 	rw.varint(int64(len(extra)))
 	for _, e := range extra {
-		if !e.body.kept {
+		if !e.body.kept || e.body.dropped != nil {
 			return fmt.Errorf("%s: extra file without content", e.name)
 		}
 		rw.str(e.name)
@@ -502,7 +514,7 @@ func encodeRecord(w io.Writer, diffID v1.Hash, es, extra []entry, tot layerTotal
 // contents writes the kept content of es, in order.
 func (rw *recordWriter) contents(es []entry, b *blob) error {
 	for _, e := range es {
-		if !e.body.kept || rw.err != nil {
+		if !e.body.kept || e.body.dropped != nil || rw.err != nil {
 			continue
 		}
 		if e.body.data != nil || e.body.size == 0 {
@@ -568,7 +580,7 @@ func (rr *recordReader) str() (string, error) {
 // contents gives es their kept content: slices of the record, not copies.
 func (rr *recordReader) contents(es []entry) error {
 	for i := range es {
-		if !es[i].body.kept {
+		if !es[i].body.kept || es[i].body.dropped != nil {
 			continue
 		}
 		p, err := rr.next(int(es[i].size))
@@ -668,14 +680,22 @@ func decodeRecord(data []byte, mapped bool, diffID v1.Hash, check func(layerTota
 			return nil, nil, err
 		}
 		kept, err := rr.ReadByte()
-		if err != nil || kept > 1 {
+		if err != nil || kept > 2 {
 			return nil, nil, fmt.Errorf("%w: kept flag", errRecord)
 		}
-		if kept == 1 {
-			if e.kind != tar.TypeReg {
-				return nil, nil, fmt.Errorf("%w: content kept for %s", errRecord, e.name)
-			}
+		if kept > 0 && e.kind != tar.TypeReg {
+			return nil, nil, fmt.Errorf("%w: content kept for %s", errRecord, e.name)
+		}
+		switch kept {
+		case 1:
 			e.body = content{kept: true, size: e.size}
+		case 2:
+			// Dropped: what the memoized extractors found nothing in.
+			none, err := rr.ReadByte()
+			if err != nil || none == 0 || memoSet(none)&^memoAll != 0 {
+				return nil, nil, fmt.Errorf("%w: dropped content of %s", errRecord, e.name)
+			}
+			e.body = content{kept: true, size: e.size, dropped: &dropped{none: memoSet(none)}}
 		}
 		es = append(es, e)
 	}

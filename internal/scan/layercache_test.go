@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -207,6 +208,113 @@ func TestLayerCacheLimits(t *testing.T) {
 	}
 }
 
+// goBinary builds a real Go binary (standard library only: no network)
+// in dir, and returns its bytes.
+func goBinary(t testing.TB, dir string) string {
+	t.Helper()
+	src := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/hello\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", "hello", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOPROXY=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// cBinary is a real executable that is not a Go or Rust one: this
+// machine's true(1).
+func cBinary(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile("/usr/bin/true")
+	if err != nil {
+		t.Fatalf("a C executable to put in images: %v", err)
+	}
+	return string(data)
+}
+
+// TestLayerCacheExecutables: the Go-binary and Rust extractors read every
+// executable, and find nothing in most (a distribution's C programs). A
+// layer's record keeps that they found nothing instead of the bytes, and
+// a rebuilt image's scan answers them from it, without reading the base
+// layer, and lists exactly what a scan without the cache lists: an
+// executable the new layer replaces with a Go binary is that Go binary,
+// attributed to the new layer; one it deletes is gone.
+func TestLayerCacheExecutables(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layercache")
+	cache, err := layercache.Open(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, cBin := goBinary(t, t.TempDir()), cBinary(t)
+	base := imagetest.Layer(t,
+		imagetest.Entry{Name: "etc/os-release", Body: "ID=debian\nVERSION_ID=12\n"},
+		imagetest.Entry{Name: "usr/bin/true", Body: cBin, Mode: 0o755},
+		imagetest.Entry{Name: "usr/bin/tool", Body: cBin + "x", Mode: 0o755},
+		imagetest.Entry{Name: "usr/bin/gone", Body: cBin + "y", Mode: 0o755},
+		imagetest.Entry{Name: "usr/local/bin/hello", Body: goBin, Mode: 0o755},
+	)
+	app := imagetest.Layer(t, imagetest.Entry{Name: "app/node_modules/lodash/package.json", Body: `{"name": "lodash", "version": "4.17.15"}`})
+	first := imagetest.Build(t, base, app)
+	r1, _, err := catalogCounting(t, first, cache, scan.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := find(r1, "stdlib"); len(got) != 1 || got[0].Path != "/usr/local/bin/hello" {
+		t.Fatalf("first image: stdlib %+v; want the Go binary's", got)
+	}
+	u, err := cache.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go binary's bytes are kept (the extractor found packages in
+	// it); the three C executables' are not.
+	if min, max := int64(len(goBin)), int64(len(goBin)+len(cBin)); u.Bytes < min || u.Bytes >= max {
+		t.Errorf("the cache holds %d bytes; want the Go binary's %d and less than one C executable more", u.Bytes, min)
+	}
+
+	update := imagetest.Layer(t,
+		imagetest.Entry{Name: "usr/bin/tool", Body: goBin, Mode: 0o755},
+		imagetest.Entry{Name: "usr/bin/.wh.gone"},
+		imagetest.Entry{Name: "usr/bin/new", Body: cBin + "z", Mode: 0o755},
+	)
+	rebuilt := imagetest.Build(t, base, app, update)
+	got, read, err := catalogCounting(t, rebuilt, cache, scan.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uncompressedSize(t, update); read != want {
+		t.Errorf("rebuilt image: read %d layer bytes; want only the new layer's %d", read, want)
+	}
+	want, _, err := catalogCounting(t, rebuilt, nil, scan.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := packagesJSON(t, got), packagesJSON(t, want); g != w {
+		t.Errorf("with the cache:\n%s\nwithout:\n%s", g, w)
+	}
+	newLayer, _ := update.DiffID()
+	var tool []scan.Package
+	for _, p := range find(got, "stdlib") {
+		if p.Path == "/usr/bin/tool" {
+			tool = append(tool, p)
+		}
+	}
+	if len(tool) != 1 || tool[0].Layer != newLayer.String() {
+		t.Errorf("/usr/bin/tool's stdlib %+v; want one, from the new layer %s", tool, newLayer)
+	}
+}
+
 // FuzzLayerCacheExact builds two images from the fuzzer's bytes that share
 // their lower layers, from a vocabulary of what makes scans go wrong:
 // package files rewritten in upper layers, whiteouts of files and
@@ -241,6 +349,27 @@ func FuzzLayerCacheExact(f *testing.F) {
 		{Name: "usr/lib/python3/dist-packages/requests-2.25.0.dist-info/METADATA", Body: "Metadata-Version: 2.1\nName: requests\nVersion: 2.25.0\n"},
 		{Name: "usr/lib/python3/dist-packages/.wh.requests-2.25.0.dist-info"},
 	}
+	// Executables, which a record keeps as "nothing found" rather than
+	// their bytes when only the Go and Rust extractors read them: a C
+	// program, a Go binary over it, its deletion, links that make other
+	// extractors read it (bytes needed after all) and a folder link that
+	// moves it.
+	goBin, cBin := goBinary(f, f.TempDir()), cBinary(f)
+	vocab = append(vocab,
+		imagetest.Entry{Name: "usr/bin/tool", Body: cBin, Mode: 0o755},                                      // 16
+		imagetest.Entry{Name: "usr/bin/tool", Body: goBin, Mode: 0o755},                                     // 17
+		imagetest.Entry{Name: "usr/bin/.wh.tool"},                                                           // 18
+		imagetest.Entry{Name: "usr/local/bin/tool", Link: "/usr/bin/tool"},                                  // 19
+		imagetest.Entry{Name: "app/node_modules/tool/package.json", Link: "/usr/bin/tool"},                  // 20
+		imagetest.Entry{Name: "usr/bin", Link: "/opt/bin"},                                                  // 21
+		imagetest.Entry{Name: "opt/bin/tool", Body: cBin + "x", Mode: 0o755},                                // 22
+		imagetest.Entry{Name: "usr/bin/other", Body: cBin + "y", Mode: 0o755},                               // 23
+		imagetest.Entry{Name: "usr/lib/python3/dist-packages/x.dist-info/METADATA", Link: "/usr/bin/other"}, // 24
+	)
+	f.Add([]byte{16, 23, 0xff, 17, 0xfe, 18})
+	f.Add([]byte{16, 23, 0xff, 0xfe, 20, 24})
+	f.Add([]byte{16, 0xff, 1, 0xfe, 17, 19})
+	f.Add([]byte{22, 0xff, 21, 0xfe, 16})
 	f.Add([]byte{0, 1, 4, 6, 0xff, 5, 7, 0xfe, 2, 8})
 	f.Add([]byte{0, 2, 4, 0xff, 12, 13, 0xfe, 9, 11})
 	f.Add([]byte{0, 1, 14, 0xff, 6, 10, 0xfe, 15, 3})

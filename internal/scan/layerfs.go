@@ -25,6 +25,9 @@ type node struct {
 	layer int // the layer that last wrote it
 	body  content
 	kids  map[string]*node
+	// none are the memoized extractors known to find nothing in body:
+	// from the record it came from, or seen in this scan's walk.
+	none memoSet
 }
 
 // version is one layer's content of a regular file.
@@ -40,6 +43,9 @@ type treeFS struct {
 	layers  []*limitedLayer
 	blob    *blob
 	history map[string][]version // each kept version of a regular file, lowest layer first
+	// save writes the layer cache's records of the layers this scan read;
+	// nil without a cache.
+	save func()
 }
 
 func newTree(layers []*limitedLayer) *treeFS {
@@ -125,6 +131,9 @@ func (t *treeFS) apply(layer int, es []entry) {
 			continue
 		}
 		n := &node{name: base, kind: e.kind, mode: e.mode, size: e.size, mtime: e.mtime, link: e.link, layer: layer, body: e.body}
+		if e.body.dropped != nil {
+			n.none = e.body.dropped.none
+		}
 		if e.kind == tar.TypeDir {
 			n.kids = map[string]*node{}
 		}
@@ -141,6 +150,9 @@ func (t *treeFS) apply(layer int, es []entry) {
 // sameContent tells whether a and b are one kept content: the same bytes
 // in memory or the same range of the content file.
 func sameContent(a, b content) bool {
+	if a.dropped != nil || b.dropped != nil {
+		return a.dropped == b.dropped
+	}
 	switch {
 	case a.size != b.size || a.off != b.off || (a.data == nil) != (b.data == nil):
 		return false
@@ -153,7 +165,7 @@ func sameContent(a, b content) bool {
 // fill gives content to files of layer read again for it.
 func (t *treeFS) fill(layer int, es []entry) {
 	for _, e := range es {
-		if n := t.lookupNoFollow(e.name); n != nil && n.kind == tar.TypeReg && n.layer == layer && !n.body.kept {
+		if n := t.lookupNoFollow(e.name); n != nil && n.kind == tar.TypeReg && n.layer == layer && (!n.body.kept || n.body.dropped != nil) {
 			n.body = e.body
 		}
 	}
@@ -161,12 +173,14 @@ func (t *treeFS) fill(layer int, es []entry) {
 
 // linkedTargets finds the symlinks the walk reads as package files or
 // known databases whose final target was not kept, by the layer that
-// wrote each target.
+// wrote each target; and the files a layer cache record dropped (see
+// nothingFound) that an extractor whose result is not known will read,
+// under their own name or through a link.
 func (t *treeFS) linkedTargets(w *wanted) map[int]map[string]bool {
 	need := map[int]map[string]bool{}
 	add := func(target string) {
 		n := t.lookupNoFollow(target)
-		if n == nil || n.kind != tar.TypeReg || n.body.kept {
+		if n == nil || n.kind != tar.TypeReg || (n.body.kept && n.body.dropped == nil) {
 			return
 		}
 		if need[n.layer] == nil {
@@ -186,16 +200,21 @@ func (t *treeFS) linkedTargets(w *wanted) map[int]map[string]bool {
 			switch k.kind {
 			case tar.TypeDir:
 				visit(p, k)
+			case tar.TypeReg:
+				if k.body.dropped != nil && w.needsContent(p, fileInfo{n: k, name: name}, k.none) {
+					add(p)
+				}
 			case tar.TypeSymlink:
 				target, err := t.resolve(p, true)
 				if err != nil {
 					continue
 				}
 				tn := t.lookupNoFollow(target)
-				if tn == nil || tn.kind != tar.TypeReg || tn.body.kept {
+				if tn == nil || tn.kind != tar.TypeReg {
 					continue
 				}
-				if w.file(p, fileInfo{n: tn, name: path.Base(p)}) {
+				info := fileInfo{n: tn, name: path.Base(p)}
+				if (!tn.body.kept && w.file(p, info)) || (tn.body.dropped != nil && w.needsContent(p, info, tn.none)) {
 					add(target)
 				}
 			}

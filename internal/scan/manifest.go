@@ -171,7 +171,7 @@ func (g guarded) Extract(ctx context.Context, in *filesystem.ScanInput) (inv inv
 			inv, err = inventory.Inventory{}, fmt.Errorf("/%s: %s failed: %v", in.Path, g.Name(), r)
 		}
 	}()
-	return g.Extractor.Extract(ctx, in)
+	return extractMemo(ctx, g.Extractor, in)
 }
 
 // pinned keeps the requirements that name one exact version ("==",

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/osv-scalibr/extractor/filesystem"
 	"github.com/google/osv-scalibr/plugin"
 	"github.com/klauspost/compress/zstd"
@@ -47,12 +48,22 @@ const (
 )
 
 // content locates a kept file's bytes: in data, or at off in the blob. A
-// regular file no extractor reads has kept false.
+// regular file no extractor reads has kept false. A file taken from a
+// layer cache record that holds only what the extractors found in it
+// (see nothingFound) has dropped set and no bytes.
 type content struct {
-	kept bool
-	data []byte
-	off  int64
-	size int64
+	kept    bool
+	data    []byte
+	off     int64
+	size    int64
+	dropped *dropped
+}
+
+// dropped stands for content a record did not keep: the extractors of
+// none found nothing in it. It is allocated once per file, so that two
+// dropped contents are the same only if they are one.
+type dropped struct {
+	none memoSet
 }
 
 // blob is the scan's one content file; layers reserve ranges of it and
@@ -216,10 +227,18 @@ const maxZstdWindow = 128 << 20
 // in Compressed. Only its extender of stored blobs (OCI layouts,
 // docker-archives of compressed layers) is known to read one; any other
 // layer, a wrapper included, is read through Uncompressed.
-// Wrappers that say what they wrap (Unwrap) are looked through.
+// Wrappers that say what they wrap (Unwrap) are looked through, and so is
+// the wrapper of a registry's layers (remote.MountableLayer), whose
+// Compressed is the blob as the registry serves it, its digest checked as
+// it is read: read through Uncompressed, a registry's layers were
+// inflated by compress/gzip (three times ISA-L's time) and sniffed.
 func compressedIsStored(l *limitedLayer) bool {
 	var inner v1.Layer = l.Layer
-	for {
+	for range 16 {
+		if ml, ok := inner.(*remote.MountableLayer); ok {
+			inner = ml.Layer
+			continue
+		}
 		u, ok := inner.(interface{ Unwrap() v1.Layer })
 		if !ok {
 			break
@@ -396,7 +415,11 @@ func unpack(ctx context.Context, img *limitedImage, w *wanted, b *blob, cache *l
 	if err := t.checkFolderLinks(w); err != nil {
 		return nil, err
 	}
-	cache.saveAll(ctx, layers, results, extra, b)
+	if cache != nil {
+		// Kept with what the walk will have found: saved after it (see
+		// CatalogWithCache), so that records can say where it found nothing.
+		t.save = func() { cache.saveAll(ctx, layers, results, extra, b, w, t.nothingFound()) }
+	}
 	return t, nil
 }
 
@@ -431,8 +454,11 @@ func (t *treeFS) checkFolderLinks(w *wanted) error {
 	return nil
 }
 
-// section returns a reader of c.
+// section returns a reader of c. Reading content a record dropped fails.
 func (t *treeFS) section(c content) *io.SectionReader {
+	if c.dropped != nil {
+		return io.NewSectionReader(notKept{}, 0, c.size)
+	}
 	if c.data != nil || c.size == 0 {
 		return io.NewSectionReader(bytes.NewReader(c.data), 0, c.size)
 	}
@@ -442,6 +468,11 @@ func (t *treeFS) section(c content) *io.SectionReader {
 // errNotKept reports a file whose content the unpacker did not keep: no
 // extractor asked for it.
 var errNotKept = errors.New("content not unpacked")
+
+// notKept reads content that is not there.
+type notKept struct{}
+
+func (notKept) ReadAt([]byte, int64) (int, error) { return 0, errNotKept }
 
 // linkTarget is the path, relative to the root, that a symlink in dir to
 // target names, ".." stopping at the root as it does in a container.

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
@@ -64,6 +65,7 @@ func New(d Deps) http.Handler {
 	})
 	reader := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleReader, h) }
 	admin := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleAdmin, h) }
+	mux.Handle("GET /api/v1/whoami", reader(s.whoami))
 	mux.Handle("GET /api/v1/images", reader(s.images))
 	mux.Handle("GET /api/v1/findings", reader(s.findings))
 	mux.Handle("GET /api/v1/events", reader(s.eventLog))
@@ -106,11 +108,11 @@ func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
 			return
 		}
 		if !tok.Role.Allows(role) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("token %s has the %s role; this needs %s", tok.Name, tok.Role, role))
+			writeError(w, http.StatusForbidden, fmt.Errorf("this needs the %s role; token %s is %s %s", role, tok.Name, article(string(tok.Role)), tok.Role))
 			return
 		}
-		ctx := context.WithValue(r.Context(), tokenKey{}, tok.Name)
-		h(w, r.WithContext(context.WithValue(ctx, roleKey{}, tok.Role)))
+		ctx := context.WithValue(r.Context(), tokenKey{}, tok)
+		h(w, r.WithContext(ctx))
 	})
 }
 
@@ -337,18 +339,30 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 
 type tokenKey struct{}
 
-type roleKey struct{}
-
-// role is the role of the token a request was let in with.
-func role(r *http.Request) auth.Role {
-	ro, _ := r.Context().Value(roleKey{}).(auth.Role)
-	return ro
+// token is the token a request was let in with.
+func token(r *http.Request) auth.Token {
+	t, _ := r.Context().Value(tokenKey{}).(auth.Token)
+	return t
 }
 
+// role is the role of the token a request was let in with.
+func role(r *http.Request) auth.Role { return token(r).Role }
+
 // tokenName is the name of the token a request was let in with.
-func tokenName(r *http.Request) string {
-	n, _ := r.Context().Value(tokenKey{}).(string)
-	return n
+func tokenName(r *http.Request) string { return token(r).Name }
+
+// article is "an" before a vowel, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+// whoami answers which token the request carries: its name, role and
+// expiry, never its secret. scangate login checks a token with it.
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, token(r))
 }
 
 // decode reads one JSON object of at most MaxBody bytes into v, refusing

@@ -112,7 +112,7 @@ func TestDeployAPI(t *testing.T) {
 		if status, _ := c.do("", "GET", "/api/v1/clusters", nil); status != http.StatusUnauthorized {
 			t.Errorf("no token: %d, want 401", status)
 		}
-		c.wantError(http.StatusForbidden, "token viewer has the reader role; this needs deployer", reader, "POST", "/api/v1/clusters",
+		c.wantError(http.StatusForbidden, "this needs the deployer role; token viewer is a reader", reader, "POST", "/api/v1/clusters",
 			map[string]any{"clusterName": web})
 		var cl deploy.Cluster
 		decodeJSON(t, c.want(http.StatusCreated, deployer, "POST", "/api/v1/clusters", map[string]any{"clusterName": web}), &cl)
@@ -360,7 +360,7 @@ containerDefinitions:
 		path := svcPath + "api/overrides"
 		expires := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
 		in := map[string]any{"imageDigest": digest, "reason": "no pipeline builds this image yet", "expiresAt": expires}
-		c.wantError(http.StatusForbidden, "token ci has the deployer role; this needs admin", deployer, "POST", path, in)
+		c.wantError(http.StatusForbidden, "this needs the admin role; token ci is a deployer", deployer, "POST", path, in)
 		var o deploy.Override
 		decodeJSON(t, c.want(http.StatusCreated, admin, "POST", path, in), &o)
 		if o.Digest != digest || o.CreatedBy != "token test-admin" || !o.ExpiresAt.Equal(expires) {

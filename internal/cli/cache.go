@@ -61,8 +61,8 @@ first.`,
 			if err != nil {
 				return internalError{err}
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, map[string]any{"removed": usageJSON(removed), "left": usageJSON(left)})
+			if g.structured() {
+				return g.write(map[string]any{"removed": usageJSON(removed), "left": usageJSON(left)})
 			}
 			_, err = fmt.Fprintf(g.stdout, "removed %d cached layers (%s); %d left (%s)\n",
 				removed.Records, bytesText(removed.Bytes), left.Records, bytesText(left.Bytes))
@@ -83,8 +83,8 @@ first.`,
 			if err != nil {
 				return internalError{err}
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, usageJSON(u))
+			if g.structured() {
+				return g.write(usageJSON(u))
 			}
 			_, err = fmt.Fprintf(g.stdout, "%d cached layers, %s, in %s\n", u.Records, bytesText(u.Bytes), filepath.Join(g.dataDir, layercache.Dir))
 			return err

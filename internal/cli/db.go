@@ -28,10 +28,7 @@ func newDBCmd(g *globals) *cobra.Command {
 			if err := cmd.Root().PersistentPreRunE(cmd, a); err != nil {
 				return err
 			}
-			if g.format != "table" && g.format != "json" {
-				return usageError{fmt.Errorf("db commands print table or json, not %s", g.format)}
-			}
-			return nil
+			return g.documentFormat()
 		},
 	}
 	cmd.AddCommand(newDBImportCmd(g), newDBUpdateCmd(g), newDBStatusCmd(g), newDBShowCmd(g), newDBAffectedCmd(g))
@@ -111,7 +108,7 @@ transaction: a failed import leaves the database as it was.`,
 const maxSkipLines = 10
 
 func (g *globals) reportImport(l *feed.Loaded) error {
-	if g.format == "json" {
+	if g.structured() {
 		type feedOut struct {
 			Name    string `json:"name"`
 			Format  string `json:"format"`
@@ -127,7 +124,7 @@ func (g *globals) reportImport(l *feed.Loaded) error {
 		for _, f := range l.Feeds {
 			out.Feeds = append(out.Feeds, feedOut{f.Name, f.Format, len(f.Advisories), f.Skipped})
 		}
-		return writeJSON(g.stdout, out)
+		return g.write(out)
 	}
 	for i, s := range l.Skipped {
 		if i == maxSkipLines {
@@ -174,8 +171,8 @@ func newDBStatusCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) printStatus(feeds []vulndb.FeedStatus, v vulndb.Version, now time.Time) error {
-	if g.format == "json" {
-		return writeJSON(g.stdout, struct {
+	if g.structured() {
+		return g.write(struct {
 			Version vulndb.Version      `json:"version"`
 			Feeds   []vulndb.FeedStatus `json:"feeds"`
 		}{v, feeds})
@@ -226,8 +223,8 @@ func newDBShowCmd(g *globals) *cobra.Command {
 				if len(advs) == 0 {
 					return usageError{fmt.Errorf("no advisory %s in the database", a[0])}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, advs)
+				if g.structured() {
+					return g.write(advs)
 				}
 				return printAdvisories(g.stdout, advs)
 			})

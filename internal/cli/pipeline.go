@@ -127,8 +127,8 @@ Executions already running keep the version they started with.
 				for i, d := range defs {
 					defs[i] = d.Redacted()
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(defs))
+				if g.structured() {
+					return g.write(orEmpty(defs))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tVERSION\tSOURCE\tIMAGE\tLATEST EXECUTION")
@@ -238,8 +238,8 @@ func newExecutionCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return pipelineError(err)
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(exs))
+				if g.structured() {
+					return g.write(orEmpty(exs))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "EXECUTION\tPIPELINE\tSTATUS\tCOMMIT\tSTARTED\tREASON")
@@ -280,8 +280,8 @@ func newExecutionCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return pipelineError(err)
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, ex)
+				if g.structured() {
+					return g.write(ex)
 				}
 				return printExecution(g, ex)
 			})
@@ -360,8 +360,8 @@ fetch it first.` + clientHelp,
 				return err
 			}
 			ap.Token = "" // shown to nobody: the commands below fetch it when they answer
-			if g.format == "json" {
-				return writeJSON(g.stdout, ap)
+			if g.structured() {
+				return g.write(ap)
 			}
 			printApproval(g.stdout, &ap)
 			return nil
@@ -397,8 +397,8 @@ fetch it first.` + clientHelp,
 				if err := c.call(cmd.Context(), http.MethodPost, path, nil, body, &ap); err != nil {
 					return err
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, ap)
+				if g.structured() {
+					return g.write(ap)
 				}
 				_, err = fmt.Fprintf(g.stdout, "%s: %s\n", ap.Status, ap.Summary)
 				return err
@@ -505,8 +505,8 @@ A push to a branch a pipeline builds starts an execution.`,
 				if err != nil {
 					return internalError{err}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(list))
+				if g.structured() {
+					return g.write(orEmpty(list))
 				}
 				for _, r := range list {
 					fmt.Fprintln(g.stdout, r.Name)

@@ -118,8 +118,8 @@ func newRulesListCmd(g *globals) *cobra.Command {
 						}
 					}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(rules))
+				if g.structured() {
+					return g.write(orEmpty(rules))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tTARGETS\tPATTERN")

@@ -60,8 +60,8 @@ the token stops working then, and is refused as an unknown one is.`,
 				if err != nil {
 					return usageError{err}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, map[string]any{"token": tok, "secret": secret})
+				if g.structured() {
+					return g.write(map[string]any{"token": tok, "secret": secret})
 				}
 				_, err = fmt.Fprintln(g.stdout, secret)
 				return err
@@ -80,8 +80,8 @@ the token stops working then, and is refused as an unknown one is.`,
 				if err != nil {
 					return internalError{err}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(toks))
+				if g.structured() {
+					return g.write(orEmpty(toks))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED\tEXPIRES")
@@ -139,8 +139,8 @@ func newImagesCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return internalError{err}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, used)
+				if g.structured() {
+					return g.write(used)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "REPOSITORY\tTAGS\tDIGEST\tPUSHED\tSCAN\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tFIXABLE\tRUNNING")
@@ -297,8 +297,8 @@ server does the work when it runs.`,
 						list[i].Target.Secret = "********"
 					}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(list))
+				if g.structured() {
+					return g.write(orEmpty(list))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tEVENT\tRULE\tTARGET\tATTEMPTS\tFAILED\tREPLAYED\tERROR")

@@ -161,6 +161,9 @@ func serverURL(s string) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
+// errNoToken reports that no token was found for the server.
+var errNoToken = errors.New("no token")
+
 // readToken sets c's token: SCANGATE_TOKEN, else --token-file, else the
 // context's.
 func (f *serverFlags) readToken(c *apiClient, cx *clientContext) error {
@@ -185,7 +188,7 @@ func (f *serverFlags) readToken(c *apiClient, cx *clientContext) error {
 		c.token, c.tokenFrom = cx.Token, "context "+cx.Name
 		return nil
 	}
-	return fmt.Errorf("no token for server %s: run scangate login %s, or set SCANGATE_TOKEN (for CI), or give --token-file FILE", c.base, c.base)
+	return fmt.Errorf("%w for server %s: run scangate login %s, or set SCANGATE_TOKEN (for CI), or give --token-file FILE", errNoToken, c.base, c.base)
 }
 
 // readToken reads one token from r: what token create prints, with or

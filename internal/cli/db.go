@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,7 +40,7 @@ func newDBCmd(g *globals) *cobra.Command {
 
 // withDB opens the store and runs fn with its vulnerability database.
 func (g *globals) withDB(ctx context.Context, fn func(*vulndb.DB) error) error {
-	return g.withStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
+	return g.withExistingStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
 }
 
 // reevaluation returns the hook that queues, in the transaction that
@@ -54,7 +57,19 @@ func reevaluation(ctx context.Context, st *store.Store) (func(context.Context, *
 	return func(ctx context.Context, tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }, nil
 }
 
-// withStore opens the store for fn and closes it after.
+// withExistingStore is withStore for the commands that only read or
+// change what is there: a data folder without a database is a mistyped
+// --data-dir, said so, not a new empty folder made.
+func (g *globals) withExistingStore(ctx context.Context, fn func(*store.Store) error) error {
+	path := filepath.Join(g.dataDir, store.FileName)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return usageError{fmt.Errorf("no scangate database in %s (--data-dir, or SCANGATE_DATA_DIR): scangate db import or db update makes one", g.dataDir)}
+	}
+	return g.withStore(ctx, fn)
+}
+
+// withStore opens the store for fn and closes it after, making the data
+// folder and its database if there are none.
 func (g *globals) withStore(ctx context.Context, fn func(*store.Store) error) (err error) {
 	st, err := g.openStore(ctx)
 	if err != nil {

@@ -27,7 +27,7 @@ Back up the keys folder with the database: without its keys, the database's
 secrets cannot be read.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
+			return g.withExistingStore(cmd.Context(), func(st *store.Store) error {
 				keys, err := secret.OpenIn(g.dataDir)
 				if err != nil {
 					return internalError{err}

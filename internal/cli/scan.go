@@ -110,28 +110,35 @@ func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
 		if err != nil {
 			return err
 		}
-		decision := policy.Evaluate(r, pol, time.Now())
+		decision := policy.Evaluate(r, pol, time.Now()) // marks the suppressed findings in r
 		if err := g.writeReport(r, format, f.output); err != nil {
 			return err
 		}
-		if !gate && !f.suppresses() {
-			return nil // a plain scan: no policy to speak of
-		}
-		for _, n := range decision.Notes {
-			fmt.Fprintf(g.stderr, "note: %s\n", n)
-		}
-		if !gate {
-			return nil
-		}
-		fmt.Fprintln(g.stderr, decision.Summary())
-		if !decision.Passed {
-			for _, reason := range decision.Reasons {
-				fmt.Fprintf(g.stderr, "  %s\n", reason)
-			}
-			return policyFailed{}
-		}
-		return nil
+		return g.gate(decision, gate, f.suppresses())
 	})
+}
+
+// gate says what a decision of the flags' policy (policy.Evaluate) means:
+// exit 1 (policyFailed) with the reasons when it failed. Without
+// thresholds it only notes what the suppressions did.
+func (g *globals) gate(decision policy.Decision, gate, suppresses bool) error {
+	if !gate && !suppresses {
+		return nil // no policy to speak of
+	}
+	for _, n := range decision.Notes {
+		fmt.Fprintf(g.stderr, "note: %s\n", n)
+	}
+	if !gate {
+		return nil
+	}
+	fmt.Fprintln(g.stderr, decision.Summary())
+	if !decision.Passed {
+		for _, reason := range decision.Reasons {
+			fmt.Fprintf(g.stderr, "  %s\n", reason)
+		}
+		return policyFailed{}
+	}
+	return nil
 }
 
 // policy builds the gate's policy from the flags; gate says whether any

@@ -90,7 +90,7 @@ func TestScanBadInput(t *testing.T) {
 		{dir, []string{"scan", "--max-layer-files", "1", "docker-archive:" + archive}, ExitBadInput, "over the scan limit"},
 		{dir, []string{"--format", "xml", "scan", "docker-archive:" + archive}, ExitBadInput, "--format"},
 		{empty, []string{"scan", "docker-archive:" + archive}, ExitBadInput, "database is empty"},
-		{dir, []string{"--format", "sarif", "db", "status"}, ExitBadInput, "table or json"},
+		{dir, []string{"--format", "sarif", "db", "status"}, ExitBadInput, "table, wide, json or yaml"},
 	}
 	for _, tt := range tests {
 		r := run(t, tt.dir, tt.args...)

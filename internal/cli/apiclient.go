@@ -26,7 +26,7 @@ import (
 //  1. --server (or SCANGATE_SERVER), else the --context's server, else the
 //     current context's (scangate login sets it), else
 //     http://127.0.0.1:5000;
-//  2. the token of SCANGATE_TOKEN, else of --token-file, else of the
+//  2. the token of --token-file, else of SCANGATE_TOKEN, else of the
 //     context whose server that is. A token never comes from a flag's
 //     value: it would land in the shell's history and every process
 //     listing.
@@ -46,7 +46,7 @@ const clientHelp = `
 This command is a client of a scangate server, over its REST API: the
 server is --server (or SCANGATE_SERVER), else the current context's
 (scangate login URL sets one; scangate context use switches), else
-` + defaultServer + `. The token is SCANGATE_TOKEN's, else --token-file's,
+` + defaultServer + `. The token is --token-file's, else SCANGATE_TOKEN's,
 else the context's. It runs from any machine that reaches the server.`
 
 // serverFlags are the flags of the client commands.
@@ -164,13 +164,9 @@ func serverURL(s string) (string, error) {
 // errNoToken reports that no token was found for the server.
 var errNoToken = errors.New("no token")
 
-// readToken sets c's token: SCANGATE_TOKEN, else --token-file, else the
-// context's.
+// readToken sets c's token: --token-file (a flag wins over the
+// environment), else SCANGATE_TOKEN, else the context's.
 func (f *serverFlags) readToken(c *apiClient, cx *clientContext) error {
-	if token := strings.TrimSpace(os.Getenv(tokenEnv)); token != "" {
-		c.token, c.tokenFrom = token, tokenEnv
-		return nil
-	}
 	if f.tokenFile != "" {
 		fh, err := os.Open(f.tokenFile)
 		if err != nil {
@@ -182,6 +178,10 @@ func (f *serverFlags) readToken(c *apiClient, cx *clientContext) error {
 			return fmt.Errorf("--token-file %s: %w", f.tokenFile, err)
 		}
 		c.token, c.tokenFrom = token, "--token-file "+f.tokenFile
+		return nil
+	}
+	if token := strings.TrimSpace(os.Getenv(tokenEnv)); token != "" {
+		c.token, c.tokenFrom = token, tokenEnv
 		return nil
 	}
 	if cx != nil && cx.Token != "" {

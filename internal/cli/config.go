@@ -20,7 +20,7 @@ import (
 
 // configEnv names another configuration file (for tests and several
 // identities on one account).
-const configEnv = "SCANGATE_CONFIG"
+const configEnv = "SCANGATE_CLIENT_CONFIG"
 
 // maxConfigSize bounds the configuration file read.
 const maxConfigSize = 1 << 20
@@ -45,7 +45,7 @@ type clientContext struct {
 	Role      string `yaml:"role,omitempty"`
 }
 
-// configPath is $SCANGATE_CONFIG, else $XDG_CONFIG_HOME/scangate/config.yaml,
+// configPath is $SCANGATE_CLIENT_CONFIG, else $XDG_CONFIG_HOME/scangate/config.yaml,
 // else ~/.config/scangate/config.yaml.
 func configPath() (string, error) {
 	if p := os.Getenv(configEnv); p != "" {

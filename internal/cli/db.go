@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -55,6 +56,30 @@ func reevaluation(ctx context.Context, st *store.Store) (func(context.Context, *
 		return nil, err
 	}
 	return func(ctx context.Context, tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }, nil
+}
+
+// noteQueued says, after a change that queued work for the server (the
+// re-evaluation of stored images), when no server runs on the data folder
+// to do it.
+func (g *globals) noteQueued() {
+	if !serverRunning(g.dataDir) {
+		fmt.Fprintf(g.stderr, "note: no scangate server is running on %s: the re-evaluation of stored images waits until one starts\n", g.dataDir)
+	}
+}
+
+// serverRunning reports whether a server holds the data folder's lock
+// (see internal/server's lockDataDir).
+func serverRunning(dataDir string) bool {
+	f, err := os.Open(filepath.Join(dataDir, "server.lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }
 
 // withExistingStore is withStore for the commands that only read or
@@ -107,7 +132,11 @@ transaction: a failed import leaves the database as it was.`,
 				if err := vulndb.New(st).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: reevaluate}); err != nil {
 					return internalError{err}
 				}
-				return g.reportImport(loaded)
+				if err := g.reportImport(loaded); err != nil {
+					return err
+				}
+				g.noteQueued()
+				return nil
 			})
 		},
 	}

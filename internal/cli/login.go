@@ -15,10 +15,6 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 )
 
-// stdinFile is the standard input login reads a token from; a variable so
-// that tests can give it a pipe.
-var stdinFile = os.Stdin
-
 func newLoginCmd(g *globals) *cobra.Command {
 	var name, caFile string
 	cmd := &cobra.Command{
@@ -28,7 +24,7 @@ func newLoginCmd(g *globals) *cobra.Command {
 input otherwise, as in "scangate login URL < token"), checks it with the
 server, and stores the server, the token and --ca-file as a context in
 $XDG_CONFIG_HOME/scangate/config.yaml (else ~/.config/scangate/config.yaml;
-SCANGATE_CONFIG names another file), written 0600. The context, named after
+SCANGATE_CLIENT_CONFIG names another file), written 0600. The context, named after
 the server's host and port unless --name says otherwise, becomes the current
 one: client commands then need no --server or token. The token is never an
 argument: it would land in the shell's history and every process listing.
@@ -88,6 +84,7 @@ admin's on the server's machine, later ones with an admin's token).`,
 // promptToken reads a token: typed without echo on a terminal, else one
 // line of standard input.
 func promptToken(g *globals, server string) (string, error) {
+	stdinFile := os.Stdin
 	fd := int(stdinFile.Fd())
 	if term.IsTerminal(fd) {
 		fmt.Fprintf(g.stderr, "Token for %s: ", server)

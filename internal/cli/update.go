@@ -158,8 +158,11 @@ func (g *globals) update(ctx context.Context, f *feed.Fetcher, sources []feed.So
 		if err != nil {
 			return internalError{err}
 		}
-		_, err = fmt.Fprintf(g.stdout, "updated %d feeds, %d unchanged; database %s\n", len(feeds), unchanged, v.Digest)
-		return err
+		if _, err = fmt.Fprintf(g.stdout, "updated %d feeds, %d unchanged; database %s\n", len(feeds), unchanged, v.Digest); err != nil {
+			return err
+		}
+		g.noteQueued()
+		return nil
 	})
 }
 

@@ -82,6 +82,17 @@ func TestLoginContexts(t *testing.T) {
 	if out := run(t, dir, "whoami").must(t).stdout; !strings.Contains(out, "server "+url+": token test-admin, role admin") || !strings.Contains(out, "context "+s.Addr) {
 		t.Errorf("whoami said %q", out)
 	}
+	// git asks scangate for the token of the server (a credential
+	// helper), and gets nothing for another host.
+	var cred result
+	withStdin(t, "protocol=http\nhost="+s.Addr+"\npath=git/app.git\n\n", func() { cred = run(t, dir, "git-credential", "get").must(t) })
+	if cred.stdout != "username=scangate\npassword="+s.Token+"\n" {
+		t.Errorf("git-credential get for the server answered %q", cred.stdout)
+	}
+	withStdin(t, "protocol=https\nhost=example.com\n\n", func() { cred = run(t, dir, "git-credential", "get").must(t) })
+	if cred.stdout != "" {
+		t.Errorf("git-credential get for another host answered %q", cred.stdout)
+	}
 	run(t, dir, "token", "create", "--name", "made-remotely", "--role", "pusher").must(t)
 	if out := run(t, dir, "token", "list").must(t).stdout; !strings.Contains(out, "made-remotely") {
 		t.Errorf("token list through the context:\n%s", out)

@@ -81,7 +81,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.format, "format", "table", "output format: table, wide (more columns), json or yaml; scan and findings also write sarif, cyclonedx and spdx")
 	root.AddCommand(newVersionCmd(g), newDBCmd(g), newScanCmd(g), newRulesCmd(g), newServerCmd(g), newTokenCmd(g), newImagesCmd(g), newFindingsCmd(g), newEventsCmd(g), newPipelineCmd(g), newExecutionCmd(g), newApprovalCmd(g), newRepoCmd(g),
 		newClusterCmd(g), newTaskDefCmd(g), newServiceCmd(g), newTaskCmd(g), newKeyCmd(g), newCacheCmd(g),
-		newLoginCmd(g), newContextCmd(g), newWhoamiCmd(g))
+		newLoginCmd(g), newContextCmd(g), newWhoamiCmd(g), newGitCredentialCmd(g))
 	strictGroups(root)
 	return root
 }

@@ -28,7 +28,7 @@ URL's scheme, host and port (scangate login), or SCANGATE_TOKEN when
 SCANGATE_SERVER names that server; for any other host it answers nothing,
 and git asks elsewhere. "store" and "erase" do nothing: the token lives in
 scangate's configuration.`,
-		Args:   args(cobra.ExactArgs(1)),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if a[0] != "get" {
 				_, _ = io.Copy(io.Discard, io.LimitReader(os.Stdin, maxCredentialInput))

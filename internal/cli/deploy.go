@@ -529,6 +529,7 @@ replaces the whole configuration.
 	_ = update.MarkFlagRequired("cluster")
 
 	var events int
+	var watchService bool
 	describe := &cobra.Command{
 		Use:   "describe --cluster C NAME",
 		Short: "Show a service: its deployments, task counts, load balancer and latest events",
@@ -539,16 +540,30 @@ replaces the whole configuration.
 			if err != nil {
 				return err
 			}
-			var s deploy.Service
-			if err := c.call(cmd.Context(), "GET", pathOf("clusters", cluster, "services", a[0]), nil, nil, &s); err != nil {
+			view := func() (any, string, error) {
+				var s deploy.Service
+				if err := c.call(cmd.Context(), "GET", pathOf("clusters", cluster, "services", a[0]), nil, nil, &s); err != nil {
+					return nil, "", err
+				}
+				var b strings.Builder
+				err := printService(&b, &s, events)
+				return s, b.String(), err
+			}
+			if watchService {
+				return g.watch(cmd.Context(), view)
+			}
+			doc, text, err := view()
+			if err != nil {
 				return err
 			}
 			if g.structured() {
-				return g.write(s)
+				return g.write(doc)
 			}
-			return printService(g.stdout, &s, events)
+			_, err = io.WriteString(g.stdout, text)
+			return err
 		},
 	}
+	describe.Flags().BoolVarP(&watchService, "watch", "w", false, "print the service again each time it changes, until interrupted")
 	describe.Flags().StringVar(&cluster, "cluster", "", "the service's cluster")
 	describe.Flags().IntVar(&events, "events", 10, "how many of the latest events to show")
 	_ = describe.MarkFlagRequired("cluster")
@@ -723,7 +738,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 	}
 	sf.add(cmd)
 	var cluster, service string
-	var stopped bool
+	var stopped, watchTasks bool
 	list := &cobra.Command{
 		Use: "list [--cluster C] [--service S] [--stopped]", Short: "List tasks, newest first: those not stopped, or --stopped ones",
 		Long: "List lists tasks." + clientHelp,
@@ -743,32 +758,46 @@ func newTaskCmd(g *globals) *cobra.Command {
 			if stopped {
 				q.Set("status", deploy.TaskStopped)
 			}
-			var out struct {
-				Tasks []deploy.Task `json:"tasks"`
+			view := func() (any, string, error) {
+				var out struct {
+					Tasks []deploy.Task `json:"tasks"`
+				}
+				if err := c.call(cmd.Context(), "GET", pathOf("tasks"), q, nil, &out); err != nil {
+					return nil, "", err
+				}
+				var b strings.Builder
+				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+				if stopped {
+					fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTOPPED\tSTOP CODE\tREASON")
+					for _, t := range out.Tasks {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, whenPtr(t.StoppedAt), t.StopCode,
+							oneLine(t.StoppedReason, 120))
+					}
+				} else {
+					fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTATUS\tDESIRED\tHEALTH\tSTARTED\tPORTS")
+					for _, t := range out.Tasks {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, t.LastStatus, t.DesiredStatus,
+							t.Health, whenPtr(t.StartedAt), orDash(taskPorts(&t)))
+					}
+				}
+				err := tw.Flush()
+				return orEmpty(out.Tasks), b.String(), err
 			}
-			if err := c.call(cmd.Context(), "GET", pathOf("tasks"), q, nil, &out); err != nil {
+			if watchTasks {
+				return g.watch(cmd.Context(), view)
+			}
+			doc, text, err := view()
+			if err != nil {
 				return err
 			}
 			if g.structured() {
-				return g.write(orEmpty(out.Tasks))
+				return g.write(doc)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			if stopped {
-				fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTOPPED\tSTOP CODE\tREASON")
-				for _, t := range out.Tasks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, whenPtr(t.StoppedAt), t.StopCode,
-						oneLine(t.StoppedReason, 120))
-				}
-				return tw.Flush()
-			}
-			fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTATUS\tDESIRED\tHEALTH\tSTARTED\tPORTS")
-			for _, t := range out.Tasks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, t.LastStatus, t.DesiredStatus,
-					t.Health, whenPtr(t.StartedAt), orDash(taskPorts(&t)))
-			}
-			return tw.Flush()
+			_, err = io.WriteString(g.stdout, text)
+			return err
 		},
 	}
+	list.Flags().BoolVarP(&watchTasks, "watch", "w", false, "print the list again each time it changes, until interrupted")
 	list.Flags().StringVar(&cluster, "cluster", "", "only this cluster's tasks")
 	list.Flags().StringVar(&service, "service", "", "only this service's tasks")
 	list.Flags().BoolVar(&stopped, "stopped", false, "list stopped tasks instead (kept 24 hours), with why they stopped")

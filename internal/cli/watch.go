@@ -13,8 +13,9 @@ import (
 	"github.com/scangate/scangate/internal/pipeline"
 )
 
-// pollEvery is how often --wait, --follow and --watch ask the server again.
-const pollEvery = time.Second
+// pollEvery is how often --wait, --follow and --watch ask the server
+// again (a variable for the tests of watch's own logic).
+var pollEvery = time.Second
 
 // with returns a copy of g that prints to w.
 func (g *globals) with(w io.Writer) *globals {

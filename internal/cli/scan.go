@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -79,6 +81,9 @@ IMAGE is one of:
 }
 
 func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
+	if err := checkScanInput(ref); err != nil {
+		return usageError{err}
+	}
 	format, err := report.ParseFormat(g.format)
 	if err != nil {
 		return usageError{err}
@@ -295,3 +300,60 @@ func unavailable(err error) bool {
 type policyFailed struct{}
 
 func (policyFailed) Error() string { return "policy failed" }
+
+// checkScanInput catches the mistakes a new user makes before the image
+// is opened, where they would end in an error about something else: a
+// local file or folder named without its kind (which would be looked up
+// in a registry), and a docker save tar given as an OCI archive.
+func checkScanInput(ref string) error {
+	for _, p := range image.Transports {
+		if path, ok := strings.CutPrefix(ref, p); ok {
+			if p == "oci-archive:" && isDockerSave(path) {
+				return fmt.Errorf("%s is a docker save archive, not an OCI one: scan docker-archive:%s", path, path)
+			}
+			return nil
+		}
+	}
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return nil // a registry reference
+	}
+	if fi.IsDir() {
+		if _, err := os.Stat(filepath.Join(ref, "oci-layout")); err == nil {
+			return fmt.Errorf("%s is a folder on disk: scan oci:%s (an OCI layout)", ref, ref)
+		}
+		return fmt.Errorf("%s is a folder on disk: scan dir:%s (a root filesystem), or oci:%s (an OCI layout)", ref, ref, ref)
+	}
+	if isDockerSave(ref) {
+		return fmt.Errorf("%s is a file on disk: scan docker-archive:%s (docker save)", ref, ref)
+	}
+	return fmt.Errorf("%s is a file on disk: scan docker-archive:%s (docker save) or oci-archive:%s (a tar of an OCI layout)", ref, ref, ref)
+}
+
+// maxTarProbe bounds the entries isDockerSave reads.
+const maxTarProbe = 4096
+
+// isDockerSave reports whether path is a tar with docker save's
+// manifest.json and no OCI layout marker.
+func isDockerSave(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	manifest, layout := false, false
+	for i := 0; i < maxTarProbe; i++ {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "manifest.json":
+			manifest = true
+		case "oci-layout":
+			layout = true
+		}
+	}
+	return manifest && !layout
+}

@@ -29,6 +29,10 @@ import (
 //go:embed openapi.yaml
 var openAPI []byte
 
+// OpenAPI returns the API's OpenAPI document, for clients and tests that
+// check answers against it.
+func OpenAPI() []byte { return bytes.Clone(openAPI) }
+
 // MaxBody is the most bytes a request body may have.
 const MaxBody = 1 << 20
 

@@ -49,6 +49,13 @@ server is --server (or SCANGATE_SERVER), else the current context's
 ` + defaultServer + `. The token is --token-file's, else SCANGATE_TOKEN's,
 else the context's. It runs from any machine that reaches the server.`
 
+// localHelp ends the help of the local commands.
+const localHelp = `
+
+This command is local: it works on the data folder (--data-dir, default
+$XDG_DATA_HOME/scangate, else ~/.local/share/scangate) itself, not through a
+server, so it runs where that folder is.`
+
 // serverFlags are the flags of the client commands.
 type serverFlags struct {
 	server    string

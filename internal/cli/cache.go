@@ -31,7 +31,7 @@ func (g *globals) openLayerCache(max int64) (*layercache.Cache, error) {
 func newCacheCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "The layer cache: what scans keep of each layer they read",
+		Short: "The layer cache: what scans keep of each layer they read (local: the data folder)",
 		Long: `Scans keep each layer's unpacked package files in <data-dir>/layercache, keyed by
 the layer's DiffID and the extractors' versions, so that an image rebuilt on
 the same base costs only its new layers. The cache is bounded

@@ -27,7 +27,8 @@ import (
 func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
-		Short: "Manage the local vulnerability database",
+		Short: "Manage the local vulnerability database (local: the data folder)",
+		Long:  "The db commands work on the vulnerability database in the data folder (--data-dir): on the server's machine, or on an air-gapped one." + localHelp,
 		PersistentPreRunE: func(cmd *cobra.Command, a []string) error {
 			if err := cmd.Root().PersistentPreRunE(cmd, a); err != nil {
 				return err

@@ -43,7 +43,7 @@ func newScanCmd(g *globals) *cobra.Command {
 	f := scanFlags{limits: scan.DefaultLimits}
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE",
-		Short: "Catalog an image's packages, match them against the database, and gate",
+		Short: "Catalog an image's packages, match them against the database, and gate (local)",
 		Long: `Scan lists the packages in an image (Debian, Alpine and Red Hat packages, Go
 binaries, npm, Python, Java and Rust packages), matches them against the local
 vulnerability database, and reports the findings. With --fail-on it is a gate:
@@ -55,7 +55,7 @@ IMAGE is one of:
   oci-archive:PATH                             a tar of an OCI layout
   oci:DIR[:TAG]                                an OCI layout folder
   docker:NAME                                  an image in the local Docker Engine
-  dir:PATH                                     a root filesystem on disk`,
+  dir:PATH                                     a root filesystem on disk` + localHelp,
 		Example: "  scangate scan docker-archive:app.tar --fail-on CRITICAL=0,HIGH=0\n  scangate scan --format sarif --output app.sarif 127.0.0.1:5000/app:1",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {

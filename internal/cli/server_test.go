@@ -179,6 +179,9 @@ func TestServerCommands(t *testing.T) {
 		if r.code != 0 {
 			t.Errorf("server stopped with exit %d: %s", r.code, r.stderr)
 		}
+		if strings.Contains(r.stderr, "database is empty") || !strings.Contains(r.stderr, "scangate server stopped") {
+			t.Errorf("the server's log does not end saying it stopped (or warns of a database that is not empty):\n%s", r.stderr)
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not stop in 30 s")
 	}
@@ -212,5 +215,7 @@ func TestServerConfigFile(t *testing.T) {
 	stop()
 	if r := <-done; r.code != 0 {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
+	} else if !strings.Contains(r.stderr, "the vulnerability database is empty: every scan will fail until it is filled") {
+		t.Errorf("a server on an empty database does not warn at start:\n%s", r.stderr)
 	}
 }

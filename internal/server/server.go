@@ -42,6 +42,7 @@ import (
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // Config is the server's configuration; zero values take the defaults.
@@ -151,6 +152,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
+	// Last of all, once everything is closed: a person reading the log
+	// knows the process is done, not hung.
+	defer cfg.Logger.Info("scangate server stopped", "data", cfg.DataDir)
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -454,6 +458,12 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 // without a scan, pushes without an execution, and a database that changed.
 func (p *parts) catchUp(ctx context.Context) {
 	log := p.cfg.Logger
+	// Every scan fails on an empty database: say so now, not at the first
+	// push.
+	if v, err := vulndb.New(p.st).Version(ctx); err == nil && v.Digest == "" {
+		log.Warn("the vulnerability database is empty: every scan will fail until it is filled (scangate db update, or scangate db import PATH offline)",
+			"data", p.cfg.DataDir)
+	}
 	if n, err := p.scanner.Reconcile(ctx); err != nil {
 		log.Error("reconcile the registry", "err", err)
 	} else if n > 0 {

@@ -136,7 +136,7 @@ func (s *server) images(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) findings(w http.ResponseWriter, r *http.Request) {
-	name := r.URL.Query().Get("image")
+	name := stripRegistryHost(r.URL.Query().Get("image"))
 	if name == "" {
 		writeError(w, http.StatusBadRequest, errors.New("give the image: ?image=REPOSITORY@DIGEST or REPOSITORY:TAG"))
 		return
@@ -150,6 +150,17 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, rep)
 	}
+}
+
+// stripRegistryHost takes an image name as docker push wrote it
+// (127.0.0.1:5000/shop/api:1) to the repository in scangate's registry
+// (shop/api:1): a first part with a dot or a colon, or localhost, is a
+// registry host, as Docker reads names.
+func stripRegistryHost(name string) string {
+	if host, rest, ok := strings.Cut(name, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return rest
+	}
+	return name
 }
 
 func (s *server) eventLog(w http.ResponseWriter, r *http.Request) {
@@ -204,6 +215,7 @@ func (s *server) replayEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	s.audit(r, "replay events", "since", req.Since, "until", req.Until, "rule", req.Rule, "replayed", n)
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 }
 
@@ -295,6 +307,7 @@ func (s *server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	s.audit(r, "replay dead letters", "ids", req.IDs, "replayed", n, "refused", len(refused))
 	writeJSON(w, http.StatusAccepted, map[string]any{"replayed": n, "refused": orEmpty(refused)})
 }
 
@@ -329,6 +342,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err)
 	default:
+		s.audit(r, "create token", "name", tok.Name, "role", tok.Role) // never the secret
 		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
 	}
 }
@@ -338,6 +352,7 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
+	s.audit(r, "revoke token", "name", r.PathValue("name"))
 	w.WriteHeader(http.StatusNoContent)
 }
 

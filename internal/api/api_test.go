@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -241,7 +243,8 @@ func TestBadBodies(t *testing.T) {
 // refused at put, one whose branch has no commit yet is stored with a
 // warning.
 func TestWhoamiAndPipelineSource(t *testing.T) {
-	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
+	var log servertest.LogBuffer
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))}})
 	c := newClient(t, s)
 	status, body := c.do(s.Token, "POST", "/api/v1/tokens", map[string]string{"name": "ci", "role": "pusher"})
 	if status != http.StatusCreated {
@@ -270,5 +273,16 @@ func TestWhoamiAndPipelineSource(t *testing.T) {
 	status, body = c.doRaw(s.Token, "PUT", "/api/v1/pipelines/app", "application/yaml", []byte(def))
 	if status != http.StatusOK || !strings.Contains(string(body), "branch main of repository app has no commit yet") {
 		t.Errorf("a pipeline of an empty repository: %d %s", status, body)
+	}
+	// Each change is in the audit log with who made it; a secret never is.
+	logged := log.String()
+	for _, want := range []string{`audit: create token" component=api token=test-admin name=ci role=pusher`, `audit: create repository" component=api token=test-admin repository=app`,
+		`audit: put pipeline" component=api token=test-admin pipeline=app version=1`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the audit log lacks %s:\n%s", want, logged)
+		}
+	}
+	if strings.Contains(logged, created.Secret) {
+		t.Errorf("the log holds a token's secret")
 	}
 }

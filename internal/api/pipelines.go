@@ -157,6 +157,7 @@ func (s *server) startExecution(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err)
 		return
 	}
+	s.audit(r, "start execution", "pipeline", name, "execution", id, "commit", req.Commit)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
 
@@ -235,6 +236,7 @@ func (s *server) stopExecution(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
+	s.audit(r, "stop execution", "execution", r.PathValue("id"), "reason", req.Reason)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -318,21 +318,25 @@ approval:
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("git clone: %v\n%s", err, out)
 	}
-	commit := h.commit(dir, "first", map[string]string{"Dockerfile": "FROM " + clean + "\n"})
-
-	var id string
-	h.waitFor("an execution of the push", time.Minute, func() bool {
-		var exs []pipeline.Execution
-		if err := json.Unmarshal([]byte(must("", "--format", "json", "execution", "list", "--pipeline", name).stdout), &exs); err != nil {
-			t.Fatal(err)
-		}
-		for _, ex := range exs {
-			if ex.Commit == commit {
-				id = ex.ID
-			}
-		}
-		return id != ""
-	})
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+clean+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.git(dir, "add", "-A")
+	h.git(dir, "commit", "--quiet", "-m", "first")
+	commit := h.git(dir, "rev-parse", "HEAD")
+	// git push says what it started.
+	pushed := h.git(dir, "push", "origin", "HEAD:main")
+	var exs []pipeline.Execution
+	if err := json.Unmarshal([]byte(must("", "--format", "json", "execution", "list", "--pipeline", name).stdout), &exs); err != nil || len(exs) != 1 || exs[0].Commit != commit {
+		t.Fatalf("execution list after the push: %v %+v", err, exs)
+	}
+	id := exs[0].ID
+	if want := "remote: scangate: execution " + id + " started for " + name; !strings.Contains(pushed, want) {
+		t.Errorf("git push printed %q, not %q", pushed, want)
+	}
+	if pushed := h.git(dir, "push", "origin", "HEAD:other"); !strings.Contains(pushed, "remote: scangate: no pipeline builds branch other of "+name) {
+		t.Errorf("a push to a branch no pipeline builds printed %q", pushed)
+	}
 	r = must("", "execution", "get", id, "--wait", "--follow")
 	for _, want := range []string{"Source", "Build", "Succeeded", clean, "Approval", "waiting for a person"} {
 		if !strings.Contains(r.stdout, want) {

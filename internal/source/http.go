@@ -236,7 +236,16 @@ func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		http.Error(w, "cannot read the repository's refs", http.StatusInternalServerError)
 		return
 	}
-	r.backend(w, req, g, user)
+	// The answer's end is held back, so that what OnPush says of the
+	// push reaches the pusher as "remote: …" (notes.go).
+	sideBand := false
+	if rs, ok := req.Body.(io.ReadSeeker); ok {
+		sideBand = asksSideBand(rs)
+	}
+	hw := &heldWriter{ResponseWriter: w}
+	n := &notes{}
+	defer func() { hw.finish(n, sideBand) }()
+	r.backend(hw, req, g, user)
 	after, err := readRefs(d)
 	if err != nil {
 		r.logger().Error("git: read refs after a push; its heads are reported when the server starts", "repo", g.repo, "err", err)
@@ -244,7 +253,7 @@ func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, 
 	}
 	// The push has happened: a client that goes away now must not stop
 	// its notification.
-	ctx := context.WithoutCancel(req.Context())
+	ctx := context.WithValue(context.WithoutCancel(req.Context()), notesKey{}, n)
 	for _, p := range diffRefs(g.repo, before, after) {
 		p.Pusher = user
 		r.logger().Info("git push", "repo", p.Repo, "ref", p.Ref, "old", p.Old, "new", p.New, "token", user)

@@ -117,10 +117,14 @@ fails; CI's "may this digest go on?".` + clientHelp,
 		Example: "  scangate findings 127.0.0.1:5000/shop/api:1\n  scangate findings shop/api@sha256:4f1c... --fail-on CRITICAL=0,HIGH=0",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			// yaml is the json report as YAML; wide is the table.
 			var format report.Format
-			if g.format == formatYAML || g.format == formatWide {
+			switch g.format {
+			case formatYAML:
 				format = report.JSON
-			} else {
+			case formatWide:
+				format = report.Table
+			default:
 				var err error
 				if format, err = report.ParseFormat(g.format); err != nil {
 					return usageError{err}

@@ -117,18 +117,9 @@ fails; CI's "may this digest go on?".` + clientHelp,
 		Example: "  scangate findings 127.0.0.1:5000/shop/api:1\n  scangate findings shop/api@sha256:4f1c... --fail-on CRITICAL=0,HIGH=0",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			// yaml is the json report as YAML; wide is the table.
-			var format report.Format
-			switch g.format {
-			case formatYAML:
-				format = report.JSON
-			case formatWide:
-				format = report.Table
-			default:
-				var err error
-				if format, err = report.ParseFormat(g.format); err != nil {
-					return usageError{err}
-				}
+			format, err := g.reportFormat()
+			if err != nil {
+				return err
 			}
 			pol, gate, err := f.policy()
 			if err != nil {
@@ -144,16 +135,11 @@ fails; CI's "may this digest go on?".` + clientHelp,
 				return err
 			}
 			decision := policy.Evaluate(&r, pol, time.Now()) // marks the suppressed findings in r
-			switch {
-			case g.format == formatYAML:
-				err = writeYAML(g.stdout, &r)
-			default:
-				err = g.writeReport(&r, format, f.output)
-			}
+			err = g.writeReport(&r, format, f.output)
 			if err != nil {
 				return err
 			}
-			if format == report.Table && g.format != formatYAML {
+			if format == report.Table && f.output == "" {
 				// Which running tasks this image's findings concern.
 				repo, _, _ := strings.Cut(strings.SplitN(name, "@", 2)[0], ":")
 				imgs, err := c.images(cmd, repo)

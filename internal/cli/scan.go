@@ -2,7 +2,9 @@ package cli
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,9 +86,9 @@ func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
 	if err := checkScanInput(ref); err != nil {
 		return usageError{err}
 	}
-	format, err := report.ParseFormat(g.format)
+	format, err := g.reportFormat()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	order, err := scan.ParseSeverityOrder(f.severitySource)
 	if err != nil {
@@ -238,9 +240,10 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 }
 
 func (g *globals) writeReport(r *scan.Report, format report.Format, output string) error {
-	opts := report.Options{Color: output == "" && isTerminal(g.stdout), ToolVersion: version()}
+	opts := reportOptions{Options: report.Options{Color: output == "" && isTerminal(g.stdout), ToolVersion: version()}}
+	opts.YAML = g.format == formatYAML
 	if output == "" {
-		return report.Write(g.stdout, r, format, opts)
+		return writeFormat(g.stdout, r, format, opts)
 	}
 	if fi, err := os.Stat(output); err == nil && !fi.Mode().IsRegular() {
 		// /dev/null, a pipe: write to it, never rename over it.
@@ -253,7 +256,7 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 		return usageError{fmt.Errorf("--output: %w", err)}
 	}
 	defer os.Remove(tmp.Name())
-	if err := report.Write(tmp, r, format, opts); err != nil {
+	if err := writeFormat(tmp, r, format, opts); err != nil {
 		tmp.Close()
 		return internalError{err}
 	}
@@ -266,12 +269,47 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 	return nil
 }
 
-func writeTo(path string, r *scan.Report, format report.Format, opts report.Options) error {
+// reportOptions are report.Options and whether the JSON report is written
+// as YAML (--format yaml).
+type reportOptions struct {
+	report.Options
+	YAML bool
+}
+
+// reportFormat is the report format of --format: yaml is the JSON report
+// as YAML, wide the table.
+func (g *globals) reportFormat() (report.Format, error) {
+	switch g.format {
+	case formatYAML:
+		return report.JSON, nil
+	case formatWide:
+		return report.Table, nil
+	}
+	f, err := report.ParseFormat(g.format)
+	if err != nil {
+		return f, usageError{err}
+	}
+	return f, nil
+}
+
+// writeFormat writes r in format, the JSON one as YAML if opts say so.
+func writeFormat(w io.Writer, r *scan.Report, format report.Format, opts reportOptions) error {
+	if !opts.YAML {
+		return report.Write(w, r, format, opts.Options)
+	}
+	var b bytes.Buffer
+	if err := report.Write(&b, r, report.JSON, opts.Options); err != nil {
+		return err
+	}
+	return writeYAML(w, json.RawMessage(b.Bytes()))
+}
+
+func writeTo(path string, r *scan.Report, format report.Format, opts reportOptions) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return usageError{fmt.Errorf("--output: %w", err)}
 	}
-	if err := report.Write(f, r, format, opts); err != nil {
+	if err := writeFormat(f, r, format, opts); err != nil {
 		f.Close()
 		return internalError{err}
 	}

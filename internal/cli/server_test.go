@@ -118,6 +118,9 @@ func TestServerCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Image.Repository != "shop/api" || len(rep.Findings) == 0 {
 		t.Fatalf("findings: %v %+v", err, rep)
 	}
+	if out := run(t, elsewhere, "--format", "yaml", "findings", "shop/api:1").must(t).stdout; !strings.Contains(out, "repository: shop/api") || strings.HasPrefix(out, "{") {
+		t.Errorf("findings --format yaml:\n%.500s", out)
+	}
 	if r := run(t, elsewhere, "findings", "shop/api:2"); r.code != ExitBadInput || !strings.Contains(r.stderr, "server http://"+addr+": 404:") {
 		t.Errorf("findings of an unknown tag: exit %d %s, want 2 naming the server", r.code, r.stderr)
 	}

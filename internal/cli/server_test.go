@@ -185,6 +185,10 @@ func TestServerCommands(t *testing.T) {
 		if strings.Contains(r.stderr, "database is empty") || !strings.Contains(r.stderr, "scangate server stopped") {
 			t.Errorf("the server's log does not end saying it stopped (or warns of a database that is not empty):\n%s", r.stderr)
 		}
+		// One info line for the push and one for its scan.
+		if strings.Count(r.stderr, `msg="Image Push"`) != 1 || strings.Count(r.stderr, "msg=Scan ") != 1 || !strings.Contains(r.stderr, "INITIAL_SCAN_COMPLETE") {
+			t.Errorf("the server's log does not tell the push and the scan once each:\n%s", r.stderr)
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not stop in 30 s")
 	}

@@ -254,7 +254,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	p.egress = newEgress(cfg)
 	p.bus = events.NewBus(st, p.jobs, events.BusOptions{
 		RetryWindow: cfg.DeliveryRetryWindow, OnDelivery: p.metrics.delivered, Logger: log.With("component", "events"),
-		Egress: p.egress,
+		Egress: p.egress, OnRoute: logEvent(log),
 	})
 	p.bus.Register(workers)
 	p.reg, err = registry.New(ctx, registry.Config{
@@ -452,6 +452,31 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	}
 	p.ready.Store(false)
 	return p.drain(srv)
+}
+
+// loggedEvents are the detail types the server's log tells, one line
+// each: pushes, scans, the pipelines' steps and decisions, deployments.
+// Findings and task changes, which come by the hundred, stay in the event
+// log only.
+var loggedEvents = map[string]bool{
+	events.DetailTypeImagePush: true, events.DetailTypeScan: true, events.DetailTypeApprovalRequested: true,
+	events.DetailTypeApprovalOverridden: true, events.DetailTypePipelineExecutionStateChange: true,
+	events.DetailTypeStageStateChange: true, deploy.DetailTypeDeploymentStateChange: true,
+}
+
+// logEvent writes an info line for each event people follow, with its
+// resources and its detail (shortened).
+func logEvent(log *slog.Logger) func(events.Envelope) {
+	return func(e events.Envelope) {
+		if !loggedEvents[e.DetailType] {
+			return
+		}
+		detail := string(e.Detail)
+		if len(detail) > 300 {
+			detail = detail[:300] + "…"
+		}
+		log.Info(e.DetailType, "component", "events", "resources", e.Resources, "detail", detail)
+	}
 }
 
 // catchUp queues what a server that was not running missed: manifests

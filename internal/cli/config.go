@@ -87,13 +87,23 @@ func loadConfig(warn io.Writer) (*clientConfig, string, error) {
 	if len(data) > maxConfigSize {
 		return nil, path, fmt.Errorf("configuration %s is larger than %d bytes", path, maxConfigSize)
 	}
+	c, err := decodeConfig(data)
+	if err != nil {
+		return nil, path, fmt.Errorf("configuration %s: %v", path, err)
+	}
+	return c, path, nil
+}
+
+// decodeConfig reads a configuration file's YAML; unknown fields are
+// mistakes, said in a user's words.
+func decodeConfig(data []byte) (*clientConfig, error) {
 	var c clientConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, path, fmt.Errorf("configuration %s: %v", path, yamlError(err))
+		return nil, yamlError(err)
 	}
-	return &c, path, nil
+	return &c, nil
 }
 
 // save writes the configuration whole (a temporary file renamed over the

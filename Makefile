@@ -6,10 +6,20 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 # headers are installed (Debian: libisal-dev); else the pure-Go inflater.
 TAGS    ?= $(shell test -f /usr/include/isa-l/igzip_lib.h && echo isal)
 
-.PHONY: build test demo check bench fuzz clean conformance
+# PREFIX: where make install puts the binary (PREFIX/bin/scangate); make
+# PREFIX=$$HOME/.local install needs no root.
+PREFIX  ?= /usr/local
+
+.PHONY: build install test demo check bench fuzz clean conformance
 
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "-X github.com/scangate/scangate/internal/cli.Version=$(VERSION)" -o $(BIN) ./cmd/scangate
+
+# install: the binary on PATH, so that scangate (and git's credential
+# helper, '!scangate git-credential') is found from anywhere.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/scangate
 
 # check: formatting, vet and a tidy go.mod, as CI requires.
 check:

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
@@ -28,6 +29,10 @@ import (
 
 //go:embed openapi.yaml
 var openAPI []byte
+
+// OpenAPI returns the API's OpenAPI document, for clients and tests that
+// check answers against it.
+func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
 // MaxBody is the most bytes a request body may have.
 const MaxBody = 1 << 20
@@ -65,6 +70,7 @@ func New(d Deps) http.Handler {
 	})
 	reader := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleReader, h) }
 	admin := func(h http.HandlerFunc) http.Handler { return s.require(auth.RoleAdmin, h) }
+	mux.Handle("GET /api/v1/whoami", reader(s.whoami))
 	mux.Handle("GET /api/v1/images", reader(s.images))
 	mux.Handle("GET /api/v1/findings", reader(s.findings))
 	mux.Handle("GET /api/v1/events", reader(s.eventLog))
@@ -108,12 +114,11 @@ func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
 			return
 		}
 		if !tok.Role.Allows(role) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("token %s has the %s role; this needs %s", tok.Name, tok.Role, role))
+			writeError(w, http.StatusForbidden, fmt.Errorf("this needs the %s role; token %s is %s %s", role, tok.Name, article(string(tok.Role)), tok.Role))
 			return
 		}
-		ctx := context.WithValue(r.Context(), tokenKey{}, tok.Name)
-		ctx = context.WithValue(ctx, scopeKey{}, tok.Repositories)
-		h(w, r.WithContext(context.WithValue(ctx, roleKey{}, tok.Role)))
+		ctx := context.WithValue(r.Context(), tokenKey{}, tok)
+		h(w, r.WithContext(ctx))
 	})
 }
 
@@ -134,7 +139,7 @@ func (s *server) images(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) findings(w http.ResponseWriter, r *http.Request) {
-	name := r.URL.Query().Get("image")
+	name := stripRegistryHost(r.URL.Query().Get("image"))
 	if name == "" {
 		writeError(w, http.StatusBadRequest, errors.New("give the image: ?image=REPOSITORY@DIGEST or REPOSITORY:TAG"))
 		return
@@ -151,6 +156,17 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, rep)
 	}
+}
+
+// stripRegistryHost takes an image name as docker push wrote it
+// (127.0.0.1:5000/shop/api:1) to the repository in scangate's registry
+// (shop/api:1): a first part with a dot or a colon, or localhost, is a
+// registry host, as Docker reads names.
+func stripRegistryHost(name string) string {
+	if host, rest, ok := strings.Cut(name, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return rest
+	}
+	return name
 }
 
 func (s *server) eventLog(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +221,7 @@ func (s *server) replayEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	s.audit(r, "replay events", "since", req.Since, "until", req.Until, "rule", req.Rule, "replayed", n)
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 }
 
@@ -296,6 +313,7 @@ func (s *server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	s.audit(r, "replay dead letters", "ids", req.IDs, "replayed", n, "refused", len(refused))
 	writeJSON(w, http.StatusAccepted, map[string]any{"replayed": n, "refused": orEmpty(refused)})
 }
 
@@ -333,7 +351,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err)
 	default:
-		s.audit(r, "token created", "name", tok.Name, "role", tok.Role, "repositories", tok.Repositories.String())
+		s.audit(r, "create token", "name", tok.Name, "role", tok.Role, "repositories", tok.Repositories.String()) // never the secret
 		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
 	}
 }
@@ -343,23 +361,36 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
+	s.audit(r, "revoke token", "name", r.PathValue("name"))
 	w.WriteHeader(http.StatusNoContent)
 }
 
 type tokenKey struct{}
 
-type roleKey struct{}
-
-// role is the role of the token a request was let in with.
-func role(r *http.Request) auth.Role {
-	ro, _ := r.Context().Value(roleKey{}).(auth.Role)
-	return ro
+// token is the token a request was let in with.
+func token(r *http.Request) auth.Token {
+	t, _ := r.Context().Value(tokenKey{}).(auth.Token)
+	return t
 }
 
+// role is the role of the token a request was let in with.
+func role(r *http.Request) auth.Role { return token(r).Role }
+
 // tokenName is the name of the token a request was let in with.
-func tokenName(r *http.Request) string {
-	n, _ := r.Context().Value(tokenKey{}).(string)
-	return n
+func tokenName(r *http.Request) string { return token(r).Name }
+
+// article is "an" before a vowel, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+// whoami answers which token the request carries: its name, role and
+// expiry, never its secret. scangate login checks a token with it.
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, token(r))
 }
 
 // decode reads one JSON object of at most MaxBody bytes into v, refusing

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -233,5 +235,54 @@ func TestBadBodies(t *testing.T) {
 		if status != http.StatusBadRequest || !strings.Contains(string(body), tc.want) {
 			t.Errorf("%s: %d %.200s, want 400 with %q", tc.name, status, body, tc.want)
 		}
+	}
+}
+
+// whoami names the token a request carries, whatever its role, and never
+// its secret; a pipeline naming a hosted repository that is not there is
+// refused at put, one whose branch has no commit yet is stored with a
+// warning.
+func TestWhoamiAndPipelineSource(t *testing.T) {
+	var log servertest.LogBuffer
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))}})
+	c := newClient(t, s)
+	status, body := c.do(s.Token, "POST", "/api/v1/tokens", map[string]string{"name": "ci", "role": "pusher"})
+	if status != http.StatusCreated {
+		t.Fatalf("create token: %d %s", status, body)
+	}
+	var created struct{ Secret string }
+	if err := json.Unmarshal(body, &created); err != nil {
+		t.Fatal(err)
+	}
+	status, body = c.do(created.Secret, "GET", "/api/v1/whoami", nil)
+	if status != http.StatusOK || !strings.Contains(string(body), `"name": "ci"`) || !strings.Contains(string(body), `"role": "pusher"`) ||
+		strings.Contains(string(body), created.Secret) {
+		t.Errorf("whoami: %d %s", status, body)
+	}
+	if status, _ := c.do("", "GET", "/api/v1/whoami", nil); status != http.StatusUnauthorized {
+		t.Errorf("whoami without a token: %d", status)
+	}
+	def := "name: app\nsource: {repository: app, branch: main}\nbuild: {repository: shop/app}\napproval: {mode: person}\n"
+	status, body = c.doRaw(s.Token, "PUT", "/api/v1/pipelines/app", "application/yaml", []byte(def))
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "scangate repo create app") {
+		t.Errorf("a pipeline of a repository that is not there: %d %s", status, body)
+	}
+	if status, body := c.do(s.Token, "POST", "/api/v1/repositories", map[string]string{"name": "app"}); status != http.StatusCreated {
+		t.Fatalf("create repository: %d %s", status, body)
+	}
+	status, body = c.doRaw(s.Token, "PUT", "/api/v1/pipelines/app", "application/yaml", []byte(def))
+	if status != http.StatusOK || !strings.Contains(string(body), "branch main of repository app has no commit yet") {
+		t.Errorf("a pipeline of an empty repository: %d %s", status, body)
+	}
+	// Each change is in the audit log with who made it; a secret never is.
+	logged := log.String()
+	for _, want := range []string{`audit: create token" component=api token=test-admin name=ci role=pusher`, `audit: create repository" component=api token=test-admin repository=app`,
+		`audit: put pipeline" component=api token=test-admin pipeline=app version=1`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the audit log lacks %s:\n%s", want, logged)
+		}
+	}
+	if strings.Contains(logged, created.Secret) {
+		t.Errorf("the log holds a token's secret")
 	}
 }

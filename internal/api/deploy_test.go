@@ -112,7 +112,7 @@ func TestDeployAPI(t *testing.T) {
 		if status, _ := c.do("", "GET", "/api/v1/clusters", nil); status != http.StatusUnauthorized {
 			t.Errorf("no token: %d, want 401", status)
 		}
-		c.wantError(http.StatusForbidden, "token viewer has the reader role; this needs deployer", reader, "POST", "/api/v1/clusters",
+		c.wantError(http.StatusForbidden, "this needs the deployer role; token viewer is a reader", reader, "POST", "/api/v1/clusters",
 			map[string]any{"clusterName": web})
 		var cl deploy.Cluster
 		decodeJSON(t, c.want(http.StatusCreated, deployer, "POST", "/api/v1/clusters", map[string]any{"clusterName": web}), &cl)
@@ -150,7 +150,7 @@ containerDefinitions:
     memory: 64
 `, family, s.Addr)
 		status, body := c.doRaw(reader, "POST", "/api/v1/task-definitions", "application/yaml", []byte(doc))
-		c.checkError(status, body, http.StatusForbidden, "needs deployer", "POST", "/api/v1/task-definitions")
+		c.checkError(status, body, http.StatusForbidden, "needs the deployer role", "POST", "/api/v1/task-definitions")
 		status, body = c.doRaw(deployer, "POST", "/api/v1/task-definitions", "application/yaml", []byte(doc))
 		if status != http.StatusCreated {
 			t.Fatalf("register YAML: %d %s", status, body)
@@ -226,7 +226,7 @@ containerDefinitions:
 		if len(list.TaskDefinitions) != 3 || list.TaskDefinitions[0].Revision != 3 {
 			t.Errorf("list of %s: %+v", family, list.TaskDefinitions)
 		}
-		c.wantError(http.StatusForbidden, "needs deployer", reader, "DELETE", "/api/v1/task-definitions/"+family+":3", nil)
+		c.wantError(http.StatusForbidden, "needs the deployer role", reader, "DELETE", "/api/v1/task-definitions/"+family+":3", nil)
 		var td deploy.TaskDefinition
 		decodeJSON(t, c.want(http.StatusOK, deployer, "DELETE", "/api/v1/task-definitions/"+family+":3", nil), &td)
 		if td.Status != deploy.StatusInactive || td.DeregisteredAt == nil {
@@ -261,7 +261,7 @@ containerDefinitions:
 			"loadBalancer":           map[string]any{"listenerPort": listener, "containerName": "app", "containerPort": 8080, "deregistrationDelay": "5s"},
 		}
 		in := map[string]any{"clusterName": web, "serviceName": "api", "taskDefinition": family + ":1", "desiredCount": 0, "config": config}
-		c.wantError(http.StatusForbidden, "needs deployer", reader, "POST", "/api/v1/services", in)
+		c.wantError(http.StatusForbidden, "needs the deployer role", reader, "POST", "/api/v1/services", in)
 		var svc deploy.Service
 		decodeJSON(t, c.want(http.StatusCreated, deployer, "POST", "/api/v1/services", in), &svc)
 		if svc.TaskDefinition != family+":1" || svc.DesiredCount != 0 || len(svc.Deployments) != 1 || svc.Deployments[0].Status != deploy.StatusPrimary ||
@@ -324,7 +324,7 @@ containerDefinitions:
 
 		// Updates.
 		first := svc.Deployments[0].ID
-		c.wantError(http.StatusForbidden, "needs deployer", reader, "PATCH", svcPath+"api", map[string]any{"forceNewDeployment": true})
+		c.wantError(http.StatusForbidden, "needs the deployer role", reader, "PATCH", svcPath+"api", map[string]any{"forceNewDeployment": true})
 		decodeJSON(t, c.want(http.StatusOK, deployer, "PATCH", svcPath+"api", map[string]any{"forceNewDeployment": true, "taskDefinition": family + ":2"}), &svc)
 		if svc.TaskDefinition != family+":2" || svc.Deployments[0].ID == first || svc.Deployments[0].TaskDefinition != family+":2" {
 			t.Errorf("after the update: %+v", svc)
@@ -360,7 +360,7 @@ containerDefinitions:
 		path := svcPath + "api/overrides"
 		expires := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
 		in := map[string]any{"imageDigest": digest, "reason": "no pipeline builds this image yet", "expiresAt": expires}
-		c.wantError(http.StatusForbidden, "token ci has the deployer role; this needs admin", deployer, "POST", path, in)
+		c.wantError(http.StatusForbidden, "this needs the admin role; token ci is a deployer", deployer, "POST", path, in)
 		var o deploy.Override
 		decodeJSON(t, c.want(http.StatusCreated, admin, "POST", path, in), &o)
 		if o.Digest != digest || o.CreatedBy != "token test-admin" || !o.ExpiresAt.Equal(expires) {
@@ -431,7 +431,7 @@ containerDefinitions:
 		c.wantError(http.StatusNotFound, "not found", reader, "GET", "/api/v1/tasks/nope/logs", nil)
 
 		stop := "/api/v1/tasks/" + task.ID + "/stop"
-		c.wantError(http.StatusForbidden, "needs deployer", reader, "POST", stop, map[string]string{"reason": "r"})
+		c.wantError(http.StatusForbidden, "needs the deployer role", reader, "POST", stop, map[string]string{"reason": "r"})
 		c.wantError(http.StatusBadRequest, `unknown field "why"`, deployer, "POST", stop, map[string]string{"why": "r"})
 		// A task that has stopped stays as it stopped.
 		decodeJSON(t, c.want(http.StatusOK, deployer, "POST", stop, map[string]string{"reason": "r"}), &got)
@@ -447,7 +447,7 @@ containerDefinitions:
 	t.Run("deletes", func(t *testing.T) {
 		c := c.as(t)
 		c.wantError(http.StatusBadRequest, "delete them first", deployer, "DELETE", "/api/v1/clusters/"+web, nil)
-		c.wantError(http.StatusForbidden, "needs deployer", reader, "DELETE", svcPath+"api", nil)
+		c.wantError(http.StatusForbidden, "needs the deployer role", reader, "DELETE", svcPath+"api", nil)
 		c.wantError(http.StatusNotFound, "not found", deployer, "DELETE", svcPath+"nope", nil)
 		for _, svc := range [][2]string{{web, "api"}, {web, "gated"}, {priv, "tools"}} {
 			c.want(http.StatusAccepted, deployer, "DELETE", "/api/v1/clusters/"+svc[0]+"/services/"+svc[1], nil)

@@ -20,13 +20,8 @@ import (
 // included, as is a task definition that runs an image of another. A
 // pipeline's repository is its build's image repository.
 
-type scopeKey struct{}
-
 // scopeOf is the repository scope of the token a request was let in with.
-func scopeOf(r *http.Request) auth.Scope {
-	sc, _ := r.Context().Value(scopeKey{}).(auth.Scope)
-	return sc
-}
+func scopeOf(r *http.Request) auth.Scope { return token(r).Repositories }
 
 // granted answers 403, audit-logged, and returns false when the request's
 // token is not granted repository; what names the object refused.

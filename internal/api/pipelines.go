@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/source"
 )
 
 func (s *server) routePipelines(mux *http.ServeMux) {
@@ -93,12 +96,40 @@ func (s *server) putPipeline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("the definition's name is not the one in the path"))
 		return
 	}
+	warnings, err := s.checkSource(r.Context(), d)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	v, err := s.Pipelines.Put(r.Context(), d)
 	if err != nil {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": d.Name, "version": v})
+	s.audit(r, "put pipeline", "pipeline", d.Name, "version", v)
+	writeJSON(w, http.StatusOK, map[string]any{"name": d.Name, "version": v, "warnings": orEmpty(warnings)})
+}
+
+// checkSource refuses a hosted repository that does not exist, which
+// would otherwise surface only as a failed build, and warns of a branch
+// with no commit yet (normal before the first push).
+func (s *server) checkSource(ctx context.Context, d *pipeline.Definition) (warnings []string, err error) {
+	if d.Source.Repository == "" || s.Repos == nil {
+		return nil, nil
+	}
+	repos, err := s.Repos.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(repos, func(r source.Repo) bool { return r.Name == d.Source.Repository }) {
+		return nil, fmt.Errorf("pipeline %s: source.repository %s is not a repository hosted here: create it first (scangate repo create %s)",
+			d.Name, d.Source.Repository, d.Source.Repository)
+	}
+	if _, err := s.Repos.Resolve(ctx, d.Source.Repository, "refs/heads/"+d.Source.Branch); err != nil {
+		warnings = append(warnings, fmt.Sprintf("branch %s of repository %s has no commit yet: the first push to it starts an execution",
+			d.Source.Branch, d.Source.Repository))
+	}
+	return warnings, nil
 }
 
 func (s *server) startExecution(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +161,7 @@ func (s *server) startExecution(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err)
 		return
 	}
+	s.audit(r, "start execution", "pipeline", name, "execution", id, "commit", req.Commit)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
 
@@ -180,8 +212,15 @@ func (s *server) artifact(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(doc)
 }
 
+// buildLog answers the build log, from ?offset= on: a client that follows
+// a build asks again from where it stopped.
 func (s *server) buildLog(w http.ResponseWriter, r *http.Request) {
 	if !s.executionGranted(w, r, r.PathValue("id")) {
+		return
+	}
+	offset, err := intParam(r, "offset", 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
 		return
 	}
 	log, err := s.Pipelines.BuildLog(r.Context(), r.PathValue("id"))
@@ -190,7 +229,10 @@ func (s *server) buildLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = io.WriteString(w, log)
+	if offset > int64(len(log)) {
+		offset = int64(len(log))
+	}
+	_, _ = io.WriteString(w, log[offset:])
 }
 
 func (s *server) stopExecution(w http.ResponseWriter, r *http.Request) {
@@ -210,6 +252,7 @@ func (s *server) stopExecution(w http.ResponseWriter, r *http.Request) {
 		writeError(w, pipelineStatus(err), err)
 		return
 	}
+	s.audit(r, "stop execution", "execution", r.PathValue("id"), "reason", req.Reason)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -41,6 +41,7 @@ func (s *server) createRepo(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err)
 	default:
+		s.audit(r, "create repository", "repository", req.Name)
 		writeJSON(w, http.StatusCreated, source.Repo{Name: req.Name})
 	}
 }

@@ -27,11 +27,11 @@ origin (Alpine) package name.`,
 				if err != nil {
 					return usageError{err}
 				}
-				if g.format == "json" {
+				if g.structured() {
 					if ms == nil {
 						ms = []vulndb.Match{}
 					}
-					return writeJSON(g.stdout, ms)
+					return g.write(ms)
 				}
 				if len(ms) == 0 {
 					_, err := fmt.Fprintf(g.stdout, "no known advisory affects %s %s %s\n", a[0], a[1], a[2])

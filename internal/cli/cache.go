@@ -31,7 +31,7 @@ func (g *globals) openLayerCache(max int64) (*layercache.Cache, error) {
 func newCacheCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "The layer cache: what scans keep of each layer they read",
+		Short: "The layer cache: what scans keep of each layer they read (local: the data folder)",
 		Long: `Scans keep each layer's unpacked package files in <data-dir>/layercache, keyed by
 the layer's DiffID and the extractors' versions, so that an image rebuilt on
 the same base costs only its new layers. The cache is bounded
@@ -61,8 +61,8 @@ first.`,
 			if err != nil {
 				return internalError{err}
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, map[string]any{"removed": usageJSON(removed), "left": usageJSON(left)})
+			if g.structured() {
+				return g.write(map[string]any{"removed": usageJSON(removed), "left": usageJSON(left)})
 			}
 			_, err = fmt.Fprintf(g.stdout, "removed %d cached layers (%s); %d left (%s)\n",
 				removed.Records, bytesText(removed.Bytes), left.Records, bytesText(left.Bytes))
@@ -83,8 +83,8 @@ first.`,
 			if err != nil {
 				return internalError{err}
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, usageJSON(u))
+			if g.structured() {
+				return g.write(usageJSON(u))
 			}
 			_, err = fmt.Fprintf(g.stdout, "%d cached layers, %s, in %s\n", u.Records, bytesText(u.Bytes), filepath.Join(g.dataDir, layercache.Dir))
 			return err

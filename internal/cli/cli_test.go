@@ -81,6 +81,7 @@ func TestImportStatusShowAffected(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
+	run(t, dir, "db", "import", filepath.Join(fixtures, "debian")).must(t)
 	bad := filepath.Join(t.TempDir(), "broken.json")
 	if err := os.WriteFile(bad, []byte(`{"id": "GO-2099-0001", "modified": "2024-01-01T00:00:00Z", "affected": [`), 0o644); err != nil {
 		t.Fatal(err)
@@ -101,9 +102,16 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"db", "import", bad}, ExitBadInput, "broken.json"},
 		{[]string{"db", "affected", "NoSuchEcosystem", "x", "1"}, ExitBadInput, "unknown ecosystem"},
 		{[]string{"db", "update", "--feeds", filepath.Join(dir, "missing.yaml")}, ExitBadInput, "missing.yaml"},
+		{[]string{"images", "lst"}, ExitBadInput, `unknown command "lst" for "scangate images"`},
+		{[]string{"db", "frob"}, ExitBadInput, `unknown command "frob"`},
+		{[]string{"--data-dir", filepath.Join(dir, "typo"), "db", "status"}, ExitBadInput, "no scangate database in " + filepath.Join(dir, "typo")},
+		{[]string{"images", "list", "--server", "127.0.0.1:1"}, ExitBadInput, "no token for server http://127.0.0.1:1: run scangate login"},
 	}
 	for _, tt := range tests {
 		r := run(t, dir, tt.args...)
+		if _, err := os.Stat(filepath.Join(dir, "typo")); err == nil {
+			t.Errorf("scangate %s made the mistyped data folder", strings.Join(tt.args, " "))
+		}
 		if r.code != tt.code || !strings.Contains(r.stderr, tt.msg) {
 			t.Errorf("scangate %s: exit %d, stderr %q; want exit %d mentioning %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.code, tt.msg)
 		}
@@ -115,7 +123,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("SCANGATE_FORMAT", "json")
 	var out, errb bytes.Buffer
 	t.Setenv("SCANGATE_DATA_DIR", dir)
-	if code := Main(context.Background(), []string{"db", "status"}, &out, &errb); code != 0 {
+	if code := Main(context.Background(), []string{"db", "import", filepath.Join(fixtures, "debian")}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if !json.Valid(out.Bytes()) {

@@ -7,7 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -23,15 +27,13 @@ import (
 func newDBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
-		Short: "Manage the local vulnerability database",
+		Short: "Manage the local vulnerability database (local: the data folder)",
+		Long:  "The db commands work on the vulnerability database in the data folder (--data-dir): on the server's machine, or on an air-gapped one." + localHelp,
 		PersistentPreRunE: func(cmd *cobra.Command, a []string) error {
 			if err := cmd.Root().PersistentPreRunE(cmd, a); err != nil {
 				return err
 			}
-			if g.format != "table" && g.format != "json" {
-				return usageError{fmt.Errorf("db commands print table or json, not %s", g.format)}
-			}
-			return nil
+			return g.documentFormat()
 		},
 	}
 	cmd.AddCommand(newDBImportCmd(g), newDBUpdateCmd(g), newDBStatusCmd(g), newDBShowCmd(g), newDBAffectedCmd(g))
@@ -40,7 +42,7 @@ func newDBCmd(g *globals) *cobra.Command {
 
 // withDB opens the store and runs fn with its vulnerability database.
 func (g *globals) withDB(ctx context.Context, fn func(*vulndb.DB) error) error {
-	return g.withStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
+	return g.withExistingStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
 }
 
 // reevaluation returns the hook that queues, in the transaction that
@@ -57,7 +59,43 @@ func reevaluation(ctx context.Context, st *store.Store) (func(context.Context, *
 	return func(ctx context.Context, tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }, nil
 }
 
-// withStore opens the store for fn and closes it after.
+// noteQueued says, after a change that queued work for the server (the
+// re-evaluation of stored images), when no server runs on the data folder
+// to do it.
+func (g *globals) noteQueued() {
+	if !serverRunning(g.dataDir) {
+		fmt.Fprintf(g.stderr, "note: no scangate server is running on %s: the re-evaluation of stored images waits until one starts\n", g.dataDir)
+	}
+}
+
+// serverRunning reports whether a server holds the data folder's lock
+// (see internal/server's lockDataDir).
+func serverRunning(dataDir string) bool {
+	f, err := os.Open(filepath.Join(dataDir, "server.lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}
+
+// withExistingStore is withStore for the commands that only read or
+// change what is there: a data folder without a database is a mistyped
+// --data-dir, said so, not a new empty folder made.
+func (g *globals) withExistingStore(ctx context.Context, fn func(*store.Store) error) error {
+	path := filepath.Join(g.dataDir, store.FileName)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return usageError{fmt.Errorf("no scangate database in %s (--data-dir, or SCANGATE_DATA_DIR): scangate db import or db update makes one", g.dataDir)}
+	}
+	return g.withStore(ctx, fn)
+}
+
+// withStore opens the store for fn and closes it after, making the data
+// folder and its database if there are none.
 func (g *globals) withStore(ctx context.Context, fn func(*store.Store) error) (err error) {
 	st, err := g.openStore(ctx)
 	if err != nil {
@@ -95,7 +133,11 @@ transaction: a failed import leaves the database as it was.`,
 				if err := vulndb.New(st).Replace(ctx, loaded.Feeds, vulndb.ReplaceOptions{InTx: reevaluate}); err != nil {
 					return internalError{err}
 				}
-				return g.reportImport(loaded)
+				if err := g.reportImport(loaded); err != nil {
+					return err
+				}
+				g.noteQueued()
+				return nil
 			})
 		},
 	}
@@ -111,7 +153,7 @@ transaction: a failed import leaves the database as it was.`,
 const maxSkipLines = 10
 
 func (g *globals) reportImport(l *feed.Loaded) error {
-	if g.format == "json" {
+	if g.structured() {
 		type feedOut struct {
 			Name    string `json:"name"`
 			Format  string `json:"format"`
@@ -127,7 +169,7 @@ func (g *globals) reportImport(l *feed.Loaded) error {
 		for _, f := range l.Feeds {
 			out.Feeds = append(out.Feeds, feedOut{f.Name, f.Format, len(f.Advisories), f.Skipped})
 		}
-		return writeJSON(g.stdout, out)
+		return g.write(out)
 	}
 	for i, s := range l.Skipped {
 		if i == maxSkipLines {
@@ -174,8 +216,8 @@ func newDBStatusCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) printStatus(feeds []vulndb.FeedStatus, v vulndb.Version, now time.Time) error {
-	if g.format == "json" {
-		return writeJSON(g.stdout, struct {
+	if g.structured() {
+		return g.write(struct {
 			Version vulndb.Version      `json:"version"`
 			Feeds   []vulndb.FeedStatus `json:"feeds"`
 		}{v, feeds})
@@ -226,8 +268,8 @@ func newDBShowCmd(g *globals) *cobra.Command {
 				if len(advs) == 0 {
 					return usageError{fmt.Errorf("no advisory %s in the database", a[0])}
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, advs)
+				if g.structured() {
+					return g.write(advs)
 				}
 				return printAdvisories(g.stdout, advs)
 			})

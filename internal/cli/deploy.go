@@ -24,13 +24,13 @@ import (
 // The deploy commands are clients of the server's API (see apiclient.go):
 // clusters, task definitions, services and tasks, as Amazon ECS has them.
 
-// apiClient checks the output format (these commands print table or json)
-// and makes the client.
+// apiClient checks the output format (client commands print table, wide,
+// json or yaml) and makes the client.
 func (g *globals) apiClient(sf *serverFlags) (*apiClient, error) {
-	if g.format != "table" && g.format != "json" {
-		return nil, usageError{fmt.Errorf("--format %s: this command prints table or json", g.format)}
+	if err := g.documentFormat(); err != nil {
+		return nil, err
 	}
-	return sf.client()
+	return sf.client(g.stderr)
 }
 
 func pathOf(parts ...string) string {
@@ -85,8 +85,8 @@ needs it.` + clientHelp,
 			if err := c.call(cmd.Context(), "POST", pathOf("clusters"), nil, in, &cl); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, cl)
+			if g.structured() {
+				return g.write(cl)
 			}
 			note := ""
 			if cl.AllowPrivileged {
@@ -112,8 +112,8 @@ needs it.` + clientHelp,
 			if err := c.call(cmd.Context(), "GET", pathOf("clusters"), nil, nil, &out); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, orEmpty(out.Clusters))
+			if g.structured() {
+				return g.write(orEmpty(out.Clusters))
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tRUNTIME\tHOST IP\tPRIVILEGED\tSERVICES\tRUNNING TASKS\tCREATED")
@@ -135,8 +135,8 @@ needs it.` + clientHelp,
 			if err := c.call(cmd.Context(), "DELETE", pathOf("clusters", a[0]), nil, nil, nil); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, map[string]string{"clusterName": a[0], "status": "DELETED"})
+			if g.structured() {
+				return g.write(map[string]string{"clusterName": a[0], "status": "DELETED"})
 			}
 			_, err = fmt.Fprintf(g.stdout, "cluster %s deleted\n", a[0])
 			return err
@@ -264,9 +264,9 @@ scangate cannot honour are refused.` + clientHelp,
 			if err := c.call(cmd.Context(), "POST", pathOf("task-definitions"), nil, rawBody{ct, data}, &out); err != nil {
 				return err
 			}
-			if g.format == "json" {
+			if g.structured() {
 				out.Ignored = orEmpty(out.Ignored)
-				return writeJSON(g.stdout, out)
+				return g.write(out)
 			}
 			td := out.TaskDefinition
 			fmt.Fprintf(g.stdout, "registered %s\n", td.Ref())
@@ -304,8 +304,8 @@ scangate cannot honour are refused.` + clientHelp,
 			if err := c.call(cmd.Context(), "GET", pathOf("task-definitions"), q, nil, &out); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, orEmpty(out.TaskDefinitions))
+			if g.structured() {
+				return g.write(orEmpty(out.TaskDefinitions))
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TASK DEFINITION\tSTATUS\tCONTAINERS\tREGISTERED\tBY")
@@ -334,8 +334,8 @@ who registered it); in json as the API has it.` + clientHelp,
 			if err := c.call(cmd.Context(), "GET", pathOf("task-definitions", a[0]), nil, nil, &td); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, td)
+			if g.structured() {
+				return g.write(td)
 			}
 			fmt.Fprintf(g.stdout, "# %s %s, registered %s", td.Ref(), td.Status, when(td.RegisteredAt))
 			if td.RegisteredBy != "" {
@@ -361,8 +361,8 @@ who registered it); in json as the API has it.` + clientHelp,
 			if err := c.call(cmd.Context(), "DELETE", pathOf("task-definitions", a[0]), nil, nil, &td); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, td)
+			if g.structured() {
+				return g.write(td)
 			}
 			_, err = fmt.Fprintf(g.stdout, "%s is %s: services that run it go on, and no service can be given it\n", td.Ref(), td.Status)
 			return err
@@ -441,8 +441,8 @@ by a pipeline's gate, or let in by an admin's override.` + clientHelp,
 	var desired int
 	var force bool
 	show := func(s *deploy.Service) error {
-		if g.format == "json" {
-			return writeJSON(g.stdout, s)
+		if g.structured() {
+			return g.write(s)
 		}
 		return printService(g.stdout, s, 10)
 	}
@@ -529,6 +529,7 @@ replaces the whole configuration.
 	_ = update.MarkFlagRequired("cluster")
 
 	var events int
+	var watchService bool
 	describe := &cobra.Command{
 		Use:   "describe --cluster C NAME",
 		Short: "Show a service: its deployments, task counts, load balancer and latest events",
@@ -539,16 +540,30 @@ replaces the whole configuration.
 			if err != nil {
 				return err
 			}
-			var s deploy.Service
-			if err := c.call(cmd.Context(), "GET", pathOf("clusters", cluster, "services", a[0]), nil, nil, &s); err != nil {
+			view := func() (any, string, error) {
+				var s deploy.Service
+				if err := c.call(cmd.Context(), "GET", pathOf("clusters", cluster, "services", a[0]), nil, nil, &s); err != nil {
+					return nil, "", err
+				}
+				var b strings.Builder
+				err := printService(&b, &s, events)
+				return s, b.String(), err
+			}
+			if watchService {
+				return g.watch(cmd.Context(), view)
+			}
+			doc, text, err := view()
+			if err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, s)
+			if g.structured() {
+				return g.write(doc)
 			}
-			return printService(g.stdout, &s, events)
+			_, err = io.WriteString(g.stdout, text)
+			return err
 		},
 	}
+	describe.Flags().BoolVarP(&watchService, "watch", "w", false, "print the service again each time it changes, until interrupted")
 	describe.Flags().StringVar(&cluster, "cluster", "", "the service's cluster")
 	describe.Flags().IntVar(&events, "events", 10, "how many of the latest events to show")
 	_ = describe.MarkFlagRequired("cluster")
@@ -572,8 +587,8 @@ replaces the whole configuration.
 			if err := c.call(cmd.Context(), "GET", pathOf("services"), q, nil, &out); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, orEmpty(out.Services))
+			if g.structured() {
+				return g.write(orEmpty(out.Services))
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CLUSTER\tSERVICE\tSTATUS\tTASK DEFINITION\tDESIRED\tRUNNING\tPENDING\tROLLOUT\tLOAD BALANCER")
@@ -602,8 +617,8 @@ replaces the whole configuration.
 			if err := c.call(cmd.Context(), "DELETE", pathOf("clusters", cluster, "services", a[0]), nil, nil, nil); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, map[string]string{"clusterName": cluster, "serviceName": a[0], "status": deploy.StatusDraining})
+			if g.structured() {
+				return g.write(map[string]string{"clusterName": cluster, "serviceName": a[0], "status": deploy.StatusDraining})
 			}
 			_, err = fmt.Fprintf(g.stdout, "service %s in cluster %s is draining: its tasks stop, then it is gone\n", a[0], cluster)
 			return err
@@ -637,8 +652,8 @@ admin token may.` + clientHelp,
 			if err := c.call(cmd.Context(), "POST", pathOf("clusters", cluster, "services", a[0], "overrides"), nil, in, &o); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, o)
+			if g.structured() {
+				return g.write(o)
 			}
 			_, err = fmt.Fprintf(g.stdout, "%s may run in service %s of cluster %s until %s: %s\n", o.Digest, o.Service, o.Cluster, when(o.ExpiresAt), o.Reason)
 			return err
@@ -723,7 +738,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 	}
 	sf.add(cmd)
 	var cluster, service string
-	var stopped bool
+	var stopped, watchTasks bool
 	list := &cobra.Command{
 		Use: "list [--cluster C] [--service S] [--stopped]", Short: "List tasks, newest first: those not stopped, or --stopped ones",
 		Long: "List lists tasks." + clientHelp,
@@ -743,32 +758,46 @@ func newTaskCmd(g *globals) *cobra.Command {
 			if stopped {
 				q.Set("status", deploy.TaskStopped)
 			}
-			var out struct {
-				Tasks []deploy.Task `json:"tasks"`
+			view := func() (any, string, error) {
+				var out struct {
+					Tasks []deploy.Task `json:"tasks"`
+				}
+				if err := c.call(cmd.Context(), "GET", pathOf("tasks"), q, nil, &out); err != nil {
+					return nil, "", err
+				}
+				var b strings.Builder
+				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+				if stopped {
+					fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTOPPED\tSTOP CODE\tREASON")
+					for _, t := range out.Tasks {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, whenPtr(t.StoppedAt), t.StopCode,
+							oneLine(t.StoppedReason, 120))
+					}
+				} else {
+					fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTATUS\tDESIRED\tHEALTH\tSTARTED\tPORTS")
+					for _, t := range out.Tasks {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, t.LastStatus, t.DesiredStatus,
+							t.Health, whenPtr(t.StartedAt), orDash(taskPorts(&t)))
+					}
+				}
+				err := tw.Flush()
+				return orEmpty(out.Tasks), b.String(), err
 			}
-			if err := c.call(cmd.Context(), "GET", pathOf("tasks"), q, nil, &out); err != nil {
+			if watchTasks {
+				return g.watch(cmd.Context(), view)
+			}
+			doc, text, err := view()
+			if err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, orEmpty(out.Tasks))
+			if g.structured() {
+				return g.write(doc)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			if stopped {
-				fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTOPPED\tSTOP CODE\tREASON")
-				for _, t := range out.Tasks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, whenPtr(t.StoppedAt), t.StopCode,
-						oneLine(t.StoppedReason, 120))
-				}
-				return tw.Flush()
-			}
-			fmt.Fprintln(tw, "TASK\tCLUSTER\tSERVICE\tTASK DEFINITION\tSTATUS\tDESIRED\tHEALTH\tSTARTED\tPORTS")
-			for _, t := range out.Tasks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Cluster, t.Service, t.TaskDefinition, t.LastStatus, t.DesiredStatus,
-					t.Health, whenPtr(t.StartedAt), orDash(taskPorts(&t)))
-			}
-			return tw.Flush()
+			_, err = io.WriteString(g.stdout, text)
+			return err
 		},
 	}
+	list.Flags().BoolVarP(&watchTasks, "watch", "w", false, "print the list again each time it changes, until interrupted")
 	list.Flags().StringVar(&cluster, "cluster", "", "only this cluster's tasks")
 	list.Flags().StringVar(&service, "service", "", "only this service's tasks")
 	list.Flags().BoolVar(&stopped, "stopped", false, "list stopped tasks instead (kept 24 hours), with why they stopped")
@@ -786,8 +815,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 			if err := c.call(cmd.Context(), "GET", pathOf("tasks", a[0]), nil, nil, &t); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, t)
+			if g.structured() {
+				return g.write(t)
 			}
 			return printTask(g.stdout, &t)
 		},
@@ -806,8 +835,8 @@ func newTaskCmd(g *globals) *cobra.Command {
 			if err := c.call(cmd.Context(), "POST", pathOf("tasks", a[0], "stop"), nil, map[string]string{"reason": reason}, &t); err != nil {
 				return err
 			}
-			if g.format == "json" {
-				return writeJSON(g.stdout, t)
+			if g.structured() {
+				return g.write(t)
 			}
 			_, err = fmt.Fprintf(g.stdout, "task %s: %s (%s: %s)\n", t.ID, t.LastStatus, t.StopCode, t.StoppedReason)
 			return err

@@ -176,7 +176,7 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 	// Overrides are an admin's.
 	expires := time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly)
 	override := []string{"service", "override", "--cluster", cluster, "api", "--digest", digest, "--reason", "no pipeline builds it yet", "--expires", expires}
-	if r := as(deployer, override...); r.code != ExitBadInput || !strings.Contains(r.stderr, "token ci has the deployer role; this needs admin") {
+	if r := as(deployer, override...); r.code != ExitBadInput || !strings.Contains(r.stderr, "this needs the admin role; token ci is a deployer") {
 		t.Errorf("override by a deployer: exit %d, %s", r.code, r.stderr)
 	}
 	out = as(admin, override...).must(t).stdout
@@ -193,12 +193,12 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 		want []string
 	}{
 		{"a reader creates", []string{"cluster", "create", "x", "--server", server, "--token-file", reader}, ExitBadInput,
-			[]string{"server " + server + ":", "token viewer has the reader role; this needs deployer"}},
-		{"no token", []string{"cluster", "list", "--server", server}, ExitBadInput, []string{"no API token: set SCANGATE_TOKEN"}},
+			[]string{"server " + server + ":", "this needs the deployer role; token viewer is a reader"}},
+		{"no token", []string{"cluster", "list", "--server", server}, ExitBadInput, []string{"no token for server " + server + ": run scangate login"}},
 		{"an unknown token", []string{"cluster", "list", "--server", server, "--token-file", tempFile(t, "bad.token", "sgt_"+strings.Repeat("0", 64))}, ExitBadInput,
-			[]string{"server " + server + " refused the token"}},
+			[]string{"server " + server + ": 401: the token (from --token-file"}},
 		{"an empty token file", []string{"cluster", "list", "--server", server, "--token-file", tempFile(t, "empty.token", "\n")}, ExitBadInput,
-			[]string{"is empty"}},
+			[]string{"no token in it"}},
 		{"no server", []string{"cluster", "list", "--server", noServer, "--token-file", reader}, ExitInternal,
 			[]string{"server " + noServer + " is unreachable", "connection refused"}},
 		{"not a server URL", []string{"cluster", "list", "--server", "ftp://example.com", "--token-file", reader}, ExitBadInput, []string{"--server"}},
@@ -219,7 +219,7 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 			"--server", server, "--token-file", deployer}, ExitBadInput, []string{"is not in scangate's registry"}},
 		{"a bad expiry", []string{"service", "override", "--cluster", cluster, "api", "--digest", digest, "--reason", "r", "--expires", "soon",
 			"--server", server, "--token-file", admin}, ExitBadInput, []string{"--expires", "is not a date"}},
-		{"sarif", []string{"--format", "sarif", "cluster", "list", "--server", server, "--token-file", reader}, ExitBadInput, []string{"table or json"}},
+		{"sarif", []string{"--format", "sarif", "cluster", "list", "--server", server, "--token-file", reader}, ExitBadInput, []string{"table, wide, json or yaml"}},
 	} {
 		r := run(t, dir, tc.args...)
 		for _, want := range tc.want {

@@ -11,7 +11,7 @@ import (
 )
 
 func newKeyCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Rotate the key that seals the secrets kept in the database"}
+	cmd := &cobra.Command{Use: "key", Short: "Rotate the key that seals the secrets kept in the database (local: the data folder)", Long: "Key works on the data folder (--data-dir) on the server's machine, with the server running or not." + localHelp}
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Make a new key current, seal every stored secret again under it, and delete the old keys",
@@ -27,7 +27,7 @@ Back up the keys folder with the database: without its keys, the database's
 secrets cannot be read.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
+			return g.withExistingStore(cmd.Context(), func(st *store.Store) error {
 				keys, err := secret.OpenIn(g.dataDir)
 				if err != nil {
 					return internalError{err}

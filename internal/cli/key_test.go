@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scangate/scangate/internal/servertest"
+
 	_ "modernc.org/sqlite"
 )
 
@@ -26,12 +28,16 @@ func rulesTargets(t *testing.T, dir string) string {
 	return targets
 }
 
-// A rule put from the command line is sealed in the database; key rotate
-// makes key 2 current, seals it again under it and deletes key 1, and the
-// rule still reads whole. A webhook on the metadata address or on
-// loopback is refused unless --allow-private-targets lists it.
+// A rule put from the command line is sealed in the server's database;
+// key rotate, on the server's machine while it runs, makes key 2 current,
+// seals it again under it and deletes key 1, and the rule still reads
+// whole. The server refuses a webhook on the metadata address or on
+// loopback unless its --allow-private-targets lists it.
 func TestKeyRotate(t *testing.T) {
-	dir := t.TempDir()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}, StrictEgress: true})
+	dir := s.DataDir
+	t.Setenv("SCANGATE_SERVER", s.Addr)
+	t.Setenv("SCANGATE_TOKEN", s.Token)
 	hook := "https://93.184.215.14/services/T0/tok3nPATH"
 	run(t, dir, "rules", "put", "chat", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", hook, "--secret", "sign-s3cret").must(t)
 	if stored := rulesTargets(t, dir); !strings.Contains(stored, "sealed:k1:") || strings.Contains(stored, "tok3nPATH") || strings.Contains(stored, "sign-s3cret") {
@@ -57,6 +63,4 @@ func TestKeyRotate(t *testing.T) {
 			t.Errorf("rules put --webhook %s: exit %d %s, want 2 and the refusal", bad, r.code, r.stderr)
 		}
 	}
-	run(t, dir, "rules", "put", "internal", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", "http://127.0.0.1:9/x",
-		"--allow-private-targets", "127.0.0.0/8").must(t)
 }

@@ -1,64 +1,59 @@
 package cli
 
 import (
-	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
-	"github.com/scangate/scangate/internal/egress"
-	"github.com/scangate/scangate/internal/events"
-	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/source"
-	"github.com/scangate/scangate/internal/store"
 )
 
-// withPipelines gives fn the pipeline service over the data folder: it
-// records and queues, and the server does the work. allow are the
-// prefixes of private addresses an external source may be on.
-func (g *globals) withPipelines(ctx context.Context, fn func(*pipeline.Service, *store.Store) error, allow ...netip.Prefix) error {
-	return g.withJobs(ctx, func(st *store.Store, client *jobs.Client, bus *events.Bus) error {
-		key, err := pipeline.LoadKey(g.dataDir)
-		if err != nil {
-			return internalError{err}
-		}
-		return fn(pipeline.New(st, bus, client, pipeline.Options{Key: key, Egress: egress.New(allow)}), st)
-	})
-}
+// pipelineHelp ends the help of the pipeline, execution and repo commands.
+const pipelineHelp = clientHelp
 
-// pipelineError sorts the service's errors into exit codes.
-func pipelineError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, pipeline.ErrNoPipeline), errors.Is(err, pipeline.ErrNoExecution), errors.Is(err, pipeline.ErrNoApproval),
-		errors.Is(err, pipeline.ErrDecided), errors.Is(err, pipeline.ErrNotRunning):
-		return usageError{err}
+// readPipeline reads a definition file and checks it here first, so that
+// its mistakes name the file, the line and the field before anything is
+// sent.
+func readPipeline(file string) ([]byte, *pipeline.Definition, error) {
+	data, err := readSmallFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-f: %w", err)
 	}
-	return internalError{err}
+	d, err := pipeline.ParseDefinition(data)
+	if err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, nil, fmt.Errorf("%s: %v", file, yamlError(te))
+		}
+		return nil, nil, fmt.Errorf("%s: %v", file, strings.TrimPrefix(strings.Replace(err.Error(), "pipeline definition: yaml: ", "", 1), "pipeline definition: "))
+	}
+	return data, d, nil
 }
 
 func newPipelineCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "pipeline", Short: "Define, list, start and stop pipelines"}
+	var sf serverFlags
+	cmd := &cobra.Command{Use: "pipeline", Short: "Define, list, start and stop pipelines", Long: "Pipelines: a source, a build, an approval and a deployment." + pipelineHelp}
+	sf.add(cmd)
 	var file string
 	var allowPrivate []string
 	put := &cobra.Command{
 		Use:   "put -f PIPELINE.yaml",
-		Short: "Create a pipeline or store a new version of it",
+		Short: "Create a pipeline or store a new version of it (admin)",
 		Long: `Put stores a pipeline definition (YAML) as the pipeline's next version.
-Executions already running keep the version they started with.
+Executions already running keep the version they started with. A hosted
+repository that does not exist is refused; a branch with no commit yet is
+warned about (the first push to it starts an execution).
 
   name: shop-api
   source:                      # a repository hosted by scangate (scangate repo create)...
@@ -84,115 +79,136 @@ Executions already running keep the version they started with.
   deploy:                      # where approved images go
     cluster: default
     service: shop-api
-    container: api`,
+    container: api` + pipelineHelp,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			data, err := readSmallFile(file)
-			if err != nil {
-				return usageError{fmt.Errorf("-f: %w", err)}
-			}
-			d, err := pipeline.ParseDefinition(data)
+			data, d, err := readPipeline(file)
 			if err != nil {
 				return usageError{err}
 			}
-			allow, err := egress.ParseAllow(allowPrivate)
-			if err != nil {
-				return usageError{err}
+			if len(allowPrivate) > 0 {
+				fmt.Fprintln(g.stderr, "note: --allow-private-targets is the server's setting now; the server checks the source's address")
 			}
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				v, err := s.Put(cmd.Context(), d)
-				if errors.Is(err, egress.ErrRefused) {
-					return usageError{err}
-				}
-				if err != nil {
-					return pipelineError(err)
-				}
-				_, err = fmt.Fprintf(g.stdout, "pipeline %s version %d\n", d.Name, v)
+			c, err := g.apiClient(&sf)
+			if err != nil {
 				return err
-			}, allow...)
+			}
+			var out struct {
+				Name     string   `json:"name"`
+				Version  int      `json:"version"`
+				Warnings []string `json:"warnings"`
+			}
+			if err := c.call(cmd.Context(), http.MethodPut, pathOf("pipelines", d.Name), nil, rawBody{"application/yaml", data}, &out); err != nil {
+				return err
+			}
+			for _, w := range out.Warnings {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
+			if g.structured() {
+				out.Warnings = orEmpty(out.Warnings)
+				return g.write(out)
+			}
+			_, err = fmt.Fprintf(g.stdout, "pipeline %s version %d\n", out.Name, out.Version)
+			return err
 		},
 	}
 	put.Flags().StringVarP(&file, "file", "f", "", "the pipeline definition")
-	put.Flags().StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes of loopback, link-local or private addresses the external source may be on (the server's setting of that name decides at each fetch)")
+	put.Flags().StringSliceVar(&allowPrivate, "allow-private-targets", nil, "ignored: the server's --allow-private-targets decides")
+	_ = put.Flags().MarkHidden("allow-private-targets")
 	_ = put.MarkFlagRequired("file")
 
 	list := &cobra.Command{
-		Use: "list", Short: "List pipelines and their latest execution", Args: args(cobra.NoArgs),
+		Use: "list", Short: "List pipelines and their latest execution", Long: "List lists the pipelines." + pipelineHelp, Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				defs, err := s.List(cmd.Context())
-				if err != nil {
-					return pipelineError(err)
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Pipelines []pipeline.Definition `json:"pipelines"`
+			}
+			if err := c.call(cmd.Context(), http.MethodGet, pathOf("pipelines"), nil, nil, &out); err != nil {
+				return err
+			}
+			if g.structured() {
+				return g.write(orEmpty(out.Pipelines))
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tSOURCE\tIMAGE\tAPPROVAL\tLATEST EXECUTION")
+			for _, d := range out.Pipelines {
+				latest := "-"
+				var exs struct {
+					Executions []pipeline.Execution `json:"executions"`
 				}
-				for i, d := range defs {
-					defs[i] = d.Redacted()
+				q := url.Values{"pipeline": {d.Name}, "limit": {"1"}}
+				if err := c.call(cmd.Context(), http.MethodGet, pathOf("executions"), q, nil, &exs); err == nil && len(exs.Executions) > 0 {
+					latest = exs.Executions[0].ID + " " + exs.Executions[0].Status
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(defs))
+				src := d.Source.Repository
+				if src == "" {
+					src = d.Source.URL
 				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tVERSION\tSOURCE\tIMAGE\tLATEST EXECUTION")
-				for _, d := range defs {
-					latest := "-"
-					if exs, err := s.Executions(cmd.Context(), d.Name, 1); err == nil && len(exs) > 0 {
-						latest = exs[0].ID + " " + exs[0].Status
-					}
-					src := d.Source.Repository
-					if src == "" {
-						src = d.Source.URL
-					}
-					fmt.Fprintf(tw, "%s\t%d\t%s@%s\t%s\t%s\n", d.Name, d.Version, src, d.Source.Branch, d.Build.Repository, latest)
-				}
-				return tw.Flush()
-			})
+				fmt.Fprintf(tw, "%s\t%d\t%s@%s\t%s\t%s\t%s\n", d.Name, d.Version, src, d.Source.Branch, d.Build.Repository, d.Approval.Mode, latest)
+			}
+			return tw.Flush()
 		},
 	}
 	get := &cobra.Command{
-		Use: "get NAME", Short: "Show a pipeline's definition (JSON)", Args: args(cobra.ExactArgs(1)),
+		Use: "get NAME", Short: "Show a pipeline's definition (as YAML in table format; never its secrets)", Long: "Get shows a pipeline's latest version." + pipelineHelp,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				d, err := s.Get(cmd.Context(), a[0], 0)
-				if err != nil {
-					return pipelineError(err)
-				}
-				return writeJSON(g.stdout, d.Redacted())
-			})
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			var d pipeline.Definition
+			if err := c.call(cmd.Context(), http.MethodGet, pathOf("pipelines", a[0]), nil, nil, &d); err != nil {
+				return err
+			}
+			if g.format == formatJSON {
+				return g.write(d)
+			}
+			return writeYAML(g.stdout, d)
 		},
 	}
 	var commit string
 	start := &cobra.Command{
 		Use:   "start NAME [--commit SHA]",
-		Short: "Start an execution of the branch head, or of a commit",
+		Short: "Start an execution of the branch head, or of a commit (admin)",
+		Long:  "Start starts an execution: of the commit the pipeline's branch names now, or of --commit." + pipelineHelp,
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				c := commit
-				if c == "" {
-					d, err := s.Get(cmd.Context(), a[0], 0)
-					if err != nil {
-						return pipelineError(err)
-					}
-					if c, err = g.branchHead(cmd.Context(), d); err != nil {
-						return usageError{err}
-					}
-				}
-				id, err := s.Start(cmd.Context(), a[0], pipeline.Trigger{Kind: "manual", Commit: c, Ref: "refs/heads/" + branchOf(s, cmd.Context(), a[0])})
-				if err != nil {
-					return pipelineError(err)
-				}
-				_, err = fmt.Fprintln(g.stdout, id)
+			c, err := g.apiClient(&sf)
+			if err != nil {
 				return err
-			})
+			}
+			var out struct {
+				ID string `json:"id"`
+			}
+			if err := c.call(cmd.Context(), http.MethodPost, pathOf("pipelines", a[0], "executions"), nil, map[string]string{"commit": commit}, &out); err != nil {
+				return err
+			}
+			if g.structured() {
+				return g.write(out)
+			}
+			_, err = fmt.Fprintln(g.stdout, out.ID)
+			return err
 		},
 	}
 	start.Flags().StringVar(&commit, "commit", "", "the commit to build (default: the branch head)")
 	var reason string
 	stop := &cobra.Command{
-		Use: "stop EXECUTION [--reason TEXT]", Short: "Stop an execution in progress", Args: args(cobra.ExactArgs(1)),
+		Use: "stop EXECUTION [--reason TEXT]", Short: "Stop an execution in progress (admin)", Long: "Stop stops an execution." + pipelineHelp, Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				return pipelineError(s.Stop(cmd.Context(), a[0], "stopped by "+whoAmI()+reasonSuffix(reason)))
-			})
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			if err := c.call(cmd.Context(), http.MethodPost, pathOf("executions", a[0], "stop"), nil, map[string]string{"reason": reason}, nil); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "execution %s stopped\n", a[0])
+			return err
 		},
 	}
 	stop.Flags().StringVar(&reason, "reason", "", "why")
@@ -200,95 +216,113 @@ Executions already running keep the version they started with.
 	return cmd
 }
 
-func reasonSuffix(r string) string {
-	if r == "" {
-		return ""
-	}
-	return ": " + r
-}
-
-func branchOf(s *pipeline.Service, ctx context.Context, name string) string {
-	d, err := s.Get(ctx, name, 0)
-	if err != nil {
-		return "main"
-	}
-	return d.Source.Branch
-}
-
-// whoAmI names the person at the command line, for the record.
-func whoAmI() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return "cli:" + u.Username
-	}
-	if n := os.Getenv("USER"); n != "" {
-		return "cli:" + n
-	}
-	return "cli"
-}
-
 func newExecutionCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "execution", Short: "Pipeline executions, their stages, decisions and artifacts"}
+	var sf serverFlags
+	cmd := &cobra.Command{Use: "execution", Short: "Pipeline executions, their stages, decisions and artifacts", Long: "Executions of pipelines." + pipelineHelp}
+	sf.add(cmd)
 	var name string
 	var limit int
 	list := &cobra.Command{
-		Use: "list [--pipeline NAME]", Short: "List executions, newest first", Args: args(cobra.NoArgs),
+		Use: "list [--pipeline NAME]", Short: "List executions, newest first", Long: "List lists executions, newest first." + pipelineHelp, Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				exs, err := s.Executions(cmd.Context(), name, limit)
-				if err != nil {
-					return pipelineError(err)
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if name != "" {
+				q.Set("pipeline", name)
+			}
+			var out struct {
+				Executions []pipeline.Execution `json:"executions"`
+			}
+			if err := c.call(cmd.Context(), http.MethodGet, pathOf("executions"), q, nil, &out); err != nil {
+				return err
+			}
+			if g.structured() {
+				return g.write(orEmpty(out.Executions))
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			head := "EXECUTION\tPIPELINE\tSTATUS\tCOMMIT\tSTARTED\tREASON"
+			if g.wide() {
+				head = "EXECUTION\tPIPELINE\tVERSION\tSTATUS\tCOMMIT\tTRIGGER\tSTARTED BY\tSTARTED\tENDED\tIMAGE\tREASON"
+			}
+			fmt.Fprintln(tw, head)
+			for _, ex := range out.Executions {
+				if g.wide() {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Version, ex.Status, ex.Commit, ex.Trigger,
+						orDash(ex.StartedBy), when(ex.StartedAt), whenPtr(ex.EndedAt), orDash(ex.ImageURI), orDash(oneLine(ex.Reason, 200)))
+					continue
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(exs))
-				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "EXECUTION\tPIPELINE\tSTATUS\tCOMMIT\tSTARTED\tREASON")
-				for _, ex := range exs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%.12s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, ex.Commit,
-						ex.StartedAt.Format(time.RFC3339), oneLine(ex.Reason, 90))
-				}
-				return tw.Flush()
-			})
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.12s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, ex.Commit,
+					ex.StartedAt.Format(time.RFC3339), oneLine(ex.Reason, 90))
+			}
+			return tw.Flush()
 		},
 	}
 	list.Flags().StringVar(&name, "pipeline", "", "only this pipeline's")
-	list.Flags().IntVar(&limit, "limit", 50, "at most this many")
-	var artifact, buildLog bool
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many (1 to 1000)")
+	var artifact, buildLog, wait, follow, watch bool
 	get := &cobra.Command{
-		Use:   "get EXECUTION [--artifact | --log]",
-		Short: "Show an execution: stages, approval and why; or its imagedefinitions.json or build log",
-		Args:  args(cobra.ExactArgs(1)),
+		Use:   "get EXECUTION [--artifact | --log | --wait [--follow] | --watch]",
+		Short: "Show an execution: stages, approval and why; its artifact or build log; or wait for its decision",
+		Long: `Get shows an execution: its stages, its approval with every reason, and why
+it ended as it did. --artifact prints its imagedefinitions.json, --log its
+build log. --wait prints each stage as it changes until the execution ends
+or waits for a person's approval (then approval approve|reject answers it),
+and exits 1 when it failed, was rejected or stopped; --follow also streams
+the build log as it is written. --watch prints the execution again each
+time it changes, until interrupted.` + pipelineHelp,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withPipelines(cmd.Context(), func(s *pipeline.Service, _ *store.Store) error {
-				switch {
-				case artifact:
-					doc, err := s.Artifact(cmd.Context(), a[0])
-					if err != nil {
-						return usageError{err}
-					}
-					_, err = g.stdout.Write(append(doc, '\n'))
-					return err
-				case buildLog:
-					log, err := s.BuildLog(cmd.Context(), a[0])
-					if err != nil {
-						return pipelineError(err)
-					}
-					_, err = fmt.Fprint(g.stdout, log)
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			switch {
+			case artifact:
+				var doc json.RawMessage
+				if err := c.call(ctx, http.MethodGet, pathOf("executions", a[0], "artifact"), nil, nil, &doc); err != nil {
 					return err
 				}
-				ex, err := s.Execution(cmd.Context(), a[0])
-				if err != nil {
-					return pipelineError(err)
+				if g.format == formatYAML {
+					return writeYAML(g.stdout, doc)
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, ex)
-				}
-				return printExecution(g, ex)
-			})
+				_, err = g.stdout.Write(append(doc, '\n'))
+				return err
+			case buildLog:
+				return c.logs(ctx, pathOf("executions", a[0], "log"), nil, g.stdout)
+			case wait || follow:
+				return g.waitExecution(ctx, c, a[0], follow)
+			case watch:
+				return g.watch(ctx, func() (any, string, error) {
+					var ex pipeline.Execution
+					if err := c.call(ctx, http.MethodGet, pathOf("executions", a[0]), nil, nil, &ex); err != nil {
+						return nil, "", err
+					}
+					var b strings.Builder
+					err := printExecution(g.with(&b), &ex)
+					return ex, b.String(), err
+				})
+			}
+			var ex pipeline.Execution
+			if err := c.call(ctx, http.MethodGet, pathOf("executions", a[0]), nil, nil, &ex); err != nil {
+				return err
+			}
+			if g.structured() {
+				return g.write(ex)
+			}
+			return printExecution(g, &ex)
 		},
 	}
 	get.Flags().BoolVar(&artifact, "artifact", false, "print the imagedefinitions.json artifact")
 	get.Flags().BoolVar(&buildLog, "log", false, "print the build log")
+	get.Flags().BoolVar(&wait, "wait", false, "print the stages as they change until the execution ends or waits for a person")
+	get.Flags().BoolVarP(&follow, "follow", "f", false, "with --wait, also stream the build log")
+	get.Flags().BoolVarP(&watch, "watch", "w", false, "print the execution again each time it changes, until interrupted")
+	get.MarkFlagsMutuallyExclusive("artifact", "log", "wait", "watch")
+	get.MarkFlagsMutuallyExclusive("artifact", "log", "follow", "watch")
 	cmd.AddCommand(list, get)
 	return cmd
 }
@@ -360,8 +394,8 @@ fetch it first.` + clientHelp,
 				return err
 			}
 			ap.Token = "" // shown to nobody: the commands below fetch it when they answer
-			if g.format == "json" {
-				return writeJSON(g.stdout, ap)
+			if g.structured() {
+				return g.write(ap)
 			}
 			printApproval(g.stdout, &ap)
 			return nil
@@ -397,8 +431,8 @@ fetch it first.` + clientHelp,
 				if err := c.call(cmd.Context(), http.MethodPost, path, nil, body, &ap); err != nil {
 					return err
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, ap)
+				if g.structured() {
+					return g.write(ap)
 				}
 				_, err = fmt.Fprintf(g.stdout, "%s: %s\n", ap.Status, ap.Summary)
 				return err
@@ -448,71 +482,63 @@ func printApproval(w io.Writer, a *pipeline.Approval) {
 	}
 }
 
-// branchHead resolves a hosted pipeline source's branch to a commit, with
-// git itself: the server may be using the repositories at the same time.
-func (g *globals) branchHead(ctx context.Context, d *pipeline.Definition) (string, error) {
-	if d.Source.Repository == "" {
-		return "", fmt.Errorf("give --commit: %s is an external repository", d.Source.URL)
-	}
-	dir := filepath.Join(g.dataDir, "git", d.Source.Repository+".git")
-	out, err := exec.CommandContext(ctx, "git", "--git-dir", dir, "rev-parse", "--verify", "--end-of-options", "refs/heads/"+d.Source.Branch+"^{commit}").Output()
-	if err != nil {
-		return "", fmt.Errorf("branch %s of repository %s: no such branch (push to it first, or give --commit)", d.Source.Branch, d.Source.Repository)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
 func newRepoCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "repo", Short: "Git repositories hosted by scangate (clone and push at /git/NAME.git)"}
-	withRepos := func(fn func(*source.Repos) error) error {
-		repos, err := source.New(filepath.Join(g.dataDir, "git"), nil, source.Options{Logger: g.log})
-		if err != nil {
-			return internalError{err}
-		}
-		return fn(repos)
-	}
+	var sf serverFlags
+	cmd := &cobra.Command{Use: "repo", Short: "Git repositories hosted by scangate (clone and push at /git/NAME.git)", Long: "Git repositories hosted by scangate." + pipelineHelp}
+	sf.add(cmd)
 	create := &cobra.Command{
 		Use:   "create NAME",
-		Short: "Create a hosted repository",
-		Long: `Create makes an empty repository (default branch main), served by the
-server over git's smart HTTP protocol at http://ADDR/git/NAME.git: clone and
-fetch need a reader token, push a pusher token, given as the password:
+		Short: "Create a hosted repository (admin)",
+		Long: `Create makes an empty repository (default branch main), served over git's
+smart HTTP protocol at SERVER/git/NAME.git: clone and fetch need a reader
+token, push a pusher token, given as the password. Keep the token out of
+the URL (it would be stored in .git/config): let git ask scangate for it,
 
-  git clone http://ci:$TOKEN@127.0.0.1:5000/git/shop-api.git
+  git config --global credential.SERVER.helper '!scangate git-credential'
 
-A push to a branch a pipeline builds starts an execution.`,
+which answers with the token of the context for SERVER (scangate login).
+A push to a branch a pipeline builds starts an execution, and git push says
+which.` + pipelineHelp,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return withRepos(func(repos *source.Repos) error {
-				err := repos.Create(cmd.Context(), a[0])
-				if errors.Is(err, source.ErrExists) || errors.Is(err, source.ErrInvalid) {
-					return usageError{err}
-				}
-				if err != nil {
-					return internalError{err}
-				}
-				name := strings.TrimSuffix(a[0], ".git")
-				_, err = fmt.Fprintf(g.stdout, "repository %s: clone it at http://ADDR/git/%s.git with a token as the password\n", name, name)
+			c, err := g.apiClient(&sf)
+			if err != nil {
 				return err
-			})
+			}
+			var r source.Repo
+			if err := c.call(cmd.Context(), http.MethodPost, pathOf("repositories"), nil, map[string]string{"name": a[0]}, &r); err != nil {
+				return err
+			}
+			cloneURL := c.base + "/git/" + strings.TrimSuffix(r.Name, ".git") + ".git"
+			if g.structured() {
+				return g.write(map[string]string{"name": r.Name, "cloneUrl": cloneURL})
+			}
+			_, err = fmt.Fprintf(g.stdout, "repository %s: git clone %s (a token as the password)\n", r.Name, cloneURL)
+			return err
 		},
 	}
 	list := &cobra.Command{
-		Use: "list", Short: "List hosted repositories", Args: args(cobra.NoArgs),
+		Use: "list", Short: "List hosted repositories", Long: "List lists the hosted repositories." + pipelineHelp, Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withRepos(func(repos *source.Repos) error {
-				list, err := repos.List(cmd.Context())
-				if err != nil {
-					return internalError{err}
-				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(list))
-				}
-				for _, r := range list {
-					fmt.Fprintln(g.stdout, r.Name)
-				}
-				return nil
-			})
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Repositories []source.Repo `json:"repositories"`
+			}
+			if err := c.call(cmd.Context(), http.MethodGet, pathOf("repositories"), nil, nil, &out); err != nil {
+				return err
+			}
+			if g.structured() {
+				return g.write(orEmpty(out.Repositories))
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCLONE URL")
+			for _, r := range out.Repositories {
+				fmt.Fprintf(tw, "%s\t%s/git/%s.git\n", r.Name, c.base, strings.TrimSuffix(r.Name, ".git"))
+			}
+			return tw.Flush()
 		},
 	}
 	cmd.AddCommand(create, list)

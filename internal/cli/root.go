@@ -28,9 +28,9 @@ const (
 	ExitInternal = 3
 )
 
-// formats are the output formats; db commands print table and json, scan
-// all of them.
-var formats = []string{"table", "json", "sarif", "cyclonedx", "spdx"}
+// formats are the output formats; scan and findings also write sarif,
+// cyclonedx and spdx, the others table, wide, json and yaml.
+var formats = []string{formatTable, formatWide, formatJSON, formatYAML, "sarif", "cyclonedx", "spdx"}
 
 // globals are the flags every command takes.
 type globals struct {
@@ -78,12 +78,23 @@ func newRoot(g *globals) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", defaultDataDir(), "where scangate keeps its database and registry")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	pf.StringVar(&g.format, "format", "table", "output format: table or json; scan also writes sarif, cyclonedx and spdx")
+	pf.StringVar(&g.format, "format", "table", "output format: table, wide (more columns), json or yaml; scan and findings also write sarif, cyclonedx and spdx")
 	root.AddCommand(newVersionCmd(g), newDBCmd(g), newScanCmd(g), newRulesCmd(g), newServerCmd(g), newTokenCmd(g), newImagesCmd(g), newFindingsCmd(g), newEventsCmd(g), newPipelineCmd(g), newExecutionCmd(g), newApprovalCmd(g), newRepoCmd(g),
-		newClusterCmd(g), newTaskDefCmd(g), newServiceCmd(g), newTaskCmd(g), newKeyCmd(g), newCacheCmd(g))
-	root.AddCommand(newUpCmd(g))
-	root.AddCommand(newDownCmd(g))
+		newClusterCmd(g), newTaskDefCmd(g), newServiceCmd(g), newTaskCmd(g), newKeyCmd(g), newCacheCmd(g),
+		newLoginCmd(g), newContextCmd(g), newWhoamiCmd(g), newGitCredentialCmd(g), newUpCmd(g), newDownCmd(g))
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that only groups others refuse an
+// unknown subcommand (exit 2) and show its help when called alone.
+func strictGroups(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+			c.Args, c.RunE = noSubcommand, groupRunE
+		}
+		strictGroups(c)
+	}
 }
 
 // applyEnv sets every flag the command line left alone from SCANGATE_<FLAG>

@@ -5,28 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/events/pattern"
-	"github.com/scangate/scangate/internal/store"
 )
 
 func newRulesCmd(g *globals) *cobra.Command {
+	var sf serverFlags
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "Work with event rules and their EventBridge-style patterns",
+		Long:  "Rules route the server's events to webhooks. put, list and delete are clients of the server; test works here alone." + clientHelp,
 	}
-	cmd.AddCommand(newRulesTestCmd(g), newRulesPutCmd(g), newRulesListCmd(g), newRulesDeleteCmd(g))
+	sf.add(cmd)
+	cmd.AddCommand(newRulesTestCmd(g), newRulesPutCmd(g, &sf), newRulesListCmd(g, &sf), newRulesDeleteCmd(g, &sf))
 	return cmd
 }
 
-func newRulesPutCmd(g *globals) *cobra.Command {
+func newRulesPutCmd(g *globals, sf *serverFlags) *cobra.Command {
 	var file, patternArg, secret, handler string
 	var webhooks, allowPrivate []string
 	cmd := &cobra.Command{
@@ -41,10 +43,10 @@ under --secret), retried with exponential backoff for the server's
 --file takes the API's body: {"pattern": {...}, "targets": [{"id": "...",
 "webhook": "https://...", "secret": "..."}]}. PATTERN is JSON or @FILE.
 
-The webhook's URL and secret are sealed at rest with the data folder's keys
+The webhook's URL and secret are sealed at rest with the server's keys
 (scangate key rotate). A webhook on a loopback, link-local or private address
-is refused unless --allow-private-targets lists it; the server checks the
-address of each delivery against its own --allow-private-targets.`,
+is refused unless the server's --allow-private-targets lists it; the server
+checks it at put time and again at each delivery. Needs an admin token.` + clientHelp,
 		Example: `  scangate rules put critical --pattern '{"detail-type": ["Scan"], "detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}' \
       --webhook http://127.0.0.1:9000/hook --secret s3cret`,
 		Args: args(cobra.ExactArgs(1)),
@@ -53,19 +55,19 @@ address of each delivery against its own --allow-private-targets.`,
 			if err != nil {
 				return usageError{err}
 			}
-			allow, err := egress.ParseAllow(allowPrivate)
+			if len(allowPrivate) > 0 {
+				fmt.Fprintln(g.stderr, "note: --allow-private-targets is the server's setting now; the server checks the webhook's address")
+			}
+			c, err := g.apiClient(sf)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			if err := events.CheckTargets(cmd.Context(), egress.New(allow), rule); err != nil {
-				return usageError{err}
+			body := map[string]any{"pattern": rule.Pattern, "targets": rule.Targets}
+			if err := c.call(cmd.Context(), http.MethodPut, pathOf("rules", rule.Name), nil, body, nil); err != nil {
+				return err
 			}
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				if err := events.NewRules(st).Put(cmd.Context(), rule); err != nil {
-					return internalError{err}
-				}
-				return nil
-			})
+			_, err = fmt.Fprintf(g.stdout, "rule %s stored\n", rule.Name)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -74,7 +76,8 @@ address of each delivery against its own --allow-private-targets.`,
 	f.StringArrayVar(&webhooks, "webhook", nil, "a webhook URL to deliver to (repeatable)")
 	f.StringVar(&secret, "secret", "", "the secret that signs webhook deliveries")
 	f.StringVar(&handler, "handler", "", "a built-in handler to deliver to")
-	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes of loopback, link-local or private addresses a webhook may be on (the server's setting of that name decides at delivery)")
+	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "ignored: the server's --allow-private-targets decides")
+	_ = f.MarkHidden("allow-private-targets")
 	return cmd
 }
 
@@ -103,24 +106,24 @@ func ruleFromFlags(name, file, patternArg string, webhooks []string, secret, han
 	return r, r.Check()
 }
 
-func newRulesListCmd(g *globals) *cobra.Command {
+func newRulesListCmd(g *globals, sf *serverFlags) *cobra.Command {
 	return &cobra.Command{
-		Use: "list", Short: "List the stored rules", Args: args(cobra.NoArgs),
+		Use: "list", Short: "List the stored rules (admins see webhook URLs whole, others their scheme and host)", Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				rules, err := events.NewRules(st).List(cmd.Context())
-				if err != nil {
-					return internalError{err}
-				}
-				for i := range rules {
-					for j := range rules[i].Targets {
-						if rules[i].Targets[j].Secret != "" {
-							rules[i].Targets[j].Secret = "********"
-						}
-					}
-				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(rules))
+			c, err := g.apiClient(sf)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Rules []events.Rule `json:"rules"`
+			}
+			if err := c.call(cmd.Context(), http.MethodGet, pathOf("rules"), nil, nil, &out); err != nil {
+				return err
+			}
+			rules := out.Rules
+			{
+				if g.structured() {
+					return g.write(orEmpty(rules))
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tTARGETS\tPATTERN")
@@ -132,22 +135,24 @@ func newRulesListCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, strings.Join(ts, ","), oneLine(string(r.Pattern), 80))
 				}
 				return tw.Flush()
-			})
+			}
 		},
 	}
 }
 
-func newRulesDeleteCmd(g *globals) *cobra.Command {
+func newRulesDeleteCmd(g *globals, sf *serverFlags) *cobra.Command {
 	return &cobra.Command{
-		Use: "delete NAME", Short: "Delete a rule", Args: args(cobra.ExactArgs(1)),
+		Use: "delete NAME", Short: "Delete a rule (admin)", Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				err := events.NewRules(st).Delete(cmd.Context(), a[0])
-				if errors.Is(err, events.ErrNoRule) {
-					return usageError{err}
-				}
+			c, err := g.apiClient(sf)
+			if err != nil {
 				return err
-			})
+			}
+			if err := c.call(cmd.Context(), http.MethodDelete, pathOf("rules", a[0]), nil, nil, nil); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "rule %s deleted\n", a[0])
+			return err
 		},
 	}
 }

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -41,7 +45,7 @@ func newScanCmd(g *globals) *cobra.Command {
 	f := scanFlags{limits: scan.DefaultLimits}
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE",
-		Short: "Catalog an image's packages, match them against the database, and gate",
+		Short: "Catalog an image's packages, match them against the database, and gate (local)",
 		Long: `Scan lists the packages in an image (Debian, Alpine and Red Hat packages, Go
 binaries, npm, Python, Java and Rust packages), matches them against the local
 vulnerability database, and reports the findings. With --fail-on it is a gate:
@@ -53,7 +57,7 @@ IMAGE is one of:
   oci-archive:PATH                             a tar of an OCI layout
   oci:DIR[:TAG]                                an OCI layout folder
   docker:NAME                                  an image in the local Docker Engine
-  dir:PATH                                     a root filesystem on disk`,
+  dir:PATH                                     a root filesystem on disk` + localHelp,
 		Example: "  scangate scan docker-archive:app.tar --fail-on CRITICAL=0,HIGH=0\n  scangate scan --format sarif --output app.sarif 127.0.0.1:5000/app:1",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -79,9 +83,12 @@ IMAGE is one of:
 }
 
 func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
-	format, err := report.ParseFormat(g.format)
-	if err != nil {
+	if err := checkScanInput(ref); err != nil {
 		return usageError{err}
+	}
+	format, err := g.reportFormat()
+	if err != nil {
+		return err
 	}
 	order, err := scan.ParseSeverityOrder(f.severitySource)
 	if err != nil {
@@ -110,28 +117,35 @@ func (g *globals) scan(ctx context.Context, ref string, f scanFlags) error {
 		if err != nil {
 			return err
 		}
-		decision := policy.Evaluate(r, pol, time.Now())
+		decision := policy.Evaluate(r, pol, time.Now()) // marks the suppressed findings in r
 		if err := g.writeReport(r, format, f.output); err != nil {
 			return err
 		}
-		if !gate && !f.suppresses() {
-			return nil // a plain scan: no policy to speak of
-		}
-		for _, n := range decision.Notes {
-			fmt.Fprintf(g.stderr, "note: %s\n", n)
-		}
-		if !gate {
-			return nil
-		}
-		fmt.Fprintln(g.stderr, decision.Summary())
-		if !decision.Passed {
-			for _, reason := range decision.Reasons {
-				fmt.Fprintf(g.stderr, "  %s\n", reason)
-			}
-			return policyFailed{}
-		}
-		return nil
+		return g.gate(decision, gate, f.suppresses())
 	})
+}
+
+// gate says what a decision of the flags' policy (policy.Evaluate) means:
+// exit 1 (policyFailed) with the reasons when it failed. Without
+// thresholds it only notes what the suppressions did.
+func (g *globals) gate(decision policy.Decision, gate, suppresses bool) error {
+	if !gate && !suppresses {
+		return nil // no policy to speak of
+	}
+	for _, n := range decision.Notes {
+		fmt.Fprintf(g.stderr, "note: %s\n", n)
+	}
+	if !gate {
+		return nil
+	}
+	fmt.Fprintln(g.stderr, decision.Summary())
+	if !decision.Passed {
+		for _, reason := range decision.Reasons {
+			fmt.Fprintf(g.stderr, "  %s\n", reason)
+		}
+		return policyFailed{}
+	}
+	return nil
 }
 
 // policy builds the gate's policy from the flags; gate says whether any
@@ -226,9 +240,10 @@ func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platfo
 }
 
 func (g *globals) writeReport(r *scan.Report, format report.Format, output string) error {
-	opts := report.Options{Color: output == "" && isTerminal(g.stdout), ToolVersion: version()}
+	opts := reportOptions{Options: report.Options{Color: output == "" && isTerminal(g.stdout), ToolVersion: version()}}
+	opts.YAML = g.format == formatYAML
 	if output == "" {
-		return report.Write(g.stdout, r, format, opts)
+		return writeFormat(g.stdout, r, format, opts)
 	}
 	if fi, err := os.Stat(output); err == nil && !fi.Mode().IsRegular() {
 		// /dev/null, a pipe: write to it, never rename over it.
@@ -241,7 +256,7 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 		return usageError{fmt.Errorf("--output: %w", err)}
 	}
 	defer os.Remove(tmp.Name())
-	if err := report.Write(tmp, r, format, opts); err != nil {
+	if err := writeFormat(tmp, r, format, opts); err != nil {
 		tmp.Close()
 		return internalError{err}
 	}
@@ -254,12 +269,47 @@ func (g *globals) writeReport(r *scan.Report, format report.Format, output strin
 	return nil
 }
 
-func writeTo(path string, r *scan.Report, format report.Format, opts report.Options) error {
+// reportOptions are report.Options and whether the JSON report is written
+// as YAML (--format yaml).
+type reportOptions struct {
+	report.Options
+	YAML bool
+}
+
+// reportFormat is the report format of --format: yaml is the JSON report
+// as YAML, wide the table.
+func (g *globals) reportFormat() (report.Format, error) {
+	switch g.format {
+	case formatYAML:
+		return report.JSON, nil
+	case formatWide:
+		return report.Table, nil
+	}
+	f, err := report.ParseFormat(g.format)
+	if err != nil {
+		return f, usageError{err}
+	}
+	return f, nil
+}
+
+// writeFormat writes r in format, the JSON one as YAML if opts say so.
+func writeFormat(w io.Writer, r *scan.Report, format report.Format, opts reportOptions) error {
+	if !opts.YAML {
+		return report.Write(w, r, format, opts.Options)
+	}
+	var b bytes.Buffer
+	if err := report.Write(&b, r, report.JSON, opts.Options); err != nil {
+		return err
+	}
+	return writeYAML(w, json.RawMessage(b.Bytes()))
+}
+
+func writeTo(path string, r *scan.Report, format report.Format, opts reportOptions) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return usageError{fmt.Errorf("--output: %w", err)}
 	}
-	if err := report.Write(f, r, format, opts); err != nil {
+	if err := writeFormat(f, r, format, opts); err != nil {
 		f.Close()
 		return internalError{err}
 	}
@@ -288,3 +338,60 @@ func unavailable(err error) bool {
 type policyFailed struct{}
 
 func (policyFailed) Error() string { return "policy failed" }
+
+// checkScanInput catches the mistakes a new user makes before the image
+// is opened, where they would end in an error about something else: a
+// local file or folder named without its kind (which would be looked up
+// in a registry), and a docker save tar given as an OCI archive.
+func checkScanInput(ref string) error {
+	for _, p := range image.Transports {
+		if path, ok := strings.CutPrefix(ref, p); ok {
+			if p == "oci-archive:" && isDockerSave(path) {
+				return fmt.Errorf("%s is a docker save archive, not an OCI one: scan docker-archive:%s", path, path)
+			}
+			return nil
+		}
+	}
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return nil // a registry reference
+	}
+	if fi.IsDir() {
+		if _, err := os.Stat(filepath.Join(ref, "oci-layout")); err == nil {
+			return fmt.Errorf("%s is a folder on disk: scan oci:%s (an OCI layout)", ref, ref)
+		}
+		return fmt.Errorf("%s is a folder on disk: scan dir:%s (a root filesystem), or oci:%s (an OCI layout)", ref, ref, ref)
+	}
+	if isDockerSave(ref) {
+		return fmt.Errorf("%s is a file on disk: scan docker-archive:%s (docker save)", ref, ref)
+	}
+	return fmt.Errorf("%s is a file on disk: scan docker-archive:%s (docker save) or oci-archive:%s (a tar of an OCI layout)", ref, ref, ref)
+}
+
+// maxTarProbe bounds the entries isDockerSave reads.
+const maxTarProbe = 4096
+
+// isDockerSave reports whether path is a tar with docker save's
+// manifest.json and no OCI layout marker.
+func isDockerSave(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	manifest, layout := false, false
+	for i := 0; i < maxTarProbe; i++ {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "manifest.json":
+			manifest = true
+		case "oci-layout":
+			layout = true
+		}
+	}
+	return manifest && !layout
+}

@@ -90,7 +90,11 @@ func TestScanBadInput(t *testing.T) {
 		{dir, []string{"scan", "--max-layer-files", "1", "docker-archive:" + archive}, ExitBadInput, "over the scan limit"},
 		{dir, []string{"--format", "xml", "scan", "docker-archive:" + archive}, ExitBadInput, "--format"},
 		{empty, []string{"scan", "docker-archive:" + archive}, ExitBadInput, "database is empty"},
-		{dir, []string{"--format", "sarif", "db", "status"}, ExitBadInput, "table or json"},
+		// Local inputs named as users first write them.
+		{dir, []string{"scan", archive}, ExitBadInput, "is a file on disk: scan docker-archive:" + archive},
+		{dir, []string{"scan", "oci-archive:" + archive}, ExitBadInput, archive + " is a docker save archive, not an OCI one: scan docker-archive:" + archive},
+		{dir, []string{"scan", empty}, ExitBadInput, "is a folder on disk: scan dir:" + empty},
+		{dir, []string{"--format", "sarif", "db", "status"}, ExitBadInput, "table, wide, json or yaml"},
 	}
 	for _, tt := range tests {
 		r := run(t, tt.dir, tt.args...)

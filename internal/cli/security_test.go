@@ -24,7 +24,7 @@ func TestTokenExpiresFlag(t *testing.T) {
 		t.Errorf("--expires 90d expires %s, %s from now", created.Token.ExpiresAt, d)
 	}
 	run(t, dir, "token", "create", "--name", "dated", "--expires", "2099-01-31").must(t)
-	list := run(t, dir, "token", "list").must(t).stdout
+	list := run(t, dir, "token", "list", "--local").must(t).stdout
 	if !strings.Contains(list, "EXPIRES") || !strings.Contains(list, "2099-01-31T00:00:00Z") {
 		t.Errorf("token list:\n%s", list)
 	}

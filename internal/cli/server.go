@@ -24,7 +24,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	var proxies, allowPrivate []string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the registry, scanner, event bus and API",
+		Short: "Run the registry, scanner, event bus and API (local: over the data folder)",
 		Long: `Server runs scangate's service on one address (127.0.0.1:5000 by default):
 
   /v2/           the OCI registry (docker push/pull; tokens as the password)
@@ -53,7 +53,7 @@ Settings come from flags, then SCANGATE_<FLAG> variables, then the YAML file
 --config (default: scangate.yaml in the data folder, if there is one), whose
 keys are the flag names. SIGINT or SIGTERM drains: new requests are refused,
 running requests and jobs get --shutdown-timeout to finish, and jobs cut
-short run again at the next start.`,
+short run again at the next start.` + localHelp,
 		Example: `  scangate token create --name admin --role admin
   scangate server --addr 127.0.0.1:5000
   docker login 127.0.0.1:5000 -u ci -p "$TOKEN" && docker push 127.0.0.1:5000/app:1`,

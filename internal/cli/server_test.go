@@ -49,25 +49,33 @@ func waitReady(t *testing.T, addr string, done <-chan result) {
 	t.Fatal("server not ready in 30 s")
 }
 
-// The whole server flow through the commands a user types: a token, the
-// server configured by its file, a push, then images, findings, events and
-// rules read back; an interrupt stops it cleanly.
+// The whole server flow through the commands a user types: the first
+// admin's token made in the data folder (no server yet), the server
+// configured by its file, a push, then images, findings (by the name
+// docker push used, and as a gate), events and rules read back through the
+// API; a pusher's token refused where an admin's is needed, naming both
+// roles; an interrupt stops the server cleanly.
 func TestServerCommands(t *testing.T) {
 	dir := t.TempDir()
-	run(t, dir, "db", "import", filepath.Join(fixtures, "debian"), filepath.Join(fixtures, "ghsa")).must(t)
-	secret := strings.TrimSpace(run(t, dir, "token", "create", "--name", "ci", "--role", "pusher").must(t).stdout)
-	if !strings.HasPrefix(secret, "sgt_") {
-		t.Fatalf("token create printed %q", secret)
+	r := run(t, dir, "db", "import", filepath.Join(fixtures, "debian"), filepath.Join(fixtures, "ghsa")).must(t)
+	if !strings.Contains(r.stderr, "no scangate server is running on "+dir) {
+		t.Errorf("db import with no server says nothing of the queued re-evaluation:\n%s", r.stderr)
 	}
+	r = run(t, dir, "token", "create", "--name", "ci", "--role", "pusher").must(t)
+	secret := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(secret, "sgt_") || !strings.Contains(r.stderr, "created in the data folder "+dir) {
+		t.Fatalf("token create printed %q, %q", secret, r.stderr)
+	}
+	admin := strings.TrimSpace(run(t, dir, "token", "create", "--name", "root", "--role", "admin").must(t).stdout)
 	if r := run(t, dir, "token", "create", "--name", "ci", "--role", "pusher"); r.code != ExitBadInput {
 		t.Errorf("the same name twice: exit %d, want 2", r.code)
 	}
-	if out := run(t, dir, "token", "list").must(t).stdout; !strings.Contains(out, "ci") || strings.Contains(out, secret) {
-		t.Errorf("token list (never the secret):\n%s", out)
+	if out := run(t, dir, "token", "list", "--local").must(t).stdout; !strings.Contains(out, "ci") || strings.Contains(out, secret) {
+		t.Errorf("token list --local (never the secret):\n%s", out)
 	}
 
 	addr := freeAddr(t)
-	config := "addr: " + addr + "\nscan-concurrency: 1\n"
+	config := "addr: " + addr + "\nscan-concurrency: 1\nallow-private-targets: 127.0.0.0/8\n"
 	if err := os.WriteFile(filepath.Join(dir, "scangate.yaml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +88,11 @@ func TestServerCommands(t *testing.T) {
 	if r := run(t, dir, "server", "--addr", freeAddr(t)); r.code != ExitInternal || !strings.Contains(r.stderr, "another scangate server") {
 		t.Errorf("a second server on the same data: exit %d %s", r.code, r.stderr)
 	}
+	// The client commands from here on, from a folder that is not the
+	// server's: the server and the token come from the environment.
+	t.Setenv("SCANGATE_SERVER", addr)
+	t.Setenv("SCANGATE_TOKEN", admin)
+	elsewhere := filepath.Join(t.TempDir(), "laptop")
 
 	img, _ := imagetest.BookwormApp(t)
 	ref, err := name.ParseReference(addr+"/shop/api:1", name.Insecure)
@@ -90,7 +103,7 @@ func TestServerCommands(t *testing.T) {
 		t.Fatalf("push with the pusher token: %v", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(run(t, dir, "images", "list").must(t).stdout, "COMPLETE") {
+	for !strings.Contains(run(t, elsewhere, "images", "list").must(t).stdout, "COMPLETE") {
 		if time.Now().After(deadline) {
 			t.Fatal("not scanned in 30 s")
 		}
@@ -98,31 +111,69 @@ func TestServerCommands(t *testing.T) {
 	}
 	var rep struct {
 		Image    struct{ Repository string }
-		Findings []struct{ ID string }
+		Findings []struct{ ID, Severity string }
 	}
-	out := run(t, dir, "--format", "json", "findings", "shop/api:1").must(t).stdout
+	// The name docker push used, registry host and all.
+	out := run(t, elsewhere, "--format", "json", "findings", addr+"/shop/api:1").must(t).stdout
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Image.Repository != "shop/api" || len(rep.Findings) == 0 {
-		t.Errorf("findings: %v %+v", err, rep)
+		t.Fatalf("findings: %v %+v", err, rep)
 	}
-	if r := run(t, dir, "findings", "shop/api:2"); r.code != ExitBadInput {
-		t.Errorf("findings of an unknown tag: exit %d, want 2", r.code)
+	if out := run(t, elsewhere, "--format", "yaml", "findings", "shop/api:1").must(t).stdout; !strings.Contains(out, "repository: shop/api") || strings.HasPrefix(out, "{") {
+		t.Errorf("findings --format yaml:\n%.500s", out)
 	}
-	lines := strings.Split(strings.TrimSpace(run(t, dir, "events", "tail").must(t).stdout), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], `"Image Push"`) || !strings.Contains(lines[1], `"INITIAL_SCAN_COMPLETE"`) {
-		t.Errorf("events tail:\n%s", strings.Join(lines, "\n"))
+	if r := run(t, elsewhere, "findings", "shop/api:2"); r.code != ExitBadInput || !strings.Contains(r.stderr, "server http://"+addr+": 404:") {
+		t.Errorf("findings of an unknown tag: exit %d %s, want 2 naming the server", r.code, r.stderr)
+	}
+	// The gate on the stored result: no pull, the policy's reasons.
+	sev := rep.Findings[0].Severity
+	r = run(t, elsewhere, "findings", "shop/api:1", "--fail-on", sev+"=0")
+	if r.code != ExitPolicy || !strings.Contains(r.stderr, sev) {
+		t.Errorf("findings --fail-on %s=0: exit %d %s, want 1 with the reasons", sev, r.code, r.stderr)
+	}
+	run(t, elsewhere, "findings", "shop/api:1", "--fail-on", sev+"=100000").must(t)
+
+	out = run(t, elsewhere, "events", "tail").must(t).stdout
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SEQ") || !strings.HasPrefix(lines[1], "1 ") || !strings.Contains(lines[1], "Image Push") ||
+		!strings.Contains(lines[2], "INITIAL_SCAN_COMPLETE") {
+		t.Errorf("events tail:\n%s", out)
+	}
+	out = run(t, elsewhere, "--format", "json", "events", "tail", "-n", "1", "--type", "Scan", "--since", "1h").must(t).stdout
+	var ev loggedEvent
+	if err := json.Unmarshal([]byte(out), &ev); err != nil || ev.Seq != 2 || ev.Event.DetailType != "Scan" {
+		t.Errorf("events tail -n 1 --type Scan: %v %s", err, out)
+	}
+	if out := run(t, elsewhere, "events", "tail", "--type", "Nothing").must(t).stdout; strings.Count(out, "\n") != 1 {
+		t.Errorf("events tail --type Nothing:\n%s", out)
 	}
 
-	run(t, dir, "rules", "put", "crit", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", "http://127.0.0.1:9/x", "--secret", "s",
-		"--allow-private-targets", "127.0.0.0/8").must(t)
-	if out := run(t, dir, "rules", "list").must(t).stdout; !strings.Contains(out, "crit") || strings.Contains(out, `"s"`) {
+	run(t, elsewhere, "rules", "put", "crit", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", "http://127.0.0.1:9/x", "--secret", "s").must(t)
+	if out := run(t, elsewhere, "rules", "list").must(t).stdout; !strings.Contains(out, "crit") || strings.Contains(out, `"s"`) {
 		t.Errorf("rules list:\n%s", out)
 	}
-	if r := run(t, dir, "rules", "put", "bad", "--pattern", `{"detail-type": "Scan"}`, "--webhook", "http://127.0.0.1:9/x"); r.code != ExitBadInput {
+	if out := run(t, elsewhere, "--format", "yaml", "rules", "list").must(t).stdout; !strings.Contains(out, "name: crit") || !strings.Contains(out, "secret: '********'") {
+		t.Errorf("rules list --format yaml:\n%s", out)
+	}
+	if r := run(t, elsewhere, "rules", "put", "bad", "--pattern", `{"detail-type": "Scan"}`, "--webhook", "http://127.0.0.1:9/x"); r.code != ExitBadInput {
 		t.Errorf("a bad pattern: exit %d, want 2: %s", r.code, r.stderr)
 	}
-	run(t, dir, "rules", "delete", "crit").must(t)
-	if r := run(t, dir, "rules", "delete", "crit"); r.code != ExitBadInput {
+	run(t, elsewhere, "rules", "delete", "crit").must(t)
+	if r := run(t, elsewhere, "rules", "delete", "crit"); r.code != ExitBadInput {
 		t.Errorf("deleting a missing rule: exit %d, want 2", r.code)
+	}
+	// A pusher may not: the error names the server, the role needed and the
+	// token's.
+	t.Setenv("SCANGATE_TOKEN", secret)
+	if r := run(t, elsewhere, "rules", "delete", "x"); r.code != ExitBadInput ||
+		!strings.Contains(r.stderr, "server http://"+addr+": 403: this needs the admin role; token ci is a pusher") {
+		t.Errorf("a pusher deletes a rule: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(elsewhere); !os.IsNotExist(err) {
+		t.Errorf("the client commands made a data folder: %v", err)
+	}
+	// With the server running, an import says nothing of waiting.
+	if r := run(t, dir, "db", "import", filepath.Join(fixtures, "debian")).must(t); strings.Contains(r.stderr, "no scangate server") {
+		t.Errorf("db import with the server running:\n%s", r.stderr)
 	}
 
 	stop()
@@ -130,6 +181,13 @@ func TestServerCommands(t *testing.T) {
 	case r := <-done:
 		if r.code != 0 {
 			t.Errorf("server stopped with exit %d: %s", r.code, r.stderr)
+		}
+		if strings.Contains(r.stderr, "database is empty") || !strings.Contains(r.stderr, "scangate server stopped") {
+			t.Errorf("the server's log does not end saying it stopped (or warns of a database that is not empty):\n%s", r.stderr)
+		}
+		// One info line for the push and one for its scan.
+		if strings.Count(r.stderr, `msg="Image Push"`) != 1 || strings.Count(r.stderr, "msg=Scan ") != 1 || !strings.Contains(r.stderr, "INITIAL_SCAN_COMPLETE") {
+			t.Errorf("the server's log does not tell the push and the scan once each:\n%s", r.stderr)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not stop in 30 s")
@@ -164,5 +222,7 @@ func TestServerConfigFile(t *testing.T) {
 	stop()
 	if r := <-done; r.code != 0 {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
+	} else if !strings.Contains(r.stderr, "the vulnerability database is empty: every scan will fail until it is filled") {
+		t.Errorf("a server on an empty database does not warn at start:\n%s", r.stderr)
 	}
 }

@@ -1,11 +1,11 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,35 +14,45 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/auth"
-	"github.com/scangate/scangate/internal/deploy"
-	"github.com/scangate/scangate/internal/events"
-	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/policy"
-	"github.com/scangate/scangate/internal/report"
-	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
 )
 
-// The commands in this file work on the data folder the server uses, so
-// they run on the server's machine, with or without the server running;
-// remote users have the REST API.
+// The commands in this file are clients of the server's API, but for the
+// first admin's token: token create with no token to present (or --local)
+// works on the data folder, so that a fresh server can be given its first
+// admin.
 
 func newTokenCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke access tokens for the registry and API"}
+	var sf serverFlags
+	var local bool
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke access tokens for the registry and API (admin)",
+		Long: `Tokens let people and programs in: as the password of docker login and
+git (any user name), or as "Authorization: Bearer" for the API. Managing
+them needs an admin token, over the API.
+
+The first admin's token is made on the server's machine, with the server
+running or not: token create with no token to present (no SCANGATE_TOKEN,
+--token-file or context for the server), or with --local, writes it in the
+data folder (--data-dir) itself, and says so.` + clientHelp,
+	}
+	sf.add(cmd)
+	cmd.PersistentFlags().BoolVar(&local, "local", false, "work on the data folder (--data-dir) instead of a server: the first admin's token")
 	var name, role, expires, repositories string
 	create := &cobra.Command{
-		Use:   "create --name NAME --role reader|pusher|deployer|admin [--expires 90d|2027-01-31] [--repositories 'shop/*,billing/api']",
+		Use:   "create --name NAME --role reader|pusher|approver|deployer|admin [--expires 90d|2027-01-31] [--repositories 'shop/*,billing/api']",
 		Short: "Create a token and print its secret (shown once)",
 		Long: `Create makes an access token. reader pulls images and reads results;
-pusher also pushes; deployer also changes clusters, task definitions,
-services and tasks; admin also deletes, approves and manages tokens and rules. The
-secret is printed once; scangate keeps only its hash. Use it as the password
-of docker login (any user name) or as "Authorization: Bearer" for the API.
-With --expires (a number of days such as 90d, a date, or an RFC 3339 time)
-the token stops working then, and is refused as an unknown one is.
-With --repositories (patterns: "*" within a path segment, "**" as the last
-segment for any depth) the token reaches only those registry and hosted git
-repositories; admin tokens reach every repository.`,
+pusher also pushes; approver also answers approvals; deployer also changes
+clusters, task definitions, services and tasks; admin also deletes and
+manages tokens, rules and pipelines. The secret is printed once; scangate
+keeps only its hash. With --expires (a number of days such as 90d, a date,
+or an RFC 3339 time) the token stops working then, and is refused as an
+unknown one is. With --repositories (patterns: "*" within a path segment,
+"**" as the last segment for any depth) the token reaches only those
+registry and hosted git repositories; admin tokens reach every repository.` + clientHelp,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := auth.ParseRole(role)
@@ -59,68 +69,128 @@ repositories; admin tokens reach every repository.`,
 			if err != nil {
 				return usageError{fmt.Errorf("--repositories: %w", err)}
 			}
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				secret, tok, err := auth.NewTokens(st).CreateToken(cmd.Context(), auth.Spec{Name: name, Role: r, Expires: until, Repositories: scope})
-				if errors.Is(err, auth.ErrExists) {
-					return usageError{err}
-				}
-				if err != nil {
-					return usageError{err}
-				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, map[string]any{"token": tok, "secret": secret})
-				}
-				_, err = fmt.Fprintln(g.stdout, secret)
+			var created struct {
+				Token  auth.Token `json:"token"`
+				Secret string     `json:"secret"`
+			}
+			c, err := g.tokenClient(&sf, local)
+			if err != nil {
 				return err
-			})
+			}
+			if c == nil { // the first admin's, in the data folder
+				err = g.withStore(cmd.Context(), func(st *store.Store) error {
+					created.Secret, created.Token, err = auth.NewTokens(st).CreateToken(cmd.Context(), auth.Spec{Name: name, Role: r, Expires: until, Repositories: scope})
+					return badInput(err)
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stderr, "token %s created in the data folder %s (local: no server was asked)\n", name, g.dataDir)
+			} else {
+				body := map[string]any{"name": name, "role": r}
+				if !until.IsZero() {
+					body["expiresAt"] = until
+				}
+				if len(scope) > 0 {
+					body["repositories"] = scope
+				}
+				if err := c.call(cmd.Context(), http.MethodPost, pathOf("tokens"), nil, body, &created); err != nil {
+					return err
+				}
+			}
+			if g.structured() {
+				return g.write(created)
+			}
+			_, err = fmt.Fprintln(g.stdout, created.Secret)
+			return err
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the token, such as ci")
 	create.Flags().StringVar(&role, "role", "reader", "reader, pusher, approver, deployer or admin")
 	create.Flags().StringVar(&expires, "expires", "", "when the token stops working: 90d (days from now), a date (2027-01-31) or an RFC 3339 time; default never")
-	create.Flags().StringVar(&repositories, "repositories", "", "the repositories the token may reach, as comma-separated patterns (shop/*,billing/api); default all")
+	create.Flags().StringVar(&repositories, "repositories", "", "repository patterns the token reaches, comma-separated (shop/*, billing/api); default all")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
-		Use: "list", Short: "List tokens (never their secrets)", Args: args(cobra.NoArgs),
+		Use: "list", Short: "List tokens (never their secrets)", Long: "List lists the tokens." + clientHelp, Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				toks, err := auth.NewTokens(st).List(cmd.Context())
+			var toks []auth.Token
+			if local {
+				err := g.withExistingStore(cmd.Context(), func(st *store.Store) (err error) {
+					toks, err = auth.NewTokens(st).List(cmd.Context())
+					return err
+				})
 				if err != nil {
-					return internalError{err}
+					return err
 				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(toks))
+			} else {
+				c, err := g.apiClient(&sf)
+				if err != nil {
+					return err
 				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREPOSITORIES")
-				for _, t := range toks {
-					used, exp := "never", "never"
-					if t.LastUsedAt != nil {
-						used = t.LastUsedAt.Format(time.RFC3339)
-					}
-					if t.ExpiresAt != nil {
-						exp = t.ExpiresAt.Format(time.RFC3339)
-					}
-					repos := "all"
-					if !t.Repositories.All() {
-						repos = t.Repositories.String()
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format(time.RFC3339), used, exp, repos)
+				var out struct {
+					Tokens []auth.Token `json:"tokens"`
 				}
-				return tw.Flush()
-			})
+				if err := c.call(cmd.Context(), http.MethodGet, pathOf("tokens"), nil, nil, &out); err != nil {
+					return err
+				}
+				toks = out.Tokens
+			}
+			if g.structured() {
+				return g.write(orEmpty(toks))
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tREPOSITORIES")
+			for _, t := range toks {
+				used, exp := "never", "never"
+				if t.LastUsedAt != nil {
+					used = t.LastUsedAt.Format(time.RFC3339)
+				}
+				if t.ExpiresAt != nil {
+					exp = t.ExpiresAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format(time.RFC3339), used, exp, repositoriesColumn(t.Repositories))
+			}
+			return tw.Flush()
 		},
 	}
 	revoke := &cobra.Command{
-		Use: "revoke NAME", Short: "Revoke a token", Args: args(cobra.ExactArgs(1)),
+		Use: "revoke NAME", Short: "Revoke a token: it stops working at once", Long: "Revoke revokes a token." + clientHelp, Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				return badInput(auth.NewTokens(st).Revoke(cmd.Context(), a[0]))
-			})
+			if local {
+				return g.withExistingStore(cmd.Context(), func(st *store.Store) error {
+					return badInput(auth.NewTokens(st).Revoke(cmd.Context(), a[0]))
+				})
+			}
+			c, err := g.apiClient(&sf)
+			if err != nil {
+				return err
+			}
+			if err := c.call(cmd.Context(), http.MethodDelete, pathOf("tokens", a[0]), nil, nil, nil); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "token %s revoked\n", a[0])
+			return err
 		},
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// tokenClient is the client token create uses, or nil for the data
+// folder: with --local, or when there is no token to present (the first
+// admin's, which only the server's machine can make).
+func (g *globals) tokenClient(sf *serverFlags, local bool) (*apiClient, error) {
+	if err := g.documentFormat(); err != nil {
+		return nil, err
+	}
+	if local {
+		return nil, nil
+	}
+	c, err := sf.client(g.stderr)
+	if errors.Is(err, errNoToken) && sf.server == "" && sf.context == "" {
+		return nil, nil
+	}
+	return c, err
 }
 
 // parseTokenExpiry reads a number of days from now (90d), or what
@@ -136,266 +206,6 @@ func parseTokenExpiry(s string, now time.Time) (time.Time, error) {
 	return policy.ParseExpiry(s)
 }
 
-func newImagesCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "images", Short: "Images pushed to the registry and their scans"}
-	var repository string
-	list := &cobra.Command{
-		Use: "list [--repository R]", Short: "List images with their scan status and counts", Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				imgs, err := scanner.ListImages(cmd.Context(), st, repository)
-				if err != nil {
-					return internalError{err}
-				}
-				used, err := deploy.WithUse(cmd.Context(), st, imgs)
-				if err != nil {
-					return internalError{err}
-				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, used)
-				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "REPOSITORY\tTAGS\tDIGEST\tPUSHED\tSCAN\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tFIXABLE\tRUNNING")
-				for _, im := range used {
-					running := "-"
-					if im.Tasks > 0 {
-						running = fmt.Sprintf("%d (%s)", im.Tasks, strings.Join(im.Services, ","))
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", im.Repository, strings.Join(im.Tags, ","),
-						shortDigest(im.Digest), im.PushedAt.Format(time.RFC3339), im.ScanStatus,
-						im.Summary.Critical, im.Summary.High, im.Summary.Medium, im.Summary.Low, im.Summary.Unknown, im.Fixable.Total, running)
-				}
-				return tw.Flush()
-			})
-		},
-	}
-	list.Flags().StringVar(&repository, "repository", "", "only this repository")
-	cmd.AddCommand(list)
-	return cmd
-}
-
-func shortDigest(d string) string {
-	if len(d) > 19 {
-		return d[:19]
-	}
-	return d
-}
-
-func newFindingsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "findings IMAGE",
-		Short: "Show the latest findings of an image in the registry",
-		Long: `Findings prints the latest scan report of an image pushed to scangate's
-registry, named REPOSITORY@DIGEST or REPOSITORY:TAG, in any --format scan
-writes (table, json, sarif, cyclonedx, spdx). It reads the stored result:
-no pull, no new scan.`,
-		Example: "  scangate findings app:1\n  scangate findings app@sha256:4f1c... --format json",
-		Args:    args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			format, err := report.ParseFormat(g.format)
-			if err != nil {
-				return usageError{err}
-			}
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				r, err := scanner.Findings(cmd.Context(), st, a[0])
-				if errors.Is(err, scanner.ErrNoImage) || errors.Is(err, scanner.ErrNotScanned) {
-					return usageError{err}
-				}
-				if err != nil {
-					return internalError{err}
-				}
-				if err := g.writeReport(r, format, ""); err != nil || format != report.Table {
-					return err
-				}
-				// Which running tasks this image's findings concern.
-				inUse, err := deploy.InUse(cmd.Context(), st)
-				if err != nil {
-					return internalError{err}
-				}
-				if u := inUse[r.Image.Digest]; u != nil {
-					_, err = fmt.Fprintf(g.stdout, "\nIn use by %d running tasks of %s.\n", u.Tasks, strings.Join(u.Services, ", "))
-				}
-				return err
-			})
-		},
-	}
-}
-
-func newEventsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "events", Short: "Read the event log, replay events and dead letters"}
-	var follow bool
-	var after int64
-	tail := &cobra.Command{
-		Use:   "tail [--follow]",
-		Short: "Print logged events as JSON lines, oldest first",
-		Args:  args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withStore(cmd.Context(), func(st *store.Store) error {
-				return g.tail(cmd.Context(), st, after, follow)
-			})
-		},
-	}
-	tail.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
-	tail.Flags().Int64Var(&after, "after", 0, "start after this sequence number")
-
-	var since, until, rule string
-	var deadLetters bool
-	var ids []int64
-	replay := &cobra.Command{
-		Use:   "replay (--since TIME [--until TIME] [--rule NAME] | --dead-letters [--id N]...)",
-		Short: "Route logged events again, or deliver dead letters again",
-		Long: `Replay sends events again. With --since, the logged events from --since to
---until (RFC 3339 times, or durations back from now such as 2h) are routed
-again, to every rule or to --rule only, as EventBridge's archive replay does.
-With --dead-letters, deliveries that failed for their whole retry window are
-tried again (all pending ones, or those --id names), with a new window. The
-server does the work when it runs.`,
-		Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if deadLetters == (since != "") {
-				return usageError{errors.New("give either --since or --dead-letters")}
-			}
-			return g.withBus(cmd.Context(), func(bus *events.Bus) error {
-				var n int
-				var refused []events.Refusal
-				var err error
-				if deadLetters {
-					n, refused, err = bus.ReplayDeadLetters(cmd.Context(), ids)
-				} else {
-					var from, to time.Time
-					if from, err = parseWhen(since, time.Now()); err != nil {
-						return usageError{fmt.Errorf("--since: %w", err)}
-					}
-					to = time.Now()
-					if until != "" {
-						if to, err = parseWhen(until, time.Now()); err != nil {
-							return usageError{fmt.Errorf("--until: %w", err)}
-						}
-					}
-					n, err = bus.ReplayEvents(cmd.Context(), from, to, rule)
-					if errors.Is(err, events.ErrNoRule) {
-						return usageError{err}
-					}
-				}
-				if err != nil {
-					return internalError{err}
-				}
-				for _, r := range refused {
-					fmt.Fprintf(g.stderr, "dead letter %d not replayed: %s\n", r.ID, r.Reason)
-				}
-				_, err = fmt.Fprintf(g.stdout, "queued %d for delivery\n", n)
-				return err
-			})
-		},
-	}
-	rf := replay.Flags()
-	rf.StringVar(&since, "since", "", "replay events logged from this time (RFC 3339, or a duration ago: 2h)")
-	rf.StringVar(&until, "until", "", "up to this time (default now)")
-	rf.StringVar(&rule, "rule", "", "only to this rule")
-	rf.BoolVar(&deadLetters, "dead-letters", false, "deliver the dead-letter list again")
-	rf.Int64SliceVar(&ids, "id", nil, "only these dead letters")
-
-	var pending bool
-	dead := &cobra.Command{
-		Use: "dead-letters", Short: "List deliveries that failed for their whole retry window", Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withBus(cmd.Context(), func(bus *events.Bus) error {
-				list, err := bus.DeadLetters(cmd.Context(), pending)
-				if err != nil {
-					return internalError{err}
-				}
-				for i := range list {
-					if list[i].Target.Secret != "" {
-						list[i].Target.Secret = "********"
-					}
-				}
-				if g.format == "json" {
-					return writeJSON(g.stdout, orEmpty(list))
-				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tEVENT\tRULE\tTARGET\tATTEMPTS\tFAILED\tREPLAYED\tERROR")
-				for _, d := range list {
-					replayed := "-"
-					if d.ReplayedAt != nil {
-						replayed = d.ReplayedAt.Format(time.RFC3339)
-					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.EventID, d.Rule, targetName(d.Target),
-						d.Attempts, d.FailedAt.Format(time.RFC3339), replayed, d.Error)
-				}
-				return tw.Flush()
-			})
-		},
-	}
-	dead.Flags().BoolVar(&pending, "pending", false, "leave out the ones replayed")
-	cmd.AddCommand(tail, replay, dead)
-	return cmd
-}
-
-func targetName(t events.Target) string {
-	if t.Webhook != "" {
-		return t.Webhook
-	}
-	return "handler:" + t.Handler
-}
-
-// parseWhen reads an RFC 3339 time or a duration before now.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration such as 2h", s)
-	}
-	return now.Add(-d), nil
-}
-
-func (g *globals) tail(ctx context.Context, st *store.Store, after int64, follow bool) error {
-	for {
-		batch, err := events.ListLog(ctx, st, after, 500)
-		if err != nil {
-			return internalError{err}
-		}
-		for _, l := range batch {
-			if err := writeJSONLine(g.stdout, l.Event); err != nil {
-				return err
-			}
-			after = l.Seq
-		}
-		if len(batch) == 500 {
-			continue
-		}
-		if !follow {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// withBus gives fn a bus that can queue work for the server.
-func (g *globals) withBus(ctx context.Context, fn func(*events.Bus) error) error {
-	return g.withJobs(ctx, func(_ *store.Store, _ *jobs.Client, bus *events.Bus) error { return fn(bus) })
-}
-
-// withJobs gives fn the store, an insert-only job client and a bus: the
-// commands record and queue, and the server does the work.
-func (g *globals) withJobs(ctx context.Context, fn func(*store.Store, *jobs.Client, *events.Bus) error) error {
-	return g.withStore(ctx, func(st *store.Store) error {
-		if err := jobs.Migrate(ctx, st); err != nil {
-			return internalError{err}
-		}
-		client, err := jobs.New(st, nil, jobs.Config{})
-		if err != nil {
-			return internalError{err}
-		}
-		return fn(st, client, events.NewBus(st, client, events.BusOptions{}))
-	})
-}
-
 func orEmpty[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -405,4 +215,13 @@ func orEmpty[T any](s []T) []T {
 
 func writeJSONLine(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
+}
+
+// repositoriesColumn is a token's scope in token list: "all", or its
+// patterns.
+func repositoriesColumn(sc auth.Scope) string {
+	if sc.All() {
+		return "all"
+	}
+	return sc.String()
 }

@@ -48,8 +48,8 @@ The feeds come from --feeds, else <data-dir>/feeds.yaml, else the built-in list
 				return usageError{err}
 			}
 			if list, _ := cmd.Flags().GetBool("list"); list {
-				if g.format == "json" {
-					return writeJSON(g.stdout, sources)
+				if g.structured() {
+					return g.write(sources)
 				}
 				for _, s := range sources {
 					fmt.Fprintf(g.stdout, "%s\t%s\n", s.Name, s.URL)
@@ -158,8 +158,11 @@ func (g *globals) update(ctx context.Context, f *feed.Fetcher, sources []feed.So
 		if err != nil {
 			return internalError{err}
 		}
-		_, err = fmt.Fprintf(g.stdout, "updated %d feeds, %d unchanged; database %s\n", len(feeds), unchanged, v.Digest)
-		return err
+		if _, err = fmt.Fprintf(g.stdout, "updated %d feeds, %d unchanged; database %s\n", len(feeds), unchanged, v.Digest); err != nil {
+			return err
+		}
+		g.noteQueued()
+		return nil
 	})
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -30,8 +29,8 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := map[string]string{"version": version(), "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH}
-			if g.format == "json" {
-				return json.NewEncoder(g.stdout).Encode(info)
+			if g.structured() {
+				return g.write(info)
 			}
 			_, err := fmt.Fprintf(g.stdout, "scangate %s (%s, %s)\n", info["version"], info["go"], info["platform"])
 			return err

@@ -18,6 +18,7 @@ import (
 	"github.com/scangate/scangate/internal/apptest"
 	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -245,5 +246,113 @@ containerDefinitions:
 	})
 	if _, err := get(lb); err == nil {
 		t.Errorf("the load balancer of the deleted service still answers")
+	}
+}
+
+// A second machine drives a whole pipeline through the API: another data
+// folder (never made), the server's URL and a token given to scangate
+// login, then a repository, a pipeline (a mistyped one refused naming the
+// file, line and field; one naming a repository that is not there refused
+// at put), a git push, execution get --wait --follow streaming the stages
+// and the build log until the approval waits for a person, the approval
+// given, and the execution followed to its end.
+func TestSecondMachine(t *testing.T) {
+	h := newHarness(t, servertest.Options{Feeds: []string{"debian", "ghsa"}})
+	clean := h.appBase("laptop", "")
+	t.Setenv("SCANGATE_CLIENT_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	sg := func(stdin string, args ...string) cliResult {
+		t.Helper()
+		if stdin != "" {
+			f := h.file("stdin", stdin)
+			fh, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fh.Close()
+			old := os.Stdin
+			os.Stdin = fh
+			defer func() { os.Stdin = old }()
+		}
+		var out, errb bytes.Buffer
+		code := cli.Main(context.Background(), append([]string{"--data-dir", laptop}, args...), &out, &errb)
+		return cliResult{out.String(), errb.String(), code}
+	}
+	must := func(stdin string, args ...string) cliResult {
+		t.Helper()
+		r := sg(stdin, args...)
+		if r.code != 0 {
+			t.Fatalf("scangate %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+		return r
+	}
+	server := "http://" + h.s.Addr
+	must(h.token("lead", "admin")+"\n", "login", server)
+
+	name := "remote-" + h.id
+	if out := must("", "repo", "create", name).stdout; !strings.Contains(out, "git clone "+server+"/git/"+name+".git") {
+		t.Errorf("repo create said %q", out)
+	}
+	typo := h.file("typo.yaml", fmt.Sprintf("name: %s\nsource: {repository: %s, branch: main}\nbuidl: {repository: shop/%s}\n", name, name, name))
+	if r := sg("", "pipeline", "put", "-f", typo); r.code != 2 || !strings.Contains(r.stderr, typo+": line 3: unknown field buidl") {
+		t.Errorf("a mistyped pipeline: exit %d %s", r.code, r.stderr)
+	}
+	missing := h.file("missing.yaml", fmt.Sprintf("name: %s\nsource: {repository: nosuch-%s, branch: main}\nbuild: {repository: shop/%s}\napproval: {mode: person}\n", name, h.id, name))
+	if r := sg("", "pipeline", "put", "-f", missing); r.code != 2 || !strings.Contains(r.stderr, "scangate repo create nosuch-"+h.id) {
+		t.Errorf("a pipeline of a repository that is not there: exit %d %s", r.code, r.stderr)
+	}
+	def := h.file("pipeline.yaml", fmt.Sprintf(`name: %s
+source: {repository: %s, branch: main}
+build: {repository: shop/%s}
+approval:
+  mode: person
+`, name, name, name))
+	r := must("", "pipeline", "put", "-f", def)
+	if !strings.Contains(r.stdout, "pipeline "+name+" version 1") || !strings.Contains(r.stderr, "branch main of repository "+name+" has no commit yet") {
+		t.Errorf("pipeline put said %q, %q", r.stdout, r.stderr)
+	}
+
+	dir := filepath.Join(t.TempDir(), "clone")
+	cmd := exec.Command("git", "clone", "--quiet", fmt.Sprintf("http://dev:%s@%s/git/%s.git", h.s.Token, h.s.Addr, name), dir)
+	cmd.Env = h.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+clean+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.git(dir, "add", "-A")
+	h.git(dir, "commit", "--quiet", "-m", "first")
+	commit := h.git(dir, "rev-parse", "HEAD")
+	// git push says what it started.
+	pushed := h.git(dir, "push", "origin", "HEAD:main")
+	var exs []pipeline.Execution
+	if err := json.Unmarshal([]byte(must("", "--format", "json", "execution", "list", "--pipeline", name).stdout), &exs); err != nil || len(exs) != 1 || exs[0].Commit != commit {
+		t.Fatalf("execution list after the push: %v %+v", err, exs)
+	}
+	id := exs[0].ID
+	if want := "remote: scangate: execution " + id + " started for " + name; !strings.Contains(pushed, want) {
+		t.Errorf("git push printed %q, not %q", pushed, want)
+	}
+	if pushed := h.git(dir, "push", "origin", "HEAD:other"); !strings.Contains(pushed, "remote: scangate: no pipeline builds branch other of "+name) {
+		t.Errorf("a push to a branch no pipeline builds printed %q", pushed)
+	}
+	r = must("", "execution", "get", id, "--wait", "--follow")
+	for _, want := range []string{"Source", "Build", "Succeeded", clean, "Approval", "waiting for a person"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("execution get --wait --follow does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "waits for a person: scangate approval approve|reject "+id) {
+		t.Errorf("execution get --wait ended saying %q", r.stderr)
+	}
+	if out := must("", "approval", "approve", id, "--comment", "reviewed on my laptop").stdout; !strings.HasPrefix(out, "Approved") {
+		t.Errorf("approval approve said %q", out)
+	}
+	if r := must("", "execution", "get", id, "--wait"); !strings.Contains(r.stderr, "execution "+id+" Succeeded") {
+		t.Errorf("the approved execution: %s", r.stderr)
+	}
+	if _, err := os.Stat(laptop); !os.IsNotExist(err) {
+		t.Errorf("the second machine's commands made its data folder: %v", err)
 	}
 }

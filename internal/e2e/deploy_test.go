@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,7 +11,6 @@ import (
 	ggcrname "github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -99,12 +96,9 @@ deploy: {cluster: %s, service: %s, container: app, timeout: 3m}
 			t.Errorf("images list: the approved image runs in %d tasks of %v", im.RunningTasks, im.Services)
 		}
 	}
-	// And the image's findings, as the CLI shows them on the server's
-	// machine.
-	var stdout, stderr bytes.Buffer
-	if code := cli.Main(context.Background(), []string{"--data-dir", h.s.DataDir, "findings", "shop/" + name + "@" + ex.ImageDigest}, &stdout, &stderr); code != 0 ||
-		!strings.Contains(stdout.String(), "In use by 1 running tasks of "+cluster+"/"+name+".") {
-		t.Errorf("findings: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	// And the image's findings, as the CLI shows them.
+	if out := h.must(h.file("admin.token", h.s.Token), "findings", "shop/"+name+"@"+ex.ImageDigest); !strings.Contains(out, "In use by 1 running tasks of "+cluster+"/"+name+".") {
+		t.Errorf("findings:\n%s", out)
 	}
 	// Prometheus sees the service and the deployment.
 	metrics, err := getAs("http://"+h.s.Addr+"/metrics", h.s.Token)

@@ -97,7 +97,11 @@ type BusOptions struct {
 	// OnDelivery hears of every delivery attempt, and of every delivery
 	// dropped (err wraps ErrDropped), for metrics.
 	OnDelivery func(rule, target string, err error)
-	Logger     *slog.Logger
+	// OnRoute hears of each event as it is routed, after the transaction
+	// that published it committed (so never of one rolled back); a route
+	// retried may tell it twice. The server logs the events people follow.
+	OnRoute func(Envelope)
+	Logger  *slog.Logger
 }
 
 // Bus keeps the event log and routes its events by rules to targets, each
@@ -369,6 +373,9 @@ func (w *routeWorker) Work(ctx context.Context, job *river.Job[routeArgs]) error
 	e, err := b.Event(ctx, job.Args.EventID)
 	if err != nil {
 		return err
+	}
+	if b.opts.OnRoute != nil && job.Attempt == 1 {
+		b.opts.OnRoute(e)
 	}
 	doc, err := json.Marshal(e)
 	if err != nil {

@@ -60,9 +60,13 @@ type BuildResult struct {
 
 // Options configure the service.
 type Options struct {
-	Source  Source  // nil where no build runs, as in the CLI
-	Builder Builder // nil where no build runs
-	// Deployer runs deploy stages; nil where none run, as in the CLI.
+	// Source and Builder run builds; the server (the one composition
+	// root) always sets them. Left nil, as only this package's tests of
+	// the gate do, a build is retried until a process that can build
+	// takes it: the CLI no longer makes a service of its own.
+	Source  Source
+	Builder Builder
+	// Deployer runs deploy stages; nil where none run (tests of the gate).
 	Deployer Deployer
 	// Promoter tags approved images; nil where none are tagged.
 	Promoter Promoter

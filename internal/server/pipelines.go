@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,7 +104,24 @@ func (s *sources) onPush(ctx context.Context, p source.Push) error {
 	if p.External {
 		push = pipeline.Push{Kind: p.Via, URL: p.Repo, Ref: p.Ref, Commit: p.New}
 	}
-	_, err := pipes.OnPush(ctx, push)
+	ids, err := pipes.OnPush(ctx, push)
+	if p.External {
+		return err
+	}
+	// What the pusher's git prints as "remote: …".
+	for _, id := range ids {
+		name := ""
+		if ex, err := pipes.Execution(ctx, id); err == nil {
+			name = ex.Pipeline
+		}
+		source.Note(ctx, "scangate: execution %s started for %s (scangate execution get %s --wait)", id, name, id)
+	}
+	if err == nil && len(ids) == 0 && strings.HasPrefix(p.Ref, "refs/heads/") {
+		source.Note(ctx, "scangate: no pipeline builds branch %s of %s", strings.TrimPrefix(p.Ref, "refs/heads/"), p.Repo)
+	}
+	if err != nil {
+		source.Note(ctx, "scangate: the push is stored, but its pipelines could not start yet (the server retries at its next start): %v", err)
+	}
 	return err
 }
 

@@ -42,6 +42,7 @@ import (
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // Config is the server's configuration; zero values take the defaults.
@@ -154,6 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
+	// Last of all, once everything is closed: a person reading the log
+	// knows the process is done, not hung.
+	defer cfg.Logger.Info("scangate server stopped", "data", cfg.DataDir)
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -253,7 +257,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	p.egress = newEgress(cfg)
 	p.bus = events.NewBus(st, p.jobs, events.BusOptions{
 		RetryWindow: cfg.DeliveryRetryWindow, OnDelivery: p.metrics.delivered, Logger: log.With("component", "events"),
-		Egress: p.egress,
+		Egress: p.egress, OnRoute: logEvent(log),
 	})
 	p.bus.Register(workers)
 	p.reg, err = registry.New(ctx, registry.Config{
@@ -455,10 +459,41 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	return p.drain(srv)
 }
 
+// loggedEvents are the detail types the server's log tells, one line
+// each: pushes, scans, the pipelines' steps and decisions, deployments.
+// Findings and task changes, which come by the hundred, stay in the event
+// log only.
+var loggedEvents = map[string]bool{
+	events.DetailTypeImagePush: true, events.DetailTypeScan: true, events.DetailTypeApprovalRequested: true,
+	events.DetailTypeApprovalOverridden: true, events.DetailTypePipelineExecutionStateChange: true,
+	events.DetailTypeStageStateChange: true, deploy.DetailTypeDeploymentStateChange: true,
+}
+
+// logEvent writes an info line for each event people follow, with its
+// resources and its detail (shortened).
+func logEvent(log *slog.Logger) func(events.Envelope) {
+	return func(e events.Envelope) {
+		if !loggedEvents[e.DetailType] {
+			return
+		}
+		detail := string(e.Detail)
+		if len(detail) > 300 {
+			detail = detail[:300] + "…"
+		}
+		log.Info(e.DetailType, "component", "events", "resources", e.Resources, "detail", detail)
+	}
+}
+
 // catchUp queues what a server that was not running missed: manifests
 // without a scan, pushes without an execution, and a database that changed.
 func (p *parts) catchUp(ctx context.Context) {
 	log := p.cfg.Logger
+	// Every scan fails on an empty database: say so now, not at the first
+	// push.
+	if v, err := vulndb.New(p.st).Version(ctx); err == nil && v.Digest == "" {
+		log.Warn("the vulnerability database is empty: every scan will fail until it is filled (scangate db update, or scangate db import PATH offline)",
+			"data", p.cfg.DataDir)
+	}
 	if n, err := p.scanner.Reconcile(ctx); err != nil {
 		log.Error("reconcile the registry", "err", err)
 	} else if n > 0 {

@@ -203,19 +203,19 @@ func (s *Server) API(t testing.TB, method, path string, body any) (int, []byte) 
 // APIAs calls the API with another token ("" for none).
 func (s *Server) APIAs(t testing.TB, token, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		if raw, ok := body.([]byte); ok {
-			rd = bytes.NewReader(raw)
+		if r, ok := body.([]byte); ok {
+			raw = r
 		} else {
 			data, err := json.Marshal(body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rd = bytes.NewReader(data)
+			raw = data
 		}
 	}
-	req, err := http.NewRequest(method, "http://"+s.Addr+path, rd)
+	req, err := http.NewRequest(method, "http://"+s.Addr+path, bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +231,7 @@ func (s *Server) APIAs(t testing.TB, token, method, path string, body any) (int,
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
+	CheckOpenAPI(t, s.Addr, req, raw, resp, data)
 	return resp.StatusCode, data
 }
 

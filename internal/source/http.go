@@ -264,7 +264,18 @@ func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		http.Error(w, "cannot read the repository's refs", http.StatusInternalServerError)
 		return
 	}
-	rw := &reportWriter{ResponseWriter: w}
+	// The answer's end is held back, so that what OnPush says of the
+	// push reaches the pusher as "remote: …" (notes.go); before that, the
+	// report is held back so that a protected branch's refusal says why
+	// (protect.go).
+	sideBand := false
+	if rs, ok := req.Body.(io.ReadSeeker); ok {
+		sideBand = asksSideBand(rs)
+	}
+	hw := &heldWriter{ResponseWriter: w}
+	n := &notes{}
+	defer func() { hw.finish(n, sideBand) }()
+	rw := &reportWriter{ResponseWriter: hw}
 	r.backend(rw, req, g, user, env)
 	refused := readRefusals(refusals.Name())
 	rw.finish(refused)
@@ -278,7 +289,7 @@ func (r *Repos) receive(w http.ResponseWriter, req *http.Request, g gitRequest, 
 	}
 	// The push has happened: a client that goes away now must not stop
 	// its notification.
-	ctx := context.WithoutCancel(req.Context())
+	ctx := context.WithValue(context.WithoutCancel(req.Context()), notesKey{}, n)
 	for _, p := range diffRefs(g.repo, before, after) {
 		p.Pusher = user
 		r.logger().Info("git push", "repo", p.Repo, "ref", p.Ref, "old", p.Old, "new", p.New, "token", user)

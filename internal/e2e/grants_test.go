@@ -78,6 +78,15 @@ func TestGrants(t *testing.T) {
 	if out, err := h.docker(cfg, shop+"\n", "login", h.s.Addr, "--username", "ci", "--password-stdin"); err != nil {
 		t.Fatalf("docker login: %v\n%s", err, out)
 	}
+	// The base is in the registry (builds take it from there); an admin
+	// pulls it into the engine to tag it.
+	adminCfg := t.TempDir()
+	if out, err := h.docker(adminCfg, h.s.Token+"\n", "login", h.s.Addr, "--username", "admin", "--password-stdin"); err != nil {
+		t.Fatalf("docker login as admin: %v\n%s", err, out)
+	}
+	if out, err := h.docker(adminCfg, "", "pull", clean); err != nil {
+		t.Fatalf("docker pull %s: %v\n%s", clean, err, out)
+	}
 	shopRef, billingRef := h.s.Addr+"/shop/api:1", h.s.Addr+"/billing/api:1"
 	t.Cleanup(func() { _, _ = h.docker(cfg, "", "rmi", "-f", shopRef, billingRef) })
 	for _, ref := range []string{shopRef, billingRef} {
@@ -93,10 +102,6 @@ func TestGrants(t *testing.T) {
 		t.Fatalf("a shop/* pusher pushes billing/api: %v\n%s", err, out)
 	}
 	// An admin pushes billing/api; the scoped token still cannot pull it.
-	adminCfg := t.TempDir()
-	if out, err := h.docker(adminCfg, h.s.Token+"\n", "login", h.s.Addr, "--username", "admin", "--password-stdin"); err != nil {
-		t.Fatalf("docker login as admin: %v\n%s", err, out)
-	}
 	if out, err := h.docker(adminCfg, "", "push", billingRef); err != nil {
 		t.Fatalf("an admin pushes billing/api: %v\n%s", err, out)
 	}

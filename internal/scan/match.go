@@ -65,7 +65,9 @@ func (m *Matcher) Version() vulndb.Version { return m.version }
 // Match fills r.Findings, as the package function does.
 func (m *Matcher) Match(ctx context.Context, r *Report) error {
 	r.VulnDB = m.version
-	r.Findings = r.Findings[:0]
+	// A clean image has an empty list of findings, not null: readers of
+	// the JSON report (and its schema) expect an array.
+	r.Findings = make([]Finding, 0, len(r.Findings))
 	for i, p := range r.Packages {
 		if p.Ecosystem == "" || !vulndb.KnownEcosystem(p.Ecosystem) {
 			continue

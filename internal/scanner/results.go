@@ -105,6 +105,9 @@ func Findings(ctx context.Context, st *store.Store, name string) (*scan.Report, 
 	case r.Outcome != Complete:
 		return nil, fmt.Errorf("%s@%s: the scan failed: %s", repo, digest, r.Error)
 	}
+	if r.Report.Findings == nil { // a report stored before scans kept []
+		r.Report.Findings = []scan.Finding{}
+	}
 	return r.Report, nil
 }
 

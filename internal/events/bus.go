@@ -334,6 +334,11 @@ func ListLog(ctx context.Context, st *store.Store, after int64, limit int) ([]Lo
 	if err != nil {
 		return nil, fmt.Errorf("event log: %w", err)
 	}
+	return scanLogged(rows)
+}
+
+// scanLogged reads the rows of seq and doc a query of the log returns.
+func scanLogged(rows *sql.Rows) ([]Logged, error) {
 	defer rows.Close()
 	var out []Logged
 	for rows.Next() {
@@ -342,6 +347,7 @@ func ListLog(ctx context.Context, st *store.Store, after int64, limit int) ([]Lo
 		if err := rows.Scan(&l.Seq, &doc); err != nil {
 			return nil, fmt.Errorf("event log: %w", err)
 		}
+		var err error
 		if l.Event, err = Parse([]byte(doc)); err != nil {
 			return nil, fmt.Errorf("event log, event %d: %w", l.Seq, err)
 		}

@@ -54,20 +54,7 @@ func (b *Bus) Recent(ctx context.Context, f LogFilter) ([]Logged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event log: %w", err)
 	}
-	defer rows.Close()
-	var out []Logged
-	for rows.Next() {
-		var l Logged
-		var doc string
-		if err := rows.Scan(&l.Seq, &doc); err != nil {
-			return nil, fmt.Errorf("event log: %w", err)
-		}
-		if l.Event, err = Parse([]byte(doc)); err != nil {
-			return nil, fmt.Errorf("event log, event %d: %w", l.Seq, err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return scanLogged(rows)
 }
 
 // DetailTypes lists the detail types in the log.

@@ -170,47 +170,10 @@ func readTaskDef(path string) ([]byte, error) {
 }
 
 // definitionYAML writes a task definition as scangate's YAML, in ECS's
-// field order, ready to edit and register again.
-func definitionYAML(w io.Writer, def *taskdef.Definition) error {
-	doc, err := jsonBytes(def)
-	if err != nil {
-		return err
-	}
-	// JSON is YAML: read it into a node tree, which keeps the order, then
-	// write it in block style.
-	var n yaml.Node
-	if err := yaml.Unmarshal(doc, &n); err != nil {
-		return err
-	}
-	var block func(*yaml.Node)
-	block = func(n *yaml.Node) {
-		n.Style = 0
-		// YAML 1.1 tools read these as booleans: keep them quoted.
-		if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && oldBools[strings.ToLower(n.Value)] {
-			n.Style = yaml.DoubleQuotedStyle
-		}
-		for _, c := range n.Content {
-			block(c)
-		}
-	}
-	block(&n)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&n); err != nil {
-		return err
-	}
-	return enc.Close()
-}
+// field order (its JSON's), ready to edit and register again.
+func definitionYAML(w io.Writer, def *taskdef.Definition) error { return writeYAML(w, def) }
 
 var oldBools = map[string]bool{"y": true, "yes": true, "n": true, "no": true, "on": true, "off": true}
-
-func jsonBytes(v any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := writeJSON(&b, v); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
 
 func newTaskDefCmd(g *globals) *cobra.Command {
 	var sf serverFlags

@@ -70,6 +70,9 @@ func TestStackRoutes(t *testing.T) {
 	if status, _ := c.do(admin, "DELETE", "/api/v1/repositories/shop", nil); status != http.StatusNotFound {
 		t.Errorf("delete repository again: %d, want 404", status)
 	}
+	if status, body := c.do(admin, "POST", "/api/v1/repositories", map[string]string{"name": "shop"}); status != http.StatusCreated {
+		t.Fatalf("create repository again: %d %s", status, body)
+	}
 	def := "name: shop\nsource: {repository: shop, branch: main}\nbuild: {repository: shop/api}\napproval:\n  policy: {thresholds: {CRITICAL: 0}}\n"
 	if status, body := c.doRaw(admin, "PUT", "/api/v1/pipelines/shop", "application/yaml", []byte(def)); status != http.StatusOK {
 		t.Fatalf("put pipeline: %d %s", status, body)

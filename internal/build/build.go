@@ -347,6 +347,11 @@ func (b *Builder) build(ctx context.Context, p *plan, log *buildLog) (string, er
 	if err == nil {
 		defer resp.Body.Close()
 	}
+	if err != nil && client.IsErrConnectionFailed(err) {
+		// The engine never read the context: whatever pinning met, the
+		// build is worth another attempt.
+		return "", fmt.Errorf("docker: %w", err)
+	}
 	if res.err != nil {
 		_ = log.Printf("%v", res.err)
 		return "", &Error{Op: "build", Repository: p.repo, Message: res.err.Error(), Tail: log.Tail()}

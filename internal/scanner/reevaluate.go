@@ -300,7 +300,7 @@ func (s *Scanner) findingEvent(status string, r *scan.Report, f scan.Finding) (e
 // Rescan drops an image's result and queues a new first scan of it.
 func (s *Scanner) Rescan(ctx context.Context, repository, digest string) error {
 	return s.st.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM scans WHERE repository = $1 AND digest = $2`, repository, digest); err != nil {
+		if err := deleteScan(ctx, tx, repository, digest); err != nil {
 			return fmt.Errorf("rescan %s@%s: %w", repository, digest, err)
 		}
 		return s.queue(ctx, tx, repository, digest)

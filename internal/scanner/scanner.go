@@ -141,6 +141,7 @@ func (s *Scanner) ManifestDeleted(ctx context.Context, m registry.Manifest) {
 		for _, q := range []string{
 			`DELETE FROM image_tags WHERE repository = $1 AND digest = $2`,
 			`DELETE FROM scans WHERE repository = $1 AND digest = $2`,
+			`DELETE FROM scan_advisories WHERE repository = $1 AND digest = $2`,
 			`DELETE FROM images WHERE repository = $1 AND digest = $2`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, m.Repository, m.Digest); err != nil {

@@ -241,6 +241,44 @@ func writeScan(ctx context.Context, tx *sql.Tx, repository, digest string, statu
 	if err != nil {
 		return fmt.Errorf("record scan of %s@%s: %w", repository, digest, err)
 	}
+	return indexAdvisories(ctx, tx, repository, digest, r)
+}
+
+// indexAdvisories keeps scan_advisories in step with an image's result:
+// each finding's id and aliases, so that AffectedBy finds the images of an
+// advisory without reading every report.
+func indexAdvisories(ctx context.Context, tx *sql.Tx, repository, digest string, r *scan.Report) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM scan_advisories WHERE repository = $1 AND digest = $2`, repository, digest); err != nil {
+		return fmt.Errorf("record scan of %s@%s: %w", repository, digest, err)
+	}
+	if r == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, f := range r.Findings {
+		for _, id := range append([]string{f.ID}, f.Aliases...) {
+			if id == "" || seen[id] {
+				continue
+			}
+			seen[id] = true
+			if _, err := tx.ExecContext(ctx, `INSERT INTO scan_advisories (repository, digest, advisory) VALUES ($1, $2, $3)`, repository, digest, id); err != nil {
+				return fmt.Errorf("record scan of %s@%s: %w", repository, digest, err)
+			}
+		}
+	}
+	return nil
+}
+
+// deleteScan forgets an image's result.
+func deleteScan(ctx context.Context, tx *sql.Tx, repository, digest string) error {
+	for _, q := range []string{
+		`DELETE FROM scans WHERE repository = $1 AND digest = $2`,
+		`DELETE FROM scan_advisories WHERE repository = $1 AND digest = $2`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, repository, digest); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -221,6 +221,9 @@ func taskURL(t *deploy.Task) string {
 // base for builds, and returns its reference.
 func (h *harness) loadBase(name string, entries ...imagetest.Entry) string {
 	h.t.Helper()
+	// A file of the test's id makes the base the test's own: the engine's
+	// copy, removed when the test ends, is no other test's base.
+	entries = append(entries, imagetest.Entry{Name: "etc/scangate-test-id", Body: h.id + "\n"})
 	return h.s.PushBase(h.t, fmt.Sprintf("base/%s:%s", name, h.id), imagetest.Build(h.t, imagetest.Layer(h.t, entries...)))
 }
 

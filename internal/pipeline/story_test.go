@@ -52,9 +52,12 @@ func newStoryWith(t *testing.T, opts servertest.Options) *story {
 }
 
 // loadBase pushes an image made from layers to the server's registry as a
-// base image, and returns its reference.
+// base image, and returns its reference. A file of the test's id makes it
+// the test's own: the engine's copy, removed when the test ends, is no
+// other test's base.
 func (st *story) loadBase(name string, layers ...imagetest.Entry) string {
 	st.t.Helper()
+	layers = append(layers, imagetest.Entry{Name: "etc/scangate-test-id", Body: st.id + "\n"})
 	return st.s.PushBase(st.t, fmt.Sprintf("base/%s:%s", name, st.id), imagetest.Build(st.t, imagetest.Layer(st.t, layers...)))
 }
 

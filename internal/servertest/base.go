@@ -14,7 +14,8 @@ import (
 // allowed registries only, by digest (Docker Hub is out of reach here
 // anyway), so a test's base lives where a user's would. When the test
 // ends, the Docker Engine's copy of the base, pulled by a build, and every
-// image built on it are removed.
+// image built on it are removed: img must be the test's own (a file of the
+// test's id in it will do), or another test's cache goes with it.
 func (s *Server) PushBase(t testing.TB, ref string, img v1.Image) string {
 	t.Helper()
 	s.Push(t, ref, img)

@@ -347,9 +347,10 @@ func (b *Builder) build(ctx context.Context, p *plan, log *buildLog) (string, er
 	if err == nil {
 		defer resp.Body.Close()
 	}
-	if err != nil && client.IsErrConnectionFailed(err) {
-		// The engine never read the context: whatever pinning met, the
-		// build is worth another attempt.
+	if err != nil && client.IsErrConnectionFailed(err) && (res.err == nil || !errors.Is(err, res.err)) {
+		// The engine could not be reached (and the failure is not the
+		// context pinning cut short): whatever pinning met, the build is
+		// worth another attempt.
 		return "", fmt.Errorf("docker: %w", err)
 	}
 	if res.err != nil {

@@ -268,6 +268,9 @@ type pipelineHarness struct {
 	id   string   // unique per test, for names in the Docker Engine
 	env  []string // git's environment
 	work string   // the clone
+	// baseIDs are the image IDs of the bases pushed: the engine holds a
+	// base by digest, not by the tag a Dockerfile names.
+	baseIDs map[string]string
 }
 
 // newPipelineHarness makes a data folder with feeds (none: an empty
@@ -426,6 +429,10 @@ func (p *pipelineHarness) baseImage(name, dpkgStatus string) string {
 		p.t.Fatal(err)
 	}
 	p.t.Cleanup(func() { servertest.RemoveImageFamily(p.t, id.String()) })
+	if p.baseIDs == nil {
+		p.baseIDs = map[string]string{}
+	}
+	p.baseIDs[ref] = id.String()
 	return ref
 }
 
@@ -433,6 +440,9 @@ func (p *pipelineHarness) baseImage(name, dpkgStatus string) string {
 // legacy builder's RUN steps.
 func (p *pipelineHarness) runContainers(base string) []string {
 	p.t.Helper()
+	if id, ok := p.baseIDs[base]; ok {
+		base = id
+	}
 	return strings.Fields(docker(p.t, "ps", "--quiet", "--no-trunc", "--filter", "ancestor="+base))
 }
 

@@ -22,6 +22,8 @@ const (
 	MaxDockerfileBytes = 1 << 20
 	// MaxStages bounds a Dockerfile's FROM instructions.
 	MaxStages = 100
+	// MaxInstructions bounds a Dockerfile's instructions.
+	MaxInstructions = 10000
 )
 
 // A Base is one FROM instruction of a Dockerfile.
@@ -50,6 +52,17 @@ func Bases(dockerfile []byte, buildArgs map[string]string) ([]Base, error) {
 	res, err := parser.Parse(bytes.NewReader(dockerfile))
 	if err != nil {
 		return nil, fmt.Errorf("Dockerfile: %w", err)
+	}
+	if n := len(res.AST.Children); n > MaxInstructions {
+		return nil, fmt.Errorf("Dockerfile: %d instructions, more than the %d a build may have", n, MaxInstructions)
+	}
+	for _, node := range res.AST.Children {
+		if len(node.Heredocs) > 0 {
+			// The engine's classic builder knows no heredocs: it would read
+			// the heredoc's lines as instructions, a FROM among them that
+			// was never checked or pinned.
+			return nil, fmt.Errorf("Dockerfile:%d: heredocs (<<EOF) are not supported by the engine's classic builder", node.StartLine)
+		}
 	}
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {

@@ -81,6 +81,10 @@ func TestBasesErrors(t *testing.T) {
 		{"no FROM", "RUN true\n", "Dockerfile"},
 		{"too large", "FROM scratch\n#" + strings.Repeat("x", build.MaxDockerfileBytes), "more than the"},
 		{"too many stages", strings.Repeat("FROM scratch\n", build.MaxStages+1), "stages, more than"},
+		{"too many instructions", "FROM scratch\n" + strings.Repeat("LABEL a=b\n", build.MaxInstructions), "instructions, more than"},
+		// The classic builder would read the heredoc's FROM as an
+		// instruction of its own, unchecked and unpinned.
+		{"a heredoc", "FROM 127.0.0.1:5000/base:1\nRUN <<EOF\nFROM evil.example/x:1\nEOF\n", "Dockerfile:2: heredocs (<<EOF) are not supported"},
 	} {
 		if _, err := build.Bases([]byte(tc.df), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)

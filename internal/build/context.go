@@ -104,7 +104,7 @@ func (b *Builder) copyPinned(ctx context.Context, in io.Reader, out io.Writer, p
 			} else if skip {
 				continue
 			}
-		} else if excludes == nil {
+		} else if excludes == nil && clean != want {
 			before = append(before, clean)
 		}
 		if err := tw.WriteHeader(h); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,72 +215,40 @@ func (b *stackBackend) DeleteRecord(ctx context.Context, name string) error {
 func (b *stackBackend) Exists(ctx context.Context, kind stack.Kind, name string) (bool, error) {
 	switch kind {
 	case stack.KindToken:
-		var out struct{ Tokens []auth.Token }
-		if err := b.c.call(ctx, http.MethodGet, pathOf("tokens"), nil, nil, &out); err != nil {
-			return false, err
-		}
-		for _, t := range out.Tokens {
-			if t.Name == name {
-				return true, nil
-			}
-		}
+		return listHas(ctx, b.c, pathOf("tokens"), "tokens", nil, func(t auth.Token) bool { return t.Name == name })
 	case stack.KindRepository:
-		var out struct{ Repositories []source.Repo }
-		if err := b.c.call(ctx, http.MethodGet, pathOf("repositories"), nil, nil, &out); err != nil {
-			return false, err
-		}
-		for _, r := range out.Repositories {
-			if r.Name == name {
-				return true, nil
-			}
-		}
+		return listHas(ctx, b.c, pathOf("repositories"), "repositories", nil, func(r source.Repo) bool { return r.Name == name })
 	case stack.KindCluster:
-		var out struct{ Clusters []deploy.Cluster }
-		if err := b.c.call(ctx, http.MethodGet, pathOf("clusters"), nil, nil, &out); err != nil {
-			return false, err
-		}
-		for _, c := range out.Clusters {
-			if c.Name == name {
-				return true, nil
-			}
-		}
+		return listHas(ctx, b.c, pathOf("clusters"), "clusters", nil, func(c deploy.Cluster) bool { return c.Name == name })
 	case stack.KindTaskDefinition:
-		var out struct{ TaskDefinitions []deploy.TaskDefinition }
-		if err := b.c.call(ctx, http.MethodGet, pathOf("task-definitions"), url.Values{"family": {name}}, nil, &out); err != nil {
-			return false, err
-		}
-		for _, td := range out.TaskDefinitions {
-			if td.Family == name && td.Status == deploy.StatusActive {
-				return true, nil
-			}
-		}
+		return listHas(ctx, b.c, pathOf("task-definitions"), "taskDefinitions", url.Values{"family": {name}}, func(td deploy.TaskDefinition) bool {
+			return td.Family == name && td.Status == deploy.StatusActive
+		})
 	case stack.KindService:
 		svc, err := b.service(ctx, name)
 		return svc != nil, err
 	case stack.KindRule:
-		var out struct{ Rules []events.Rule }
-		if err := b.c.call(ctx, http.MethodGet, pathOf("rules"), nil, nil, &out); err != nil {
-			return false, err
-		}
-		for _, r := range out.Rules {
-			if r.Name == name && !r.Builtin {
-				return true, nil
-			}
-		}
+		return listHas(ctx, b.c, pathOf("rules"), "rules", nil, func(r events.Rule) bool { return r.Name == name && !r.Builtin })
 	case stack.KindPipeline:
-		var out struct{ Pipelines []pipeline.Definition }
-		if err := b.c.call(ctx, http.MethodGet, pathOf("pipelines"), nil, nil, &out); err != nil {
-			return false, err
-		}
-		for _, p := range out.Pipelines {
-			if p.Name == name {
-				return true, nil
-			}
-		}
-	default:
-		return false, fmt.Errorf("unknown resource kind %q", kind)
+		return listHas(ctx, b.c, pathOf("pipelines"), "pipelines", nil, func(p pipeline.Definition) bool { return p.Name == name })
 	}
-	return false, nil
+	return false, fmt.Errorf("unknown resource kind %q", kind)
+}
+
+// listHas reports whether the list the API answers at path, under key,
+// holds an item that match accepts.
+func listHas[T any](ctx context.Context, c *apiClient, path, key string, q url.Values, match func(T) bool) (bool, error) {
+	var out map[string]json.RawMessage
+	if err := c.call(ctx, http.MethodGet, path, q, nil, &out); err != nil {
+		return false, err
+	}
+	var items []T
+	if raw, ok := out[key]; ok {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return false, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return slices.ContainsFunc(items, match), nil
 }
 
 // service returns the service CLUSTER/NAME, or nil if there is none (one

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -41,7 +40,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Long: `Tail prints the event log, oldest first: a table of sequence number, time,
 type, source, resources and detail (one line each), or with --format json
 one JSON object per line ({"seq": N, "event": {...}}, the API's entries).
--n keeps the last N, --since those logged since a time or a duration ago,
+-n keeps the last N (at most 1000), --since those logged since a time or a duration ago,
 --type those of a detail type (repeatable); --follow keeps printing new ones
 until interrupted, and --after N starts after a sequence number seen.` + clientHelp,
 		Example: "  scangate events tail -n 20 --since 1h --type Scan\n  scangate --format json events tail --follow",
@@ -61,10 +60,11 @@ until interrupted, and --after N starts after a sequence number seen.` + clientH
 			if err != nil {
 				return err
 			}
-			keep := func(l loggedEvent) bool {
-				return (from.IsZero() || !l.Event.Time.Before(from)) && (len(types) == 0 || slices.Contains(types, l.Event.DetailType))
+			q := url.Values{"type": types}
+			if !from.IsZero() {
+				q.Set("since", from.UTC().Format(time.RFC3339))
 			}
-			return g.tail(cmd.Context(), c, after, last, keep, follow)
+			return g.tail(cmd.Context(), c, after, last, q, follow)
 		},
 	}
 	tf := tail.Flags()
@@ -195,9 +195,11 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// tail prints the log after seq: with last > 0 only the last ones kept
-// of what is there now, then, with follow, what comes.
-func (g *globals) tail(ctx context.Context, c *apiClient, after int64, last int, keep func(loggedEvent) bool, follow bool) error {
+// tail prints the log after seq that filter (the API's type and since
+// parameters) keeps: with last > 0 only the last ones there now, then,
+// with follow, what comes. The server filters, so -n 20 of a long log is
+// one request.
+func (g *globals) tail(ctx context.Context, c *apiClient, after int64, last int, filter url.Values, follow bool) error {
 	var tw *tabwriter.Writer
 	if !g.structured() {
 		tw = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
@@ -218,13 +220,18 @@ func (g *globals) tail(ctx context.Context, c *apiClient, after int64, last int,
 			orDash(joinShort(l.Event.Resources)), detail)
 		return nil
 	}
-	var ring []loggedEvent // the last ones, with -n
-	first := true
-	for {
+	for first := true; ; first = false {
 		var page struct {
 			Events []loggedEvent `json:"events"`
 		}
 		q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(eventPage)}}
+		for k, v := range filter {
+			q[k] = v
+		}
+		if first && last > 0 {
+			q.Set("limit", strconv.Itoa(min(last, eventPage)))
+			q.Set("tail", "true")
+		}
 		if err := c.call(ctx, http.MethodGet, pathOf("events"), q, nil, &page); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -232,36 +239,18 @@ func (g *globals) tail(ctx context.Context, c *apiClient, after int64, last int,
 			return err
 		}
 		for _, l := range page.Events {
-			after = l.Seq
-			if !keep(l) {
-				continue
-			}
-			if first && last > 0 {
-				if ring = append(ring, l); len(ring) > last {
-					ring = ring[1:]
-				}
-				continue
-			}
+			after = max(after, l.Seq)
 			if err := print(l); err != nil {
 				return err
 			}
-		}
-		if len(page.Events) == eventPage {
-			continue
-		}
-		if first {
-			first = false
-			for _, l := range ring {
-				if err := print(l); err != nil {
-					return err
-				}
-			}
-			ring = nil
 		}
 		if tw != nil {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
+		}
+		if len(page.Events) == eventPage && !(first && last > 0) {
+			continue
 		}
 		if !follow {
 			return nil

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -328,13 +330,60 @@ func (b *Bus) Log(ctx context.Context, after int64, limit int) ([]Logged, error)
 	return ListLog(ctx, b.st, after, limit)
 }
 
+// A LogQuery picks events of the log, as "events tail" asks for them.
+type LogQuery struct {
+	After int64     // only events after this sequence number
+	Since time.Time // only events of this second or later
+	Types []string  // only events of these detail types; none for all
+	Limit int       // at most this many (1 to MaxLogPage)
+	// Tail keeps the last Limit events that match rather than the first.
+	Tail bool
+}
+
+// MaxLogPage is the most events one query of the log returns.
+const MaxLogPage = 1000
+
+// QueryLog returns the events q picks, oldest first.
+func (b *Bus) QueryLog(ctx context.Context, q LogQuery) ([]Logged, error) {
+	return queryLog(ctx, b.st, q)
+}
+
 // ListLog returns up to limit events logged in st after seq, oldest first.
 func ListLog(ctx context.Context, st *store.Store, after int64, limit int) ([]Logged, error) {
-	rows, err := st.Reader().QueryContext(ctx, `SELECT seq, doc FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	return queryLog(ctx, st, LogQuery{After: after, Limit: limit})
+}
+
+func queryLog(ctx context.Context, st *store.Store, q LogQuery) ([]Logged, error) {
+	where, args := []string{"seq > $1"}, []any{q.After}
+	if !q.Since.IsZero() {
+		// time is RFC 3339 in UTC to the second, so text order is
+		// time order.
+		args = append(args, q.Since.UTC().Format(time.RFC3339))
+		where = append(where, fmt.Sprintf("time >= $%d", len(args)))
+	}
+	if len(q.Types) > 0 {
+		var in []string
+		for _, t := range q.Types {
+			args = append(args, t)
+			in = append(in, fmt.Sprintf("$%d", len(args)))
+		}
+		where = append(where, "detail_type IN ("+strings.Join(in, ", ")+")")
+	}
+	order := "ASC"
+	if q.Tail {
+		order = "DESC"
+	}
+	args = append(args, q.Limit)
+	rows, err := st.Reader().QueryContext(ctx, fmt.Sprintf(`SELECT seq, doc FROM events WHERE %s ORDER BY seq %s LIMIT $%d`,
+		strings.Join(where, " AND "), order, len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("event log: %w", err)
 	}
-	return scanLogged(rows)
+	out, err := scanLogged(rows)
+	if q.Tail {
+		slices.Reverse(out)
+	}
+	return out, err
 }
 
 // scanLogged reads the rows of seq and doc a query of the log returns.

@@ -24,7 +24,7 @@ import (
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/source"
-	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/stack"
 )
 
 //go:embed openapi.yaml
@@ -39,10 +39,13 @@ const MaxBody = 1 << 20
 
 // Deps are what the API serves.
 type Deps struct {
-	Store     *store.Store
-	Tokens    *auth.Tokens
-	Bus       *events.Bus
-	Scanner   *scanner.Scanner
+	Tokens  *auth.Tokens
+	Bus     *events.Bus
+	Scanner *scanner.Scanner
+	// Results reads images and their scans.
+	Results *scanner.Results
+	// Stacks are the records of what each stack made.
+	Stacks    *stack.Records
 	Pipelines *pipeline.Service
 	// Heads resolves a pipeline's branch head, for a start without a
 	// commit.
@@ -123,14 +126,14 @@ func (s *server) require(role auth.Role, h http.HandlerFunc) http.Handler {
 }
 
 func (s *server) images(w http.ResponseWriter, r *http.Request) {
-	list, err := scanner.ListImages(r.Context(), s.Store, r.URL.Query().Get("repository"))
+	list, err := s.Results.ListImages(r.Context(), r.URL.Query().Get("repository"))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
 	list = slices.DeleteFunc(list, func(im scanner.Image) bool { return !scopeOf(r).Grants(im.Repository) })
 	// Which running tasks use each image.
-	out, err := deploy.WithUse(r.Context(), s.Store, list)
+	out, err := s.Deploy.WithUse(r.Context(), list)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -147,7 +150,7 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) {
 	if !s.granted(w, r, imageRepository(name), "image "+name) {
 		return
 	}
-	rep, err := scanner.Findings(r.Context(), s.Store, name)
+	rep, err := s.Results.Findings(r.Context(), name)
 	switch {
 	case errors.Is(err, scanner.ErrNoImage), errors.Is(err, scanner.ErrNotScanned):
 		writeError(w, http.StatusNotFound, err)
@@ -176,11 +179,22 @@ func (s *server) eventLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit, err := intParam(r, "limit", 100)
-	if err != nil || limit < 1 || limit > 1000 {
-		writeError(w, http.StatusBadRequest, errors.New("limit: a number from 1 to 1000"))
+	if err != nil || limit < 1 || limit > events.MaxLogPage {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("limit: a number from 1 to %d", events.MaxLogPage))
 		return
 	}
-	log, err := s.Bus.Log(r.Context(), int64(after), int(limit))
+	q := events.LogQuery{After: int64(after), Limit: int(limit), Types: r.URL.Query()["type"], Tail: r.URL.Query().Get("tail") == "true"}
+	if len(q.Types) > 20 {
+		writeError(w, http.StatusBadRequest, errors.New("type: at most 20"))
+		return
+	}
+	if v := r.URL.Query().Get("since"); v != "" {
+		if q.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("since: an RFC 3339 time such as 2026-12-05T10:00:00Z"))
+			return
+		}
+	}
+	log, err := s.Bus.QueryLog(r.Context(), q)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return

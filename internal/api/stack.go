@@ -27,7 +27,7 @@ func (s *server) routeStacks(mux *http.ServeMux) {
 }
 
 func (s *server) getStack(w http.ResponseWriter, r *http.Request) {
-	rec, err := stack.LoadRecord(r.Context(), s.Store, r.PathValue("name"))
+	rec, err := s.Stacks.Load(r.Context(), r.PathValue("name"))
 	switch {
 	case errors.Is(err, stack.ErrNoStack):
 		writeError(w, http.StatusNotFound, err)
@@ -49,7 +49,7 @@ func (s *server) putStack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("the record's name is not the one in the path"))
 		return
 	}
-	if err := stack.SaveRecord(r.Context(), s.Store, &rec); err != nil {
+	if err := s.Stacks.Save(r.Context(), &rec); err != nil {
 		if errors.Is(err, stack.ErrInvalid) {
 			writeError(w, http.StatusBadRequest, err)
 			return
@@ -62,7 +62,7 @@ func (s *server) putStack(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) deleteStack(w http.ResponseWriter, r *http.Request) {
-	err := stack.DeleteRecord(r.Context(), s.Store, r.PathValue("name"))
+	err := s.Stacks.Delete(r.Context(), r.PathValue("name"))
 	switch {
 	case errors.Is(err, stack.ErrNoStack):
 		writeError(w, http.StatusNotFound, err)

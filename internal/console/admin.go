@@ -17,7 +17,6 @@ import (
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/scan"
-	"github.com/scangate/scangate/internal/scanner"
 )
 
 type eventRow struct {
@@ -270,7 +269,7 @@ func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *sessio
 					continue
 				}
 				repo := d.Build.Repository
-				if rep, err := scanner.Findings(ctx, c.Store, repo+"@"+ex.ImageDigest); err == nil {
+				if rep, err := c.Results.Findings(ctx, repo+"@"+ex.ImageDigest); err == nil {
 					row.Image = repo + "@" + ex.ImageDigest
 					findings = suppressedBy(rep, d, now)
 				}

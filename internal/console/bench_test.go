@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/pipeline"
@@ -128,7 +129,7 @@ approval:
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := New(Deps{Store: st, Tokens: tokens, Bus: bus, Pipelines: pipes})
+	c, err := New(Deps{Results: scanner.NewResults(st), Deploy: deploy.New(st, bus, deploy.Options{}), Tokens: tokens, Bus: bus, Pipelines: pipes})
 	if err != nil {
 		b.Fatal(err)
 	}

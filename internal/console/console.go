@@ -37,8 +37,8 @@ import (
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/pipeline"
+	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/source"
-	"github.com/scangate/scangate/internal/store"
 )
 
 //go:embed templates/*.html
@@ -53,7 +53,8 @@ const MaxForm = 64 << 10
 // Deps are the services the console shows and acts through: the same ones
 // the API uses.
 type Deps struct {
-	Store     *store.Store
+	// Results reads images and their scans.
+	Results   *scanner.Results
 	Tokens    *auth.Tokens
 	Bus       *events.Bus
 	Pipelines *pipeline.Service

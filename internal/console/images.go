@@ -24,7 +24,7 @@ import (
 )
 
 func (c *Console) repositoriesPage(w http.ResponseWriter, r *http.Request, s *session) {
-	rows, err := scanner.Repositories(r.Context(), c.Store)
+	rows, err := c.Results.Repositories(r.Context())
 	if err != nil {
 		c.fail(w, r, s, statusOf(err), err)
 		return
@@ -71,12 +71,12 @@ func (c *Console) imagesPage(w http.ResponseWriter, r *http.Request, s *session)
 		http.Redirect(w, r, "/repositories", http.StatusSeeOther)
 		return
 	}
-	imgs, err := scanner.ListImages(r.Context(), c.Store, repo)
+	imgs, err := c.Results.ListImages(r.Context(), repo)
 	if err != nil {
 		c.fail(w, r, s, statusOf(err), err)
 		return
 	}
-	used, err := deploy.WithUse(r.Context(), c.Store, imgs)
+	used, err := c.Deploy.WithUse(r.Context(), imgs)
 	if err != nil {
 		c.fail(w, r, s, statusOf(err), err)
 		return
@@ -225,7 +225,7 @@ func (c *Console) findingsPage(w http.ResponseWriter, r *http.Request, s *sessio
 		c.fail(w, r, s, http.StatusBadRequest, err)
 		return
 	}
-	rep, err := scanner.Findings(ctx, c.Store, name)
+	rep, err := c.Results.Findings(ctx, name)
 	if err != nil {
 		c.fail(w, r, s, findingsStatus(err), err)
 		return
@@ -265,7 +265,7 @@ func (c *Console) findingsPage(w http.ResponseWriter, r *http.Request, s *sessio
 	for i := range rep.Image.Layers {
 		data.Layers = append(data.Layers, strconv.Itoa(i+1))
 	}
-	if inUse, err := deploy.InUse(ctx, c.Store); err == nil {
+	if inUse, err := c.Deploy.InUse(ctx); err == nil {
 		data.Use = inUse[rep.Image.Digest]
 	}
 	if steps := c.layerSteps(ctx, rep.Image.Repository, rep.Image.Digest); len(steps) > 0 {
@@ -291,7 +291,7 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	name := q.Get("image")
 	format := q.Get("format")
-	rep, err := scanner.Findings(r.Context(), c.Store, name)
+	rep, err := c.Results.Findings(r.Context(), name)
 	if err != nil {
 		c.fail(w, r, s, findingsStatus(err), err)
 		return
@@ -379,12 +379,12 @@ func (c *Console) vulnerabilityPage(w http.ResponseWriter, r *http.Request, s *s
 		}
 		offset = n
 	}
-	aff, err := scanner.AffectedBy(r.Context(), c.Store, id, offset, vulnPage)
+	aff, err := c.Results.AffectedBy(r.Context(), id, offset, vulnPage)
 	if err != nil {
 		c.fail(w, r, s, http.StatusBadRequest, err)
 		return
 	}
-	inUse, err := deploy.InUse(r.Context(), c.Store)
+	inUse, err := c.Deploy.InUse(r.Context())
 	if err != nil {
 		c.fail(w, r, s, statusOf(err), err)
 		return

@@ -15,7 +15,6 @@ import (
 
 	"github.com/scangate/scangate/internal/engine"
 	"github.com/scangate/scangate/internal/scanner"
-	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/taskdef"
 )
 
@@ -693,8 +692,8 @@ type ImageUse struct {
 }
 
 // WithUse adds to each image the tasks and services that run it.
-func WithUse(ctx context.Context, st *store.Store, imgs []scanner.Image) ([]ImageUse, error) {
-	inUse, err := InUse(ctx, st)
+func (c *Controller) WithUse(ctx context.Context, imgs []scanner.Image) ([]ImageUse, error) {
+	inUse, err := c.InUse(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -709,10 +708,9 @@ func WithUse(ctx context.Context, st *store.Store, imgs []scanner.Image) ([]Imag
 }
 
 // InUse tells, for each image digest that a live task runs, how many tasks
-// and which services run it: "which running tasks use this image?". It
-// reads the store directly, for the commands that work on the data folder.
-func InUse(ctx context.Context, st *store.Store) (map[string]*Use, error) {
-	tasks, err := queryAll(ctx, st.Reader(), scanTask, `SELECT `+taskColumns+` FROM tasks WHERE last_status <> 'STOPPED'`)
+// and which services run it: "which running tasks use this image?".
+func (c *Controller) InUse(ctx context.Context) (map[string]*Use, error) {
+	tasks, err := queryAll(ctx, c.st.Reader(), scanTask, `SELECT `+taskColumns+` FROM tasks WHERE last_status <> 'STOPPED'`)
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,8 @@ type AffectedFinding struct {
 // the matching findings and their packages reach Go. Reading every stored
 // report to find the id took 0.26 s for an advisory in every one of 1,000
 // images of 100 findings.
-func AffectedBy(ctx context.Context, st *store.Store, id string, offset, limit int) ([]Affected, error) {
+func (rs *Results) AffectedBy(ctx context.Context, id string, offset, limit int) ([]Affected, error) {
+	st := rs.st
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, `"\%_`) {
 		return nil, fmt.Errorf("advisory id %q: want an id such as CVE-2023-45853", id)
 	}
@@ -129,7 +130,8 @@ type Repository struct {
 }
 
 // Repositories lists the registry's repositories, by name, in one query.
-func Repositories(ctx context.Context, st *store.Store) ([]Repository, error) {
+func (rs *Results) Repositories(ctx context.Context) ([]Repository, error) {
+	st := rs.st
 	var cols []string
 	for _, sev := range scan.Severities {
 		cols = append(cols, fmt.Sprintf(`max(coalesce(json_extract(s.summary, '$.%s'), 0) > 0)`, sev))

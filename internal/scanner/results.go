@@ -29,9 +29,17 @@ type Image struct {
 	VulnDBDigest string      `json:"vulndbDigest,omitempty"`
 }
 
+// Results reads what the scanner stored: images, their scans and tags.
+// The API and the console read through it, not through the tables.
+type Results struct{ st *store.Store }
+
+// NewResults returns a reader of st's images and scans.
+func NewResults(st *store.Store) *Results { return &Results{st: st} }
+
 // ListImages returns the images pushed to the registry, newest push first,
 // with their scans; repository, if not empty, keeps one repository's.
-func ListImages(ctx context.Context, st *store.Store, repository string) ([]Image, error) {
+func (rs *Results) ListImages(ctx context.Context, repository string) ([]Image, error) {
+	st := rs.st
 	q := `SELECT i.repository, i.digest, i.media_type, i.pushed_at, i.last_pulled_at,
 		coalesce(s.status, 'PENDING'), coalesce(s.error, ''), s.scanned_at, coalesce(s.summary, '{}'), coalesce(s.fixable, '{}'),
 		coalesce(s.vulndb_digest, ''), (SELECT coalesce(json_group_array(t.tag), '[]') FROM (SELECT tag FROM image_tags WHERE repository = i.repository AND digest = i.digest ORDER BY tag) t)
@@ -88,7 +96,8 @@ var ErrNoImage = errors.New("no such image")
 
 // Findings returns the latest report of an image named REPOSITORY@DIGEST
 // or REPOSITORY:TAG (the newest push of that tag).
-func Findings(ctx context.Context, st *store.Store, name string) (*scan.Report, error) {
+func (rs *Results) Findings(ctx context.Context, name string) (*scan.Report, error) {
+	st := rs.st
 	repo, digest, err := resolve(ctx, st, name)
 	if err != nil {
 		return nil, err
@@ -132,7 +141,8 @@ func resolve(ctx context.Context, st *store.Store, name string) (repo, digest st
 }
 
 // ResolveTag returns the digest repository:tag names now.
-func ResolveTag(ctx context.Context, st *store.Store, repository, tag string) (string, error) {
+func (rs *Results) ResolveTag(ctx context.Context, repository, tag string) (string, error) {
+	st := rs.st
 	_, digest, err := resolve(ctx, st, repository+":"+tag)
 	return digest, err
 }

@@ -8,7 +8,7 @@ import (
 
 // console is the web console at /, over the services the API uses.
 func (p *parts) console() http.Handler {
-	c, err := console.New(console.Deps{Store: p.st, Tokens: p.tokens, Bus: p.bus, Pipelines: p.pipes, Heads: p.sources.head,
+	c, err := console.New(console.Deps{Results: p.results, Tokens: p.tokens, Bus: p.bus, Pipelines: p.pipes, Heads: p.sources.head,
 		Repos: p.sources.repos, Deploy: p.deploy, Images: p.reg, Logger: p.cfg.Logger.With("component", "console"),
 		WriteTimeout: p.cfg.Limits.WriteTimeout})
 	if err != nil {

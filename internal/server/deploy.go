@@ -16,7 +16,6 @@ import (
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scanner"
-	"github.com/scangate/scangate/internal/store"
 )
 
 // deployerToken names the token the server makes at each start for the
@@ -42,7 +41,7 @@ func (p *parts) assembleDeploy(ctx context.Context) error {
 		Credentials:  engine.Credentials{Username: deployerToken, Password: secret},
 		Verdicts:     verdicts{p},
 		Judge:        judge{p},
-		Resolver:     tags{p.st},
+		Resolver:     tags{p.results},
 		Balancer:     balancer{p.balancer},
 		Retention:    p.cfg.TaskRetention,
 		Logger:       log.With("component", "deploy"),
@@ -79,10 +78,10 @@ func (j judge) Judge(ctx context.Context, repository, digest string) (deploy.Jud
 }
 
 // tags resolve the registry's tags for task definitions.
-type tags struct{ st *store.Store }
+type tags struct{ r *scanner.Results }
 
 func (t tags) Resolve(ctx context.Context, repository, tag string) (string, error) {
-	return scanner.ResolveTag(ctx, t.st, repository, tag)
+	return t.r.ResolveTag(ctx, repository, tag)
 }
 
 // balancer adapts the load balancer to the controller.

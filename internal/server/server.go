@@ -41,6 +41,7 @@ import (
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/scanner"
+	"github.com/scangate/scangate/internal/stack"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -219,6 +220,8 @@ type parts struct {
 	tokens  *auth.Tokens
 	reg     *registry.Registry
 	scanner *scanner.Scanner
+	results *scanner.Results
+	stacks  *stack.Records
 	sources *sources
 	builder *build.Builder
 	pipes   *pipeline.Service
@@ -274,6 +277,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 			return nil, err
 		}
 	}
+	p.results, p.stacks = scanner.NewResults(st), stack.NewRecords(st)
 	p.scanner = scanner.New(st, p.reg, p.bus, p.jobs, scanner.Options{
 		Host: host, Order: cfg.SeverityOrder, RescanWindow: cfg.RescanWindow, OnScan: p.metrics.scanned,
 		LayerCache: cache, Logger: log.With("component", "scanner"),
@@ -354,7 +358,7 @@ func (p *parts) mux() *http.ServeMux {
 	mux.Handle("/v2/", p.reg)
 	mux.Handle("/git/", p.sources.repos)
 	mux.Handle("/hooks/git", p.sources.repos.WebhookHandler(p.sources.webhookSecret))
-	mux.Handle("/api/v1/", api.New(api.Deps{Store: p.st, Tokens: p.tokens, Bus: p.bus, Scanner: p.scanner,
+	mux.Handle("/api/v1/", api.New(api.Deps{Tokens: p.tokens, Bus: p.bus, Scanner: p.scanner, Results: p.results, Stacks: p.stacks,
 		Pipelines: p.pipes, Heads: p.sources.head, Repos: p.sources.repos, Deploy: p.deploy, Logger: p.cfg.Logger.With("component", "api")}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", p.readyz)

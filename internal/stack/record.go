@@ -40,8 +40,16 @@ func CheckRecord(rec *Record) error {
 	return nil
 }
 
-// LoadRecord returns the record of the stack name.
-func LoadRecord(ctx context.Context, st *store.Store, name string) (*Record, error) {
+// Records are the server's stack records, in the table stacks, which this
+// package owns.
+type Records struct{ st *store.Store }
+
+// NewRecords returns st's stack records.
+func NewRecords(st *store.Store) *Records { return &Records{st: st} }
+
+// Load returns the record of the stack name.
+func (r *Records) Load(ctx context.Context, name string) (*Record, error) {
+	st := r.st
 	var doc string
 	err := st.Reader().QueryRowContext(ctx, `SELECT doc FROM stacks WHERE name = $1`, name).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -57,8 +65,9 @@ func LoadRecord(ctx context.Context, st *store.Store, name string) (*Record, err
 	return &rec, nil
 }
 
-// SaveRecord stores rec in place of the stack's record.
-func SaveRecord(ctx context.Context, st *store.Store, rec *Record) error {
+// Save stores rec in place of the stack's record.
+func (r *Records) Save(ctx context.Context, rec *Record) error {
+	st := r.st
 	if err := CheckRecord(rec); err != nil {
 		return err
 	}
@@ -76,8 +85,9 @@ func SaveRecord(ctx context.Context, st *store.Store, rec *Record) error {
 	return nil
 }
 
-// DeleteRecord removes the stack's record.
-func DeleteRecord(ctx context.Context, st *store.Store, name string) error {
+// Delete removes the stack's record.
+func (r *Records) Delete(ctx context.Context, name string) error {
+	st := r.st
 	res, err := st.Writer().ExecContext(ctx, `DELETE FROM stacks WHERE name = $1`, name)
 	if err != nil {
 		return fmt.Errorf("stack %s: delete record: %w", name, err)

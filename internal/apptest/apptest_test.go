@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/apptest"
-	"github.com/scangate/scangate/internal/servertest"
+	"github.com/scangate/scangate/internal/registry/registrytest"
 )
 
 // The program runs here as a process of the test (it is built for
@@ -251,16 +252,17 @@ func TestImageAndPush(t *testing.T) {
 		t.Errorf("two images of one program: %s and %s", d1, d2)
 	}
 
-	srv := servertest.Start(t, servertest.Options{Feeds: []string{}})
-	ref := apptest.Push(t, srv.Addr, "apptest/app", srv.Token)
-	if want := srv.Addr + "/apptest/app@" + d1.String(); ref != want {
+	_, base, token := registrytest.Start(t, nil)
+	addr := strings.TrimPrefix(base, "http://")
+	ref := apptest.Push(t, addr, "apptest/app", token)
+	if want := addr + "/apptest/app@" + d1.String(); ref != want {
 		t.Errorf("Push = %s, want %s", ref, want)
 	}
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := remote.Head(r, remote.WithAuth(srv.Auth()), remote.WithContext(context.Background())); err != nil {
+	if _, err := remote.Head(r, remote.WithAuth(&authn.Basic{Username: "apptest", Password: token}), remote.WithContext(context.Background())); err != nil {
 		t.Errorf("the pushed image: %v", err)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scangate/scangate/internal/imagetest"
 )
 
 // fixtures is the repository's copy of real feed data.
-var fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+var fixtures = imagetest.Fixtures
 
 type result struct {
 	stdout, stderr string

@@ -18,9 +18,9 @@ import (
 // (contexts, as kubectl names them), each with its token, and which one is
 // current. It holds secrets, so it is written 0600 in a 0700 folder.
 
-// configEnv names another configuration file (for tests and several
+// ConfigEnv names another configuration file (for tests and several
 // identities on one account).
-const configEnv = "SCANGATE_CLIENT_CONFIG"
+const ConfigEnv = "SCANGATE_CLIENT_CONFIG"
 
 // maxConfigSize bounds the configuration file read.
 const maxConfigSize = 1 << 20
@@ -48,7 +48,7 @@ type clientContext struct {
 // configPath is $SCANGATE_CLIENT_CONFIG, else $XDG_CONFIG_HOME/scangate/config.yaml,
 // else ~/.config/scangate/config.yaml.
 func configPath() (string, error) {
-	if p := os.Getenv(configEnv); p != "" {
+	if p := os.Getenv(ConfigEnv); p != "" {
 		return p, nil
 	}
 	dir := os.Getenv("XDG_CONFIG_HOME")

@@ -14,8 +14,8 @@ import (
 // environment. Nothing is made here: some tests kill a child process of
 // this binary and check it left nothing behind.
 func TestMain(m *testing.M) {
-	if os.Getenv(configEnv) == "" {
-		os.Setenv(configEnv, filepath.Join(os.TempDir(), fmt.Sprintf("scangate-cli-test-%d", os.Getpid()), "config.yaml"))
+	if os.Getenv(ConfigEnv) == "" {
+		os.Setenv(ConfigEnv, filepath.Join(os.TempDir(), fmt.Sprintf("scangate-cli-test-%d", os.Getpid()), "config.yaml"))
 	}
 	for _, v := range []string{"SCANGATE_SERVER", tokenEnv, "SCANGATE_CONTEXT", "SCANGATE_TOKEN_FILE", "SCANGATE_DATA_DIR", "SCANGATE_FORMAT"} {
 		os.Unsetenv(v)

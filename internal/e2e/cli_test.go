@@ -86,19 +86,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func hasLine(out string, parts ...string) bool {
-	for _, line := range strings.Split(out, "\n") {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
-
 // waitFor polls ok until it says yes, or fails the test saying what.
 func (h *harness) waitFor(what string, timeout time.Duration, ok func() bool) {
 	h.t.Helper()
@@ -163,7 +150,7 @@ containerDefinitions:
 			t.Errorf("service describe lacks %q:\n%s", want, out)
 		}
 	}
-	if !hasLine(out, svc.Deployments[0].ID, "PRIMARY", "COMPLETED", family+":1") {
+	if !servertest.HasLine(out, svc.Deployments[0].ID, "PRIMARY", "COMPLETED", family+":1") {
 		t.Errorf("service describe: no line of the completed deployment:\n%s", out)
 	}
 	// A deployment read by id counts its tasks as the service does.
@@ -183,10 +170,10 @@ containerDefinitions:
 		t.Fatalf("task list: %v %+v", err, tasks)
 	}
 	task := tasks[0].ID
-	if out := h.must(deployer, "task", "list", "--cluster", cluster); !hasLine(out, task, "web", family+":1", "RUNNING") {
+	if out := h.must(deployer, "task", "list", "--cluster", cluster); !servertest.HasLine(out, task, "web", family+":1", "RUNNING") {
 		t.Errorf("task list:\n%s", out)
 	}
-	if out := h.must(deployer, "task", "describe", task); !strings.Contains(out, "RUNNING (desired RUNNING)") || !hasLine(out, "app", "running", fmt.Sprintf("->%d/tcp", apptest.Port)) {
+	if out := h.must(deployer, "task", "describe", task); !strings.Contains(out, "RUNNING (desired RUNNING)") || !servertest.HasLine(out, "app", "running", fmt.Sprintf("->%d/tcp", apptest.Port)) {
 		t.Errorf("task describe:\n%s", out)
 	}
 	out = h.must(deployer, "task", "logs", task)
@@ -225,7 +212,7 @@ containerDefinitions:
 		if err := json.Unmarshal([]byte(h.must(deployer, "--format", "json", "task", "list", "--cluster", cluster)), &live); err != nil {
 			t.Fatal(err)
 		}
-		return hasLine(h.must(deployer, "task", "list", "--cluster", cluster, "--stopped"), task, "UserInitiated", "cli test") &&
+		return servertest.HasLine(h.must(deployer, "task", "list", "--cluster", cluster, "--stopped"), task, "UserInitiated", "cli test") &&
 			len(live) == 1 && live[0].ID != task && live[0].LastStatus == deploy.TaskRunning
 	})
 	if out := h.must(deployer, "task", "describe", task); !strings.Contains(out, "stopped: UserInitiated: cli test") || !strings.Contains(out, "last lines:") ||

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -53,7 +52,7 @@ func (h *harness) rollingUpdate(cluster, image string, minPct, maxPct int) {
 	const desired = 5
 	name := fmt.Sprintf("roll-%d-%d-%s", minPct, maxPct, h.id)
 	what := fmt.Sprintf("%d/%d", minPct, maxPct)
-	port := freePort(t)
+	port := servertest.FreePort(t)
 	v1 := h.taskDef(name, image, map[string]string{"MESSAGE": "v1"}, healthCheck)
 	h.api("POST", "/api/v1/services", map[string]any{"clusterName": cluster, "serviceName": name, "taskDefinition": v1, "desiredCount": 0,
 		"config": map[string]any{
@@ -319,15 +318,4 @@ func (h *harness) lbCounters(cluster, service string) map[string]int64 {
 		}
 	}
 	return out
-}
-
-// freePort is a port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -80,7 +80,7 @@ func TestStackUpDown(t *testing.T) {
 
 	// --dry-run: the plan, and nothing made.
 	out := h.must(admin, "up", "-f", file, "--dry-run")
-	if !strings.Contains(out, "7 to create, 0 to change, 0 to delete, 0 left as they are") || !hasLine(out, "create", "pipeline", "st-"+id) {
+	if !strings.Contains(out, "7 to create, 0 to change, 0 to delete, 0 left as they are") || !servertest.HasLine(out, "create", "pipeline", "st-"+id) {
 		t.Fatalf("dry run's plan:\n%s", out)
 	}
 	h.api("GET", "/api/v1/stacks/st-"+id, nil, http.StatusNotFound)

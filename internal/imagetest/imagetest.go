@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,9 +32,62 @@ type T interface {
 	TempDir() string
 }
 
-// Fixtures is the repository's feed and image fixture folder, as seen from
-// a package two levels down (internal/x).
-var Fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+// Fixtures is the repository's feed and image fixture folder, found from
+// the test's working folder (its package's folder) upwards, so that it is
+// the same for internal/x and internal/e2e/x.
+var Fixtures = filepath.Join(Root(), "testdata", "vulndata")
+
+// Root is the repository's root: the nearest folder at or above the
+// working folder that holds go.mod. A test runs in its package's folder, so
+// this is the module scangate's tests are built from.
+func Root() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return dir
+		}
+		d = up
+	}
+}
+
+// FakeShell returns fakesh, a static linux/amd64 stand-in for /bin/sh
+// (there is no Docker Hub to take a real one from): see its package doc for
+// the commands it runs. It is built once per test process, by import path,
+// so any package's tests can put it in a base image.
+func FakeShell(t T) []byte {
+	t.Helper()
+	sh, err := fakeShell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sh
+}
+
+var fakeShell = sync.OnceValues(func() ([]byte, error) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir, err := os.MkdirTemp("", "scangate-fakesh-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "sh")
+	cmd := exec.Command(goCmd, "build", "-o", out, "github.com/scangate/scangate/internal/imagetest/fakesh")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building internal/imagetest/fakesh: %v\n%s", err, msg)
+	}
+	return os.ReadFile(out)
+})
 
 // An Entry is one tar entry of a test layer. A base name starting with
 // ".wh." deletes that path from the layers below, as the image spec says.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/registry"
+	"github.com/scangate/scangate/internal/registry/registrytest"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -71,21 +72,21 @@ func TestRepositoryScope(t *testing.T) {
 	base, mk := scopedRegistry(t, nil)
 	admin := mk("admin", auth.RoleAdmin, "")
 	shop := mk("shop-ci", auth.RolePusher, "shop/*")
-	img := smallImage(t)
+	img := registrytest.SmallImage(t)
 	if err := pushTo(t, base, admin, "billing/api:1", img); err != nil {
 		t.Fatal(err)
 	}
-	if err := pushTo(t, base, shop, "shop/api:1", smallImage(t)); err != nil {
+	if err := pushTo(t, base, shop, "shop/api:1", registrytest.SmallImage(t)); err != nil {
 		t.Fatalf("scoped push inside its scope: %v", err)
 	}
-	wantTransportStatus(t, "push outside the scope", pushTo(t, base, shop, "billing/api:2", smallImage(t)), http.StatusForbidden)
-	r := do(t, http.MethodPost, base+"/v2/billing/api/blobs/uploads/", "basic:"+shop, nil, nil)
-	wantDenied(t, "upload outside the scope", r)
-	if !strings.Contains(string(r.body), "not granted repository billing/api") {
-		t.Errorf("refusal %s does not name the repository", r.body)
+	registrytest.WantTransportStatus(t, "push outside the scope", pushTo(t, base, shop, "billing/api:2", registrytest.SmallImage(t)), http.StatusForbidden)
+	r := registrytest.Do(t, http.MethodPost, base+"/v2/billing/api/blobs/uploads/", "basic:"+shop, nil, nil)
+	registrytest.WantDenied(t, "upload outside the scope", r)
+	if !strings.Contains(string(r.Body), "not granted repository billing/api") {
+		t.Errorf("refusal %s does not name the repository", r.Body)
 	}
-	wantTransportStatus(t, "pull outside the scope", pull(t, base, shop, "billing/api:1"), http.StatusForbidden)
-	wantDenied(t, "tag list outside the scope", do(t, http.MethodGet, base+"/v2/billing/api/tags/list", "basic:"+shop, nil, nil))
+	registrytest.WantTransportStatus(t, "pull outside the scope", pull(t, base, shop, "billing/api:1"), http.StatusForbidden)
+	registrytest.WantDenied(t, "tag list outside the scope", registrytest.Do(t, http.MethodGet, base+"/v2/billing/api/tags/list", "basic:"+shop, nil, nil))
 	if err := pull(t, base, shop, "shop/api:1"); err != nil {
 		t.Fatalf("pull inside the scope: %v", err)
 	}
@@ -93,15 +94,15 @@ func TestRepositoryScope(t *testing.T) {
 	// token may read it.
 	layers, _ := img.Layers()
 	d, _ := layers[0].Digest()
-	wantDenied(t, "mount from outside the scope", do(t, http.MethodPost, base+"/v2/shop/web/blobs/uploads/?mount="+d.String()+"&from=billing/api", "basic:"+shop, nil, nil))
+	registrytest.WantDenied(t, "mount from outside the scope", registrytest.Do(t, http.MethodPost, base+"/v2/shop/web/blobs/uploads/?mount="+d.String()+"&from=billing/api", "basic:"+shop, nil, nil))
 
 	catalog := func(secret string) []string {
-		r := do(t, http.MethodGet, base+"/v2/_catalog", "basic:"+secret, nil, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("catalog: %d %s", r.status, r.body)
+		r := registrytest.Do(t, http.MethodGet, base+"/v2/_catalog", "basic:"+secret, nil, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("catalog: %d %s", r.Status, r.Body)
 		}
 		var page struct{ Repositories []string }
-		if err := json.Unmarshal(r.body, &page); err != nil {
+		if err := json.Unmarshal(r.Body, &page); err != nil {
 			t.Fatal(err)
 		}
 		return page.Repositories
@@ -133,22 +134,22 @@ func TestTagGuard(t *testing.T) {
 	admin := mk("admin", auth.RoleAdmin, "")
 	pusher := mk("dev", auth.RolePusher, "shop/*")
 	sha := strings.Repeat("ab", 20)
-	if err := pushTo(t, base, builder, "shop/api:"+sha, smallImage(t)); err != nil {
+	if err := pushTo(t, base, builder, "shop/api:"+sha, registrytest.SmallImage(t)); err != nil {
 		t.Fatalf("the owner pushes its tag: %v", err)
 	}
-	if err := pushTo(t, base, builder, "shop/api:latest", smallImage(t)); err != nil {
+	if err := pushTo(t, base, builder, "shop/api:latest", registrytest.SmallImage(t)); err != nil {
 		t.Fatalf("the owner moves its tag: %v", err)
 	}
 	for _, tag := range []string{sha, "latest"} {
-		err := pushTo(t, base, pusher, "shop/api:"+tag, smallImage(t))
-		wantTransportStatus(t, "push over "+tag, err, http.StatusForbidden)
+		err := pushTo(t, base, pusher, "shop/api:"+tag, registrytest.SmallImage(t))
+		registrytest.WantTransportStatus(t, "push over "+tag, err, http.StatusForbidden)
 		if !strings.Contains(err.Error(), "immutable") {
 			t.Errorf("refusal %q does not name the rule", err)
 		}
-		r := do(t, http.MethodDelete, base+"/v2/shop/api/manifests/"+tag, "basic:"+admin, nil, nil)
-		wantDenied(t, "admin deletes "+tag, r)
+		r := registrytest.Do(t, http.MethodDelete, base+"/v2/shop/api/manifests/"+tag, "basic:"+admin, nil, nil)
+		registrytest.WantDenied(t, "admin deletes "+tag, r)
 	}
-	if err := pushTo(t, base, pusher, "shop/api:feature", smallImage(t)); err != nil {
+	if err := pushTo(t, base, pusher, "shop/api:feature", registrytest.SmallImage(t)); err != nil {
 		t.Fatalf("another tag: %v", err)
 	}
 }

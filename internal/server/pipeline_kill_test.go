@@ -15,9 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -406,12 +404,8 @@ func (p *pipelineHarness) commit(msg string, files map[string]string) string {
 // Engine when the test ends.
 func (p *pipelineHarness) baseImage(name, dpkgStatus string) string {
 	p.t.Helper()
-	sh, err := fakesh()
-	if err != nil {
-		p.t.Fatal(err)
-	}
 	img := imagetest.Build(p.t, imagetest.Layer(p.t,
-		imagetest.Entry{Name: "bin/sh", Body: string(sh), Mode: 0o755},
+		imagetest.Entry{Name: "bin/sh", Body: string(imagetest.FakeShell(p.t)), Mode: 0o755},
 		imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(p.t, "debian", "os-release")},
 		imagetest.Entry{Name: "var/lib/dpkg/status", Body: dpkgStatus},
 		imagetest.Entry{Name: "etc/scangate-test-id", Body: p.id + "\n"}, // no other test's image
@@ -640,19 +634,3 @@ func noPipelineJobsWaiting(db *sql.DB) (bool, error) {
 		AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled')`).Scan(&n)
 	return n == 0, err
 }
-
-// fakesh is internal/build's stand-in for /bin/sh, a static linux/amd64
-// binary, built once for the package.
-var fakesh = sync.OnceValues(func() ([]byte, error) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(binDir, "fakesh")
-	cmd := exec.Command(goCmd, "build", "-o", out, "../build/testdata/fakesh")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building internal/build/testdata/fakesh: %v\n%s", err, msg)
-	}
-	return os.ReadFile(out)
-})

@@ -194,7 +194,7 @@ func TestTagsMoveAndDeletesForget(t *testing.T) {
 	s.WaitScan(t, "shop/tags", b, 30*time.Second)
 
 	tags := map[string][]string{}
-	imgs, err := scanner.ListImages(context.Background(), s.Store, "shop/tags")
+	imgs, err := scanner.NewResults(s.Store).ListImages(context.Background(), "shop/tags")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestTagsMoveAndDeletesForget(t *testing.T) {
 	if len(tags[a]) != 0 || len(tags[b]) != 1 || tags[b][0] != "1" {
 		t.Errorf("tags after the second push: %v; want 1 on %s only", tags, b)
 	}
-	r, err := scanner.Findings(context.Background(), s.Store, "shop/tags:1")
+	r, err := scanner.NewResults(s.Store).Findings(context.Background(), "shop/tags:1")
 	if err != nil || r.Image.Digest != b {
 		t.Fatalf("findings of shop/tags:1: %v, digest %v; want %s", err, r, b)
 	}
@@ -212,7 +212,7 @@ func TestTagsMoveAndDeletesForget(t *testing.T) {
 	if err := remote.Delete(s.Ref(t, "shop/tags@"+a), remote.WithAuth(s.Auth())); err != nil {
 		t.Fatal(err)
 	}
-	imgs, err = scanner.ListImages(context.Background(), s.Store, "shop/tags")
+	imgs, err = scanner.NewResults(s.Store).ListImages(context.Background(), "shop/tags")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func TestTLSWithGitAndDocker(t *testing.T) {
 	if desc.Digest != want {
 		t.Logf("docker pushed %s (it rewrites the manifest), go-containerregistry built %s", desc.Digest, want)
 	}
-	imgs, err := scanner.ListImages(context.Background(), s.Store, "tls/app")
+	imgs, err := scanner.NewResults(s.Store).ListImages(context.Background(), "tls/app")
 	if err != nil || len(imgs) != 1 || imgs[0].Digest != desc.Digest.String() {
 		t.Errorf("the push recorded: %+v, %v; want %s", imgs, err, desc.Digest)
 	}

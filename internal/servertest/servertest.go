@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/server"
@@ -30,8 +33,8 @@ import (
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
-// Fixtures is the repository's feed fixture folder, from internal/x.
-var Fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+// Fixtures is the repository's feed fixture folder (imagetest.Fixtures).
+var Fixtures = imagetest.Fixtures
 
 // Options configure a test server.
 type Options struct {
@@ -177,7 +180,7 @@ func (s *Server) WaitScan(t testing.TB, repository, digest string, timeout time.
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		imgs, err := scanner.ListImages(context.Background(), s.Store, repository)
+		imgs, err := scanner.NewResults(s.Store).ListImages(context.Background(), repository)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,4 +262,31 @@ func (s *Server) ImportQueued(t testing.TB, feeds ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FreePort is a loopback TCP port free when asked (a test's published
+// container port, or a second server's address).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// HasLine says whether one line of a command's output holds every part, as
+// a user reading a table looks along one row.
+func HasLine(out string, parts ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

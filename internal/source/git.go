@@ -50,12 +50,12 @@ func gitEnv(config []kv) []string {
 		"SSH_ASKPASS=",
 		"LC_ALL=C",
 	)
-	return append(env, configEnv(config)...)
+	return append(env, ConfigEnv(config)...)
 }
 
-// configEnv gives git configuration through GIT_CONFIG_COUNT (git 2.31),
+// ConfigEnv gives git configuration through GIT_CONFIG_COUNT (git 2.31),
 // which other processes cannot read from the command line.
-func configEnv(config []kv) []string {
+func ConfigEnv(config []kv) []string {
 	if len(config) == 0 {
 		return nil
 	}

@@ -328,7 +328,7 @@ func (r *Repos) backend(w http.ResponseWriter, req *http.Request, g gitRequest, 
 		"GIT_HTTP_EXPORT_ALL=1",
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL=" + os.DevNull,
-	}, configEnv(config)...)
+	}, ConfigEnv(config)...)
 	if user != "" {
 		// http-backend takes any REMOTE_USER, even empty, as a login.
 		env = append(env, "REMOTE_USER="+user)

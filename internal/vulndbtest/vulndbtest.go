@@ -11,13 +11,13 @@ import (
 	"testing"
 
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
-// Fixtures is the repository's feed fixture folder, as seen from a package
-// two levels down (internal/x).
-var Fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+// Fixtures is the repository's feed fixture folder (imagetest.Fixtures).
+var Fixtures = imagetest.Fixtures
 
 // Feeds are the fixture feeds imported, relative to Fixtures.
 var Feeds = []string{"go-vulndb.zip", "pypa-advisory-database.zip", "debian", "alpine", "ghsa", "nvd"}

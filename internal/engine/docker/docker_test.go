@@ -25,7 +25,7 @@ import (
 	"github.com/scangate/scangate/internal/apptest"
 	"github.com/scangate/scangate/internal/engine"
 	"github.com/scangate/scangate/internal/engine/docker"
-	"github.com/scangate/scangate/internal/servertest"
+	"github.com/scangate/scangate/internal/registry/registrytest"
 )
 
 // These tests need a Docker Engine (DOCKER_HOST, else the default socket)
@@ -36,9 +36,10 @@ import (
 // fixture is a Docker Engine, a registry holding the app, and a Runtime.
 type fixture struct {
 	docker *client.Client
-	srv    *servertest.Server
+	reg    string // the registry's host:port
+	token  string
 	rt     *docker.Runtime
-	image  string // the app by digest in srv's registry
+	image  string // the app by digest in the registry
 	auth   map[string]engine.Credentials
 }
 
@@ -59,9 +60,10 @@ func TestMain(m *testing.M) {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{docker: dockerClient(t)}
-	f.srv = servertest.Start(t, servertest.Options{Feeds: []string{}})
-	f.image = apptest.Push(t, f.srv.Addr, "enginetest/app", f.srv.Token)
-	f.auth = map[string]engine.Credentials{f.srv.Addr: {Username: "engine", Password: f.srv.Token}}
+	_, base, token := registrytest.Start(t, nil)
+	f.reg, f.token = strings.TrimPrefix(base, "http://"), token
+	f.image = apptest.Push(t, f.reg, "enginetest/app", f.token)
+	f.auth = map[string]engine.Credentials{f.reg: {Username: "engine", Password: f.token}}
 	f.rt = newRuntime(t)
 	t.Cleanup(func() {
 		// Untag what the tests pulled; the image goes with its last tag.
@@ -782,7 +784,7 @@ func (f *fixture) testPullErrors(t *testing.T) {
 	cluster := f.cluster(t)
 
 	c := f.app("web")
-	c.Image = f.srv.Addr + "/enginetest/app@sha256:" + strings.Repeat("0", 64)
+	c.Image = f.reg + "/enginetest/app@sha256:" + strings.Repeat("0", 64)
 	state, err := f.rt.StartTask(ctx, f.task(cluster, "nopull", c))
 	if !errors.Is(err, engine.ErrImagePull) || !strings.Contains(err.Error(), "manifest unknown") {
 		t.Errorf("err = %v, want ErrImagePull with the engine's message", err)
@@ -797,9 +799,9 @@ func (f *fixture) testPullErrors(t *testing.T) {
 
 	// The same image in another repository, which the engine has not
 	// pulled, with a wrong token.
-	c.Image = apptest.Push(t, f.srv.Addr, "enginetest/private", f.srv.Token)
+	c.Image = apptest.Push(t, f.reg, "enginetest/private", f.token)
 	spec := f.task(cluster, "denied", c)
-	spec.Auth = map[string]engine.Credentials{f.srv.Addr: {Username: "engine", Password: "not-a-token"}}
+	spec.Auth = map[string]engine.Credentials{f.reg: {Username: "engine", Password: "not-a-token"}}
 	_, err = f.rt.StartTask(ctx, spec)
 	if !errors.Is(err, engine.ErrImagePull) || !strings.Contains(err.Error(), "unauthorized") {
 		t.Errorf("err = %v, want ErrImagePull saying unauthorized", err)

@@ -1,4 +1,4 @@
-package cli
+package cli_test
 
 import (
 	"crypto/rand"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/servertest"
@@ -110,12 +111,12 @@ containerDefinitions:
 		t.Errorf("taskdef deregister: %s", out)
 	}
 	out = as(reader, "taskdef", "list", family).must(t).stdout
-	if !hasLine(out, family+":3", "INACTIVE", "app=shop/api@sha256:", "token ci") || !hasLine(out, family+":1", "ACTIVE") {
+	if !servertest.HasLine(out, family+":3", "INACTIVE", "app=shop/api@sha256:", "token ci") || !servertest.HasLine(out, family+":1", "ACTIVE") {
 		t.Errorf("taskdef list:\n%s", out)
 	}
 
 	// A service at desired count 0, with a configuration file.
-	listener := freePort(t)
+	listener := servertest.FreePort(t)
 	config := tempFile(t, "service.yaml", fmt.Sprintf(`deploymentConfiguration:
   minimumHealthyPercent: 50
   deploymentCircuitBreaker: {enable: true, rollback: true}
@@ -156,7 +157,7 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 	}
 	as(deployer, "service", "update", "--cluster", cluster, "api", "--desired-count", "0").must(t)
 	out = as(reader, "task", "list", "--cluster", cluster, "--stopped").must(t).stdout
-	if !hasLine(out, stopped[0].ID, "TaskFailedToStart", "admission refused") {
+	if !servertest.HasLine(out, stopped[0].ID, "TaskFailedToStart", "admission refused") {
 		t.Errorf("task list --stopped:\n%s", out)
 	}
 	out = as(reader, "task", "describe", stopped[0].ID).must(t).stdout
@@ -176,7 +177,7 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 	// Overrides are an admin's.
 	expires := time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly)
 	override := []string{"service", "override", "--cluster", cluster, "api", "--digest", digest, "--reason", "no pipeline builds it yet", "--expires", expires}
-	if r := as(deployer, override...); r.code != ExitBadInput || !strings.Contains(r.stderr, "this needs the admin role; token ci is a deployer") {
+	if r := as(deployer, override...); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "this needs the admin role; token ci is a deployer") {
 		t.Errorf("override by a deployer: exit %d, %s", r.code, r.stderr)
 	}
 	out = as(admin, override...).must(t).stdout
@@ -185,41 +186,41 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 	}
 
 	// Refusals, each with its exit code and a message that says what to do.
-	noServer := "http://" + freeAddr(t)
+	noServer := fmt.Sprintf("http://127.0.0.1:%d", servertest.FreePort(t))
 	for _, tc := range []struct {
 		name string
 		args []string
 		code int
 		want []string
 	}{
-		{"a reader creates", []string{"cluster", "create", "x", "--server", server, "--token-file", reader}, ExitBadInput,
+		{"a reader creates", []string{"cluster", "create", "x", "--server", server, "--token-file", reader}, cli.ExitBadInput,
 			[]string{"server " + server + ":", "this needs the deployer role; token viewer is a reader"}},
-		{"no token", []string{"cluster", "list", "--server", server}, ExitBadInput, []string{"no token for server " + server + ": run scangate login"}},
-		{"an unknown token", []string{"cluster", "list", "--server", server, "--token-file", tempFile(t, "bad.token", "sgt_"+strings.Repeat("0", 64))}, ExitBadInput,
+		{"no token", []string{"cluster", "list", "--server", server}, cli.ExitBadInput, []string{"no token for server " + server + ": run scangate login"}},
+		{"an unknown token", []string{"cluster", "list", "--server", server, "--token-file", tempFile(t, "bad.token", "sgt_"+strings.Repeat("0", 64))}, cli.ExitBadInput,
 			[]string{"server " + server + ": 401: the token (from --token-file"}},
-		{"an empty token file", []string{"cluster", "list", "--server", server, "--token-file", tempFile(t, "empty.token", "\n")}, ExitBadInput,
+		{"an empty token file", []string{"cluster", "list", "--server", server, "--token-file", tempFile(t, "empty.token", "\n")}, cli.ExitBadInput,
 			[]string{"no token in it"}},
-		{"no server", []string{"cluster", "list", "--server", noServer, "--token-file", reader}, ExitInternal,
+		{"no server", []string{"cluster", "list", "--server", noServer, "--token-file", reader}, cli.ExitInternal,
 			[]string{"server " + noServer + " is unreachable", "connection refused"}},
-		{"not a server URL", []string{"cluster", "list", "--server", "ftp://example.com", "--token-file", reader}, ExitBadInput, []string{"--server"}},
-		{"an unknown service", []string{"service", "describe", "--cluster", cluster, "nope", "--server", server, "--token-file", reader}, ExitBadInput,
+		{"not a server URL", []string{"cluster", "list", "--server", "ftp://example.com", "--token-file", reader}, cli.ExitBadInput, []string{"--server"}},
+		{"an unknown service", []string{"service", "describe", "--cluster", cluster, "nope", "--server", server, "--token-file", reader}, cli.ExitBadInput,
 			[]string{"service nope in cluster " + cluster + ": not found"}},
-		{"nothing to update", []string{"service", "update", "--cluster", cluster, "api", "--server", server, "--token-file", deployer}, ExitBadInput,
+		{"nothing to update", []string{"service", "update", "--cluster", cluster, "api", "--server", server, "--token-file", deployer}, cli.ExitBadInput,
 			[]string{"nothing to change"}},
 		{"no room to deploy", []string{"service", "create", "--cluster", cluster, "--name", "b", "--taskdef", family, "--server", server, "--token-file", deployer,
-			"-f", tempFile(t, "tight.yaml", "deploymentConfiguration: {minimumHealthyPercent: 100, maximumPercent: 100}\n")}, ExitBadInput,
+			"-f", tempFile(t, "tight.yaml", "deploymentConfiguration: {minimumHealthyPercent: 100, maximumPercent: 100}\n")}, cli.ExitBadInput,
 			[]string{"leave no room to replace a task"}},
 		{"an unknown config field", []string{"service", "create", "--cluster", cluster, "--name", "b", "--taskdef", family, "--server", server, "--token-file", deployer,
-			"-f", tempFile(t, "typo.yaml", "loadbalancer: {listenerPort: 1}\n")}, ExitBadInput, []string{"loadbalancer", "the fields are deploymentConfiguration"}},
-		{"an absurd count", []string{"service", "update", "--cluster", cluster, "api", "--desired-count", "100000", "--server", server, "--token-file", deployer}, ExitBadInput,
+			"-f", tempFile(t, "typo.yaml", "loadbalancer: {listenerPort: 1}\n")}, cli.ExitBadInput, []string{"loadbalancer", "the fields are deploymentConfiguration"}},
+		{"an absurd count", []string{"service", "update", "--cluster", cluster, "api", "--desired-count", "100000", "--server", server, "--token-file", deployer}, cli.ExitBadInput,
 			[]string{"want 0 to 1000"}},
 		{"a task definition past 64 KiB", []string{"taskdef", "register", "-f", tempFile(t, "big.yaml", "family: x\n#"+strings.Repeat("x", 65<<10)+"\n"),
-			"--server", server, "--token-file", deployer}, ExitBadInput, []string{"the most a task definition may have"}},
+			"--server", server, "--token-file", deployer}, cli.ExitBadInput, []string{"the most a task definition may have"}},
 		{"not in the registry", []string{"taskdef", "register", "-f", tempFile(t, "hub.yaml", "family: x\ncontainerDefinitions: [{name: a, image: nginx:1.27}]\n"),
-			"--server", server, "--token-file", deployer}, ExitBadInput, []string{"is not in scangate's registry"}},
+			"--server", server, "--token-file", deployer}, cli.ExitBadInput, []string{"is not in scangate's registry"}},
 		{"a bad expiry", []string{"service", "override", "--cluster", cluster, "api", "--digest", digest, "--reason", "r", "--expires", "soon",
-			"--server", server, "--token-file", admin}, ExitBadInput, []string{"--expires", "is not a date"}},
-		{"sarif", []string{"--format", "sarif", "cluster", "list", "--server", server, "--token-file", reader}, ExitBadInput, []string{"table, wide, json or yaml"}},
+			"--server", server, "--token-file", admin}, cli.ExitBadInput, []string{"--expires", "is not a date"}},
+		{"sarif", []string{"--format", "sarif", "cluster", "list", "--server", server, "--token-file", reader}, cli.ExitBadInput, []string{"table, wide, json or yaml"}},
 	} {
 		r := run(t, dir, tc.args...)
 		for _, want := range tc.want {
@@ -236,12 +237,12 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 	}
 	t.Setenv("SCANGATE_TOKEN", strings.TrimSpace(string(secret)))
 	t.Setenv("SCANGATE_SERVER", s.Addr)
-	if out := run(t, dir, "service", "list").must(t).stdout; !hasLine(out, cluster, "api", family+":1") {
+	if out := run(t, dir, "service", "list").must(t).stdout; !servertest.HasLine(out, cluster, "api", family+":1") {
 		t.Errorf("service list with SCANGATE_TOKEN and SCANGATE_SERVER:\n%s", out)
 	}
 
 	// Deletes: the service drains, then the cluster can go.
-	if r := run(t, dir, "cluster", "delete", cluster); r.code != ExitBadInput || !strings.Contains(r.stderr, "has 1 services: delete them first") {
+	if r := run(t, dir, "cluster", "delete", cluster); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "has 1 services: delete them first") {
 		t.Errorf("cluster delete with a service: exit %d, %s", r.code, r.stderr)
 	}
 	if out := run(t, dir, "service", "delete", "--cluster", cluster, "api").must(t).stdout; !strings.Contains(out, "is draining") {
@@ -259,27 +260,4 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 			t.Fatalf("cluster delete: still %d after 30 s: %s", r.code, r.stderr)
 		}
 	}
-}
-
-// hasLine reports whether a line of out has every one of parts.
-func hasLine(out string, parts ...string) bool {
-	for _, line := range strings.Split(out, "\n") {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	addr := freeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	var n int
-	fmt.Sscan(port, &n)
-	return n
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/scangate/scangate/internal/registry/registrytest"
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -25,7 +26,7 @@ func TestConcurrentTagPushesRecordWhatIsServed(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, pushers)
 		for i := range pushers {
-			img := smallImage(t)
+			img := registrytest.SmallImage(t)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -38,13 +39,13 @@ func TestConcurrentTagPushesRecordWhatIsServed(t *testing.T) {
 				t.Fatalf("round %d, push %d: %v", round, i, err)
 			}
 		}
-		served := do(t, http.MethodGet, "http://"+s.Addr+"/v2/"+repo+"/manifests/"+tag, "basic:"+s.Token, nil,
+		served := registrytest.Do(t, http.MethodGet, "http://"+s.Addr+"/v2/"+repo+"/manifests/"+tag, "basic:"+s.Token, nil,
 			map[string]string{"Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
-		if served.status != http.StatusOK {
-			t.Fatalf("round %d: GET the tag: %d %s", round, served.status, served.body)
+		if served.Status != http.StatusOK {
+			t.Fatalf("round %d: GET the tag: %d %s", round, served.Status, served.Body)
 		}
-		want := served.header.Get("Docker-Content-Digest")
-		imgs, err := scanner.ListImages(context.Background(), s.Store, repo)
+		want := served.Header.Get("Docker-Content-Digest")
+		imgs, err := scanner.NewResults(s.Store).ListImages(context.Background(), repo)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package cli
+package cli_test
 
 import (
 	"crypto/ecdsa"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -51,14 +52,14 @@ func login(t *testing.T, dir, token string, a ...string) (r result) {
 // not stored.
 func TestLoginContexts(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "conf", "config.yaml")
-	t.Setenv(configEnv, cfgPath)
+	t.Setenv(cli.ConfigEnv, cfgPath)
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
 	url := "http://" + s.Addr
 	dir := filepath.Join(t.TempDir(), "nothing-here")
 	reader := apiToken(t, s, "viewer", "reader")
 	readerSecret := strings.TrimSpace(readFile(t, reader))
 
-	if r := login(t, dir, "sgt_"+strings.Repeat("0", 64), url); r.code != ExitBadInput || !strings.Contains(r.stderr, "server "+url+": 401:") {
+	if r := login(t, dir, "sgt_"+strings.Repeat("0", 64), url); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "server "+url+": 401:") {
 		t.Errorf("login with an unknown token: exit %d %s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
@@ -105,7 +106,7 @@ func TestLoginContexts(t *testing.T) {
 			t.Errorf("context list --format %s:\n%s", format, out)
 		}
 	}
-	if r := run(t, dir, "rules", "delete", "x"); r.code != ExitBadInput || !strings.Contains(r.stderr, "this needs the admin role; token viewer is a reader") {
+	if r := run(t, dir, "rules", "delete", "x"); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "this needs the admin role; token viewer is a reader") {
 		t.Errorf("a reader's context deletes a rule: exit %d %s", r.code, r.stderr)
 	}
 	run(t, dir, "context", "use", s.Addr).must(t)
@@ -125,10 +126,10 @@ func TestLoginContexts(t *testing.T) {
 	t.Setenv("SCANGATE_TOKEN", "")
 	// Another server gets no token of this one's context.
 	other := "127.0.0.1:1"
-	if r := run(t, dir, "whoami", "--server", other); r.code != ExitBadInput || !strings.Contains(r.stderr, "no token for server http://"+other) {
+	if r := run(t, dir, "whoami", "--server", other); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "no token for server http://"+other) {
 		t.Errorf("whoami --server %s: exit %d %s", other, r.code, r.stderr)
 	}
-	if r := run(t, dir, "context", "use", "nope"); r.code != ExitBadInput {
+	if r := run(t, dir, "context", "use", "nope"); r.code != cli.ExitBadInput {
 		t.Errorf("context use nope: exit %d", r.code)
 	}
 	run(t, dir, "context", "delete", s.Addr).must(t)
@@ -139,7 +140,7 @@ func TestLoginContexts(t *testing.T) {
 		t.Errorf("the client commands made a data folder: %v", err)
 	}
 	// The token is never an argument.
-	if r := run(t, dir, "login", url, s.Token); r.code != ExitBadInput {
+	if r := run(t, dir, "login", url, s.Token); r.code != cli.ExitBadInput {
 		t.Errorf("login URL TOKEN: exit %d, want 2", r.code)
 	}
 }
@@ -148,19 +149,19 @@ func TestLoginContexts(t *testing.T) {
 // refuses it until --ca-file names the CA, at login and after (the context
 // keeps the file).
 func TestLoginTLS(t *testing.T) {
-	t.Setenv(configEnv, filepath.Join(t.TempDir(), "config.yaml"))
+	t.Setenv(cli.ConfigEnv, filepath.Join(t.TempDir(), "config.yaml"))
 	certFile, keyFile := selfSigned(t)
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{TLSCert: certFile, TLSKey: keyFile}})
 	url := "https://" + s.Addr
 	dir := t.TempDir()
-	if r := login(t, dir, s.Token, url); r.code != ExitInternal || !strings.Contains(r.stderr, "certificate") {
+	if r := login(t, dir, s.Token, url); r.code != cli.ExitInternal || !strings.Contains(r.stderr, "certificate") {
 		t.Errorf("login without the CA: exit %d %s; want a refusal naming the certificate", r.code, r.stderr)
 	}
 	login(t, dir, s.Token, url, "--ca-file", certFile).must(t)
 	if out := run(t, dir, "whoami").must(t).stdout; !strings.Contains(out, "server "+url+": token test-admin") {
 		t.Errorf("whoami over TLS: %s", out)
 	}
-	if r := run(t, dir, "whoami", "--ca-file", filepath.Join(dir, "none.pem")); r.code != ExitBadInput || !strings.Contains(r.stderr, "--ca-file") {
+	if r := run(t, dir, "whoami", "--ca-file", filepath.Join(dir, "none.pem")); r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "--ca-file") {
 		t.Errorf("a missing --ca-file: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -7,10 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,24 +18,11 @@ import (
 	"github.com/scangate/scangate/internal/servertest"
 )
 
-// shellBase loads a base image whose /bin/sh is internal/build's fakesh,
+// shellBase loads a base image whose /bin/sh is imagetest.FakeShell,
 // so that a Dockerfile's RUN steps run.
 func (st *story) shellBase() string {
 	st.t.Helper()
-	out := filepath.Join(st.t.TempDir(), "fakesh")
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goCmd, "build", "-o", out, "../build/testdata/fakesh")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		st.t.Fatalf("building fakesh: %v\n%s", err, msg)
-	}
-	sh, err := os.ReadFile(out)
-	if err != nil {
-		st.t.Fatal(err)
-	}
+	sh := imagetest.FakeShell(st.t)
 	return st.loadBase("shell",
 		imagetest.Entry{Name: "bin/sh", Body: string(sh), Mode: 0o755},
 		imagetest.Entry{Name: "etc/os-release", Body: imagetest.ReadFixture(st.t, "debian", "os-release")},

@@ -1,4 +1,4 @@
-package cli
+package cli_test
 
 import (
 	"database/sql"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/servertest"
 
 	_ "modernc.org/sqlite"
@@ -59,7 +60,7 @@ func TestKeyRotate(t *testing.T) {
 
 	for _, bad := range []string{"http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9/x"} {
 		r := run(t, dir, "rules", "put", "internal", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", bad)
-		if r.code != ExitBadInput || !strings.Contains(r.stderr, "--allow-private-targets") {
+		if r.code != cli.ExitBadInput || !strings.Contains(r.stderr, "--allow-private-targets") {
 			t.Errorf("rules put --webhook %s: exit %d %s, want 2 and the refusal", bad, r.code, r.stderr)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,32 +32,7 @@ import (
 
 // These tests need a Docker Engine (DOCKER_HOST, else the default socket)
 // and fail without one. Base images are made here: /bin/sh in them is
-// testdata/fakesh, built once for the package.
-
-var (
-	tmpDir string
-	fakesh = sync.OnceValues(func() ([]byte, error) {
-		out := filepath.Join(tmpDir, "sh")
-		cmd := exec.Command("go", "build", "-o", out, "./testdata/fakesh")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("building testdata/fakesh: %v\n%s", err, msg)
-		}
-		return os.ReadFile(out)
-	})
-)
-
-func TestMain(m *testing.M) {
-	var err error
-	tmpDir, err = os.MkdirTemp("", "scangate-build-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmpDir)
-	os.Exit(code)
-}
+// imagetest's fakesh.
 
 // fixture is a Docker Engine with a base image loaded, a scangate server,
 // and a build.Builder that pushes to it.
@@ -138,12 +112,8 @@ func newBuilder(t *testing.T, srv *servertest.Server, opts build.Options) *build
 // removing it removes no other test's image.
 func baseImage(t *testing.T, motd string) v1.Image {
 	t.Helper()
-	sh, err := fakesh()
-	if err != nil {
-		t.Fatal(err)
-	}
 	return imagetest.Build(t, imagetest.Layer(t,
-		imagetest.Entry{Name: "bin/sh", Body: string(sh), Mode: 0o755},
+		imagetest.Entry{Name: "bin/sh", Body: string(imagetest.FakeShell(t)), Mode: 0o755},
 		imagetest.Entry{Name: "etc/motd", Body: motd + "\n"},
 	))
 }

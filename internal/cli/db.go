@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scangate/scangate/internal/feed"
-	"github.com/scangate/scangate/internal/jobs"
-	"github.com/scangate/scangate/internal/scanner"
+	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -43,20 +41,6 @@ func newDBCmd(g *globals) *cobra.Command {
 // withDB opens the store and runs fn with its vulnerability database.
 func (g *globals) withDB(ctx context.Context, fn func(*vulndb.DB) error) error {
 	return g.withExistingStore(ctx, func(st *store.Store) error { return fn(vulndb.New(st)) })
-}
-
-// reevaluation returns the hook that queues, in the transaction that
-// changes the database, a re-evaluation of the images the server keeps: the
-// server runs it when it is up, or when it next starts.
-func reevaluation(ctx context.Context, st *store.Store) (func(context.Context, *sql.Tx) error, error) {
-	if err := jobs.Migrate(ctx, st); err != nil {
-		return nil, err
-	}
-	client, err := jobs.New(st, nil, jobs.Config{}) // inserts only
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, tx *sql.Tx) error { return scanner.QueueReevaluation(ctx, tx, client) }, nil
 }
 
 // noteQueued says, after a change that queued work for the server (the
@@ -126,7 +110,7 @@ transaction: a failed import leaves the database as it was.`,
 				return badInput(err)
 			}
 			return g.withStore(ctx, func(st *store.Store) error {
-				reevaluate, err := reevaluation(ctx, st)
+				reevaluate, err := server.Reevaluation(ctx, st)
 				if err != nil {
 					return internalError{err}
 				}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/scangate/scangate/internal/feed"
+	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 )
@@ -147,7 +148,7 @@ func (g *globals) update(ctx context.Context, f *feed.Fetcher, sources []feed.So
 				g.log.Info("feed downloaded", "feed", src.Name, "name", fd.Name, "records", len(fd.Advisories), "skipped", fd.Skipped)
 			}
 		}
-		reevaluate, err := reevaluation(ctx, st)
+		reevaluate, err := server.Reevaluation(ctx, st)
 		if err != nil {
 			return internalError{err}
 		}

@@ -142,36 +142,14 @@ func loadImage(t *testing.T, docker *client.Client, tag string, img v1.Image) {
 }
 
 // removeFamily removes ref and the images built on it (build cache
-// included) when the test ends.
+// included) from the engine when the test ends.
 func removeFamily(t *testing.T, docker *client.Client, ref string) {
 	t.Helper()
-	ctx := context.Background()
-	in, err := docker.ImageInspect(ctx, ref)
+	in, err := docker.ImageInspect(context.Background(), ref)
 	if err != nil {
 		t.Fatalf("inspecting %s: %v", ref, err)
 	}
-	id := in.ID
-	t.Cleanup(func() {
-		list, err := docker.ImageList(ctx, client.ImageListOptions{All: true})
-		if err != nil {
-			t.Errorf("listing images: %v", err)
-			return
-		}
-		family := []string{id}
-		for grew := true; grew; {
-			grew = false
-			for _, im := range list.Items {
-				if slices.Contains(family, im.ParentID) && !slices.Contains(family, im.ID) {
-					family, grew = append(family, im.ID), true
-				}
-			}
-		}
-		for _, id := range slices.Backward(family) {
-			if _, err := docker.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true}); err != nil {
-				t.Logf("removing %s: %v", id, err)
-			}
-		}
-	})
+	t.Cleanup(func() { servertest.RemoveImageFamily(t, in.ID) })
 }
 
 func unique(t *testing.T) string {

@@ -405,3 +405,65 @@ func TestDistroSUSE(t *testing.T) {
 		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 11 SP4", got, nil)
 	})
 }
+
+// ol is an Oracle Linux os-release, as oraclelinux images ship it.
+func ol(version string) string {
+	return "NAME=\"Oracle Linux Server\"\nVERSION=\"" + version + "\"\nID=\"ol\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"" + version + "\"\nPRETTY_NAME=\"Oracle Linux Server " + version + "\"\n"
+}
+
+// TestDistroOracleLinux imports Oracle's ELSA OVAL samples
+// (internal/feed/testdata/oracle: 18 ELSAs). ELSAs name binary packages.
+//
+// Cross-check with Trivy (trivy-db's oracle-oval, its Oracle detector):
+// Trivy reports the same packages, but by CVE (CVE-2019-14287 for sudo,
+// with ELSA-2019-4821 as its vendor id) where scangate reports the ELSA
+// with its CVEs as aliases, and rates them by the ELSA's severity as
+// scangate does (IMPORTANT is HIGH). Trivy keeps fixes per architecture and
+// filters by flavour as scangate does, so it too finds nothing on the
+// x86_64 rsyslog at 57.0.1 and on the normal openssl-libs. Grype's data
+// (vunnel) drops the Ksplice fixes: Grype would miss the Ksplice openssl.
+func TestDistroOracleLinux(t *testing.T) {
+	t.Run("7 x86_64", func(t *testing.T) {
+		img := rpmImage(t, ol("7.9"),
+			distrotest.RPM{Name: "sudo", Version: "1.8.23", Release: "4.el7"},
+			distrotest.RPM{Name: "git", Version: "1.8.3.1", Release: "5.el7"},
+			distrotest.RPM{Name: "kernel-uek", Version: "4.14.35", Release: "1902.5.1.el7uek"},
+			// ELSA-2022-4803 fixes rsyslog in 57.0.1 on x86_64 and in
+			// 57.0.4 on aarch64: this build is fixed here. A noarch
+			// package is matched for the machine's architecture.
+			distrotest.RPM{Name: "rsyslog", Version: "8.24.0", Release: "57.0.1.el7_9.3"},
+			distrotest.RPM{Name: "rsyslog-doc", Source: "rsyslog", Version: "8.24.0", Release: "57.el7_9.1", Arch: "noarch"},
+			// ELSA-2011-1268 fixes xulrunner for Oracle Linux 5 and 6 only.
+			distrotest.RPM{Name: "xulrunner", Version: "1.9.2.20", Release: "1.el6"},
+		)
+		eco, got := distroScan(t, img, "oracle")
+		checkDistroScan(t, eco, "Oracle Linux:7", got, []string{
+			"ELSA-2015-2561 git@1.8.3.1-5.el7 fixed MEDIUM 1.8.3.1-6.el7",
+			"ELSA-2019-4820 kernel-uek@4.14.35-1902.5.1.el7uek fixed HIGH 4.14.35-1902.6.6.el7uek",
+			"ELSA-2019-4821 sudo@1.8.23-4.el7 fixed HIGH 1.8.23-4.0.1.el7",
+			"ELSA-2022-4803 rsyslog-doc@8.24.0-57.el7_9.1 fixed HIGH 8.24.0-57.0.1.el7_9.3",
+		})
+	})
+	t.Run("7 aarch64", func(t *testing.T) {
+		img := rpmImage(t, ol("7.9"),
+			distrotest.RPM{Name: "rsyslog", Version: "8.24.0", Release: "57.0.1.el7_9.3", Arch: "aarch64"},
+		)
+		eco, got := distroScan(t, img, "oracle")
+		checkDistroScan(t, eco, "Oracle Linux:7", got, []string{
+			"ELSA-2022-4803 rsyslog@8.24.0-57.0.1.el7_9.3 fixed HIGH 8.24.0-57.0.4.el7_9.3",
+		})
+	})
+	t.Run("8 Ksplice", func(t *testing.T) {
+		// ELSA-2021-9151 fixes the Ksplice userspace openssl in
+		// 2:1.1.1g-15.ksplice1.el8_3. The normal openssl-libs (epoch 1)
+		// sorts below it but is another line of builds: no finding.
+		img := rpmImage(t, ol("8.3"),
+			distrotest.RPM{Name: "openssl", Epoch: 2, Version: "1.1.1g", Release: "12.ksplice1.el8_3"},
+			distrotest.RPM{Name: "openssl-libs", Source: "openssl", Epoch: 1, Version: "1.1.1g", Release: "15.el8_3"},
+		)
+		eco, got := distroScan(t, img, "oracle")
+		checkDistroScan(t, eco, "Oracle Linux:8", got, []string{
+			"ELSA-2021-9151 openssl@2:1.1.1g-12.ksplice1.el8_3 fixed HIGH 2:1.1.1g-15.ksplice1.el8_3",
+		})
+	})
+}

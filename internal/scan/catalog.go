@@ -287,8 +287,9 @@ func packages(in []*extractor.Package, o *OS) []Package {
 		seen[key] = true
 		out = append(out, pkg)
 	}
-	ubuntuPro(out, o) // a Pro machine matches Pro's fixes too (distro.go)
-	suseLTSS(out, o)  // and an LTSS machine LTSS's
+	ubuntuPro(out, o)  // a Pro machine matches Pro's fixes too (distro.go)
+	suseLTSS(out, o)   // and an LTSS machine LTSS's
+	oracleArch(out, o) // an Oracle Linux machine its architecture's
 	slices.SortStableFunc(out, func(a, b Package) int {
 		return strings.Compare(a.Type+"\x00"+a.Name+"\x00"+a.Version+"\x00"+a.Path, b.Type+"\x00"+b.Name+"\x00"+b.Version+"\x00"+b.Path)
 	})

@@ -467,3 +467,53 @@ func TestDistroOracleLinux(t *testing.T) {
 		})
 	})
 }
+
+// TestDistroRedHatModules imports Red Hat's VEX of CVE-2023-2454
+// (PostgreSQL; internal/feed/testdata/redhat), whose fixes for RHEL 8 are
+// builds of four module streams (postgresql:10, :12, :13, :15) and for
+// RHEL 9 a non-modular build (13.11-1.el9_2) beside a postgresql:15
+// module build. This document (of 2023) names a fixed module build by its
+// NEVRA alone ("postgresql-0:15.3-1.module+el9.2.0.z+19113+6f5d9d63.src"),
+// not its stream, so those builds cannot be told apart and are left out
+// (today's documents prefix the stream, "postgresql:15:...:postgresql-0:15.3-...",
+// and are kept under "postgresql:15/postgresql"); the stream's known_affected
+// entry, "red_hat_enterprise_linux_9:postgresql:15/postgresql", names it.
+// The stream of an installed package is its modularity label, which rpm
+// records and scangate reads.
+func TestDistroRedHatModules(t *testing.T) {
+	t.Run("RHEL 9 non-modular", func(t *testing.T) {
+		// Compared with the non-modular fix only: taking the highest of
+		// all of RHEL 9's fixes would tell it to install 15.3, a module
+		// build, and would flag 13.11-1.el9_2 itself.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"9.2\"\n",
+			distrotest.RPM{Name: "postgresql", Version: "13.10", Release: "1.el9"},
+			distrotest.RPM{Name: "postgresql-server", Source: "postgresql", Version: "13.11", Release: "1.el9_2"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:9", got, []string{
+			"CVE-2023-2454 postgresql@13.10-1.el9 fixed HIGH 13.11-1.el9_2",
+		})
+	})
+	t.Run("RHEL 9 postgresql:15", func(t *testing.T) {
+		// The label puts the package in postgresql:15, which Red Hat's
+		// document says is affected; without it the package would be
+		// compared with the non-modular 13.11 fix and pass.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"9.2\"\n",
+			distrotest.RPM{Name: "postgresql", Version: "15.2", Release: "1.module+el9.2.0+17906+d9f5d10d", Module: "postgresql:15:9020020230118094915:rhel9"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:9", got, []string{
+			"CVE-2023-2454 postgresql@15.2-1.module+el9.2.0+17906+d9f5d10d unfixed HIGH",
+		})
+	})
+	t.Run("RHEL 8 postgresql:10", func(t *testing.T) {
+		// RHEL 8's fixes are all stream builds the document does not name:
+		// no finding, where the highest of them (15.3) would have been
+		// offered to a postgresql:10 machine.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"8.6\"\n",
+			distrotest.RPM{Name: "postgresql", Version: "10.21", Release: "2.module+el8.6.0+14357+d1d3b2b8", Module: "postgresql:10:8060020220308102432:ad008a3a"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:8", got, nil)
+	})
+}

@@ -75,6 +75,9 @@ type RPM struct {
 	Source string
 	// Arch is the package's architecture; empty means x86_64.
 	Arch string
+	// Module is the modularity label of a package built in a module
+	// stream, "postgresql:15:9020020230525082155:rhel9".
+	Module string
 }
 
 // RPMDB records pkgs in a new rpm database (rpm's sqlite backend, as on
@@ -91,6 +94,9 @@ func RPMDB(t T, pkgs ...RPM) []byte {
 			src = p.Name
 		}
 		spec := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nEpoch: %d\nSummary: test\nLicense: MIT\n%%description\ntest\n", src, p.Version, p.Release, p.Epoch)
+		if p.Module != "" {
+			spec = "ModularityLabel: " + p.Module + "\n" + spec
+		}
 		if p.Name != src {
 			spec += fmt.Sprintf("%%package -n %s\nSummary: test\n%%description -n %s\ntest\n%%files -n %s\n", p.Name, p.Name, p.Name)
 		} else {

@@ -38,6 +38,7 @@ var extractorConstructors = []func(*cpb.PluginConfig) (filesystem.Extractor, err
 	dpkg.New,            // Debian and Ubuntu, including distroless status.d
 	apk.New,             // Alpine, Wolfi
 	rpm.New,             // Red Hat family
+	newRPMModularity,    // and the module stream of each rpm (rpmmodules.go)
 	gobinary.New,        // Go binaries: modules and the Go version
 	packagejson.New,     // node_modules/*/package.json
 	packagelockjson.New, // package-lock.json

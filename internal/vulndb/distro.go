@@ -8,14 +8,14 @@ import (
 )
 
 // orderOf names the ecosystem whose version order osv-scalibr's semantic
-// package applies to ecosystem. Amazon Linux and Oracle Linux are RPM
-// distributions that OSV has no ecosystem for; their versions
+// package applies to ecosystem. Amazon Linux, Oracle Linux and Bottlerocket
+// are RPM distributions that OSV has no ecosystem for; their versions
 // (epoch:version-release, with "~" and "^") are ordered as rpmvercmp orders
 // them, as Red Hat's are.
 func orderOf(ecosystem string) string {
 	base, _, _ := strings.Cut(ecosystem, ":")
 	switch base {
-	case "Amazon Linux", "Oracle Linux":
+	case "Amazon Linux", "Oracle Linux", "Bottlerocket":
 		return "Red Hat"
 	}
 	return ecosystem

@@ -62,6 +62,7 @@ var ecosystems = map[string]bool{
 	"CRAN": true, "Hackage": true,
 	"Amazon Linux": true, // RPM order: see distro.go
 	"Oracle Linux": true, // likewise
+	"Bottlerocket": true, // likewise
 }
 
 // KnownEcosystem reports whether scangate can order versions of the

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -515,5 +516,42 @@ func TestDistroRedHatModules(t *testing.T) {
 		)
 		eco, got := distroScan(t, img, "redhat")
 		checkDistroScan(t, eco, "Red Hat:8", got, nil)
+	})
+}
+
+// TestDistroBottlerocket imports Bottlerocket's BRSA sample
+// (internal/feed/testdata/bottlerocket: BRSA-1bwujdrkn6nc for kernel-6.1,
+// BRSA-kdg8bd1th2gb for glibc) and scans an image of a real Bottlerocket
+// os-release and application inventory (Trivy's excerpts,
+// internal/scan/testdata/bottlerocket). Bottlerocket has no rpm database;
+// the inventory lists its RPMs.
+//
+// Cross-check with Trivy (trivy-db's bottlerocket source, its Bottlerocket
+// detector): Trivy compares the same inventory with the same fixed
+// versions in RPM order, by package name, without a release, so it finds
+// the same two packages, by CVE (CVE-2024-43840, CVE-2025-15281) where
+// scangate reports the BRSA with its CVE as alias.
+func TestDistroBottlerocket(t *testing.T) {
+	fixture := func(name string) string {
+		data, err := os.ReadFile(filepath.Join("..", "scan", "testdata", "bottlerocket", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	osRelease := fixture("os-release")
+	t.Run("February 2025", func(t *testing.T) {
+		img := distrotest.Image(t, osRelease, map[string]string{"usr/share/bottlerocket/application-inventory.json": fixture("application-inventory-2025-02.json")})
+		eco, got := distroScan(t, img, "bottlerocket")
+		checkDistroScan(t, eco, "Bottlerocket", got, []string{
+			"BRSA-1bwujdrkn6nc kernel-6.1@6.1.128-1.1740603423.4d405dc9.br1 fixed MEDIUM 6.1.140-1.1749663821.e27d1b03.br1",
+			"BRSA-kdg8bd1th2gb glibc@1:2.40-1.1740525475.e3a5862c.br1 fixed MEDIUM 1:2.43-1.1773716061.e2e9d7a9.br1",
+		})
+	})
+	t.Run("June 2026", func(t *testing.T) {
+		// Both fixed: glibc 1:2.43-1.1781747852 is above the fix's build.
+		img := distrotest.Image(t, osRelease, map[string]string{"usr/share/bottlerocket/application-inventory.json": fixture("application-inventory-2026-06.json")})
+		eco, got := distroScan(t, img, "bottlerocket")
+		checkDistroScan(t, eco, "Bottlerocket", got, nil)
 	})
 }

@@ -31,9 +31,10 @@ import (
 //   - openSUSE Leap "openSUSE:Leap 15.5".
 //   - Oracle Linux "Oracle Linux:8"; its packages match in the release's
 //     architecture ecosystem, "Oracle Linux:8:x86_64" (oracleArch).
+//   - Bottlerocket "Bottlerocket" (one rolling line, as its advisories are).
 //
 // An empty result means scangate has no feed for the release (openSUSE
-// Tumbleweed and Bottlerocket among them, for now).
+// Tumbleweed among them, for now).
 func osEcosystem(o *OS) string {
 	major, _, _ := strings.Cut(o.VersionID, ".")
 	switch o.ID {
@@ -77,6 +78,8 @@ func osEcosystem(o *OS) string {
 		if major != "" {
 			return "Oracle Linux:" + major
 		}
+	case "bottlerocket":
+		return "Bottlerocket"
 	case "sles", "sled", "sles_sap", "sle_hpc", "sle-micro", "sl-micro":
 		return sleEcosystem(o)
 	case "opensuse-leap":

@@ -415,14 +415,22 @@ func ol(version string) string {
 // TestDistroOracleLinux imports Oracle's ELSA OVAL samples
 // (internal/feed/testdata/oracle: 18 ELSAs). ELSAs name binary packages.
 //
-// Cross-check with Trivy (trivy-db's oracle-oval, its Oracle detector):
-// Trivy reports the same packages, but by CVE (CVE-2019-14287 for sudo,
-// with ELSA-2019-4821 as its vendor id) where scangate reports the ELSA
-// with its CVEs as aliases, and rates them by the ELSA's severity as
-// scangate does (IMPORTANT is HIGH). Trivy keeps fixes per architecture and
-// filters by flavour as scangate does, so it too finds nothing on the
-// x86_64 rsyslog at 57.0.1 and on the normal openssl-libs. Grype's data
-// (vunnel) drops the Ksplice fixes: Grype would miss the Ksplice openssl.
+// Cross-check with Trivy (trivy-db's oracle-oval and Trivy's Oracle
+// detector, read at trivy-db a0049d7a and trivy dc3c56ee): Trivy reports by
+// CVE (CVE-2019-14287 for sudo, with ELSA-2019-4821 as its vendor id) where
+// scangate reports the ELSA with its CVEs as aliases, and rates by the
+// ELSA's severity as scangate does (IMPORTANT is HIGH). It keeps fixes per
+// architecture and filters by flavour as scangate does: nothing on the
+// x86_64 rsyslog at 57.0.1, the aarch64 one found, the Ksplice openssl
+// found and the normal openssl-libs not. Where they differ: trivy-db drops
+// every "earlier than" test outside an architecture branch, which is all
+// of the older definitions (OL5-OL7 of the bz2 sample), so Trivy reports
+// neither git, kernel-uek nor sudo here; and it matches a package by its own
+// architecture, so the noarch rsyslog-doc (listed under each machine
+// architecture) is never found. Trivy also reads no "Module ... is
+// enabled" criterion: a module package meets every stream's fixes. Grype's
+// data (vunnel) drops the Ksplice fixes: Grype would miss the Ksplice
+// openssl.
 func TestDistroOracleLinux(t *testing.T) {
 	t.Run("7 x86_64", func(t *testing.T) {
 		img := rpmImage(t, ol("7.9"),

@@ -12,6 +12,7 @@ import (
 	cpb "github.com/google/osv-scalibr/binary/proto/config_go_proto"
 	"github.com/google/osv-scalibr/extractor"
 	"github.com/google/osv-scalibr/extractor/filesystem"
+	"github.com/google/osv-scalibr/extractor/filesystem/os/osrelease"
 	"github.com/google/osv-scalibr/extractor/filesystem/os/rpm"
 	"github.com/google/osv-scalibr/inventory"
 	"github.com/google/osv-scalibr/plugin"
@@ -74,8 +75,15 @@ func (r *rpmModularity) FileRequired(api filesystem.FileAPI) bool { return r.fil
 // bounds it: a corrupt Berkeley DB can loop.
 const rpmModularityTimeout = 5 * time.Minute
 
+// streamReleases are the os-release IDs whose feeds name module streams
+// (rpmModule): the database is read a second time only for them.
+var streamReleases = map[string]bool{"rhel": true, "centos": true, "ol": true}
+
 // Extract reads the labels of one rpm database.
 func (r *rpmModularity) Extract(ctx context.Context, input *filesystem.ScanInput) (inventory.Inventory, error) {
+	if osr, err := osrelease.GetOSRelease(input.FS); err != nil || !streamReleases[osr["ID"]] {
+		return inventory.Inventory{}, nil
+	}
 	path, err := input.GetRealPath()
 	if err != nil {
 		return inventory.Inventory{}, fmt.Errorf("rpm modularity: %w", err)

@@ -39,12 +39,7 @@ func TestOracleFlavour(t *testing.T) {
 // a fix per architecture (ELSA-2022-4803), and queries them as a scan would.
 func TestOracleFlavoursAndArches(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	db := New(st)
+	db := newTestDB(t)
 	fixed := func(eco, pkg, v string) Affected {
 		return Affected{Ecosystem: eco, Package: pkg, Status: StatusFixed, Fixed: v}
 	}
@@ -93,4 +88,16 @@ func TestOracleFlavoursAndArches(t *testing.T) {
 			t.Errorf("%s %s %s: %v, want %v", tt.eco, tt.pkg, tt.version, got, tt.want)
 		}
 	}
+}
+
+// newTestDB returns a database in a new SQLite file, closed when the test
+// ends.
+func newTestDB(t *testing.T) *DB {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return New(st)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -403,5 +404,162 @@ func TestDistroSUSE(t *testing.T) {
 		img := suseImage(t, sles("11.4", "SUSE Linux Enterprise Server 11 SP4"), python...)
 		eco, got := distroScan(t, img, "suse")
 		checkDistroScan(t, eco, "SUSE:Linux Enterprise Server 11 SP4", got, nil)
+	})
+}
+
+// ol is an Oracle Linux os-release, as oraclelinux images ship it.
+func ol(version string) string {
+	return "NAME=\"Oracle Linux Server\"\nVERSION=\"" + version + "\"\nID=\"ol\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"" + version + "\"\nPRETTY_NAME=\"Oracle Linux Server " + version + "\"\n"
+}
+
+// TestDistroOracleLinux imports Oracle's ELSA OVAL samples
+// (internal/feed/testdata/oracle: 18 ELSAs). ELSAs name binary packages.
+//
+// Cross-check with Trivy (trivy-db's oracle-oval and Trivy's Oracle
+// detector, read at trivy-db a0049d7a and trivy dc3c56ee): Trivy reports by
+// CVE (CVE-2019-14287 for sudo, with ELSA-2019-4821 as its vendor id) where
+// scangate reports the ELSA with its CVEs as aliases, and rates by the
+// ELSA's severity as scangate does (IMPORTANT is HIGH). It keeps fixes per
+// architecture and filters by flavour as scangate does: nothing on the
+// x86_64 rsyslog at 57.0.1, the aarch64 one found, the Ksplice openssl
+// found and the normal openssl-libs not. Where they differ: trivy-db drops
+// every "earlier than" test outside an architecture branch, which is all
+// of the older definitions (OL5-OL7 of the bz2 sample), so Trivy reports
+// neither git, kernel-uek nor sudo here; and it matches a package by its own
+// architecture, so the noarch rsyslog-doc (listed under each machine
+// architecture) is never found. Trivy also reads no "Module ... is
+// enabled" criterion: a module package meets every stream's fixes. Grype's
+// data (vunnel) drops the Ksplice fixes: Grype would miss the Ksplice
+// openssl.
+func TestDistroOracleLinux(t *testing.T) {
+	t.Run("7 x86_64", func(t *testing.T) {
+		img := rpmImage(t, ol("7.9"),
+			distrotest.RPM{Name: "sudo", Version: "1.8.23", Release: "4.el7"},
+			distrotest.RPM{Name: "git", Version: "1.8.3.1", Release: "5.el7"},
+			distrotest.RPM{Name: "kernel-uek", Version: "4.14.35", Release: "1902.5.1.el7uek"},
+			// ELSA-2022-4803 fixes rsyslog in 57.0.1 on x86_64 and in
+			// 57.0.4 on aarch64: this build is fixed here. A noarch
+			// package is matched for the machine's architecture.
+			distrotest.RPM{Name: "rsyslog", Version: "8.24.0", Release: "57.0.1.el7_9.3"},
+			distrotest.RPM{Name: "rsyslog-doc", Source: "rsyslog", Version: "8.24.0", Release: "57.el7_9.1", Arch: "noarch"},
+			// ELSA-2011-1268 fixes xulrunner for Oracle Linux 5 and 6 only.
+			distrotest.RPM{Name: "xulrunner", Version: "1.9.2.20", Release: "1.el6"},
+		)
+		eco, got := distroScan(t, img, "oracle")
+		checkDistroScan(t, eco, "Oracle Linux:7", got, []string{
+			"ELSA-2015-2561 git@1.8.3.1-5.el7 fixed MEDIUM 1.8.3.1-6.el7",
+			"ELSA-2019-4820 kernel-uek@4.14.35-1902.5.1.el7uek fixed HIGH 4.14.35-1902.6.6.el7uek",
+			"ELSA-2019-4821 sudo@1.8.23-4.el7 fixed HIGH 1.8.23-4.0.1.el7",
+			"ELSA-2022-4803 rsyslog-doc@8.24.0-57.el7_9.1 fixed HIGH 8.24.0-57.0.1.el7_9.3",
+		})
+	})
+	t.Run("7 aarch64", func(t *testing.T) {
+		img := rpmImage(t, ol("7.9"),
+			distrotest.RPM{Name: "rsyslog", Version: "8.24.0", Release: "57.0.1.el7_9.3", Arch: "aarch64"},
+		)
+		eco, got := distroScan(t, img, "oracle")
+		checkDistroScan(t, eco, "Oracle Linux:7", got, []string{
+			"ELSA-2022-4803 rsyslog@8.24.0-57.0.1.el7_9.3 fixed HIGH 8.24.0-57.0.4.el7_9.3",
+		})
+	})
+	t.Run("8 Ksplice", func(t *testing.T) {
+		// ELSA-2021-9151 fixes the Ksplice userspace openssl in
+		// 2:1.1.1g-15.ksplice1.el8_3. The normal openssl-libs (epoch 1)
+		// sorts below it but is another line of builds: no finding.
+		img := rpmImage(t, ol("8.3"),
+			distrotest.RPM{Name: "openssl", Epoch: 2, Version: "1.1.1g", Release: "12.ksplice1.el8_3"},
+			distrotest.RPM{Name: "openssl-libs", Source: "openssl", Epoch: 1, Version: "1.1.1g", Release: "15.el8_3"},
+		)
+		eco, got := distroScan(t, img, "oracle")
+		checkDistroScan(t, eco, "Oracle Linux:8", got, []string{
+			"ELSA-2021-9151 openssl@2:1.1.1g-12.ksplice1.el8_3 fixed HIGH 2:1.1.1g-15.ksplice1.el8_3",
+		})
+	})
+}
+
+// TestDistroRedHatModules imports Red Hat's VEX of CVE-2023-2454
+// (PostgreSQL; internal/feed/testdata/redhat), whose fixes for RHEL 8 are
+// builds of four module streams (postgresql:10, :12, :13, :15) and for
+// RHEL 9 a non-modular build (13.11-1.el9_2) beside a postgresql:15
+// module build. This document (of 2023) names a fixed module build by its
+// NEVRA alone ("postgresql-0:15.3-1.module+el9.2.0.z+19113+6f5d9d63.src"),
+// not its stream, so those builds cannot be told apart and are left out
+// (today's documents prefix the stream, "postgresql:15:...:postgresql-0:15.3-...",
+// and are kept under "postgresql:15/postgresql"); the stream's known_affected
+// entry, "red_hat_enterprise_linux_9:postgresql:15/postgresql", names it.
+// The stream of an installed package is its modularity label, which rpm
+// records and scangate reads.
+func TestDistroRedHatModules(t *testing.T) {
+	t.Run("RHEL 9 non-modular", func(t *testing.T) {
+		// Compared with the non-modular fix only: taking the highest of
+		// all of RHEL 9's fixes would tell it to install 15.3, a module
+		// build, and would flag 13.11-1.el9_2 itself.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"9.2\"\n",
+			distrotest.RPM{Name: "postgresql", Version: "13.10", Release: "1.el9"},
+			distrotest.RPM{Name: "postgresql-server", Source: "postgresql", Version: "13.11", Release: "1.el9_2"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:9", got, []string{
+			"CVE-2023-2454 postgresql@13.10-1.el9 fixed HIGH 13.11-1.el9_2",
+		})
+	})
+	t.Run("RHEL 9 postgresql:15", func(t *testing.T) {
+		// The label puts the package in postgresql:15, which Red Hat's
+		// document says is affected; without it the package would be
+		// compared with the non-modular 13.11 fix and pass.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"9.2\"\n",
+			distrotest.RPM{Name: "postgresql", Version: "15.2", Release: "1.module+el9.2.0+17906+d9f5d10d", Module: "postgresql:15:9020020230118094915:rhel9"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:9", got, []string{
+			"CVE-2023-2454 postgresql@15.2-1.module+el9.2.0+17906+d9f5d10d unfixed HIGH",
+		})
+	})
+	t.Run("RHEL 8 postgresql:10", func(t *testing.T) {
+		// RHEL 8's fixes are all stream builds the document does not name:
+		// no finding, where the highest of them (15.3) would have been
+		// offered to a postgresql:10 machine.
+		img := rpmImage(t, "ID=\"rhel\"\nVERSION_ID=\"8.6\"\n",
+			distrotest.RPM{Name: "postgresql", Version: "10.21", Release: "2.module+el8.6.0+14357+d1d3b2b8", Module: "postgresql:10:8060020220308102432:ad008a3a"},
+		)
+		eco, got := distroScan(t, img, "redhat")
+		checkDistroScan(t, eco, "Red Hat:8", got, nil)
+	})
+}
+
+// TestDistroBottlerocket imports Bottlerocket's BRSA sample
+// (internal/feed/testdata/bottlerocket: BRSA-1bwujdrkn6nc for kernel-6.1,
+// BRSA-kdg8bd1th2gb for glibc) and scans an image of a real Bottlerocket
+// os-release and application inventory (Trivy's excerpts,
+// internal/scan/testdata/bottlerocket). Bottlerocket has no rpm database;
+// the inventory lists its RPMs.
+//
+// Cross-check with Trivy (trivy-db's bottlerocket source, its Bottlerocket
+// detector): Trivy compares the same inventory with the same fixed
+// versions in RPM order, by package name, without a release, so it finds
+// the same two packages, by CVE (CVE-2024-43840, CVE-2025-15281) where
+// scangate reports the BRSA with its CVE as alias.
+func TestDistroBottlerocket(t *testing.T) {
+	fixture := func(name string) string {
+		data, err := os.ReadFile(filepath.Join("..", "scan", "testdata", "bottlerocket", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	osRelease := fixture("os-release")
+	t.Run("February 2025", func(t *testing.T) {
+		img := distrotest.Image(t, osRelease, map[string]string{"usr/share/bottlerocket/application-inventory.json": fixture("application-inventory-2025-02.json")})
+		eco, got := distroScan(t, img, "bottlerocket")
+		checkDistroScan(t, eco, "Bottlerocket", got, []string{
+			"BRSA-1bwujdrkn6nc kernel-6.1@6.1.128-1.1740603423.4d405dc9.br1 fixed MEDIUM 6.1.140-1.1749663821.e27d1b03.br1",
+			"BRSA-kdg8bd1th2gb glibc@1:2.40-1.1740525475.e3a5862c.br1 fixed MEDIUM 1:2.43-1.1773716061.e2e9d7a9.br1",
+		})
+	})
+	t.Run("June 2026", func(t *testing.T) {
+		// Both fixed: glibc 1:2.43-1.1781747852 is above the fix's build.
+		img := distrotest.Image(t, osRelease, map[string]string{"usr/share/bottlerocket/application-inventory.json": fixture("application-inventory-2026-06.json")})
+		eco, got := distroScan(t, img, "bottlerocket")
+		checkDistroScan(t, eco, "Bottlerocket", got, nil)
 	})
 }

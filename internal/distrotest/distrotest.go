@@ -73,6 +73,11 @@ type RPM struct {
 	Release string
 	// Source is the source package's name; empty means Name.
 	Source string
+	// Arch is the package's architecture; empty means x86_64.
+	Arch string
+	// Module is the modularity label of a package built in a module
+	// stream, "postgresql:15:9020020230525082155:rhel9".
+	Module string
 }
 
 // RPMDB records pkgs in a new rpm database (rpm's sqlite backend, as on
@@ -89,17 +94,27 @@ func RPMDB(t T, pkgs ...RPM) []byte {
 			src = p.Name
 		}
 		spec := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nEpoch: %d\nSummary: test\nLicense: MIT\n%%description\ntest\n", src, p.Version, p.Release, p.Epoch)
+		if p.Module != "" {
+			spec = "ModularityLabel: " + p.Module + "\n" + spec
+		}
 		if p.Name != src {
 			spec += fmt.Sprintf("%%package -n %s\nSummary: test\n%%description -n %s\ntest\n%%files -n %s\n", p.Name, p.Name, p.Name)
 		} else {
 			spec += "%files\n"
 		}
+		arch := p.Arch
+		if arch == "" {
+			arch = "x86_64"
+		}
+		if arch == "noarch" {
+			spec = strings.Replace(spec, "%description\n", "BuildArch: noarch\n%description\n", 1)
+		}
 		specPath := filepath.Join(dir, fmt.Sprintf("p%d.spec", i))
 		if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		run(t, "rpmbuild", "--define", "_topdir "+top, "--define", "_build_id_links none", "--target", "x86_64", "-bb", specPath)
-		rpms = append(rpms, filepath.Join(top, "RPMS", "x86_64", fmt.Sprintf("%s-%s-%s.x86_64.rpm", p.Name, p.Version, p.Release)))
+		run(t, "rpmbuild", "--define", "_topdir "+top, "--define", "_build_id_links none", "--target", arch, "-bb", specPath)
+		rpms = append(rpms, filepath.Join(top, "RPMS", arch, fmt.Sprintf("%s-%s-%s.%s.rpm", p.Name, p.Version, p.Release, arch)))
 	}
 	root := filepath.Join(dir, "root")
 	run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "--initdb")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,23 +34,31 @@ func (AmazonUpdateInfo) Name() string { return "amazon" }
 // 40 MB.
 const amazonMaxXML = 512 << 20
 
-// Match reports whether head starts an updateinfo document, gzipped or not.
+// Match reports whether head starts an updateinfo document, gzipped or not,
+// that is not Bottlerocket's (whose ids are BRSA-...).
 func (AmazonUpdateInfo) Match(name string, head []byte) bool {
+	t, ok := updateInfoHead(head)
+	return ok && !bytes.Contains(t, []byte("<id>BRSA-"))
+}
+
+// updateInfoHead returns the start of an updateinfo document, gunzipped,
+// and whether head starts one.
+func updateInfoHead(head []byte) ([]byte, bool) {
 	if len(head) > 2 && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := gzip.NewReader(bytes.NewReader(head))
 		if err != nil {
-			return false
+			return nil, false
 		}
-		buf := make([]byte, 512)
+		buf := make([]byte, 1024)
 		n, _ := io.ReadFull(zr, buf)
 		head = buf[:n]
 	}
 	t := bytes.TrimLeft(head, " \t\r\n")
 	if !bytes.HasPrefix(t, []byte("<?xml")) && !bytes.HasPrefix(t, []byte("<updates")) {
-		return false
+		return nil, false
 	}
 	i := bytes.Index(t, []byte("<updates"))
-	return i >= 0 && i < 256
+	return t, i >= 0 && i < 256
 }
 
 type updateInfo struct {
@@ -75,14 +84,8 @@ type updateRecord struct {
 		Type string `xml:"type,attr"`
 	} `xml:"references>reference"`
 	Collections []struct {
-		Short    string `xml:"short,attr"`
-		Packages []struct {
-			Name    string `xml:"name,attr"`
-			Epoch   string `xml:"epoch,attr"`
-			Version string `xml:"version,attr"`
-			Release string `xml:"release,attr"`
-			Arch    string `xml:"arch,attr"`
-		} `xml:"package"`
+		Short    string          `xml:"short,attr"`
+		Packages []updatePackage `xml:"package"`
 	} `xml:"pkglist>collection"`
 }
 
@@ -94,25 +97,37 @@ var amazonCollectionRe = regexp.MustCompile(`^amazon-linux-(2|2022|2023)$`)
 // amazonIDRe matches ALAS ids: ALAS-2018-1000, ALAS2-2018-939, ALAS2023-2023-001.
 var amazonIDRe = regexp.MustCompile(`^ALAS[0-9A-Z]*-\d{4}-\d+$`)
 
-// Parse decodes one updateinfo file.
-func (AmazonUpdateInfo) Parse(name string, data []byte) (Result, error) {
+// decodeUpdateInfo decodes an updateinfo document, gzipped or not.
+func decodeUpdateInfo(name string, data []byte) (updateInfo, error) {
 	if len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
-			return Result{}, fmt.Errorf("%s: updateinfo: %w", name, err)
+			return updateInfo{}, fmt.Errorf("%s: updateinfo: %w", name, err)
 		}
 		data, err = io.ReadAll(io.LimitReader(zr, amazonMaxXML+1))
 		if err != nil {
-			return Result{}, fmt.Errorf("%s: updateinfo: %w", name, err)
+			return updateInfo{}, fmt.Errorf("%s: updateinfo: %w", name, err)
 		}
 		if len(data) > amazonMaxXML {
-			return Result{}, fmt.Errorf("%s: updateinfo larger than %d bytes decompressed: %w", name, amazonMaxXML, ErrLimit)
+			return updateInfo{}, fmt.Errorf("%s: updateinfo larger than %d bytes decompressed: %w", name, amazonMaxXML, ErrLimit)
 		}
 	}
 	var doc updateInfo
 	// encoding/xml bounds nesting depth itself.
 	if err := xml.Unmarshal(data, &doc); err != nil {
-		return Result{}, fmt.Errorf("%s: updateinfo: %w", name, err)
+		return updateInfo{}, fmt.Errorf("%s: updateinfo: %w", name, err)
+	}
+	if len(doc.Updates) == 0 {
+		return updateInfo{}, fmt.Errorf("%s: updateinfo: %w", name, errors.New("no <update> in <updates>"))
+	}
+	return doc, nil
+}
+
+// Parse decodes one updateinfo file.
+func (AmazonUpdateInfo) Parse(name string, data []byte) (Result, error) {
+	doc, err := decodeUpdateInfo(name, data)
+	if err != nil {
+		return Result{}, err
 	}
 	var res Result
 	skip := func(record, format string, args ...any) {
@@ -124,15 +139,7 @@ func (AmazonUpdateInfo) Parse(name string, data []byte) (Result, error) {
 			skip(id, "not an ALAS id")
 			continue
 		}
-		adv := vulndb.Advisory{ID: id, Summary: strings.TrimSpace(u.Title), Details: strings.TrimSpace(u.Description),
-			References: []string{amazonURL(id)}}
-		adv.Published = amazonTime(u.Issued.Date)
-		adv.Modified = amazonTime(u.Updated.Date)
-		for _, r := range u.References {
-			if r.Type == "cve" && strings.HasPrefix(r.ID, "CVE-") && len(r.ID) <= vulndb.MaxIDLen {
-				adv.Aliases = append(adv.Aliases, r.ID)
-			}
-		}
+		adv := updateAdvisory(u, id, amazonURL(id))
 		index := map[string]int{}
 		for _, c := range u.Collections {
 			m := amazonCollectionRe.FindStringSubmatch(c.Short)
@@ -140,31 +147,8 @@ func (AmazonUpdateInfo) Parse(name string, data []byte) (Result, error) {
 				skip(id, "collection %q is not an Amazon Linux core repository", clipMsg(c.Short))
 				continue
 			}
-			eco := "Amazon Linux:" + m[1]
 			adv.Feed = "amazon:" + m[1]
-			for _, p := range c.Packages {
-				v := p.Version + "-" + p.Release
-				if p.Epoch != "" && p.Epoch != "0" {
-					v = p.Epoch + ":" + v
-				}
-				if p.Name == "" || p.Version == "" || p.Release == "" {
-					skip(id, "package without a name, version or release")
-					continue
-				}
-				if _, err := vulndb.ParseVersion(eco, v); err != nil {
-					skip(id, "%v", err)
-					continue
-				}
-				af := vulndb.Affected{Ecosystem: eco, Package: p.Name, Status: vulndb.StatusFixed, Fixed: v, Urgency: strings.ToLower(u.Severity)}
-				if i, dup := index[eco+"\x00"+p.Name]; dup {
-					if c, err := vulndb.CompareVersions(eco, v, adv.Affected[i].Fixed); err == nil && c > 0 {
-						adv.Affected[i] = af
-					}
-					continue
-				}
-				index[eco+"\x00"+p.Name] = len(adv.Affected)
-				adv.Affected = append(adv.Affected, af)
-			}
+			addUpdatePackages(&adv, index, "Amazon Linux:"+m[1], c.Packages, u.Severity, func(format string, args ...any) { skip(id, format, args...) })
 		}
 		if len(adv.Affected) == 0 {
 			skip(id, "no Amazon Linux package")
@@ -172,10 +156,58 @@ func (AmazonUpdateInfo) Parse(name string, data []byte) (Result, error) {
 		}
 		res.Advisories = append(res.Advisories, adv)
 	}
-	if len(doc.Updates) == 0 {
-		return res, fmt.Errorf("%s: updateinfo: %w", name, errors.New("no <update> in <updates>"))
-	}
 	return res, nil
+}
+
+// updateAdvisory makes an update an advisory with no affected package yet:
+// its CVE references are the aliases.
+func updateAdvisory(u updateRecord, id, url string) vulndb.Advisory {
+	adv := vulndb.Advisory{ID: id, Summary: strings.TrimSpace(u.Title), Details: strings.TrimSpace(u.Description),
+		References: []string{url}, Published: amazonTime(u.Issued.Date), Modified: amazonTime(u.Updated.Date)}
+	for _, r := range u.References {
+		if r.Type == "cve" && strings.HasPrefix(r.ID, "CVE-") && len(r.ID) <= vulndb.MaxIDLen && !slices.Contains(adv.Aliases, r.ID) {
+			adv.Aliases = append(adv.Aliases, r.ID)
+		}
+	}
+	return adv
+}
+
+// updatePackage is one binary package of an update's collection.
+type updatePackage = struct {
+	Name    string `xml:"name,attr"`
+	Epoch   string `xml:"epoch,attr"`
+	Version string `xml:"version,attr"`
+	Release string `xml:"release,attr"`
+	Arch    string `xml:"arch,attr"`
+}
+
+// addUpdatePackages adds a collection's packages to adv as fixed in eco,
+// one entry per package: the highest build where architectures differ.
+// index keeps each package's entry across the update's collections.
+func addUpdatePackages(adv *vulndb.Advisory, index map[string]int, eco string, pkgs []updatePackage, severity string, skip func(string, ...any)) {
+	for _, p := range pkgs {
+		v := p.Version + "-" + p.Release
+		if p.Epoch != "" && p.Epoch != "0" {
+			v = p.Epoch + ":" + v
+		}
+		if p.Name == "" || p.Version == "" || p.Release == "" {
+			skip("package without a name, version or release")
+			continue
+		}
+		if _, err := vulndb.ParseVersion(eco, v); err != nil {
+			skip("%v", err)
+			continue
+		}
+		af := vulndb.Affected{Ecosystem: eco, Package: p.Name, Status: vulndb.StatusFixed, Fixed: v, Urgency: strings.ToLower(severity)}
+		if i, dup := index[eco+"\x00"+p.Name]; dup {
+			if c, err := vulndb.CompareVersions(eco, v, adv.Affected[i].Fixed); err == nil && c > 0 {
+				adv.Affected[i] = af
+			}
+			continue
+		}
+		index[eco+"\x00"+p.Name] = len(adv.Affected)
+		adv.Affected = append(adv.Affected, af)
+	}
 }
 
 // amazonTime reads updateinfo's "2018-02-07 18:49" dates.

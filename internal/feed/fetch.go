@@ -57,6 +57,8 @@ var DefaultSources = []Source{
 	{Name: "Amazon Linux 2023 ALAS", URL: "https://cdn.amazonlinux.com/al2023/core/mirrors/latest/x86_64/mirror.list", Format: "amazon", API: "amazon"},
 	{Name: "Wolfi secdb", URL: "https://packages.wolfi.dev/os/security.json", Format: "alpine"},
 	{Name: "Chainguard secdb", URL: "https://packages.cgr.dev/chainguard/security.json", Format: "alpine"},
+	{Name: "Bottlerocket BRSA", URL: "https://advisories.bottlerocket.aws/updateinfo.xml.gz", Format: "bottlerocket"},
+	{Name: "Oracle Linux ELSA (OVAL)", URL: "https://linux.oracle.com/security/oval/com.oracle.elsa-all.xml.bz2", Format: "oracle"},
 	{Name: "SUSE CVRF (SLE and openSUSE)", URL: "https://ftp.suse.com/pub/projects/security/cvrf.tar.bz2", Format: "suse", API: "suse-cvrf"},
 	{Name: "NVD", URL: "https://services.nvd.nist.gov/rest/json/cves/2.0", Format: "nvd", API: "nvd"},
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
-// TestFetchDistroSources serves Red Hat's, Amazon's and SUSE's layouts on
+// TestFetchDistroSources serves Red Hat's, Amazon's, SUSE's, Oracle's and Bottlerocket's layouts on
 // 127.0.0.1 with the real samples, and checks that each source downloads,
 // loads, and is unchanged when fetched again.
 func TestFetchDistroSources(t *testing.T) {
@@ -35,6 +35,8 @@ func TestFetchDistroSources(t *testing.T) {
 	zw.Close()
 	updateinfo := testdataFile(t, "amazon/al2023/updateinfo.xml.gz")
 	cvrf := suseArchive(t)
+	elsa := testdataFile(t, "oracle/com.oracle.elsa-sample.xml.bz2")
+	brsa := testdataFile(t, "bottlerocket/updateinfo.xml.gz")
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -49,6 +51,20 @@ func TestFetchDistroSources(t *testing.T) {
 				return
 			}
 			w.Write(cvrf)
+		case "/oval/com.oracle.elsa-all.xml.bz2":
+			w.Header().Set("ETag", `"o1"`)
+			if r.Header.Get("If-None-Match") == `"o1"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Write(elsa)
+		case "/bottlerocket/updateinfo.xml.gz":
+			w.Header().Set("Last-Modified", "Wed, 11 Jun 2025 19:52:52 GMT")
+			if r.Header.Get("If-Modified-Since") == "Wed, 11 Jun 2025 19:52:52 GMT" {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Write(brsa)
 		case "/al2023/mirror.list":
 			w.Write([]byte(srv.URL + "/repo/\n"))
 		case "/repo/repodata/repomd.xml":
@@ -73,6 +89,8 @@ func TestFetchDistroSources(t *testing.T) {
 		{Source{Name: "Red Hat VEX", URL: srv.URL + "/vex/archive_latest.txt", Format: "redhat", API: "redhat-vex"}, map[string]int{"redhat": 2}},
 		{Source{Name: "AL2023", URL: srv.URL + "/al2023/mirror.list", Format: "amazon", API: "amazon"}, map[string]int{"amazon:2023": 1}},
 		{Source{Name: "SUSE CVRF", URL: srv.URL + "/suse/cvrf.tar.bz2", Format: "suse", API: "suse-cvrf"}, map[string]int{"suse": 4}},
+		{Source{Name: "Bottlerocket", URL: srv.URL + "/bottlerocket/updateinfo.xml.gz", Format: "bottlerocket"}, map[string]int{"bottlerocket": 2}},
+		{Source{Name: "Oracle ELSA", URL: srv.URL + "/oval/com.oracle.elsa-all.xml.bz2", Format: "oracle"}, map[string]int{"oracle": 14}},
 	} {
 		f := &Fetcher{Client: srv.Client(), Dir: t.TempDir(), Attempts: 1}
 		got, err := f.Fetch(ctx, tt.src, vulndb.Download{})

@@ -31,4 +31,4 @@ type Skip struct {
 
 // Formats lists every feed format scangate reads, in the order detection
 // tries them.
-var Formats = []Format{OSV{}, GHSA{}, DebianTracker{}, AlpineSecDB{}, NVD{}, RedHatVEX{}, AmazonUpdateInfo{}, SUSECVRF{}}
+var Formats = []Format{OSV{}, GHSA{}, DebianTracker{}, AlpineSecDB{}, NVD{}, RedHatVEX{}, BottlerocketUpdateInfo{}, AmazonUpdateInfo{}, SUSECVRF{}, OracleOVAL{}}

@@ -223,8 +223,11 @@ func (l *loader) parse(f file) (parsed, bool) {
 }
 
 // isDataFile reports whether a file's name says it holds JSON, YAML or XML
-// (SUSE's CVRF documents).
+// (SUSE's CVRF documents, Oracle's OVAL, bzip2ed as Oracle serves it).
 func isDataFile(name string) bool {
+	if strings.HasSuffix(strings.ToLower(name), ".xml.bz2") {
+		return true
+	}
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".json", ".yaml", ".yml", ".xml":
 		return true

@@ -32,7 +32,9 @@ import (
 // streams, layered products) are passed over: their fixed builds would
 // wrongly clear or flag a main-stream machine. Packages of a module stream
 // are kept under "module:stream/name" ("nodejs:18/nodejs"), so that a
-// module's builds are never compared with the non-modular package's.
+// module's builds are never compared with the non-modular package's (nor
+// with another stream's); a module build whose component names no stream,
+// as in documents of 2023, is left out and named in Skipped.
 // Red Hat's impact (Low, Moderate, Important, Critical) is each entry's
 // urgency; its CVSS vectors are the advisory's severities. The feed is
 // "redhat".
@@ -120,6 +122,13 @@ type csafBranch struct {
 // cpe:/o:redhat:enterprise_linux:7.
 var rhelCPERe = regexp.MustCompile(`^cpe:/[ao]:redhat:enterprise_linux:(\d+)(::|$)`)
 
+// csafModuleBuildRe matches the release of a module build, whose
+// ".module+el8.8.0+19493+5804baf6" names the build but not the stream.
+var csafModuleBuildRe = regexp.MustCompile(`\.module\+el\d`)
+
+// csafBuildRe matches a build's NEVRA: name-epoch:version-release.arch.
+var csafBuildRe = regexp.MustCompile(`-\d+:[^-:/]+-[^-:/]+\.[A-Za-z0-9_]+$`)
+
 // csafModuleRe matches a module build's component: name:stream:version:context:NEVRA.
 var csafModuleRe = regexp.MustCompile(`^([^:/]+):([^:/]+):\d+:[0-9a-f]+:(.+)$`)
 
@@ -177,6 +186,7 @@ func (RedHatVEX) Parse(name string, data []byte) (Result, error) {
 			}
 		}
 		seen := map[string]int{}
+		streamless := map[string]bool{}
 		add := func(pid string, af vulndb.Affected) {
 			af.Urgency = impact[pid]
 			key := af.Ecosystem + "\x00" + af.Package + "\x00" + string(af.Status)
@@ -217,6 +227,18 @@ func (RedHatVEX) Parse(name string, data []byte) (Result, error) {
 					af.Status, af.Note = vulndb.StatusUnfixed, "under investigation"
 				default:
 					af.Status, af.Note = csafUnfixed(remedy[pid])
+				}
+				if st == "fixed" && !strings.Contains(pkg, "/") && csafModuleBuildRe.MatchString(version) {
+					// A module build named without its stream, as
+					// documents of 2023 name them: which stream it fixes
+					// is unknown, and as the package's own fix it would
+					// be compared with every stream's builds and with
+					// the non-modular one.
+					if !streamless[pkg] {
+						streamless[pkg] = true
+						res.Skipped = append(res.Skipped, Skip{File: name, Record: id, Reason: clipMsg(pkg) + ": module build of a stream the document does not name"})
+					}
+					continue
 				}
 				if len(af.Package) > vulndb.MaxPackageLen {
 					res.Skipped = append(res.Skipped, Skip{File: name, Record: id, Reason: "component name too long"})
@@ -277,7 +299,9 @@ func csafProducts(branches []csafBranch, out map[string]string, depth int) error
 func csafComponent(c string, build bool) (pkg, version string, ok bool) {
 	if !build {
 		c = strings.TrimSuffix(c, ".src") // "curl.src" is curl
-		if strings.ContainsAny(c, " \t\r\n") || c == "" {
+		if strings.ContainsAny(c, " \t\r\n") || c == "" || csafBuildRe.MatchString(c) {
+			// A build listed as not affected ("pg_repack-debuginfo-0:1.4.8-1.module+el8.8.0+17071+aaaceaa4.x86_64")
+			// names no package as a whole.
 			return "", "", false
 		}
 		return c, "", true

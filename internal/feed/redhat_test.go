@@ -3,6 +3,7 @@ package feed
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/scangate/scangate/internal/vulndb"
@@ -144,4 +145,42 @@ func FuzzRedHatVEXParse(f *testing.F) {
 		}
 		checkParsed(t, res)
 	})
+}
+
+// TestRedHatVEXModuleStreams reads Red Hat's document of CVE-2023-2454
+// (PostgreSQL), whose RHEL 8 fixes are builds of four module streams and
+// whose RHEL 9 fixes are a non-modular build and a postgresql:15 build,
+// none of them named by stream (a document of 2023).
+func TestRedHatVEXModuleStreams(t *testing.T) {
+	res, err := RedHatVEX{}.Parse("cve-2023-2454.json", testdataFile(t, "redhat/cve-2023-2454.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Advisories) != 1 {
+		t.Fatalf("%d advisories", len(res.Advisories))
+	}
+	got := map[string]vulndb.Affected{}
+	for _, af := range res.Advisories[0].Affected {
+		got[af.Ecosystem+" "+af.Package] = af
+	}
+	if af := got["Red Hat:9 postgresql"]; af.Status != vulndb.StatusFixed || af.Fixed != "13.11-1.el9_2" {
+		t.Errorf("RHEL 9 postgresql: %+v (the non-modular fix, never 15.3's module build)", af)
+	}
+	if af := got["Red Hat:9 postgresql:15/postgresql"]; af.Status != vulndb.StatusUnfixed {
+		t.Errorf("RHEL 9 postgresql:15: %+v", af)
+	}
+	for k, af := range got {
+		if strings.HasPrefix(k, "Red Hat:8 ") || strings.Contains(af.Fixed, ".module+") {
+			t.Errorf("a module build without its stream was kept: %s %+v", k, af)
+		}
+	}
+	var streamless []string
+	for _, s := range res.Skipped {
+		if strings.Contains(s.Reason, "stream the document does not name") {
+			streamless = append(streamless, s.Reason)
+		}
+	}
+	if !slices.Contains(streamless, "postgresql: module build of a stream the document does not name") {
+		t.Errorf("skipped %v", streamless)
+	}
 }

@@ -125,8 +125,9 @@ func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits 
 	if t.save != nil {
 		t.save()
 	}
-	t.attribute(ctx, inv.Packages, plugins, cf.RootFS.DiffIDs)
-	r.Packages = mergeLinks(packages(inv.Packages, r.OS), t.realPath)
+	pkgs, labels := moduleLabels(inv.Packages) // rpm module streams (rpmmodules.go)
+	t.attribute(ctx, pkgs, plugins, cf.RootFS.DiffIDs)
+	r.Packages = mergeLinks(packages(pkgs, r.OS, labels), t.realPath)
 	return r, nil
 }
 
@@ -272,11 +273,12 @@ func readOS(fsys scalibrfs.FS) (*OS, error) {
 
 // packages converts scalibr's inventory, counting a package found twice
 // (an npm package in node_modules and in a lockfile) once.
-func packages(in []*extractor.Package, o *OS) []Package {
+func packages(in []*extractor.Package, o *OS, labels map[string]string) []Package {
 	seen := map[string]bool{}
 	var out []Package
 	for _, p := range in {
 		pkg := convert(p, o)
+		rpmModule(&pkg, labels[labelKey(p)]) // a module stream's package (rpmmodules.go)
 		key := pkg.Ecosystem + "\x00" + pkg.Name + "\x00" + pkg.Version + "\x00" + pkg.Type
 		if pkg.Type == "npm" {
 			key = pkg.Ecosystem + "\x00" + pkg.Name + "\x00" + pkg.Version
@@ -287,8 +289,9 @@ func packages(in []*extractor.Package, o *OS) []Package {
 		seen[key] = true
 		out = append(out, pkg)
 	}
-	ubuntuPro(out, o) // a Pro machine matches Pro's fixes too (distro.go)
-	suseLTSS(out, o)  // and an LTSS machine LTSS's
+	ubuntuPro(out, o)  // a Pro machine matches Pro's fixes too (distro.go)
+	suseLTSS(out, o)   // and an LTSS machine LTSS's
+	oracleArch(out, o) // an Oracle Linux machine its architecture's
 	slices.SortStableFunc(out, func(a, b Package) int {
 		return strings.Compare(a.Type+"\x00"+a.Name+"\x00"+a.Version+"\x00"+a.Path, b.Type+"\x00"+b.Name+"\x00"+b.Version+"\x00"+b.Path)
 	})

@@ -29,9 +29,12 @@ import (
 //     under the modules a product is built from, not under the product:
 //     vulndb reads every product of the service pack (its distro.go).
 //   - openSUSE Leap "openSUSE:Leap 15.5".
+//   - Oracle Linux "Oracle Linux:8"; its packages match in the release's
+//     architecture ecosystem, "Oracle Linux:8:x86_64" (oracleArch).
+//   - Bottlerocket "Bottlerocket" (one rolling line, as its advisories are).
 //
 // An empty result means scangate has no feed for the release (openSUSE
-// Tumbleweed, Oracle Linux and Bottlerocket among them, for now).
+// Tumbleweed among them, for now).
 func osEcosystem(o *OS) string {
 	major, _, _ := strings.Cut(o.VersionID, ".")
 	switch o.ID {
@@ -71,6 +74,12 @@ func osEcosystem(o *OS) string {
 		if major != "" {
 			return "Amazon Linux:" + major
 		}
+	case "ol":
+		if major != "" {
+			return "Oracle Linux:" + major
+		}
+	case "bottlerocket":
+		return "Bottlerocket"
 	case "sles", "sled", "sles_sap", "sle_hpc", "sle-micro", "sl-micro":
 		return sleEcosystem(o)
 	case "opensuse-leap":
@@ -137,6 +146,9 @@ func rpmPackage(pkg *Package, p *extractor.Package, o *OS) {
 	pkg.Ecosystem = ""
 	if o != nil {
 		pkg.Ecosystem = o.Ecosystem
+	}
+	if strings.HasPrefix(pkg.Ecosystem, "Oracle Linux:") && m.Architecture != "" {
+		pkg.Ecosystem += ":" + m.Architecture // the machine's, after oracleArch
 	}
 	name, version, ok := sourceRPM(m.SourceRPM)
 	if !ok {
@@ -223,4 +235,50 @@ func suseLTSS(pkgs []Package, o *OS) {
 		}
 	}
 	o.Ecosystem = eco
+}
+
+// oracleArch settles the architecture an Oracle Linux machine's packages
+// are matched for: Oracle files a fix under each architecture whose build
+// differs ("Oracle Linux:7:aarch64"; vulndb reads the release's fixes with
+// them). A package's own architecture is the machine's but for noarch and
+// 32-bit multilib packages, which Oracle lists under the machine's
+// architecture: those take the architecture most packages have. Where none
+// is known, packages match the release's fixes alone.
+func oracleArch(pkgs []Package, o *OS) {
+	if o == nil || !strings.HasPrefix(o.Ecosystem, "Oracle Linux:") {
+		return
+	}
+	prefix := o.Ecosystem + ":"
+	count := map[string]int{}
+	for _, p := range pkgs {
+		if arch, ok := strings.CutPrefix(p.Ecosystem, prefix); ok && p.Type == "rpm" && !oracleGuestArch(arch) {
+			count[arch]++
+		}
+	}
+	machine, best := "", 0
+	for arch, n := range count {
+		if n > best || (n == best && arch < machine) {
+			machine, best = arch, n
+		}
+	}
+	for i := range pkgs {
+		arch, ok := strings.CutPrefix(pkgs[i].Ecosystem, prefix)
+		if !ok || pkgs[i].Type != "rpm" || !oracleGuestArch(arch) {
+			continue
+		}
+		pkgs[i].Ecosystem = o.Ecosystem
+		if machine != "" {
+			pkgs[i].Ecosystem = prefix + machine
+		}
+	}
+}
+
+// oracleGuestArch reports whether a package's architecture may differ from
+// its machine's.
+func oracleGuestArch(arch string) bool {
+	switch arch {
+	case "noarch", "i386", "i486", "i586", "i686":
+		return true
+	}
+	return false
 }

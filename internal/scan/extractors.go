@@ -35,15 +35,17 @@ import (
 // one by one: scalibr's whole plugin list would double the binary and run
 // extractors (secrets, source trees) that an image scan has no use for.
 var extractorConstructors = []func(*cpb.PluginConfig) (filesystem.Extractor, error){
-	dpkg.New,            // Debian and Ubuntu, including distroless status.d
-	apk.New,             // Alpine, Wolfi
-	rpm.New,             // Red Hat family
-	gobinary.New,        // Go binaries: modules and the Go version
-	packagejson.New,     // node_modules/*/package.json
-	packagelockjson.New, // package-lock.json
-	wheelegg.New,        // Python dist-info and egg-info
-	archive.New,         // Java archives: pom.properties (shaded too), nested archives, manifests, file names
-	cargoauditable.New,  // Rust binaries built with cargo-auditable
+	dpkg.New,                 // Debian and Ubuntu, including distroless status.d
+	apk.New,                  // Alpine, Wolfi
+	rpm.New,                  // Red Hat family
+	newRPMModularity,         // and the module stream of each rpm (rpmmodules.go)
+	newBottlerocketInventory, // Bottlerocket's application inventory (bottlerocket.go)
+	gobinary.New,             // Go binaries: modules and the Go version
+	packagejson.New,          // node_modules/*/package.json
+	packagelockjson.New,      // package-lock.json
+	wheelegg.New,             // Python dist-info and egg-info
+	archive.New,              // Java archives: pom.properties (shaded too), nested archives, manifests, file names
+	cargoauditable.New,       // Rust binaries built with cargo-auditable
 
 	// Lockfiles and manifests, each behind the bounds of manifest.go. Left
 	// out of osv-scalibr's: those that list ranges or unresolved

@@ -8,13 +8,14 @@ import (
 )
 
 // orderOf names the ecosystem whose version order osv-scalibr's semantic
-// package applies to ecosystem. Amazon Linux is an RPM distribution that
-// OSV has no ecosystem for; its versions (epoch:version-release, with "~"
-// and "^") are ordered as rpmvercmp orders them, as Red Hat's are.
+// package applies to ecosystem. Amazon Linux, Oracle Linux and Bottlerocket
+// are RPM distributions that OSV has no ecosystem for; their versions
+// (epoch:version-release, with "~" and "^") are ordered as rpmvercmp orders
+// them, as Red Hat's are.
 func orderOf(ecosystem string) string {
 	base, _, _ := strings.Cut(ecosystem, ":")
 	switch base {
-	case "Amazon Linux":
+	case "Amazon Linux", "Oracle Linux", "Bottlerocket":
 		return "Red Hat"
 	}
 	return ecosystem
@@ -35,6 +36,9 @@ const ubuntuPro = "Ubuntu:Pro:"
 func queried(ecosystem string) []string {
 	if rest, ok := strings.CutPrefix(ecosystem, ubuntuPro); ok {
 		return []string{ecosystem, "Ubuntu:" + rest}
+	}
+	if release, ok := oracleArch(ecosystem); ok {
+		return []string{ecosystem, release}
 	}
 	key := matchKey(ecosystem)
 	out := []string{key}
@@ -156,4 +160,55 @@ func mergeQueried(out, ms []Match, i int) []Match {
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].ID < out[b].ID })
 	return out
+}
+
+// Oracle Linux publishes one fix per architecture where its builds differ
+// (ELSA-2022-4803 fixes rsyslog in 8.24.0-57.0.1.el7_9.3 on x86_64 and in
+// 8.24.0-57.0.4.el7_9.3 on aarch64), so a fix can only be offered for the
+// machine's architecture. The feed stores a package's fix under the release,
+// "Oracle Linux:7", when every architecture the advisory covers has the
+// same one, and under "Oracle Linux:7:x86_64" when they differ; a package of
+// an x86_64 machine is queried in "Oracle Linux:7:x86_64", which reads
+// both. Trivy keeps the fixes per architecture the same way; Grype's data
+// (vunnel) now splits them too.
+
+// oracleArch reports whether ecosystem is an architecture's ecosystem of an
+// Oracle Linux release, "Oracle Linux:8:x86_64", and returns the release's.
+func oracleArch(ecosystem string) (string, bool) {
+	rest, ok := strings.CutPrefix(ecosystem, "Oracle Linux:")
+	if !ok {
+		return "", false
+	}
+	major, arch, ok := strings.Cut(rest, ":")
+	if !ok || major == "" || arch == "" {
+		return "", false
+	}
+	return "Oracle Linux:" + major, true
+}
+
+// Flavour is the kind of build an RPM version names, for distributions that
+// ship several builds of one package side by side: Oracle Linux's Ksplice
+// userspace builds ("2:1.1.1g-15.ksplice1.el8_3") and FIPS-validated builds
+// ("10:3.6.16-4.0.1.el8_fips", whose epoch puts them above every normal
+// build). An advisory's fix applies only to builds of its own flavour: a
+// normal gnutls is never below the FIPS fix in the sense that matters, and a
+// Ksplice build is patched in place on its own line. The flavours are read
+// as trivy-db's oracle-oval PackageFlavor reads them (a release ending in
+// "_fips"; a dot-separated part starting "ksplice"). Grype's data drops the
+// Ksplice fixes instead (vunnel's KspliceFilterer), so Grype never reports a
+// Ksplice build and compares normal builds with FIPS fixes.
+func Flavour(ecosystem, version string) string {
+	if !strings.HasPrefix(ecosystem, "Oracle Linux:") {
+		return ""
+	}
+	v := strings.ToLower(version)
+	if strings.HasSuffix(v, "_fips") {
+		return "fips"
+	}
+	for _, part := range strings.Split(v, ".") {
+		if strings.HasPrefix(part, "ksplice") {
+			return "ksplice"
+		}
+	}
+	return ""
 }

@@ -2,11 +2,8 @@ package vulndb
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/scangate/scangate/internal/store"
 )
 
 func TestSUSEMatchKey(t *testing.T) {
@@ -57,12 +54,7 @@ func TestSUSEMatchKey(t *testing.T) {
 // SUSE's advisories do, and queries it as the server would.
 func TestSUSEProductsFoldIntoOneFinding(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	db := New(st)
+	db := newTestDB(t)
 	fixed := func(eco, v string) Affected {
 		return Affected{Ecosystem: eco, Package: "kernel-rt", Status: StatusFixed, Fixed: v}
 	}

@@ -61,7 +61,11 @@ func (r *Reader) Affected(ctx context.Context, ecosystem, pkg, version string) (
 			return nil, fmt.Errorf("affected %s/%s: %w", ecosystem, pkg, err)
 		}
 		var ms []Match
+		flavour := Flavour(ecosystem, version)
 		for _, e := range entries {
+			if e.doc.Affected.Fixed != "" && Flavour(e.doc.Affected.Ecosystem, e.doc.Affected.Fixed) != flavour {
+				continue // another flavour's fix (see Flavour)
+			}
 			if m, ok := e.match(v); ok {
 				ms = append(ms, m)
 			}

@@ -61,6 +61,8 @@ var ecosystems = map[string]bool{
 	"Rocky Linux": true, "openSUSE": true, "SUSE": true,
 	"CRAN": true, "Hackage": true,
 	"Amazon Linux": true, // RPM order: see distro.go
+	"Oracle Linux": true, // likewise
+	"Bottlerocket": true, // likewise
 }
 
 // KnownEcosystem reports whether scangate can order versions of the

@@ -225,15 +225,26 @@ func TestGitBodies(t *testing.T) {
 	}
 
 	// A push whose chunked body stops half way holds the one spool slot.
-	held, err := net.Dial("tcp", s.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	fmt.Fprintf(held, "POST /git/bodies.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/x-git-receive-pack-request\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n%s", s.Token, strings.Repeat("x", 512))
+	// On a loaded machine a probe can reach the slot before it, and then
+	// the held push is the one refused: it is replaced, and probed again.
+	var held net.Conn
+	defer func() {
+		if held != nil {
+			held.Close()
+		}
+	}()
 	var refused *http.Response
 	waitUntil(t, time.Minute, "a second push to be refused while the first holds the spool", func() bool {
+		if held == nil {
+			c, err := net.Dial("tcp", s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "POST /git/bodies.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+				"Content-Type: application/x-git-receive-pack-request\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n%s", s.Token, strings.Repeat("x", 512))
+			held = c
+			time.Sleep(100 * time.Millisecond) // let the server take the slot
+		}
 		req, err := http.NewRequest(http.MethodPost, base+"/git/bodies.git/git-receive-pack", io.MultiReader(strings.NewReader("0000")))
 		if err != nil {
 			t.Fatal(err)
@@ -250,12 +261,20 @@ func TestGitBodies(t *testing.T) {
 			refused = resp
 			return true
 		}
+		// Was the held push answered (refused) instead? Then hold again.
+		_ = held.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		n, err := held.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); n > 0 || !ok || !ne.Timeout() {
+			held.Close()
+			held = nil
+		}
 		return false
 	})
 	if refused.Header.Get("Retry-After") == "" {
 		t.Errorf("the refusal has no Retry-After")
 	}
 	held.Close()
+	held = nil
 
 	// The slot is free again: git pushes with a chunked body (a post
 	// buffer smaller than the pack).

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,11 +28,16 @@ import (
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // Fixtures is the repository's feed fixture folder, from internal/x.
 var Fixtures = filepath.Join("..", "..", "testdata", "vulndata")
+
+// databases maps a test's data folder to its PostgreSQL database, so that
+// a restart on the same folder finds the same state.
+var databases sync.Map
 
 // Options configure a test server.
 type Options struct {
@@ -69,7 +75,18 @@ func Start(t testing.TB, opts Options) *Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := store.Open(ctx, filepath.Join(dir, store.FileName))
+	// The test run's database (storetest): SQLite in dir, or a PostgreSQL
+	// database of this test's, the same one again when dir is reused.
+	database := opts.Config.Database
+	if database == "" {
+		if v, ok := databases.Load(dir); ok {
+			database = v.(string)
+		} else {
+			database = storetest.Database(t)
+			databases.Store(dir, database)
+		}
+	}
+	st, err := store.OpenDatabase(ctx, database, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +107,7 @@ func Start(t testing.TB, opts Options) *Server {
 		s.Token = secret
 	}
 	cfg := opts.Config
-	cfg.Addr, cfg.DataDir = "127.0.0.1:0", dir
+	cfg.Addr, cfg.DataDir, cfg.Database = "127.0.0.1:0", dir, database
 	if cfg.AllowPrivateTargets == nil && !opts.StrictEgress {
 		cfg.AllowPrivateTargets = egress.Loopback
 	}

@@ -26,6 +26,7 @@ import (
 
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -92,8 +93,23 @@ func OpenPostgres(ctx context.Context, url, dataDir string) (*Store, error) {
 		return nil, err
 	}
 	s.read = read
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open postgres: %w", redact(err, url))
+	}
+	cfg.MaxConns = 2
+	if s.listen, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open postgres: %w", redact(err, url))
+	}
 	return s, nil
 }
+
+// Listener is, on PostgreSQL, the pool River takes its LISTEN connection
+// from, so that a job inserted by any replica wakes the workers at once
+// rather than at their next poll; nil on SQLite.
+func (s *Store) Listener() *pgxpool.Pool { return s.listen }
 
 func openPostgres(ctx context.Context, url string, conns int, readOnly bool) (*sql.DB, error) {
 	if readOnly {
@@ -149,6 +165,7 @@ type Store struct {
 	dataDir string
 	write   *sql.DB
 	read    *sql.DB
+	listen  *pgxpool.Pool // PostgreSQL: River's LISTEN connection
 }
 
 // Open opens (creating if needed) the database at path and migrates it to the
@@ -335,6 +352,9 @@ func ignoreDone(err error) error {
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error
+	if s.listen != nil {
+		s.listen.Close()
+	}
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
 	}

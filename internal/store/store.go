@@ -361,3 +361,33 @@ func (s *Store) Close() error {
 	errs = append(errs, s.write.Close())
 	return errors.Join(errs...)
 }
+
+// The few expressions that differ between the dialects; the rest of
+// scangate's SQL runs unchanged on both.
+
+// JSONText is SQL for the text of key in the JSON document expr (NULL
+// when absent).
+func (d Dialect) JSONText(expr, key string) string {
+	if d == Postgres {
+		return "((" + expr + ")::jsonb ->> '" + key + "')"
+	}
+	return "((" + expr + ") ->> '$." + key + "')"
+}
+
+// NowPlus is SQL for the current time plus secs seconds, as River's time
+// columns hold it (SQLite: text, PostgreSQL: timestamptz).
+func (d Dialect) NowPlus(secs int) string {
+	if d == Postgres {
+		return fmt.Sprintf("(now() + make_interval(secs => %d))", secs)
+	}
+	return fmt.Sprintf("datetime('now', 'subsec', '%+d seconds')", secs)
+}
+
+// JSONArrayAgg is SQL aggregating expr into a JSON array, in the order
+// of the rows (NULL over no rows).
+func (d Dialect) JSONArrayAgg(expr string) string {
+	if d == Postgres {
+		return "json_agg(" + expr + ")::text"
+	}
+	return "json_group_array(" + expr + ")"
+}

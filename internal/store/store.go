@@ -391,3 +391,20 @@ func (d Dialect) JSONArrayAgg(expr string) string {
 	}
 	return "json_group_array(" + expr + ")"
 }
+
+// JSONInt is SQL for the integer at key in the JSON document expr (NULL
+// when absent).
+func (d Dialect) JSONInt(expr, key string) string {
+	if d == Postgres {
+		return "((" + expr + ")::jsonb ->> '" + key + "')::bigint"
+	}
+	return "((" + expr + ") ->> '$." + key + "')"
+}
+
+// AnyTrue is SQL aggregating a boolean expr: true if it holds for a row.
+func (d Dialect) AnyTrue(expr string) string {
+	if d == Postgres {
+		return "bool_or(" + expr + ")"
+	}
+	return "max(" + expr + ")"
+}

@@ -102,8 +102,18 @@ func TestRiverOnPostgres(t *testing.T) {
 			t.Errorf("job %d worked %d times", i, c)
 		}
 	}
-	pending, err := jobs.Pending(ctx, sts[1])
-	if err != nil || len(pending) != 0 {
-		t.Errorf("Pending = %v, %v", pending, err)
+	// River records completions in batches: wait for them.
+	for {
+		pending, err := jobs.Pending(ctx, sts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still pending: %v", pending)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -26,8 +26,11 @@ import (
 
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -112,19 +115,19 @@ func OpenPostgres(ctx context.Context, url, dataDir string) (*Store, error) {
 func (s *Store) Listener() *pgxpool.Pool { return s.listen }
 
 func openPostgres(ctx context.Context, url string, conns int, readOnly bool) (*sql.DB, error) {
-	if readOnly {
-		// pgx sends unknown URL parameters as run-time settings: the read
-		// pool refuses writes, as SQLite's query_only does.
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + "default_transaction_read_only=on"
-	}
-	db, err := sql.Open("pgx", url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", redact(err, url))
 	}
+	if readOnly {
+		// The read pool refuses writes, as SQLite's query_only does.
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+		m := c.TypeMap()
+		m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{wrapBoolAsInt}, m.TryWrapEncodePlanFuncs...)
+		return nil
+	}))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	if err := db.PingContext(ctx); err != nil {
@@ -132,6 +135,29 @@ func openPostgres(ctx context.Context, url string, conns int, readOnly bool) (*s
 		return nil, fmt.Errorf("open postgres: %w", redact(err, url))
 	}
 	return db, nil
+}
+
+// Flags are integer columns (0 or 1) on both databases, as SQLite stores
+// booleans, and Go code passes bool for them; SQLite's driver writes a
+// bool as an integer, and wrapBoolAsInt makes pgx do the same for an
+// integer parameter (for a boolean one pgx's own plan comes first).
+func wrapBoolAsInt(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
+	if _, ok := value.(bool); ok {
+		return &boolAsInt{}, int64(0), true
+	}
+	return nil, nil, false
+}
+
+type boolAsInt struct{ next pgtype.EncodePlan }
+
+func (p *boolAsInt) SetNext(next pgtype.EncodePlan) { p.next = next }
+
+func (p *boolAsInt) Encode(value any, buf []byte) ([]byte, error) {
+	var n int64
+	if value.(bool) {
+		n = 1
+	}
+	return p.next.Encode(n, buf)
 }
 
 // redact keeps a URL's password out of an error that quotes the URL.
@@ -407,4 +433,14 @@ func (d Dialect) AnyTrue(expr string) string {
 		return "bool_or(" + expr + ")"
 	}
 	return "max(" + expr + ")"
+}
+
+// IsUniqueViolation reports whether err is a write refused by a unique
+// constraint, on either database.
+func IsUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

@@ -91,7 +91,7 @@ short run again at the next start.` + localHelp,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.DataDir = g.dataDir
+			cfg.DataDir, cfg.Database = g.dataDir, g.database
 			cfg.Logger = g.log
 			if err := server.Run(cmd.Context(), cfg); err != nil {
 				return internalError{err}
@@ -102,7 +102,6 @@ short run again at the next start.` + localHelp,
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML file of settings, keyed by flag name (default: DATA_DIR/scangate.yaml if it exists)")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:5000", "address to listen on")
-	f.StringVar(&cfg.Database, "database", "", "empty: SQLite in the data folder; postgres://user:password@host/db: a PostgreSQL database that several replicas may share")
 	f.IntVar(&cfg.ScanConcurrency, "scan-concurrency", 2, "scans run at once")
 	layerCacheFlag(cmd, &cfg.LayerCacheBytes)
 	f.IntVar(&cfg.BuildConcurrency, "build-concurrency", 2, "pipeline builds run at once")

@@ -62,9 +62,12 @@ type Server struct {
 	Addr    string // host:port
 	Token   string // an admin token's secret
 	DataDir string
-	Store   *store.Store // a second connection to the server's database
-	stop    context.CancelFunc
-	done    chan error
+	// Database is the server's --database: empty (SQLite in DataDir) or
+	// the test's PostgreSQL database.
+	Database string
+	Store    *store.Store // a second connection to the server's database
+	stop     context.CancelFunc
+	done     chan error
 }
 
 // Start starts a server and stops it when the test ends.
@@ -98,7 +101,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if len(feeds) > 0 && opts.DataDir == "" {
 		Import(t, st, feeds...)
 	}
-	s := &Server{DataDir: dir, Store: st, done: make(chan error, 1)}
+	s := &Server{DataDir: dir, Database: database, Store: st, done: make(chan error, 1)}
 	if opts.DataDir == "" {
 		secret, _, err := auth.NewTokens(st).Create(ctx, "test-admin", auth.RoleAdmin)
 		if err != nil {

@@ -34,7 +34,7 @@ type Image struct {
 func ListImages(ctx context.Context, st *store.Store, repository string) ([]Image, error) {
 	q := `SELECT i.repository, i.digest, i.media_type, i.pushed_at, i.last_pulled_at,
 		coalesce(s.status, 'PENDING'), coalesce(s.error, ''), s.scanned_at, coalesce(s.summary, '{}'), coalesce(s.fixable, '{}'),
-		coalesce(s.vulndb_digest, ''), (SELECT coalesce(`+st.Dialect().JSONArrayAgg("t.tag")+`, '[]') FROM (SELECT tag FROM image_tags WHERE repository = i.repository AND digest = i.digest ORDER BY tag) t)
+		coalesce(s.vulndb_digest, ''), (SELECT coalesce(` + st.Dialect().JSONArrayAgg("t.tag") + `, '[]') FROM (SELECT tag FROM image_tags WHERE repository = i.repository AND digest = i.digest ORDER BY tag) t)
 		FROM images i LEFT JOIN scans s ON s.repository = i.repository AND s.digest = i.digest`
 	var args []any
 	if repository != "" {

@@ -391,13 +391,14 @@ func (s *Store) Close() error {
 // The few expressions that differ between the dialects; the rest of
 // scangate's SQL runs unchanged on both.
 
-// JSONText is SQL for the text of key in the JSON document expr (NULL
-// when absent).
-func (d Dialect) JSONText(expr, key string) string {
+// JSONText is SQL for the text at path (object keys, outermost first) in
+// the JSON document expr (NULL when absent). Keys are the caller's
+// constants, never user input.
+func (d Dialect) JSONText(expr string, path ...string) string {
 	if d == Postgres {
-		return "((" + expr + ")::jsonb ->> '" + key + "')"
+		return "((" + expr + ")::jsonb #>> '{" + strings.Join(path, ",") + "}')"
 	}
-	return "((" + expr + ") ->> '$." + key + "')"
+	return "((" + expr + ") ->> '$." + strings.Join(path, ".") + "')"
 }
 
 // NowPlus is SQL for the current time plus secs seconds, as River's time

@@ -34,7 +34,8 @@ check:
 # a second time with SCANGATE_TEST_DATABASE set (see README, "Tests").
 PG_URL      ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
 PG_PACKAGES ?= ./internal/store/ ./internal/jobs/ ./internal/auth/ ./internal/api/ ./internal/events/ \
-	./internal/pipeline/ ./internal/source/
+	./internal/pipeline/ ./internal/source/ ./internal/cli/ ./internal/server/ ./internal/build/ \
+	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/
 
 # test: every Go test (PostgreSQL's own tests included: the cluster is
 # started first), the database's packages again on PostgreSQL, then the

@@ -35,7 +35,7 @@ check:
 PG_URL      ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
 PG_PACKAGES ?= ./internal/store/ ./internal/jobs/ ./internal/auth/ ./internal/api/ ./internal/events/ \
 	./internal/pipeline/ ./internal/source/ ./internal/cli/ ./internal/server/ ./internal/build/ \
-	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/
+	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/ ./internal/e2e/
 
 # test: every Go test (PostgreSQL's own tests included: the cluster is
 # started first), the database's packages again on PostgreSQL, then the

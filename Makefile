@@ -10,7 +10,7 @@ TAGS    ?= $(shell test -f /usr/include/isa-l/igzip_lib.h && echo isal)
 # PREFIX=$$HOME/.local install needs no root.
 PREFIX  ?= /usr/local
 
-.PHONY: build install test demo check bench fuzz clean conformance
+.PHONY: build install test test-postgres demo check bench fuzz clean conformance
 
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "-X github.com/scangate/scangate/internal/cli.Version=$(VERSION)" -o $(BIN) ./cmd/scangate
@@ -27,12 +27,31 @@ check:
 	$(GO) vet -tags "$(TAGS)" ./...
 	$(GO) mod tidy -diff
 
-# test: every Go test, then the OCI conformance suite against the registry.
-# With ISA-L, the scanner's tests also run with the pure-Go inflater.
+# PG_URL: the private PostgreSQL cluster scripts/postgres.sh starts (on
+# 127.0.0.1:55432, data in /tmp/scangate-pg), where tests make their own
+# databases. PG_PACKAGES: the packages whose tests use the database through
+# internal/storetest or internal/servertest and pass on PostgreSQL; they run
+# a second time with SCANGATE_TEST_DATABASE set (see README, "Tests").
+PG_URL      ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
+PG_PACKAGES ?= ./internal/store/ ./internal/jobs/ ./internal/auth/ ./internal/api/ ./internal/events/ \
+	./internal/pipeline/ ./internal/source/ ./internal/cli/ ./internal/server/ ./internal/build/ \
+	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/ ./internal/e2e/...
+
+# test: every Go test (PostgreSQL's own tests included: the cluster is
+# started first), the database's packages again on PostgreSQL, then the
+# OCI conformance suite against the registry. With ISA-L, the scanner's
+# tests also run with the pure-Go inflater.
 test: check
+	bash scripts/postgres.sh start >/dev/null
 	$(GO) test -count=1 -tags "$(TAGS)" ./...
 	if [ -n "$(TAGS)" ]; then $(GO) test -count=1 ./internal/scan/; fi
+	SCANGATE_TEST_DATABASE='$(PG_URL)' $(GO) test -count=1 -tags "$(TAGS)" $(PG_PACKAGES)
 	bash scripts/conformance.sh
+
+# test-postgres: only the PostgreSQL pass.
+test-postgres:
+	bash scripts/postgres.sh start >/dev/null
+	SCANGATE_TEST_DATABASE='$(PG_URL)' $(GO) test -count=1 -tags "$(TAGS)" $(PG_PACKAGES)
 
 demo: build
 	./scripts/demo.sh

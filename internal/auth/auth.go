@@ -170,7 +170,7 @@ func (t *Tokens) CreateToken(ctx context.Context, spec Spec) (string, Token, err
 		`INSERT INTO tokens (id, name, role, hash, created_at, expires_at, repositories) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		tok.ID, tok.Name, string(tok.Role), hash(secret), tok.CreatedAt.Format(time.RFC3339), exp, string(scope))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if store.IsUniqueViolation(err) {
 			return "", Token{}, fmt.Errorf("token %q: %w", name, ErrExists)
 		}
 		return "", Token{}, fmt.Errorf("create token %q: %w", name, err)

@@ -3,11 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 func TestScopeGrants(t *testing.T) {
@@ -110,7 +110,7 @@ func FuzzParseScope(f *testing.F) {
 
 func TestTokenScopeStored(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	st, err := store.OpenDatabase(ctx, storetest.Database(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

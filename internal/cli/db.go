@@ -72,7 +72,7 @@ func serverRunning(dataDir string) bool {
 // --data-dir, said so, not a new empty folder made.
 func (g *globals) withExistingStore(ctx context.Context, fn func(*store.Store) error) error {
 	path := filepath.Join(g.dataDir, store.FileName)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(path); g.database == "" && errors.Is(err, fs.ErrNotExist) {
 		return usageError{fmt.Errorf("no scangate database in %s (--data-dir, or SCANGATE_DATA_DIR): scangate db import or db update makes one", g.dataDir)}
 	}
 	return g.withStore(ctx, fn)

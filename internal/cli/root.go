@@ -35,6 +35,7 @@ var formats = []string{formatTable, formatWide, formatJSON, formatYAML, "sarif",
 // globals are the flags every command takes.
 type globals struct {
 	dataDir  string
+	database string // --database: empty for SQLite in dataDir, or postgres://…
 	logLevel string
 	format   string
 	stdout   io.Writer
@@ -77,6 +78,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", defaultDataDir(), "where scangate keeps its database and registry")
+	pf.StringVar(&g.database, "database", "", "empty: SQLite in the data folder; postgres://user:password@host/db: a PostgreSQL database that several servers may share (the server's, and the local commands')")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.format, "format", "table", "output format: table, wide (more columns), json or yaml; scan and findings also write sarif, cyclonedx and spdx")
 	root.AddCommand(newVersionCmd(g), newDBCmd(g), newScanCmd(g), newRulesCmd(g), newServerCmd(g), newTokenCmd(g), newImagesCmd(g), newFindingsCmd(g), newEventsCmd(g), newPipelineCmd(g), newExecutionCmd(g), newApprovalCmd(g), newRepoCmd(g),
@@ -146,9 +148,9 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "scangate")
 }
 
-// openStore opens the database in the data directory.
+// openStore opens the database: --database, else SQLite in the data directory.
 func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
-	st, err := store.Open(ctx, filepath.Join(g.dataDir, store.FileName))
+	st, err := store.OpenDatabase(ctx, g.database, g.dataDir)
 	if err != nil {
 		return nil, internalError{err}
 	}

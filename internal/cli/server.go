@@ -91,7 +91,7 @@ short run again at the next start.` + localHelp,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.DataDir = g.dataDir
+			cfg.DataDir, cfg.Database = g.dataDir, g.database
 			cfg.Logger = g.log
 			if err := server.Run(cmd.Context(), cfg); err != nil {
 				return internalError{err}

@@ -258,7 +258,8 @@ func (h *heldReceiver) waitArrived(t *testing.T) {
 // job of rule.
 func deliveryJobs(t *testing.T, s *servertest.Server, rule string) map[string]string {
 	t.Helper()
-	rows, err := s.Store.Reader().Query(`SELECT id, state, errors FROM river_job WHERE kind = 'deliver_event' AND json_extract(args, '$.rule') = $1`, rule)
+	rows, err := s.Store.Reader().Query(`SELECT id, state, CAST(errors AS TEXT) FROM river_job WHERE kind = 'deliver_event' AND `+
+		s.Store.Dialect().JSONText("args", "rule")+` = $1`, rule)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +351,7 @@ func TestDeadLetterOfDeletedRuleRefused(t *testing.T) {
 		return len(dl) > 0
 	})
 	var leaked int
-	if err := s.Store.Reader().QueryRow(`SELECT count(*) FROM river_job WHERE instr(args, $1) > 0`, secret).Scan(&leaked); err != nil {
+	if err := s.Store.Reader().QueryRow(`SELECT count(*) FROM river_job WHERE CAST(args AS TEXT) LIKE '%' || $1 || '%'`, secret).Scan(&leaked); err != nil {
 		t.Fatal(err)
 	}
 	if leaked != 0 || dl[0].Target.Secret != "" {

@@ -407,8 +407,9 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	}
 
 	// Run the event's route job again.
-	res, err := h.st.Writer().ExecContext(ctx, `UPDATE river_job SET state = 'available', finalized_at = NULL, scheduled_at = datetime('now', 'subsec')
-		WHERE kind = 'route_event' AND json_extract(args, '$.event_id') = $1`, e.ID)
+	d := h.st.Dialect()
+	res, err := h.st.Writer().ExecContext(ctx, `UPDATE river_job SET state = 'available', finalized_at = NULL, scheduled_at = `+d.NowPlus(0)+`
+		WHERE kind = 'route_event' AND `+d.JSONText("args", "event_id")+` = $1`, e.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +419,7 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	eventstest.WaitFor(t, 20*time.Second, "the route job to run again", func() bool {
 		var attempt int
 		var state string
-		err := h.st.Reader().QueryRowContext(ctx, `SELECT attempt, state FROM river_job WHERE kind = 'route_event' AND json_extract(args, '$.event_id') = $1`, e.ID).Scan(&attempt, &state)
+		err := h.st.Reader().QueryRowContext(ctx, `SELECT attempt, state FROM river_job WHERE kind = 'route_event' AND `+d.JSONText("args", "event_id")+` = $1`, e.ID).Scan(&attempt, &state)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +427,7 @@ func TestBuiltinHandlerRetriedAndRoutingOnce(t *testing.T) {
 	})
 	eventstest.WaitIdle(t, h.st)
 	var deliveries int
-	if err := h.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'deliver_event' AND json_extract(args, '$.event_id') = $1`, e.ID).Scan(&deliveries); err != nil {
+	if err := h.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'deliver_event' AND `+d.JSONText("args", "event_id")+` = $1`, e.ID).Scan(&deliveries); err != nil {
 		t.Fatal(err)
 	}
 	if deliveries != 3 {
@@ -510,7 +511,7 @@ func TestWebhookCircuitOpens(t *testing.T) {
 	eventstest.WaitFor(t, 30*time.Second, "the deliveries deferred to the end of the cool-down", func() bool {
 		var n int
 		err := h.st.Reader().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = 'deliver_event' AND state = 'scheduled'
-			AND scheduled_at > datetime('now', '+30 minutes')`).Scan(&n)
+			AND scheduled_at > `+h.st.Dialect().NowPlus(30*60)).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"time"
 
@@ -101,7 +100,7 @@ type Rules struct {
 // NewRules returns the rules stored in st, sealed with the keys of st's
 // data folder.
 func NewRules(st *store.Store) *Rules {
-	return &Rules{st: st, keys: secret.InDataDir(filepath.Dir(st.Path()))}
+	return &Rules{st: st, keys: secret.InDataDir(st.DataDir())}
 }
 
 // Put creates or replaces a rule.

@@ -5,18 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/events/pattern"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), store.FileName))
+	st, err := store.OpenDatabase(context.Background(), storetest.Database(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package events_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +64,7 @@ func TestRulesStoredInTheClearAreSealed(t *testing.T) {
 		e.ID, `{"id": "hook", "webhook": "`+hook+`", "secret": "sign-s3cret"}`, `webhook `+hook+`: 503 Service Unavailable`); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := secret.OpenIn(filepath.Dir(h.st.Path()))
+	keys, err := secret.OpenIn(h.st.DataDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,19 @@
-// Package jobs runs scangate's durable work on River, in the same SQLite
-// database as the state the work changes: a job is inserted in the
-// transaction that records why it exists, so a crash can lose neither.
+// Package jobs runs scangate's durable work on River, in the same database
+// as the state the work changes: a job is inserted in the transaction that
+// records why it exists, so a crash can lose neither.
 //
-// scangate runs as one server process per data directory (the server holds
-// a lock on it), so a job found running at start belongs to a process that
-// died: Recover makes it available again at once instead of waiting for
-// River's stuck-job rescuer, which must assume another process may still be
-// working on it.
+// On SQLite, scangate runs as one server process per data directory (the
+// server holds a lock on it), so a job found running at start belongs to a
+// process that died: Recover makes it available again at once instead of
+// waiting for River's stuck-job rescuer, which must assume another process
+// may still be working on it. On PostgreSQL several replicas share the
+// database, a running job may be another replica's, and River's rescuer
+// with each worker's timeout brings back the jobs of a replica that died.
+//
+// River's database/sql drivers (riversqlite, riverdatabasesql) both keep
+// *sql.Tx as the transaction type, so the store's code is the same on
+// either database; on PostgreSQL River also listens for new jobs
+// (LISTEN/NOTIFY) instead of waiting for its next poll.
 package jobs
 
 import (
@@ -17,6 +24,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -27,9 +36,17 @@ import (
 // Client is River's client over the store's writer connection.
 type Client = river.Client[*sql.Tx]
 
+// driver is River's driver for the store's database.
+func driver(st *store.Store) riverdriver.Driver[*sql.Tx] {
+	if st.Dialect() == store.Postgres {
+		return riverdatabasesql.NewWithPgxListener(st.Writer(), st.Listener())
+	}
+	return riversqlite.New(st.Writer())
+}
+
 // Migrate brings River's tables to the version this build expects.
 func Migrate(ctx context.Context, st *store.Store) error {
-	m, err := rivermigrate.New(riversqlite.New(st.Writer()), &rivermigrate.Config{Logger: quiet()})
+	m, err := rivermigrate.New(driver(st), &rivermigrate.Config{Logger: quiet()})
 	if err != nil {
 		return fmt.Errorf("job tables: %w", err)
 	}
@@ -43,8 +60,13 @@ func Migrate(ctx context.Context, st *store.Store) error {
 // available again, and returns how many there were. It also ends the dead
 // server's leadership, whose lease would keep scheduled and retried jobs
 // waiting for about 15 s. Call it only while no River client works on the
-// database.
+// database. On PostgreSQL, shared by replicas, it does nothing: another
+// replica's running jobs are not dead, and River's rescuer brings back
+// those of a replica that is.
 func Recover(ctx context.Context, st *store.Store) (int64, error) {
+	if st.Dialect() != store.SQLite {
+		return 0, nil
+	}
 	if _, err := st.Writer().ExecContext(ctx, `DELETE FROM river_leader`); err != nil {
 		return 0, fmt.Errorf("recover jobs: %w", err)
 	}
@@ -62,7 +84,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Poll is how often idle queues look for new jobs; SQLite has no
 	// LISTEN/NOTIFY, so this bounds the delay of a job inserted by another
-	// process.
+	// process. (On PostgreSQL River is told of new jobs at once.)
 	Poll time.Duration
 }
 
@@ -89,7 +111,7 @@ func New(st *store.Store, workers *river.Workers, cfg Config) (*Client, error) {
 			rc.Queues[q] = river.QueueConfig{MaxWorkers: n}
 		}
 	}
-	c, err := river.NewClient(riversqlite.New(st.Writer()), rc)
+	c, err := river.NewClient(driver(st), rc)
 	if err != nil {
 		return nil, fmt.Errorf("job client: %w", err)
 	}

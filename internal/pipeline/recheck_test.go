@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 // The deploy stage weighs the approved image against today's database: a
@@ -24,7 +24,7 @@ import (
 // a database change.
 func TestDeployRecheck(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	st, err := store.OpenDatabase(ctx, storetest.Database(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

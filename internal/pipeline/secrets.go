@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -121,7 +120,7 @@ func (s *Service) keys() *secret.Keys {
 	if s.opts.Keys != nil {
 		return s.opts.Keys
 	}
-	return secret.InDataDir(filepath.Dir(s.st.Path()))
+	return secret.InDataDir(s.st.DataDir())
 }
 
 // Reseal is the pipeline package's secret.Resealer: it seals the secrets

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,12 +12,13 @@ import (
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/secret"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 func newSealingService(t *testing.T) (*Service, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	st, err := store.OpenDatabase(ctx, storetest.Database(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestDefinitionSecretsAreSealedInEveryVersion(t *testing.T) {
 		t.Errorf("readers see %+v %+v", r.Source, r.Build)
 	}
 
-	keys := secret.InDataDir(filepath.Dir(st.Path()))
+	keys := secret.InDataDir(st.DataDir())
 	rot, err := keys.Rotate(ctx, st, Reseal)
 	if err != nil || rot.Resealed != 2 {
 		t.Fatalf("rotation %+v, %v; want both versions sealed again", rot, err)
@@ -143,7 +143,7 @@ func TestDefinitionStoredInTheClearIsSealed(t *testing.T) {
 		`{"name":"old","source":{"url":"https://ci:git-tok3n@git.example.com/old.git","branch":"main","webhook-secret":"hook-s3cret"},"build":{"repository":"old/api"},"approval":{"policy":{"thresholds":{"CRITICAL":0}}},"version":1}`); err != nil {
 		t.Fatal(err)
 	}
-	n, err := secret.InDataDir(filepath.Dir(st.Path())).ResealAll(ctx, st, Reseal)
+	n, err := secret.InDataDir(st.DataDir()).ResealAll(ctx, st, Reseal)
 	if err != nil || n != 1 {
 		t.Fatalf("reseal: %d, %v", n, err)
 	}

@@ -45,7 +45,7 @@ func (rs *Results) AffectedBy(ctx context.Context, id string, offset, limit int)
 	offset = max(offset, 0)
 	// scan_advisories names the images (writeScan keeps it); json_each
 	// picks the findings, on one page of them.
-	rows, err := st.Reader().QueryContext(ctx, `WITH hit AS (
+	q := `WITH hit AS (
 			SELECT a.repository, a.digest, i.pushed_at FROM scan_advisories a
 			JOIN images i ON i.repository = a.repository AND i.digest = a.digest
 			WHERE a.advisory = $1
@@ -53,7 +53,23 @@ func (rs *Results) AffectedBy(ctx context.Context, id string, offset, limit int)
 		SELECT h.repository, h.digest, f.value, json_extract(s.report, '$.packages[' || (f.value ->> '$.package') || ']')
 		FROM hit h JOIN scans s ON s.repository = h.repository AND s.digest = h.digest, json_each(s.report, '$.findings') f
 		WHERE f.value ->> '$.id' = $1 OR EXISTS (SELECT 1 FROM json_each(f.value, '$.aliases') a WHERE a.value = $1)
-		ORDER BY h.pushed_at DESC, h.repository, h.digest`,
+		ORDER BY h.pushed_at DESC, h.repository, h.digest`
+	if st.Dialect() == store.Postgres {
+		// The same query in PostgreSQL's JSON functions: jsonb arrays
+		// for json_each, a report without findings read as none.
+		q = `WITH hit AS (
+			SELECT a.repository, a.digest, i.pushed_at FROM scan_advisories a
+			JOIN images i ON i.repository = a.repository AND i.digest = a.digest
+			WHERE a.advisory = $1
+			ORDER BY i.pushed_at DESC, a.repository, a.digest LIMIT $2 OFFSET $3)
+		SELECT h.repository, h.digest, f.value::text, (s.report::jsonb -> 'packages' -> ((f.value ->> 'package')::int))::text
+		FROM hit h JOIN scans s ON s.repository = h.repository AND s.digest = h.digest,
+			jsonb_array_elements(CASE WHEN jsonb_typeof(s.report::jsonb -> 'findings') = 'array' THEN s.report::jsonb -> 'findings' ELSE '[]' END) f(value)
+		WHERE f.value ->> 'id' = $1 OR (jsonb_typeof(f.value -> 'aliases') = 'array'
+			AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(f.value -> 'aliases') a(value) WHERE a.value = $1))
+		ORDER BY h.pushed_at DESC, h.repository, h.digest`
+	}
+	rows, err := st.Reader().QueryContext(ctx, q,
 		id, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("images affected by %s: %w", id, err)
@@ -134,7 +150,8 @@ func (rs *Results) Repositories(ctx context.Context) ([]Repository, error) {
 	st := rs.st
 	var cols []string
 	for _, sev := range scan.Severities {
-		cols = append(cols, fmt.Sprintf(`max(coalesce(json_extract(s.summary, '$.%s'), 0) > 0)`, sev))
+		d := st.Dialect()
+		cols = append(cols, d.AnyTrue(`coalesce(`+d.JSONInt("s.summary", string(sev))+`, 0) > 0`))
 	}
 	rows, err := st.Reader().QueryContext(ctx, `SELECT i.repository, count(*), max(i.pushed_at), `+strings.Join(cols, ", ")+`
 		FROM images i LEFT JOIN scans s ON s.repository = i.repository AND s.digest = i.digest

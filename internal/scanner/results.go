@@ -42,7 +42,7 @@ func (rs *Results) ListImages(ctx context.Context, repository string) ([]Image, 
 	st := rs.st
 	q := `SELECT i.repository, i.digest, i.media_type, i.pushed_at, i.last_pulled_at,
 		coalesce(s.status, 'PENDING'), coalesce(s.error, ''), s.scanned_at, coalesce(s.summary, '{}'), coalesce(s.fixable, '{}'),
-		coalesce(s.vulndb_digest, ''), (SELECT coalesce(json_group_array(t.tag), '[]') FROM (SELECT tag FROM image_tags WHERE repository = i.repository AND digest = i.digest ORDER BY tag) t)
+		coalesce(s.vulndb_digest, ''), (SELECT coalesce(` + st.Dialect().JSONArrayAgg("t.tag") + `, '[]') FROM (SELECT tag FROM image_tags WHERE repository = i.repository AND digest = i.digest ORDER BY tag) t)
 		FROM images i LEFT JOIN scans s ON s.repository = i.repository AND s.digest = i.digest`
 	var args []any
 	if repository != "" {

@@ -52,6 +52,9 @@ type Config struct {
 	Addr string
 	// DataDir holds the database and the registry's storage.
 	DataDir string
+	// Database is empty for SQLite in DataDir (one server per folder), or
+	// a postgres:// URL of a database that replicas share.
+	Database string
 	// ScanConcurrency is how many scans run at once (2).
 	ScanConcurrency int
 	// LayerCacheBytes bounds the scans' layer cache in the data folder;
@@ -151,11 +154,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	unlock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return err
+	// SQLite has one server per data folder; PostgreSQL's replicas share
+	// the database, each with its own folder or a shared one.
+	if !store.IsPostgres(cfg.Database) {
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	// Last of all, once everything is closed: a person reading the log
 	// knows the process is done, not hung.
 	defer cfg.Logger.Info("scangate server stopped", "data", cfg.DataDir)
@@ -189,7 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 // openStore opens the database and readies River's tables, taking over the
 // jobs a killed server left running.
 func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, store.FileName))
+	st, err := store.OpenDatabase(ctx, cfg.Database, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}

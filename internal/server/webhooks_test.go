@@ -123,16 +123,17 @@ func TestSlowWebhookDoesNotStallBuiltinHandlers(t *testing.T) {
 	digest := s.Push(t, "shop/after:1", img)
 	s.WaitScan(t, "shop/after", digest, 60*time.Second)
 	var scanEvent string
+	d := s.Store.Dialect()
 	waitUntil(t, 30*time.Second, "the Scan event", func() bool {
-		err := s.Store.Reader().QueryRow(`SELECT id FROM events WHERE detail_type = 'Scan' AND json_extract(doc, '$.detail.image-digest') = $1`, digest).Scan(&scanEvent)
+		err := s.Store.Reader().QueryRow(`SELECT id FROM events WHERE detail_type = 'Scan' AND `+d.JSONText("doc", "detail", "image-digest")+` = $1`, digest).Scan(&scanEvent)
 		return err == nil
 	})
 	// The evaluator's delivery of it is done within 30 s; behind the
 	// tarpit's deliveries it would wait for hours.
 	waitUntil(t, 30*time.Second, "the built-in evaluator to handle the Scan event", func() bool {
 		var state string
-		err := s.Store.Reader().QueryRow(`SELECT state FROM river_job WHERE kind = 'deliver_event' AND json_extract(args, '$.event_id') = $1
-			AND json_extract(args, '$.target.handler') = $2`, scanEvent, pipeline.HandlerName).Scan(&state)
+		err := s.Store.Reader().QueryRow(`SELECT state FROM river_job WHERE kind = 'deliver_event' AND `+d.JSONText("args", "event_id")+` = $1
+			AND `+d.JSONText("args", "target", "handler")+` = $2`, scanEvent, pipeline.HandlerName).Scan(&state)
 		return err == nil && state == "completed"
 	})
 	if _, maxOpen := tp.counts(); maxOpen > 2 {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,11 +31,16 @@ import (
 	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // Fixtures is the repository's feed fixture folder (imagetest.Fixtures).
 var Fixtures = imagetest.Fixtures
+
+// databases maps a test's data folder to its PostgreSQL database, so that
+// a restart on the same folder finds the same state.
+var databases sync.Map
 
 // Options configure a test server.
 type Options struct {
@@ -59,9 +65,12 @@ type Server struct {
 	Addr    string // host:port
 	Token   string // an admin token's secret
 	DataDir string
-	Store   *store.Store // a second connection to the server's database
-	stop    context.CancelFunc
-	done    chan error
+	// Database is the server's --database: empty (SQLite in DataDir) or
+	// the test's PostgreSQL database.
+	Database string
+	Store    *store.Store // a second connection to the server's database
+	stop     context.CancelFunc
+	done     chan error
 }
 
 // Start starts a server and stops it when the test ends.
@@ -72,7 +81,18 @@ func Start(t testing.TB, opts Options) *Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := store.Open(ctx, filepath.Join(dir, store.FileName))
+	// The test run's database (storetest): SQLite in dir, or a PostgreSQL
+	// database of this test's, the same one again when dir is reused.
+	database := opts.Config.Database
+	if database == "" {
+		if v, ok := databases.Load(dir); ok {
+			database = v.(string)
+		} else {
+			database = storetest.Database(t)
+			databases.Store(dir, database)
+		}
+	}
+	st, err := store.OpenDatabase(ctx, database, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +104,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if len(feeds) > 0 && opts.DataDir == "" {
 		Import(t, st, feeds...)
 	}
-	s := &Server{DataDir: dir, Store: st, done: make(chan error, 1)}
+	s := &Server{DataDir: dir, Database: database, Store: st, done: make(chan error, 1)}
 	if opts.DataDir == "" {
 		secret, _, err := auth.NewTokens(st).Create(ctx, "test-admin", auth.RoleAdmin)
 		if err != nil {
@@ -93,7 +113,7 @@ func Start(t testing.TB, opts Options) *Server {
 		s.Token = secret
 	}
 	cfg := opts.Config
-	cfg.Addr, cfg.DataDir = "127.0.0.1:0", dir
+	cfg.Addr, cfg.DataDir, cfg.Database = "127.0.0.1:0", dir, database
 	if cfg.AllowPrivateTargets == nil && !opts.StrictEgress {
 		cfg.AllowPrivateTargets = egress.Loopback
 	}

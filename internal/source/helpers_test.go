@@ -17,6 +17,7 @@ import (
 	"github.com/scangate/scangate/internal/egress"
 	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 // TestMain gives git a configuration of its own: no system or user files,
@@ -65,7 +66,7 @@ type server struct {
 func newServer(t *testing.T, opts source.Options) *server {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "scangate.db"))
+	st, err := store.OpenDatabase(ctx, storetest.Database(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

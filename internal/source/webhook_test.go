@@ -18,6 +18,7 @@ import (
 
 	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 const hookSecret = "It's a Secret to Everybody"
@@ -260,7 +261,7 @@ func FuzzParsePushWebhook(f *testing.F) {
 // forgotten.
 func TestWebhookDeliveredTwice(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "scangate.db"))
+	st, err := store.OpenDatabase(ctx, storetest.Database(t), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,21 +8,17 @@ import (
 
 	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/servertest"
+	"github.com/scangate/scangate/internal/store"
 
 	_ "modernc.org/sqlite"
 )
 
 // rulesTargets returns the rules table's stored targets, as a copy of the
 // database would show them.
-func rulesTargets(t *testing.T, dir string) string {
+func rulesTargets(t *testing.T, st *store.Store) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "scangate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var targets string
-	if err := db.QueryRow(`SELECT targets FROM rules`).Scan(&targets); err != nil {
+	if err := st.Reader().QueryRow(`SELECT targets FROM rules`).Scan(&targets); err != nil {
 		t.Fatal(err)
 	}
 	return targets
@@ -39,16 +34,17 @@ func TestKeyRotate(t *testing.T) {
 	dir := s.DataDir
 	t.Setenv("SCANGATE_SERVER", s.Addr)
 	t.Setenv("SCANGATE_TOKEN", s.Token)
+	t.Setenv("SCANGATE_DATABASE", s.Database) // key rotate is local: the server's database
 	hook := "https://93.184.215.14/services/T0/tok3nPATH"
 	run(t, dir, "rules", "put", "chat", "--pattern", `{"detail-type": ["Scan"]}`, "--webhook", hook, "--secret", "sign-s3cret").must(t)
-	if stored := rulesTargets(t, dir); !strings.Contains(stored, "sealed:k1:") || strings.Contains(stored, "tok3nPATH") || strings.Contains(stored, "sign-s3cret") {
+	if stored := rulesTargets(t, s.Store); !strings.Contains(stored, "sealed:k1:") || strings.Contains(stored, "tok3nPATH") || strings.Contains(stored, "sign-s3cret") {
 		t.Fatalf("stored targets %s: want them sealed under key 1", stored)
 	}
 	r := run(t, dir, "key", "rotate").must(t)
 	if r.stdout != "key 2 is current: 1 stored secrets sealed again under it; keys retired: [1]\n" {
 		t.Errorf("key rotate said %q", r.stdout)
 	}
-	if stored := rulesTargets(t, dir); !strings.Contains(stored, "sealed:k2:") {
+	if stored := rulesTargets(t, s.Store); !strings.Contains(stored, "sealed:k2:") {
 		t.Errorf("after the rotation: %s", stored)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "keys", "1.key")); !os.IsNotExist(err) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -704,6 +705,22 @@ func (c *Controller) drainService(ctx context.Context, s *Service, tasks []*Task
 }
 
 func lbName(s *Service) string { return s.Cluster + "/" + s.Name }
+
+// StepDown closes the load balancers this controller opened, once its Run
+// has returned because another server's controller leads now: the leader
+// listens for the services, and on this host it may be the next one.
+func (c *Controller) StepDown() {
+	if c.opts.Balancer == nil {
+		return
+	}
+	c.mu.Lock()
+	names := slices.Collect(maps.Keys(c.lbAddrs))
+	clear(c.lbAddrs)
+	c.mu.Unlock()
+	for _, name := range names {
+		_ = c.opts.Balancer.Close(name)
+	}
+}
 
 // setTargets points the service's load balancer at its serving tasks.
 func (c *Controller) setTargets(s *Service, tasks []*Task) {

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scangate/scangate/internal/lease"
+	"github.com/scangate/scangate/internal/servertest"
+)
+
+// The replicas tests play a second scangate server on the same database
+// with package lease over a second handle of the server's SQLite file
+// (servertest's Store): that is what another replica's server does with
+// its own connections. Two whole servers cannot share a data folder (its
+// lock), and two on one database need PostgreSQL (its own branch); what
+// these tests check, the hand-over of leadership and of locks through the
+// database, is the same there.
+
+// The leases the server holds (server.leaseDeploy and the others).
+var serverLeases = []string{"deploy-controller", "source-pollers", "retention"}
+
+// TestReplicaLeadershipHandsOverAtStop: a server leads its singletons while
+// it runs, another replica waiting for them does not get them, and the
+// server's stop releases them at once, so that the waiting replica takes
+// over without waiting for their expiry.
+func TestReplicaLeadershipHandsOverAtStop(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
+	other := lease.New(s.Store, lease.Options{Holder: "replica-b", Retry: 50 * time.Millisecond})
+
+	holder := ""
+	deadline := time.Now().Add(time.Minute)
+	for _, name := range serverLeases {
+		for {
+			info, ok, err := other.Get(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				if holder != "" && info.Holder != holder {
+					t.Fatalf("lease %s held by %s, the others by %s", name, info.Holder, holder)
+				}
+				holder = info.Holder
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the server did not take lease %s", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if ok, err := other.TryAcquire(ctx, name); err != nil || ok {
+			t.Fatalf("another replica took %s while the server leads: %v %v", name, ok, err)
+		}
+	}
+
+	// The other replica waits to lead the controller.
+	leading := make(chan struct{})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		other.RunWhileLeader(rctx, "deploy-controller", func(ctx context.Context) {
+			close(leading)
+			<-ctx.Done()
+		})
+	}()
+	defer func() { cancel(); <-done }()
+
+	s.Stop(t)
+	// Stop returned: the server has released every lease it held (an
+	// expiry would leave the rows for 15 s).
+	for _, name := range serverLeases {
+		info, ok, err := other.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && info.Holder == holder {
+			t.Errorf("lease %s still held by the stopped server %s (until %s)", name, holder, info.ExpiresAt)
+		}
+	}
+	select {
+	case <-leading:
+	case <-time.After(time.Minute):
+		t.Fatal("the other replica did not take the controller's lease")
+	}
+}
+
+// TestGitPushWaitsForAnotherReplicasLock: a push to a hosted repository
+// waits while another replica holds the repository's lock in the database,
+// and goes through once it is released; the push's own lock is released
+// when it ends.
+func TestGitPushWaitsForAnotherReplicasLock(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, servertest.Options{Feeds: []string{}})
+	name := "replicas/r" + h.id
+	h.api("POST", "/api/v1/repositories", map[string]string{"name": name}, http.StatusCreated)
+	dir := filepath.Join(t.TempDir(), "clone")
+	h.git("", "clone", "--quiet", fmt.Sprintf("http://dev:%s@%s/git/%s.git", h.s.Token, h.s.Addr, name), dir)
+	h.git(dir, "commit", "--quiet", "--allow-empty", "-m", "one")
+
+	other := lease.New(h.s.Store, lease.Options{Holder: "replica-b"})
+	key := "git:" + name + ".git"
+	_, unlock, err := other.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := make(chan error, 1)
+	go func() {
+		cmd := exec.Command("git", "push", "--quiet", "origin", "HEAD:main")
+		cmd.Dir, cmd.Env = dir, h.env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		pushed <- err
+	}()
+	// Not a measure of time: the push must still be waiting after a
+	// while, since the lock it needs is held.
+	select {
+	case err := <-pushed:
+		unlock()
+		t.Fatalf("the push went through while another replica held the repository's lock: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	if info, ok, _ := other.Get(ctx, key); !ok || info.Holder != "replica-b" {
+		t.Fatalf("lock %s: %+v", key, info)
+	}
+	unlock()
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the push did not go through after the lock was released")
+	}
+	if _, ok, _ := other.Get(ctx, key); ok {
+		t.Errorf("lock %s still held after the push", key)
+	}
+}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/lease"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -129,6 +132,44 @@ func TestGitPushWaitsForAnotherReplicasLock(t *testing.T) {
 	}
 	if info, ok, _ := other.Get(ctx, key); !ok || info.Holder != "replica-b" {
 		t.Fatalf("lock %s: %+v", key, info)
+	}
+	unlock()
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the push did not go through after the lock was released")
+	}
+	if _, ok, _ := other.Get(ctx, key); ok {
+		t.Errorf("lock %s still held after the push", key)
+	}
+}
+
+// TestTagPushWaitsForAnotherReplicasLock: a push of a tag waits while
+// another replica holds the tag's lock (a push of the same tag through
+// that replica, between its storage write and its record), and goes
+// through once it is released.
+func TestTagPushWaitsForAnotherReplicasLock(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
+	img, _ := imagetest.BookwormApp(t)
+	other := lease.New(s.Store, lease.Options{Holder: "replica-b"})
+	key := "tag:replicas/app:1"
+	_, unlock, err := other.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := make(chan error, 1)
+	go func() { pushed <- remote.Write(s.Ref(t, "replicas/app:1"), img, remote.WithAuth(s.Auth())) }()
+	// Not a measure of time: the push must still be waiting after a
+	// while, since the lock it needs is held.
+	select {
+	case err := <-pushed:
+		unlock()
+		t.Fatalf("the push went through while another replica held the tag's lock: %v", err)
+	case <-time.After(2 * time.Second):
 	}
 	unlock()
 	select {

@@ -273,7 +273,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	p.reg, err = registry.New(ctx, registry.Config{
 		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
-		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota,
+		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota, TagLock: tagLock(p.leases),
 	})
 	if err != nil {
 		return nil, err
@@ -440,6 +440,15 @@ func (p *parts) storageReady() error {
 		}
 	}
 	return nil
+}
+
+// tagLock serializes the changes to one repository:tag (storage write and
+// record, see registry.Registry.tags) across every server on the database.
+func tagLock(leases *lease.Leases) func(ctx context.Context, key string) (func(), error) {
+	return func(ctx context.Context, key string) (func(), error) {
+		_, unlock, err := leases.Lock(ctx, "tag:"+key)
+		return unlock, err
+	}
 }
 
 // Leases of the work one replica does at a time (package lease).

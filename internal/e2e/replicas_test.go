@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/lease"
 	"github.com/scangate/scangate/internal/servertest"
@@ -183,4 +185,43 @@ func TestTagPushWaitsForAnotherReplicasLock(t *testing.T) {
 	if _, ok, _ := other.Get(ctx, key); ok {
 		t.Errorf("lock %s still held after the push", key)
 	}
+}
+
+// TestControllerSeesAnotherReplicasChanges: a cluster created and deleted
+// through another replica (a second deploy.Controller on the database,
+// which does not lead and whose own nudge reaches no one) is made and
+// removed on the Docker Engine by the leading server's controller, which
+// looks for such changes every 2 s; without that it would wait for its
+// full reconcile, a minute later.
+func TestControllerSeesAnotherReplicasChanges(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, servertest.Options{Feeds: []string{}})
+	other := deploy.New(h.s.Store, nil, deploy.Options{})
+	cluster := "replicas-" + h.id
+	network := func() bool {
+		out, err := exec.Command("docker", "network", "ls", "-q", "--filter", "name=^scangate-"+cluster+"$").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out)) != ""
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		// The bound is well under the controller's 1 min idle reconcile.
+		for end := time.Now().Add(30 * time.Second); !ok(); time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("the leading controller did not act on another replica's change: %s", what)
+			}
+		}
+	}
+	// The server's first reconciles are over before the change.
+	time.Sleep(time.Second)
+	if _, err := other.CreateCluster(ctx, deploy.Cluster{Name: cluster, HostIP: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	wait("its network made", network)
+	if err := other.DeleteCluster(ctx, cluster); err != nil {
+		t.Fatal(err)
+	}
+	wait("its network removed", func() bool { return !network() })
 }

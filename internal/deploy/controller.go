@@ -178,8 +178,8 @@ func (c *Controller) Run(ctx context.Context) {
 // service event).
 type changeMark struct {
 	clusters, services, deployments, stopping int64
-	servicesUpdated                          string
-	lastEvent                                int64
+	servicesUpdated                           string
+	lastEvent                                 int64
 }
 
 func (c *Controller) changeMark(ctx context.Context) (m changeMark, err error) {

@@ -198,6 +198,24 @@ func (l *Leases) ReleaseAll(ctx context.Context) error {
 	return nil
 }
 
+// Recover frees every lease, of any holder. Only a server that knows it is
+// the one process on its database may call it: a SQLite server at its
+// start (it holds the data folder's lock), whose leases, if any, belong
+// to a process that died, and whose restart would otherwise wait for
+// their expiry. With several servers on one database (PostgreSQL) a
+// dead holder's leases expire instead.
+func Recover(ctx context.Context, st *store.Store) (int64, error) {
+	res, err := st.Writer().ExecContext(ctx, `DELETE FROM leases`)
+	if err != nil {
+		return 0, fmt.Errorf("free the leases of a stopped server: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("free the leases of a stopped server: %w", err)
+	}
+	return n, nil
+}
+
 // Info is a lease as the table holds it.
 type Info struct {
 	Name, Holder          string

@@ -288,3 +288,20 @@ func TestLockSerializesProcessesAndGoroutines(t *testing.T) {
 		t.Fatalf("Lock of a held lease: %v, want the context's end", err)
 	}
 }
+
+func TestRecoverFreesEveryLease(t *testing.T) {
+	ctx := context.Background()
+	s1, s2 := twoStores(t)
+	a := lease.New(s1, lease.Options{Holder: "a"})
+	for _, name := range []string{"x", "y"} {
+		if ok, err := a.TryAcquire(ctx, name); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	if n, err := lease.Recover(ctx, s2); err != nil || n != 2 {
+		t.Fatalf("Recover: %d, %v; want 2", n, err)
+	}
+	if ok, err := lease.New(s2, lease.Options{Holder: "b"}).TryAcquire(ctx, "x"); err != nil || !ok {
+		t.Fatalf("b takes x after Recover: %v %v", ok, err)
+	}
+}

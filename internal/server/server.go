@@ -207,6 +207,15 @@ func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
 	if n > 0 {
 		cfg.Logger.Info("jobs left running by the last server are queued again", "jobs", n)
 	}
+	// Like the jobs, the leases a killed server held are its own: the
+	// data folder's lock says no other server uses this database (SQLite
+	// only; servers sharing a database let them expire).
+	if n, err = lease.Recover(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Info("leases left by the last server are freed", "leases", n)
+	}
 	return st, nil
 }
 

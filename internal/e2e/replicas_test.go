@@ -2,18 +2,24 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/lease"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -224,4 +230,67 @@ func TestControllerSeesAnotherReplicasChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("its network removed", func() bool { return !network() })
+}
+
+// TestEventFromAnotherReplica: an event another replica publishes (a bus
+// over a second handle of the database, with an insert-only job client,
+// as another server's scanner or pipeline publishes) is in this server's
+// event log, which `events tail -f` and the console's live stream poll,
+// and is delivered to a webhook once, by whichever server takes its
+// routing job.
+func TestEventFromAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}})
+	var mu sync.Mutex
+	got := map[string]int{}
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e events.Envelope
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&e); err == nil {
+			mu.Lock()
+			got[e.ID]++
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+	status, body := s.API(t, http.MethodPut, "/api/v1/rules/replicas",
+		[]byte(`{"pattern": {"detail": {"from": ["replica-b"]}}, "targets": [{"id": "rcv", "webhook": "`+rcv.URL+`"}]}`))
+	if status != http.StatusNoContent {
+		t.Fatalf("put rule: %d %s", status, body)
+	}
+
+	client, err := jobs.New(s.Store, nil, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := events.New(events.SourceDeploy, "Service Action", nil, map[string]any{"from": "replica-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.NewBus(s.Store, client, events.BusOptions{}).PublishNow(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+
+	status, body = s.API(t, http.MethodGet, "/api/v1/events?after=0&type=Service%20Action", nil)
+	if status != http.StatusOK || !strings.Contains(string(body), e.ID) {
+		t.Fatalf("the server's event log (what events tail reads): %d %s; want event %s", status, body, e.ID)
+	}
+	for end := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		n := got[e.ID]
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the event another replica published was not delivered")
+		}
+	}
+	// Some more routing time: a second delivery would come now.
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if got[e.ID] != 1 {
+		t.Fatalf("event delivered %d times, want once", got[e.ID])
+	}
 }

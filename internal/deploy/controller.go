@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -48,6 +49,12 @@ type Options struct {
 	// Busy is how often the controller looks while something changes
 	// (500ms); Idle while nothing does (1m): the full reconcile.
 	Busy, Idle time.Duration
+	// Changes, if not 0, is how often the controller looks for changes
+	// other servers on the database made (a service created through
+	// another replica's API, whose Trigger reaches only that replica): a
+	// cheap read of the tables' counts and last updates, which starts a
+	// reconcile when they moved. 0 leaves them to the Idle reconcile.
+	Changes time.Duration
 	// Settle is how long a task without a health check must run before it
 	// counts as serving (3s).
 	Settle time.Duration
@@ -132,12 +139,26 @@ func (c *Controller) Run(ctx context.Context) {
 	defer c.wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var changes <-chan time.Time
+	var seen changeMark
+	if c.opts.Changes > 0 {
+		t := time.NewTicker(c.opts.Changes)
+		defer t.Stop()
+		changes = t.C
+		seen, _ = c.changeMark(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.trigger:
 		case <-timer.C:
+		case <-changes:
+			m, err := c.changeMark(ctx)
+			if err != nil || m == seen {
+				continue
+			}
+			seen = m
 		}
 		busy, err := c.Reconcile(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -150,6 +171,30 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		timer.Reset(next)
 	}
+}
+
+// changeMark is what moves when anyone changes what the controller runs:
+// clusters, services, deployments, stop requests, overrides (which write a
+// service event).
+type changeMark struct {
+	clusters, services, deployments, stopping int64
+	servicesUpdated                           string
+	lastEvent                                 int64
+}
+
+func (c *Controller) changeMark(ctx context.Context) (m changeMark, err error) {
+	err = c.st.Reader().QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM clusters),
+		(SELECT COUNT(*) FROM services),
+		(SELECT COALESCE(MAX(updated_at), '') FROM services),
+		(SELECT COUNT(*) FROM deployments),
+		(SELECT COUNT(*) FROM tasks WHERE desired_status = 'STOPPED'),
+		(SELECT COALESCE(MAX(id), 0) FROM service_events)`).
+		Scan(&m.clusters, &m.services, &m.servicesUpdated, &m.deployments, &m.stopping, &m.lastEvent)
+	if err != nil {
+		return changeMark{}, fmt.Errorf("look for changes: %w", err)
+	}
+	return m, nil
 }
 
 // Reconcile brings every service one step nearer to what it should be; busy
@@ -704,6 +749,22 @@ func (c *Controller) drainService(ctx context.Context, s *Service, tasks []*Task
 }
 
 func lbName(s *Service) string { return s.Cluster + "/" + s.Name }
+
+// StepDown closes the load balancers this controller opened, once its Run
+// has returned because another server's controller leads now: the leader
+// listens for the services, and on this host it may be the next one.
+func (c *Controller) StepDown() {
+	if c.opts.Balancer == nil {
+		return
+	}
+	c.mu.Lock()
+	names := slices.Collect(maps.Keys(c.lbAddrs))
+	clear(c.lbAddrs)
+	c.mu.Unlock()
+	for _, name := range names {
+		_ = c.opts.Balancer.Close(name)
+	}
+}
 
 // setTargets points the service's load balancer at its serving tasks.
 func (c *Controller) setTargets(s *Service, tasks []*Task) {

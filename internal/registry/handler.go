@@ -55,7 +55,13 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if !isDigest(ref) && (req.Method == http.MethodPut || req.Method == http.MethodDelete) {
 		// One change to a tag at a time, stored and recorded (Registry.tags).
-		defer r.tags.lock(name + ":" + ref)()
+		unlock, err := r.lockTag(req.Context(), name+":"+ref)
+		if err != nil {
+			r.logger().Warn("registry: lock a tag", "err", err)
+			http.Error(w, "the tag is busy; try again", http.StatusServiceUnavailable)
+			return
+		}
+		defer unlock()
 	}
 	switch req.Method {
 	case http.MethodPut:

@@ -61,6 +61,11 @@ type Config struct {
 	// RepositoryQuota, if not 0, bounds the bytes one repository holds
 	// (see quota.go).
 	RepositoryQuota int64
+	// TagLock, if not nil, takes the lock of a repository:tag across
+	// every server that shares the registry's storage and database
+	// (package lease), and returns its unlock; nil locks within this
+	// process only (Registry.tags).
+	TagLock func(ctx context.Context, key string) (unlock func(), err error)
 	// Logger reports what clients are not told in full (a push that could
 	// not be recorded); nil is slog's default logger.
 	Logger *slog.Logger
@@ -295,3 +300,16 @@ func (r *Registry) SetTagGuard(g TagGuard) { r.cfg.TagGuard = g }
 
 // SetHooks sets who hears of pushes and pulls; call it before serving.
 func (r *Registry) SetHooks(h Hooks) { r.cfg.Hooks = h }
+
+// lockTag takes the lock of the changes to repository:tag key (Registry.tags),
+// across servers when Config.TagLock is set.
+func (r *Registry) lockTag(ctx context.Context, key string) (func(), error) {
+	if r.cfg.TagLock == nil {
+		return r.tags.lock(key), nil
+	}
+	unlock, err := r.cfg.TagLock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("lock tag %s: %w", key, err)
+	}
+	return unlock, nil
+}

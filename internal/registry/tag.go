@@ -23,7 +23,11 @@ func (r *Registry) Tag(ctx context.Context, repository, dgst, tag string) error 
 	if isDigest(tag) || !tagRe.MatchString(tag) {
 		return fmt.Errorf("tag %s:%s: not a tag", repository, tag)
 	}
-	defer r.tags.lock(repository + ":" + tag)()
+	unlock, err := r.lockTag(ctx, repository+":"+tag)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	repo, err := r.repository(ctx, repository)
 	if err != nil {
 		return fmt.Errorf("tag %s:%s: %w", repository, tag, err)

@@ -36,14 +36,17 @@ func (p *parts) assembleDeploy(ctx context.Context) error {
 	}
 	p.balancer = lb.New(lb.Options{Logger: log.With("component", "lb")})
 	p.deploy = deploy.New(p.st, p.bus, deploy.Options{
-		Runtimes:     map[string]engine.Runtime{deploy.RuntimeDocker: p.runtime},
-		Registry:     p.host,
-		Credentials:  engine.Credentials{Username: deployerToken, Password: secret},
-		Verdicts:     verdicts{p},
-		Judge:        judge{p},
-		Resolver:     tags{p.results},
-		Balancer:     balancer{p.balancer},
-		Retention:    p.cfg.TaskRetention,
+		Runtimes:    map[string]engine.Runtime{deploy.RuntimeDocker: p.runtime},
+		Registry:    p.host,
+		Credentials: engine.Credentials{Username: deployerToken, Password: secret},
+		Verdicts:    verdicts{p},
+		Judge:       judge{p},
+		Resolver:    tags{p.results},
+		Balancer:    balancer{p.balancer},
+		Retention:   p.cfg.TaskRetention,
+		// Another replica's API changes what this one's controller
+		// runs when it leads.
+		Changes:      2 * time.Second,
 		Logger:       log.With("component", "deploy"),
 		OnRefusal:    p.metrics.refused,
 		OnDeployment: p.metrics.deployed,

@@ -15,6 +15,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/egress"
+	"github.com/scangate/scangate/internal/lease"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/store"
@@ -72,16 +73,27 @@ type sources struct {
 	mu sync.Mutex
 }
 
-func newSources(dataDir string, st *store.Store, tokens *auth.Tokens, lim Limits, guard *egress.Guard, log *slog.Logger) (*sources, error) {
+func newSources(dataDir string, st *store.Store, leases *lease.Leases, tokens *auth.Tokens, lim Limits, guard *egress.Guard, log *slog.Logger) (*sources, error) {
 	s := &sources{log: log}
 	repos, err := source.New(filepath.Join(dataDir, "git"), tokens, source.Options{OnPush: s.onPush, Logger: log, Store: st, Egress: guard,
-		MaxUploadPackBytes: lim.MaxGitRequestBytes, MaxSpooled: lim.MaxSpooledBodies, Protected: s.protectedBranches})
+		MaxUploadPackBytes: lim.MaxGitRequestBytes, MaxSpooled: lim.MaxSpooledBodies, Protected: s.protectedBranches,
+		Lock: gitLock(leases)})
 	if err != nil {
 		return nil, err
 	}
 	s.repos = repos
-	s.poller = repos.NewPoller()
 	return s, nil
+}
+
+// gitLock serializes the changes to one repository (a push, a fetch into
+// an external repository's cache, a creation or deletion) across every
+// server on the database, which share the repositories' folder when
+// several run: a lease per repository, held while the change runs.
+func gitLock(leases *lease.Leases) func(ctx context.Context, key string) (func(), error) {
+	return func(ctx context.Context, key string) (func(), error) {
+		_, unlock, err := leases.Lock(ctx, "git:"+key)
+		return unlock, err
+	}
 }
 
 func (s *sources) setPipelines(p *pipeline.Service) {
@@ -147,8 +159,12 @@ func (s *sources) reconcile(ctx context.Context) error {
 
 // watch keeps the poller's watches equal to the pipelines with a polled
 // external source; pipelines change from other processes too (the CLI), so
-// it looks again every interval.
+// it looks again every interval. It runs while this replica holds the
+// pollers' lease, each time with a new poller (a closed one stays closed).
 func (s *sources) watch(ctx context.Context, every time.Duration) {
+	s.mu.Lock()
+	s.poller = s.repos.NewPoller()
+	s.mu.Unlock()
 	for {
 		if err := s.setWatches(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("pipeline sources to poll", "err", err)
@@ -178,7 +194,10 @@ func (s *sources) setWatches(ctx context.Context) error {
 		}
 		ws = append(ws, source.Watch{URL: d.Source.URL, Branch: d.Source.Branch, Every: time.Duration(d.Source.Poll), Last: last})
 	}
-	return s.poller.Set(ws)
+	s.mu.Lock()
+	poller := s.poller
+	s.mu.Unlock()
+	return poller.Set(ws)
 }
 
 // webhookSecret returns the secret of the pipeline watching url, "" if none.

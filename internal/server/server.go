@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/scangate/scangate/internal/jobs"
 	"github.com/scangate/scangate/internal/layercache"
 	"github.com/scangate/scangate/internal/lb"
+	"github.com/scangate/scangate/internal/lease"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scan"
@@ -212,6 +214,15 @@ func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
 	if n > 0 {
 		cfg.Logger.Info("jobs left running by the last server are queued again", "jobs", n)
 	}
+	// Like the jobs, the leases a killed server held are its own: the
+	// data folder's lock says no other server uses this database (SQLite
+	// only; servers sharing a database let them expire).
+	if n, err = lease.Recover(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Info("leases left by the last server are freed", "leases", n)
+	}
 	return st, nil
 }
 
@@ -236,7 +247,11 @@ type parts struct {
 	runtime  *docker.Runtime
 	balancer *lb.Balancer
 	deploy   *deploy.Controller
-	ready    atomic.Bool
+	// leases are this process's, on the database every replica shares.
+	leases *lease.Leases
+	// ready is set once serving and cleared when the drain begins;
+	// draining tells /readyz why it is not.
+	ready, draining atomic.Bool
 	// cert is the TLS certificate; nil serves plain HTTP.
 	cert  *certificate
 	conns *connLimiter
@@ -246,7 +261,8 @@ type parts struct {
 // runs yet.
 func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ *parts, err error) {
 	log := cfg.Logger
-	p := &parts{cfg: cfg, host: host, st: st, metrics: newMetrics(st), tokens: auth.NewTokens(st)}
+	p := &parts{cfg: cfg, host: host, st: st, metrics: newMetrics(st), tokens: auth.NewTokens(st),
+		leases: lease.New(st, lease.Options{Logger: log.With("component", "lease")})}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -273,7 +289,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	p.reg, err = registry.New(ctx, registry.Config{
 		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
-		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota,
+		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota, TagLock: tagLock(p.leases),
 	})
 	if err != nil {
 		return nil, err
@@ -308,7 +324,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 	if err != nil {
 		return err
 	}
-	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.tokens, p.cfg.Limits, p.egress, log.With("component", "source")); err != nil {
+	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.leases, p.tokens, p.cfg.Limits, p.egress, log.With("component", "source")); err != nil {
 		return err
 	}
 	if p.builder, err = newBuilder(ctx, p.tokens, p.host, p.cfg.BuildRegistries); err != nil {
@@ -399,17 +415,64 @@ func (p *parts) metricsHandler() http.Handler {
 	})
 }
 
+// readyz answers 200 while this replica should get requests: it has
+// started, is not draining, and reaches the database and its storage. A
+// load balancer in front of several replicas stops sending to one that
+// answers 503, and the others take its share.
 func (p *parts) readyz(w http.ResponseWriter, r *http.Request) {
+	if p.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
 	if !p.ready.Load() {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 		return
 	}
 	if err := p.st.Reader().PingContext(r.Context()); err != nil {
-		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+		p.cfg.Logger.Warn("readyz: the database does not answer", "err", err)
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	if err := p.storageReady(); err != nil {
+		p.cfg.Logger.Warn("readyz: storage", "err", err)
+		http.Error(w, "storage unreachable", http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
 }
+
+// storageReady checks that the folders of the registry's blobs and of the
+// hosted repositories are there: on shared storage (a network mount) they
+// go when the mount does. The error, which names paths, goes to the log
+// only.
+func (p *parts) storageReady() error {
+	for _, dir := range []string{filepath.Join(p.cfg.DataDir, "registry"), filepath.Join(p.cfg.DataDir, "git")} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a folder", dir)
+		}
+	}
+	return nil
+}
+
+// tagLock serializes the changes to one repository:tag (storage write and
+// record, see registry.Registry.tags) across every server on the database.
+func tagLock(leases *lease.Leases) func(ctx context.Context, key string) (func(), error) {
+	return func(ctx context.Context, key string) (func(), error) {
+		_, unlock, err := leases.Lock(ctx, "tag:"+key)
+		return unlock, err
+	}
+}
+
+// Leases of the work one replica does at a time (package lease).
+const (
+	leaseDeploy    = "deploy-controller" // the services' reconcile loop
+	leasePollers   = "source-pollers"    // polling external git sources
+	leaseRetention = "retention"         // pruning old events and executions
+)
 
 // serve starts the jobs and the listener, catches up with what happened
 // while no server ran, and drains when ctx is done.
@@ -446,18 +509,31 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 		serveErr <- srv.Serve(p.conns)
 	}()
 	p.catchUp(ctx)
-	go p.sources.watch(jobCtx, 15*time.Second)
-	go p.pruneEvery(ctx)
-	// The controller stops with the server's context: what it leaves
-	// half done (a start, a stop) the next start finishes.
-	controllerDone := make(chan struct{})
-	go func() { p.deploy.Run(ctx); close(controllerDone) }()
-	defer func() { <-controllerDone }()
+	// What must run once across the replicas on this database runs where
+	// its lease is held, and stops with the server's context, whose end
+	// releases the lease so that another replica takes it over at once.
+	// The controller's starts and stops left half done, the next leader
+	// finishes.
+	var leaders sync.WaitGroup
+	defer leaders.Wait()
+	lead := func(name string, fn func(context.Context)) {
+		leaders.Add(1)
+		go func() { defer leaders.Done(); p.leases.RunWhileLeader(ctx, name, fn) }()
+	}
+	lead(leasePollers, func(ctx context.Context) { p.sources.watch(ctx, 15*time.Second) })
+	lead(leaseRetention, p.pruneEvery)
+	lead(leaseDeploy, func(lctx context.Context) {
+		p.deploy.Run(lctx)
+		if ctx.Err() == nil {
+			// Lost to another replica: its controller listens now.
+			p.deploy.StepDown()
+		}
+	})
 	p.ready.Store(true)
 	// addr (the registry's host as this machine's Docker Engine names it)
 	// comes first: scripts read it. listening is the address bound.
 	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir,
-		"max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
+		"holder", p.leases.Holder(), "max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
 	if p.cfg.Ready != nil {
 		p.cfg.Ready <- p.host
 	}
@@ -466,6 +542,7 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	}
+	p.draining.Store(true)
 	p.ready.Store(false)
 	return p.drain(srv)
 }
@@ -532,6 +609,14 @@ func (p *parts) drain(srv *http.Server) error {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer ccancel()
 		_ = p.jobs.StopAndCancel(cctx)
+	}
+	// The leaders released their leases as ctx ended; this also frees
+	// the locks of requests cut short, so that no replica waits for
+	// their expiry.
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if rerr := p.leases.ReleaseAll(rctx); rerr != nil {
+		log.Warn("release this server's leases", "err", rerr)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("requests still running at the end of the drain were cut")

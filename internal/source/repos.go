@@ -114,6 +114,12 @@ type Options struct {
 	// tokens that are not admins: the branches pipelines build. Nil
 	// protects none.
 	Protected func(ctx context.Context, repo string) ([]string, error)
+	// Lock, if not nil, takes the lock named key (a repository's folder
+	// under the root, "shop/api.git", or an external repository's cache)
+	// across every process that shares the folder (several servers on
+	// shared storage: package lease), and returns its unlock. Nil locks
+	// within this process only.
+	Lock func(ctx context.Context, key string) (unlock func(), err error)
 }
 
 // Repos is the set of hosted repositories under one folder, and the caches
@@ -421,6 +427,17 @@ func (r *Repos) Resolve(ctx context.Context, repo, ref string) (string, error) {
 // lock takes the lock of the repository folder d, for pushes, fetches,
 // creation and deletion; unlock releases it.
 func (r *Repos) lock(ctx context.Context, d string) (unlock func(), err error) {
+	if r.opts.Lock != nil {
+		key, err := filepath.Rel(r.root, d)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", d, err)
+		}
+		unlock, err := r.opts.Lock(ctx, filepath.ToSlash(key))
+		if err != nil {
+			return nil, fmt.Errorf("lock repository %s: %w", key, err)
+		}
+		return unlock, nil
+	}
 	r.mu.Lock()
 	ch, ok := r.locks[d]
 	if !ok {

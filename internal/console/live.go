@@ -73,7 +73,7 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, s *session) {
 		case <-tick.C:
 		}
 		// The session may have ended (logout, a revoked token).
-		if c.current(r) == nil {
+		if s, err := c.current(r); s == nil || err != nil {
 			return
 		}
 		list, err := c.Bus.Log(ctx, after, 500)

@@ -115,24 +115,31 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 }
 
-// current returns the request's session, verifying its token again.
-func (c *Console) current(r *http.Request) *session {
+// current returns the request's session, verifying its token again: nil
+// when there is none, or its token is no longer valid. An error is a
+// failure to check (the database, a request that ended): the session is
+// kept, since logging a user out because a page was left mid-check, or
+// the database blinked, would be wrong.
+func (c *Console) current(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil || len(ck.Value) != 64 {
-		return nil
+		return nil, nil
 	}
 	s := c.sessions.get(ck.Value)
 	if s == nil {
-		return nil
+		return nil, nil
 	}
 	tok, err := c.Tokens.Verify(r.Context(), s.secret)
-	if err != nil {
+	if errors.Is(err, auth.ErrInvalid) {
 		c.sessions.end(s.ID)
-		return nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check the session's token: %w", err)
 	}
 	// The token's role is read again: it is what the API would use.
 	s.Role = tok.Role
-	return s
+	return s, nil
 }
 
 type handler func(http.ResponseWriter, *http.Request, *session)
@@ -141,7 +148,11 @@ type handler func(http.ResponseWriter, *http.Request, *session)
 // log in (no session) or refused (too small a role).
 func (c *Console) page(need auth.Role, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := c.current(r)
+		s, err := c.current(r)
+		if err != nil {
+			c.fail(w, r, nil, http.StatusServiceUnavailable, err)
+			return
+		}
 		if s == nil {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
@@ -159,7 +170,11 @@ func (c *Console) page(need auth.Role, h handler) http.Handler {
 // API logs refused answers.
 func (c *Console) action(need auth.Role, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := c.current(r)
+		s, err := c.current(r)
+		if err != nil {
+			c.fail(w, r, nil, http.StatusServiceUnavailable, err)
+			return
+		}
 		if s == nil {
 			c.fail(w, r, nil, http.StatusUnauthorized, errors.New("log in first"))
 			return
@@ -188,7 +203,7 @@ type loginData struct {
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	if c.current(r) != nil {
+	if s, _ := c.current(r); s != nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}

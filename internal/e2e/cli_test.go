@@ -176,7 +176,14 @@ containerDefinitions:
 	if out := h.must(deployer, "task", "describe", task); !strings.Contains(out, "RUNNING (desired RUNNING)") || !servertest.HasLine(out, "app", "running", fmt.Sprintf("->%d/tcp", apptest.Port)) {
 		t.Errorf("task describe:\n%s", out)
 	}
-	out = h.must(deployer, "task", "logs", task)
+	// The app logs a request after answering it: the line can reach the
+	// engine's log a moment after the answer reached the test.
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out = h.must(deployer, "task", "logs", task)
+		if strings.Contains(out, "app: GET /?via=lb 200") || time.Now().After(wait) {
+			break
+		}
+	}
 	if !strings.Contains(out, "app: listening on") || !strings.Contains(out, "app: GET /?via=lb 200") {
 		t.Errorf("task logs:\n%s", out)
 	}

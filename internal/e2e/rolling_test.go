@@ -115,7 +115,13 @@ func (h *harness) rollingUpdate(cluster, image string, minPct, maxPct int) {
 	// and none it had to send on to another task because the one it
 	// picked did not take the connection (a task stopped before it was
 	// drained, or a target that was not listening yet).
+	// The balancer counts a request once its answer is written, which
+	// can be just after the client has read it.
 	lbAfter := h.lbCounters(cluster, name)
+	for wait := time.Now().Add(5 * time.Second); lbAfter["requests"]-lbBefore["requests"] < int64(len(samples)) && time.Now().Before(wait); {
+		time.Sleep(100 * time.Millisecond)
+		lbAfter = h.lbCounters(cluster, name)
+	}
 	if lbAfter["requests"]-lbBefore["requests"] < int64(len(samples)) || lbAfter["failures"] != lbBefore["failures"] || lbAfter["retries"] != lbBefore["retries"] {
 		t.Errorf("%s: the load balancer counted %v before the update and %v after, for %d requests: want no failure and no retry",
 			what, lbBefore, lbAfter, len(samples))

@@ -59,6 +59,9 @@ short run again at the next start.` + localHelp,
   docker login 127.0.0.1:5000 -u ci -p "$TOKEN" && docker push 127.0.0.1:5000/app:1`,
 		Args: args(cobra.NoArgs),
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := registryEnv(cmd); err != nil {
+				return usageError{err}
+			}
 			if err := applyConfigFile(cmd, configFile, g.dataDir); err != nil {
 				return usageError{err}
 			}
@@ -128,6 +131,9 @@ short run again at the next start.` + localHelp,
 	f.IntVar(&lim.MaxConnections, "max-connections", 1000, "connections open at once; at the cap the oldest one not serving a request is closed")
 	f.IntVar(&lim.MaxSpooledBodies, "max-spooled-bodies", 4, "git push bodies written to disk at once; more are answered 503")
 	f.Int64Var(&lim.MaxGitRequestBytes, "max-git-request-bytes", 4<<20, "largest body of a clone's or fetch's request")
+	f.StringVar(&cfg.RegistryStorage, "registry-storage", "", "where the registry keeps images: empty for DATA_DIR/registry, an absolute path of a shared folder, or s3://BUCKET[/PREFIX]?region=R&endpoint=URL&force-path-style=true (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) (env SCANGATE_REGISTRY_STORAGE)")
+	f.StringVar(&cfg.RegistrySecret, "registry-secret", "", "secret that signs uploads in progress, the same on every replica (required with shared storage; default: one kept in DATA_DIR/registry) (env SCANGATE_REGISTRY_SECRET, better than the command line)")
+	f.StringVar(&cfg.RegistryCache, "registry-cache", "none", "the registry's blob-descriptor cache: none, inmemory (not with shared storage) or redis://HOST:PORT/DB (env SCANGATE_REGISTRY_CACHE)")
 	f.Int64Var(&lim.RepositoryQuota, "repository-quota", 20<<30, "most bytes a registry repository holds (layers and uploads in progress)")
 	f.IntVar(&lim.AuthFailures, "auth-failures", 10, "failed authentications a client may make at once before it must wait")
 	f.DurationVar(&lim.AuthFailureInterval, "auth-failure-interval", 6*time.Second, "a client earns one failed authentication back this often")
@@ -136,6 +142,25 @@ short run again at the next start.` + localHelp,
 	f.IntVar(&deadLetterDays, "dead-letter-retention-days", 30, "keep dead letters this many days")
 	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes (127.0.0.0/8, 10.1.0.0/16, fd00::/8) of loopback, link-local or private addresses webhooks and external git sources may reach (default none)")
 	return cmd
+}
+
+// registryEnv sets the registry's flags not on the command line from
+// SCANGATE_REGISTRY_STORAGE, _SECRET and _CACHE (the environment, not a
+// flag's default, so that --help never shows the secret). The environment
+// wins over the configuration file.
+func registryEnv(cmd *cobra.Command) error {
+	for _, name := range []string{"registry-storage", "registry-secret", "registry-cache"} {
+		env := "SCANGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		v, ok := os.LookupEnv(env)
+		f := cmd.Flags().Lookup(name)
+		if !ok || f.Changed {
+			continue
+		}
+		if err := cmd.Flags().Set(name, v); err != nil {
+			return fmt.Errorf("%s: %w", env, err)
+		}
+	}
+	return nil
 }
 
 // applyConfigFile sets the flags neither the command line nor the

@@ -51,6 +51,10 @@ type Config struct {
 	Addr string
 	// DataDir holds the database and the registry's storage.
 	DataDir string
+	// RegistryStorage, RegistrySecret and RegistryCache are the registry's
+	// storage URL, HTTP secret and blob-descriptor cache (see
+	// registry.Config).
+	RegistryStorage, RegistrySecret, RegistryCache string
 	// ScanConcurrency is how many scans run at once (2).
 	ScanConcurrency int
 	// LayerCacheBytes bounds the scans' layer cache in the data folder;
@@ -264,6 +268,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
 		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota,
+		Storage: cfg.RegistryStorage, Secret: cfg.RegistrySecret, Cache: cfg.RegistryCache,
 	})
 	if err != nil {
 		return nil, err
@@ -395,6 +400,11 @@ func (p *parts) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := p.st.Reader().PingContext(r.Context()); err != nil {
 		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if err := p.reg.Ping(r.Context()); err != nil {
+		p.cfg.Logger.Warn("readyz: registry storage", "err", err)
+		http.Error(w, "registry storage does not answer", http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))

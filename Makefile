@@ -33,6 +33,7 @@ test: check
 	$(GO) test -count=1 -tags "$(TAGS)" ./...
 	if [ -n "$(TAGS)" ]; then $(GO) test -count=1 ./internal/scan/; fi
 	bash scripts/conformance.sh
+	CONFORMANCE_STORAGE=s3 bash scripts/conformance.sh
 
 demo: build
 	./scripts/demo.sh
@@ -40,6 +41,7 @@ demo: build
 # conformance: the OCI distribution-spec suite against the embedded registry.
 conformance:
 	bash scripts/conformance.sh
+	CONFORMANCE_STORAGE=s3 bash scripts/conformance.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/vulndb/

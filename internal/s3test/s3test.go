@@ -36,7 +36,12 @@ type Server struct {
 	Endpoint string
 	// AccessKey and SecretKey are its root user's credentials.
 	AccessKey, SecretKey string
+	stop                 func()
 }
+
+// Stop kills the server (to test what happens when storage is gone);
+// stopping twice is harmless.
+func (s *Server) Stop() { s.stop() }
 
 var (
 	findOnce sync.Once
@@ -100,9 +105,15 @@ func Start(t testing.TB) *Server {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-done
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		s.stop()
 		logf.Close()
 	})
 	deadline := time.Now().Add(30 * time.Second)

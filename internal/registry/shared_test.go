@@ -97,7 +97,15 @@ const sharedSecret = "one-secret-for-every-replica-0123"
 // setting).
 func TestS3ReplicasShareUploads(t *testing.T) {
 	s3 := s3test.Start(t)
-	storage := s3.Storage(t, s3.Bucket(t), "registry")
+	replicasShareUploads(t, s3.Storage(t, s3.Bucket(t), "registry"))
+}
+
+// The same on a shared folder (the filesystem driver at an absolute path).
+func TestSharedFolderReplicasShareUploads(t *testing.T) {
+	replicasShareUploads(t, t.TempDir())
+}
+
+func replicasShareUploads(t *testing.T, storage string) {
 	tokens, creds := adminTokens(t)
 	a := replica(t, tokens, storage, sharedSecret, "none")
 	b := replica(t, tokens, storage, sharedSecret, "none")

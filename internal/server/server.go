@@ -455,7 +455,7 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	p.ready.Store(true)
 	// addr (the registry's host as this machine's Docker Engine names it)
 	// comes first: scripts read it. listening is the address bound.
-	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir,
+	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir, "registry_storage", p.reg.Storage().String(),
 		"max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
 	if p.cfg.Ready != nil {
 		p.cfg.Ready <- p.host

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scangate/scangate/internal/egress"
+	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/scan"
 	"github.com/scangate/scangate/internal/server"
 )
@@ -59,9 +60,6 @@ short run again at the next start.` + localHelp,
   docker login 127.0.0.1:5000 -u ci -p "$TOKEN" && docker push 127.0.0.1:5000/app:1`,
 		Args: args(cobra.NoArgs),
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := registryEnv(cmd); err != nil {
-				return usageError{err}
-			}
 			if err := applyConfigFile(cmd, configFile, g.dataDir); err != nil {
 				return usageError{err}
 			}
@@ -89,6 +87,9 @@ short run again at the next start.` + localHelp,
 				return usageError{errors.New("--tls-cert and --tls-key go together")}
 			}
 			if cfg.AllowPrivateTargets, err = egress.ParseAllow(allowPrivate); err != nil {
+				return usageError{err}
+			}
+			if err := registry.CheckSettings(cfg.RegistryStorage, cfg.RegistrySecret, cfg.RegistryCache); err != nil {
 				return usageError{err}
 			}
 			return nil
@@ -142,25 +143,6 @@ short run again at the next start.` + localHelp,
 	f.IntVar(&deadLetterDays, "dead-letter-retention-days", 30, "keep dead letters this many days")
 	f.StringSliceVar(&allowPrivate, "allow-private-targets", nil, "prefixes (127.0.0.0/8, 10.1.0.0/16, fd00::/8) of loopback, link-local or private addresses webhooks and external git sources may reach (default none)")
 	return cmd
-}
-
-// registryEnv sets the registry's flags not on the command line from
-// SCANGATE_REGISTRY_STORAGE, _SECRET and _CACHE (the environment, not a
-// flag's default, so that --help never shows the secret). The environment
-// wins over the configuration file.
-func registryEnv(cmd *cobra.Command) error {
-	for _, name := range []string{"registry-storage", "registry-secret", "registry-cache"} {
-		env := "SCANGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		v, ok := os.LookupEnv(env)
-		f := cmd.Flags().Lookup(name)
-		if !ok || f.Changed {
-			continue
-		}
-		if err := cmd.Flags().Set(name, v); err != nil {
-			return fmt.Errorf("%s: %w", env, err)
-		}
-	}
-	return nil
 }
 
 // applyConfigFile sets the flags neither the command line nor the

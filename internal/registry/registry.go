@@ -141,11 +141,8 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, err
 	}
 	secret := cfg.Secret
-	switch {
-	case secret != "" && len(secret) < minSecretLen:
-		return nil, fmt.Errorf("registry secret: at least %d characters", minSecretLen)
-	case secret == "" && st.Shared():
-		return nil, errors.New("registry secret: required with shared registry storage (--registry-secret or SCANGATE_REGISTRY_SECRET, the same on every replica: uploads that move between replicas fail otherwise)")
+	if err := checkSecret(secret, st); err != nil {
+		return nil, err
 	}
 	if st.Kind == StorageLocal {
 		if err := os.MkdirAll(st.Path, 0o750); err != nil {
@@ -203,6 +200,30 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry storage %s: %w", st, err)
 	}
 	return &Registry{cfg: cfg, app: app, ns: ns, driver: driver, storage: st}, nil
+}
+
+// CheckSettings checks --registry-storage, --registry-secret and
+// --registry-cache together, as New will, so that a mistake is bad input
+// before the server starts.
+func CheckSettings(storage, secret, cache string) error {
+	st, err := ParseStorage(storage, "")
+	if err != nil {
+		return err
+	}
+	if _, err := ParseCache(cache, st); err != nil {
+		return err
+	}
+	return checkSecret(secret, st)
+}
+
+func checkSecret(secret string, st Storage) error {
+	switch {
+	case secret != "" && len(secret) < minSecretLen:
+		return fmt.Errorf("registry secret: at least %d characters", minSecretLen)
+	case secret == "" && st.Shared():
+		return errors.New("registry secret: required with shared registry storage (--registry-secret or SCANGATE_REGISTRY_SECRET, the same on every replica: uploads that move between replicas fail otherwise)")
+	}
+	return nil
 }
 
 // Ping tells whether the storage answers, cheaply (one Stat of the root,

@@ -39,7 +39,7 @@ func replica(t *testing.T, tokens *auth.Tokens, storage, secret, cache string) s
 	return srv.URL
 }
 
-func adminTokens(t *testing.T) (*auth.Tokens, string) {
+func adminTokens(t testing.TB) (*auth.Tokens, string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))

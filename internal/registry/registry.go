@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
@@ -202,6 +203,10 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	return &Registry{cfg: cfg, app: app, ns: ns, driver: driver, storage: st}, nil
 }
 
+// pingTimeout bounds Ping: one Stat answers in milliseconds when storage
+// is well.
+const pingTimeout = 5 * time.Second
+
 // CheckSettings checks --registry-storage, --registry-secret and
 // --registry-cache together, as New will, so that a mistake is bad input
 // before the server starts.
@@ -229,6 +234,10 @@ func checkSecret(secret string, st Storage) error {
 // Ping tells whether the storage answers, cheaply (one Stat of the root,
 // which an empty storage answers with "not found"): for /readyz.
 func (r *Registry) Ping(ctx context.Context) error {
+	// A storage that hangs is as unready as one that refuses: the probe
+	// gets "not ready" rather than a request held open.
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
 	if _, err := r.driver.Stat(ctx, "/"); err != nil && !notFound(err) {
 		return fmt.Errorf("registry storage %s: %w", r.storage, err)
 	}

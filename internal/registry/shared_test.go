@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,5 +179,48 @@ func TestSharedStorageSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("secret %q cache %q: %v; want %q", c.secret, c.cache, err, c.want)
 		}
+	}
+}
+
+// BlobFile names a stored blob's file on a filesystem, holding its bytes,
+// and nothing on S3 or for a blob that is not stored.
+func TestBlobFile(t *testing.T) {
+	tokens, creds := adminTokens(t)
+	s3 := s3test.Start(t)
+	for _, c := range []struct {
+		name, storage string
+		file          bool
+	}{
+		{"local", "", true},
+		{"folder", t.TempDir(), true},
+		{"s3", s3.Storage(t, s3.Bucket(t), ""), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reg, err := registry.New(context.Background(), registry.Config{
+				Root: filepath.Join(t.TempDir(), "registry"), Storage: c.storage, Secret: sharedSecret, Tokens: tokens,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { reg.Close() })
+			srv := httptest.NewServer(reg)
+			t.Cleanup(srv.Close)
+			blob := []byte("a blob read from its file " + c.name)
+			if r := finishOn(t, srv.URL, startUpload(t, srv.URL, creds, "blobfile/"+c.name), creds, blob); r.status != http.StatusCreated {
+				t.Fatalf("upload: %d %s", r.status, r.body)
+			}
+			p, ok := reg.BlobFile(blobDigest(blob))
+			if ok != c.file {
+				t.Fatalf("BlobFile: %q %v; want a file: %v", p, ok, c.file)
+			}
+			if ok {
+				if got, err := os.ReadFile(p); err != nil || string(got) != string(blob) {
+					t.Fatalf("BlobFile's file holds %q, %v", got, err)
+				}
+			}
+			if _, ok := reg.BlobFile(blobDigest([]byte("never stored"))); ok {
+				t.Error("BlobFile names a file for a blob never stored")
+			}
+		})
 	}
 }

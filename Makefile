@@ -47,6 +47,7 @@ test: check
 	if [ -n "$(TAGS)" ]; then $(GO) test -count=1 ./internal/scan/; fi
 	SCANGATE_TEST_DATABASE='$(PG_URL)' $(GO) test -count=1 -tags "$(TAGS)" $(PG_PACKAGES)
 	bash scripts/conformance.sh
+	CONFORMANCE_STORAGE=s3 bash scripts/conformance.sh
 
 # test-postgres: only the PostgreSQL pass.
 test-postgres:
@@ -59,6 +60,7 @@ demo: build
 # conformance: the OCI distribution-spec suite against the embedded registry.
 conformance:
 	bash scripts/conformance.sh
+	CONFORMANCE_STORAGE=s3 bash scripts/conformance.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/vulndb/

@@ -11,8 +11,16 @@
 #
 # Environment:
 #   CONFORMANCE_VERSION  the suite's module version (default: pinned below)
-#   CONFORMANCE_RESULTS  where reports go (default: bin/conformance)
+#   CONFORMANCE_STORAGE  the registry's storage: local (the data folder,
+#                        default) or s3 (a bucket of a versitygw started
+#                        over a temporary folder on 127.0.0.1, the server
+#                        given --registry-storage s3://…)
+#   CONFORMANCE_RESULTS  where reports go (default: bin/conformance, or
+#                        bin/conformance-s3)
 #   GO                   the go command (default: go)
+#   SCANGATE_VERSITYGW   versitygw's path (default: on PATH, else in
+#                        $(go env GOCACHE)/../scangate-tools, where .ci/run
+#                        installs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -20,7 +28,15 @@ root=$PWD
 GO=${GO:-go}
 suite_module=github.com/opencontainers/distribution-spec/conformance
 suite_version=${CONFORMANCE_VERSION:-v0.0.0-20260831232431-97274622c111}
-results=${CONFORMANCE_RESULTS:-$root/bin/conformance}
+storage=${CONFORMANCE_STORAGE:-local}
+case $storage in
+local) results=${CONFORMANCE_RESULTS:-$root/bin/conformance} ;;
+s3) results=${CONFORMANCE_RESULTS:-$root/bin/conformance-s3} ;;
+*)
+	echo "conformance: CONFORMANCE_STORAGE must be local or s3" >&2
+	exit 2
+	;;
+esac
 prefix="OCI Conformance Test/"
 
 # Known gaps: tests that fail because of what distribution v3.1.2 does, not
@@ -104,6 +120,7 @@ known_gaps=(
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/scangate-conformance.XXXXXX")
 server_pid=
+gw_pid=
 stop_server() {
 	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
 		kill -TERM "$server_pid" 2>/dev/null || true
@@ -121,6 +138,10 @@ stop_server() {
 }
 cleanup() {
 	stop_server
+	if [ -n "$gw_pid" ]; then
+		kill "$gw_pid" 2>/dev/null || true
+		wait "$gw_pid" 2>/dev/null || true
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -154,7 +175,47 @@ sgt_*) ;;
 	;;
 esac
 
-"$work/scangate" --data-dir "$data" server --addr 127.0.0.1:0 --shutdown-timeout 5s >"$work/server.log" 2>&1 &
+server_args=()
+if [ "$storage" = s3 ]; then
+	vgw=${SCANGATE_VERSITYGW:-$(command -v versitygw || echo "$(dirname "$($GO env GOCACHE)")/scangate-tools/versitygw")}
+	if [ ! -x "$vgw" ]; then
+		echo "conformance: versitygw not found at $vgw (.ci/run installs it: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)" >&2
+		exit 1
+	fi
+	# The gateway's root: a folder a bucket, made here.
+	mkdir -p "$work/s3/conformance"
+	export AWS_ACCESS_KEY_ID=conformance AWS_SECRET_ACCESS_KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	gw_port=
+	for _ in $(seq 20); do
+		port=$((20000 + RANDOM % 40000))
+		ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+			"$vgw" --port "127.0.0.1:$port" --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
+		gw_pid=$!
+		for _ in $(seq 100); do
+			kill -0 "$gw_pid" 2>/dev/null || break
+			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+				sleep 0.3 # a port taken by someone else: the gateway exits
+				kill -0 "$gw_pid" 2>/dev/null && gw_port=$port
+				break
+			fi
+			sleep 0.1
+		done
+		[ -n "$gw_port" ] && break
+		kill "$gw_pid" 2>/dev/null || true
+		wait "$gw_pid" 2>/dev/null || true
+		gw_pid=
+	done
+	if [ -z "$gw_port" ]; then
+		echo "conformance: versitygw did not start:" >&2
+		tail -20 "$work/versitygw.log" >&2
+		exit 1
+	fi
+	echo "conformance: S3 (versitygw) at 127.0.0.1:$gw_port"
+	export SCANGATE_REGISTRY_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	server_args+=(--registry-storage "s3://conformance/registry?endpoint=http://127.0.0.1:$gw_port&force-path-style=true&region=us-east-1")
+fi
+
+"$work/scangate" --data-dir "$data" server --addr 127.0.0.1:0 --shutdown-timeout 5s "${server_args[@]}" >"$work/server.log" 2>&1 &
 server_pid=$!
 addr=
 for _ in $(seq 300); do
@@ -241,4 +302,4 @@ if [ -s "$work/unexpected" ]; then
 	done <"$work/unexpected"
 	exit 1
 fi
-echo "conformance: PASS (only known gaps fail); reports in $results"
+echo "conformance ($storage storage): PASS (only known gaps fail); reports in $results"

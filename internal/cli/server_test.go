@@ -226,3 +226,34 @@ func TestServerConfigFile(t *testing.T) {
 		t.Errorf("a server on an empty database does not warn at start:\n%s", r.stderr)
 	}
 }
+
+// Registry settings that cannot work are bad input, said before the server
+// starts, and the error never repeats a credential or the secret.
+func TestServerRegistrySettings(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--registry-storage", "s3://bucket?region=us-east-1"}, nil, "registry secret: required"},
+		{[]string{"--registry-storage", "/srv/shared", "--registry-cache", "inmemory"}, map[string]string{"SCANGATE_REGISTRY_SECRET": "hunter2-hunter2-hunter2"}, "inmemory is refused"},
+		{[]string{"--registry-storage", "s3://AKIAKEY:hunter2@bucket?region=us-east-1"}, nil, "credentials in the URL are refused"},
+		{nil, map[string]string{"SCANGATE_REGISTRY_STORAGE": "relative/folder"}, "absolute path"},
+		{[]string{"--registry-secret", "hunter2"}, nil, "at least 16"},
+	} {
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		r := run(t, dir, append([]string{"server", "--addr", "127.0.0.1:0"}, c.args...)...)
+		if r.code != ExitBadInput || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v %v: exit %d %s; want 2 and %q", c.args, c.env, r.code, r.stderr, c.want)
+		}
+		if strings.Contains(r.stderr, "hunter2") || strings.Contains(r.stderr, "AKIA") {
+			t.Errorf("%v: the error repeats a secret: %s", c.args, r.stderr)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/distribution/distribution/v3"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -144,4 +146,27 @@ func (l *storedLayer) Compressed() (io.ReadCloser, error) {
 		return nil, fmt.Errorf("blob %s: %w", d, err)
 	}
 	return rc, nil
+}
+
+// BlobFile returns the file a blob is stored in when the registry is on a
+// filesystem (the data folder or a shared folder), and false on S3 or when
+// the blob is not there. It is for readers for whom a file is a real
+// speed-up (a file they can seek in or map); everyone else, and these
+// readers when it returns false, read through Image, which works on every
+// driver. The file is the registry's: read it, never change it.
+func (r *Registry) BlobFile(dgst string) (string, bool) {
+	if r.storage.Kind == StorageS3 {
+		return "", false
+	}
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		return "", false
+	}
+	hex := d.Encoded()
+	// distribution's blob layout (registry/storage/paths.go, blobDataPathSpec).
+	p := filepath.Join(r.storage.Path, "docker", "registry", "v2", "blobs", d.Algorithm().String(), hex[:2], hex, "data")
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return p, true
 }

@@ -1,6 +1,6 @@
 // Package registry embeds an OCI registry (distribution v3, the code behind
 // Docker's registry and Harbor) in scangate, with filesystem storage under
-// the data directory.
+// the data directory, in a shared folder, or in S3 (storage.go).
 //
 // distribution's notifications are kept in memory and lost if the process
 // dies, so scangate does not use them. Instead the registry's handler is
@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
@@ -31,6 +32,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the "filesystem" driver
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"     // the "s3" driver
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
@@ -40,8 +42,21 @@ import (
 
 // Config configures the embedded registry.
 type Config struct {
-	// Root is the folder the registry stores blobs and manifests in.
+	// Root is the data folder's registry folder: the storage when Storage
+	// is empty, and where the generated HTTP secret is kept when Secret is.
 	Root string
+	// Storage is --registry-storage (see ParseStorage): "" is Root, an
+	// absolute path a shared folder, s3://BUCKET… a bucket.
+	Storage string
+	// Secret is distribution's HTTP.Secret, which signs the state of an
+	// upload between its requests; every replica on shared storage must
+	// have the same one, or an upload that moves between replicas fails
+	// with BLOB_UPLOAD_INVALID. "" keeps a generated one in Root (refused
+	// with shared storage).
+	Secret string
+	// Cache is --registry-cache (see ParseCache): none, inmemory or
+	// redis://HOST:PORT/DB.
+	Cache string
 	// MaxCatalog and MaxTags bound one page of /v2/_catalog and of a tag
 	// list (distribution's default for both is 1000).
 	MaxCatalog int
@@ -116,32 +131,60 @@ type Registry struct {
 	tags keyLock
 	// driver is the storage under the registry, and quotas the uploads
 	// running, for the repositories' quotas.
-	driver storagedriver.StorageDriver
-	quotas quotaState
+	driver  storagedriver.StorageDriver
+	quotas  quotaState
+	storage Storage
 }
 
-// New opens the registry stored under cfg.Root.
+// New opens the registry on the storage cfg names.
 func New(ctx context.Context, cfg Config) (*Registry, error) {
-	if err := os.MkdirAll(cfg.Root, 0o750); err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
-	}
-	secret, err := httpSecret(filepath.Join(cfg.Root, "http-secret"))
+	st, err := ParseStorage(cfg.Storage, cfg.Root)
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, err
+	}
+	cache, err := ParseCache(cfg.Cache, st)
+	if err != nil {
+		return nil, err
+	}
+	secret := cfg.Secret
+	if err := checkSecret(secret, st); err != nil {
+		return nil, err
+	}
+	if st.Kind == StorageLocal {
+		if err := os.MkdirAll(st.Path, 0o750); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		if secret == "" {
+			if secret, err = httpSecret(filepath.Join(st.Path, "http-secret")); err != nil {
+				return nil, fmt.Errorf("registry: %w", err)
+			}
+		}
 	}
 	quietLogrus()
-	params := configuration.Parameters{"rootdirectory": cfg.Root}
+	name, params := st.driver()
 	dc := &configuration.Configuration{
 		Storage: configuration.Storage{
-			"filesystem": params,
-			"delete":     configuration.Parameters{"enabled": true},
+			name:     params,
+			"delete": configuration.Parameters{"enabled": true},
+			// Blobs are served by scangate, never by a redirect to the
+			// bucket: clients need not reach the storage, and every read
+			// goes through the registry's checks.
+			"redirect": configuration.Parameters{"disable": true},
 		},
 		Catalog: configuration.Catalog{MaxEntries: cfg.MaxCatalog},
 		Tags:    configuration.Tags{MaxTags: cfg.MaxTags},
 	}
+	switch cache.Kind {
+	case CacheInMemory:
+		dc.Storage["cache"] = configuration.Parameters{"blobdescriptor": "inmemory"}
+	case CacheRedis:
+		dc.Storage["cache"] = configuration.Parameters{"blobdescriptor": "redis"}
+		dc.Redis.Options.Addrs = []string{cache.Addr}
+		dc.Redis.Options.DB = cache.DB
+	}
 	dc.HTTP.Secret = secret
-	// NewApp panics on a bad storage configuration; ours is fixed, but a
-	// data folder it cannot use must still be an error.
+	// NewApp panics on a storage configuration it cannot use; that must be
+	// an error, without the parameters (they hold the credentials).
 	var app *handlers.App
 	if err := func() (err error) {
 		defer func() {
@@ -152,18 +195,69 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		app = handlers.NewApp(ctx, dc)
 		return nil
 	}(); err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+		return nil, fmt.Errorf("registry storage %s: %w", st, err)
 	}
-	driver, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": cfg.Root})
+	driver, err := factory.Create(ctx, name, params)
 	if err != nil {
-		return nil, fmt.Errorf("registry storage: %w", err)
+		return nil, fmt.Errorf("registry storage %s: %w", st, err)
 	}
 	ns, err := storage.NewRegistry(ctx, driver, storage.EnableDelete)
 	if err != nil {
-		return nil, fmt.Errorf("registry storage: %w", err)
+		return nil, fmt.Errorf("registry storage %s: %w", st, err)
 	}
-	return &Registry{cfg: cfg, app: app, ns: ns, driver: driver}, nil
+	return &Registry{cfg: cfg, app: app, ns: ns, driver: driver, storage: st}, nil
 }
+
+// pingTimeout bounds Ping: one Stat answers in milliseconds when storage
+// is well.
+const pingTimeout = 5 * time.Second
+
+// CheckSettings checks --registry-storage, --registry-secret and
+// --registry-cache together, as New will, so that a mistake is bad input
+// before the server starts.
+func CheckSettings(storage, secret, cache string) error {
+	st, err := ParseStorage(storage, "")
+	if err != nil {
+		return err
+	}
+	if _, err := ParseCache(cache, st); err != nil {
+		return err
+	}
+	return checkSecret(secret, st)
+}
+
+func checkSecret(secret string, st Storage) error {
+	switch {
+	case secret != "" && len(secret) < minSecretLen:
+		return fmt.Errorf("registry secret: at least %d characters", minSecretLen)
+	case secret == "" && st.Shared():
+		return errors.New("registry secret: required with shared registry storage (--registry-secret or SCANGATE_REGISTRY_SECRET, the same on every replica: uploads that move between replicas fail otherwise)")
+	}
+	return nil
+}
+
+// Ping tells whether the storage answers, cheaply (one Stat of the root,
+// which an empty storage answers with "not found"): for /readyz.
+func (r *Registry) Ping(ctx context.Context) error {
+	// A storage that hangs is as unready as one that refuses: the probe
+	// gets "not ready" rather than a request held open.
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if r.storage.Kind != StorageS3 {
+		// The driver takes a missing root for an empty registry; here it
+		// is a mount that went away (a shared path) or a folder removed.
+		if fi, err := os.Stat(r.storage.Path); err != nil || !fi.IsDir() {
+			return fmt.Errorf("registry storage %s: not a folder (%v)", r.storage, err)
+		}
+	}
+	if _, err := r.driver.Stat(ctx, "/"); err != nil && !notFound(err) {
+		return fmt.Errorf("registry storage %s: %w", r.storage, err)
+	}
+	return nil
+}
+
+// Storage tells where the registry is stored.
+func (r *Registry) Storage() Storage { return r.storage }
 
 // Close stops the registry's background work.
 func (r *Registry) Close() error { return r.app.Shutdown() }

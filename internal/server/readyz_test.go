@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/store"
 )
 
@@ -28,7 +29,12 @@ func TestReadyzStates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := &parts{st: st}
+	reg, err := registry.New(ctx, registry.Config{Root: filepath.Join(dir, "registry")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	p := &parts{st: st, reg: reg}
 	p.cfg.DataDir = dir
 	p.cfg.defaults()
 	get := func() int {
@@ -51,6 +57,18 @@ func TestReadyzStates(t *testing.T) {
 	}
 	if err := os.Mkdir(filepath.Join(dir, "git"), 0o700); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "registry"), filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(); c != http.StatusServiceUnavailable {
+		t.Errorf("registry storage gone: %d, want 503", c)
+	}
+	if err := os.Rename(filepath.Join(dir, "moved"), filepath.Join(dir, "registry")); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(); c != http.StatusOK {
+		t.Errorf("storage back: %d, want 200", c)
 	}
 	p.draining.Store(true)
 	p.ready.Store(false)

@@ -57,6 +57,10 @@ type Config struct {
 	// Database is empty for SQLite in DataDir (one server per folder), or
 	// a postgres:// URL of a database that replicas share.
 	Database string
+	// RegistryStorage, RegistrySecret and RegistryCache are the registry's
+	// storage URL, HTTP secret and blob-descriptor cache (see
+	// registry.Config).
+	RegistryStorage, RegistrySecret, RegistryCache string
 	// ScanConcurrency is how many scans run at once (2).
 	ScanConcurrency int
 	// LayerCacheBytes bounds the scans' layer cache in the data folder;
@@ -290,6 +294,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 		Root: filepath.Join(cfg.DataDir, "registry"), MaxCatalog: cfg.MaxCatalog, MaxTags: cfg.MaxTags,
 		AnonymousPull: cfg.AnonymousPull, Tokens: p.tokens, Logger: log.With("component", "registry"),
 		PullGate: p.pullGate(), RepositoryQuota: cfg.Limits.RepositoryQuota, TagLock: tagLock(p.leases),
+		Storage: cfg.RegistryStorage, Secret: cfg.RegistrySecret, Cache: cfg.RegistryCache,
 	})
 	if err != nil {
 		return nil, err
@@ -438,22 +443,27 @@ func (p *parts) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "storage unreachable", http.StatusServiceUnavailable)
 		return
 	}
+	if err := p.reg.Ping(r.Context()); err != nil {
+		p.cfg.Logger.Warn("readyz: registry storage", "err", err)
+		http.Error(w, "registry storage does not answer", http.StatusServiceUnavailable)
+		return
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// storageReady checks that the folders of the registry's blobs and of the
-// hosted repositories are there: on shared storage (a network mount) they
-// go when the mount does. The error, which names paths, goes to the log
+// storageReady checks that the folder of the hosted repositories is
+// there: on shared storage (a network mount) it goes when the mount does. The error, which names paths, goes to the log
 // only.
 func (p *parts) storageReady() error {
-	for _, dir := range []string{filepath.Join(p.cfg.DataDir, "registry"), filepath.Join(p.cfg.DataDir, "git")} {
-		fi, err := os.Stat(dir)
-		if err != nil {
-			return err
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a folder", dir)
-		}
+	// The registry's storage, which may not be a folder, answers its own
+	// Ping (readyz); hosted git is always a folder.
+	dir := filepath.Join(p.cfg.DataDir, "git")
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
 	}
 	return nil
 }
@@ -532,7 +542,7 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	p.ready.Store(true)
 	// addr (the registry's host as this machine's Docker Engine names it)
 	// comes first: scripts read it. listening is the address bound.
-	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir,
+	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir, "registry_storage", p.reg.Storage().String(),
 		"holder", p.leases.Holder(), "max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
 	if p.cfg.Ready != nil {
 		p.cfg.Ready <- p.host

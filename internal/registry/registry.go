@@ -150,10 +150,14 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := checkSecret(secret, st); err != nil {
 		return nil, err
 	}
-	if st.Kind == StorageLocal {
+	if st.Kind != StorageS3 {
+		// Made at the start, so that Ping tells a folder gone from one
+		// never made.
 		if err := os.MkdirAll(st.Path, 0o750); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
+	}
+	if st.Kind == StorageLocal {
 		if secret == "" {
 			if secret, err = httpSecret(filepath.Join(st.Path, "http-secret")); err != nil {
 				return nil, fmt.Errorf("registry: %w", err)

@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/scangate/scangate/internal/imagetest"
+)
+
+// scangate's own image, as the README's "Running at scale" runs it: the
+// base made by deploy/base.sh, deploy/Dockerfile built by the real Docker
+// Engine over a freshly built binary, a non-root user, then `docker run`
+// with the data folder on a volume and the port published on 127.0.0.1,
+// the first admin's token made with `docker exec`, an image pushed and its
+// scan read through the API.
+func TestContainerImage(t *testing.T) {
+	docker := requireDocker(t)
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+
+	// The base: made once per engine, a no-op while deploy/base.sh is
+	// unchanged.
+	run(t, "bash", filepath.Join(root, "deploy", "base.sh"))
+
+	// The context is what `make image` sends: bin/scangate alone.
+	ctx := t.TempDir()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	args := []string{"build", "-trimpath", "-o", filepath.Join(ctx, "bin", "scangate")}
+	isal := fileExists("/usr/include/isa-l/igzip_lib.h") // as the Makefile decides
+	if isal {
+		args = append(args, "-tags", "isal")
+	}
+	build := exec.Command(goBin, append(args, "./cmd/scangate")...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	tag := "scangate-e2e:" + id
+	t.Cleanup(func() { _ = exec.Command(docker, "rmi", "-f", tag).Run() })
+	run(t, docker, "build", "-q", "-f", filepath.Join(root, "deploy", "Dockerfile"), "-t", tag, ctx)
+
+	// Non-root, by number (Kubernetes' runAsNonRoot checks the number),
+	// git and CA certificates there, no compiler.
+	if u := strings.TrimSpace(run(t, docker, "image", "inspect", "-f", "{{.Config.User}}", tag)); u != "10001:10001" {
+		t.Errorf("image user %q, want 10001:10001", u)
+	}
+	if out := run(t, docker, "run", "--rm", "--entrypoint", "id", tag, "-u"); strings.TrimSpace(out) == "0" {
+		t.Error("the image runs as root")
+	}
+	tools := run(t, docker, "run", "--rm", "--entrypoint", "sh", tag, "-c",
+		`git --version; test -s /etc/ssl/certs/ca-certificates.crt && echo ca-ok; for c in gcc cc make go; do command -v $c; done; ldd /usr/local/bin/scangate`)
+	for _, want := range []string{"git version", "ca-ok"} {
+		if !strings.Contains(tools, want) {
+			t.Errorf("image lacks %q:\n%s", want, tools)
+		}
+	}
+	for _, c := range []string{"/gcc", "/cc\n", "/make", "/go\n"} {
+		if strings.Contains(tools, c) {
+			t.Errorf("image has a build tool (%s):\n%s", strings.Trim(c, "/\n"), tools)
+		}
+	}
+	if isal && !strings.Contains(tools, "libisal.so.2 => /") {
+		t.Errorf("the isal build does not find ISA-L in the image:\n%s", tools)
+	}
+
+	// Without TLS or an explicit opt-in, plain HTTP off loopback is refused.
+	if out, err := exec.Command(docker, "run", "--rm", tag).CombinedOutput(); err == nil || !strings.Contains(string(out), "refusing to serve plain HTTP") {
+		t.Errorf("the image served plain HTTP without being told to (err %v):\n%s", err, out)
+	}
+
+	// The data folder on a volume; the feeds imported as an air-gapped
+	// server's are, by the image's own `db import`.
+	vol := "scangate-e2e-" + id
+	t.Cleanup(func() { _ = exec.Command(docker, "volume", "rm", "-f", vol).Run() })
+	run(t, docker, "volume", "create", vol)
+	run(t, docker, "run", "--rm", "-v", vol+":/var/lib/scangate",
+		"-v", filepath.Join(root, "testdata", "vulndata")+":/feeds:ro", tag, "db", "import", "/feeds/debian", "/feeds/ghsa")
+
+	ctr := "scangate-e2e-" + id
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command(docker, "logs", "--tail", "30", ctr).CombinedOutput()
+			t.Logf("container log:\n%s", out)
+		}
+		_ = exec.Command(docker, "rm", "-f", ctr).Run()
+	})
+	run(t, docker, "run", "-d", "--name", ctr, "-v", vol+":/var/lib/scangate",
+		"-p", "127.0.0.1::5000", "-e", "SCANGATE_INSECURE_PLAINTEXT=true", tag)
+	port := strings.TrimSpace(run(t, docker, "port", ctr, "5000/tcp"))
+	if i := strings.LastIndex(port, "\n"); i >= 0 { // one line per address family
+		port = port[:i]
+	}
+	addr := "127.0.0.1:" + port[strings.LastIndex(port, ":")+1:]
+	waitReady(t, "http://"+addr+"/readyz", 60*time.Second)
+	if s, err := get("http://" + addr + "/healthz"); err != nil {
+		t.Fatalf("/healthz: %v (%s)", err, s)
+	}
+
+	// The first admin's token, as the README says: the local command in
+	// the container, over the data folder.
+	out := run(t, docker, "exec", ctr, "scangate", "token", "create", "--name", "admin", "--role", "admin")
+	token := strings.TrimSpace(strings.SplitN(out, "token admin created", 2)[0])
+	if !strings.HasPrefix(token, "sgt_") {
+		t.Fatalf("token create printed %q", out)
+	}
+
+	img, _ := imagetest.BookwormApp(t)
+	ref, err := name.ParseReference(addr+"/shop/api:1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "ci", Password: token})); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The scan, through the API.
+	var report struct {
+		Findings []struct{ ID string }
+		Summary  struct{ HIGH, TOTAL int }
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/findings?image=shop/api@"+digest.String(), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			err := json.NewDecoder(resp.Body).Decode(&report)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("no scan report of shop/api@%s within 60 s (last answer %d)", digest, resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if report.Summary.HIGH == 0 || len(report.Findings) != report.Summary.TOTAL {
+		t.Errorf("report summary %+v with %d findings: want the fixture's (lodash 4.17.15 has HIGH advisories)", report.Summary, len(report.Findings))
+	}
+
+	// The data folder is the volume's, owned by the image's user.
+	owner := run(t, docker, "exec", ctr, "stat", "-c", "%u %a", "/var/lib/scangate")
+	if strings.TrimSpace(owner) != "10001 700" {
+		t.Errorf("data folder owner and mode %q, want 10001 700", owner)
+	}
+}
+
+// requireDocker fails the test without a Docker CLI and a running engine.
+func requireDocker(t *testing.T) string {
+	t.Helper()
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatal("this test needs a Docker Engine and its CLI (docker): ", err)
+	}
+	if out, err := exec.Command(docker, "version", "--format", "{{.Server.APIVersion}}").CombinedOutput(); err != nil {
+		t.Fatalf("this test needs a running Docker Engine: %v\n%s", err, out)
+	}
+	return docker
+}
+
+// run runs a command and returns its standard output, failing the test
+// (with its standard error) if it fails.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+func waitReady(t *testing.T, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within %s (last: %v)", url, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

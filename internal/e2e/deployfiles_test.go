@@ -181,7 +181,7 @@ type k8sObject struct {
 		Selector struct {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		}
-		Template    struct {
+		Template struct {
 			Metadata struct{ Labels map[string]string }
 			Spec     k8sPod
 		}

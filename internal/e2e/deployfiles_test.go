@@ -218,8 +218,9 @@ type k8sProbe struct {
 }
 
 type k8sContainer struct {
-	Name, Image string
-	Ports       []struct {
+	Name, Image   string
+	Command, Args []string
+	Ports         []struct {
 		Name          string
 		ContainerPort int `yaml:"containerPort"`
 	}

@@ -1,14 +1,24 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	cryptotls "crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/scangate/scangate/internal/imagetest"
 )
@@ -23,7 +34,8 @@ import (
 // scangate's own image, as the README's "Running at scale" runs it: the
 // base made by deploy/base.sh, deploy/Dockerfile built by the real Docker
 // Engine over a freshly built binary, a non-root user, then `docker run`
-// with the data folder on a volume and the port published on 127.0.0.1,
+// with a read-only root, the data folder on a volume and the port
+// published on 127.0.0.1,
 // the first admin's token made with `docker exec`, an image pushed and its
 // scan read through the API.
 func TestContainerImage(t *testing.T) {
@@ -102,7 +114,9 @@ func TestContainerImage(t *testing.T) {
 		}
 		_ = exec.Command(docker, "rm", "-f", ctr).Run()
 	})
-	run(t, docker, "run", "-d", "--name", ctr, "-v", vol+":/var/lib/scangate",
+	// As the README's line: a read-only root filesystem (the server
+	// writes only its data folder and /tmp), published on loopback alone.
+	run(t, docker, "run", "-d", "--name", ctr, "--read-only", "--tmpfs", "/tmp", "-v", vol+":/var/lib/scangate",
 		"-p", "127.0.0.1::5000", "-e", "SCANGATE_INSECURE_PLAINTEXT=true", tag)
 	port := strings.TrimSpace(run(t, docker, "port", ctr, "5000/tcp"))
 	if i := strings.LastIndex(port, "\n"); i >= 0 { // one line per address family
@@ -171,6 +185,8 @@ func TestContainerImage(t *testing.T) {
 	if strings.TrimSpace(owner) != "10001 700" {
 		t.Errorf("data folder owner and mode %q, want 10001 700", owner)
 	}
+
+	t.Run("kubernetes pod", func(t *testing.T) { podLikeRun(t, docker, tag, id) })
 }
 
 // requireDocker fails the test without a Docker CLI and a running engine.
@@ -221,4 +237,151 @@ func waitReady(t *testing.T, url string, timeout time.Duration) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// The Kubernetes Deployment's pod, played on the Docker Engine with the
+// image just built: the init container's own command (read from
+// deployment.yaml) copies keys from a folder laid out as a Secret's
+// volume (symbolic links into ..data) into a data folder inside a
+// world-writable volume (as an emptyDir is), then the server starts as the
+// manifest starts it (its environment, HTTPS, read-only root, no
+// capabilities) and uses those keys, not keys of its own.
+func podLikeRun(t *testing.T, docker, tag, id string) {
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d k8sObject
+	if err := yaml.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	if len(pod.InitContainers) != 1 || len(pod.InitContainers[0].Command) == 0 || len(pod.Containers) != 1 {
+		t.Fatalf("deployment.yaml: want one init container with a command and one container")
+	}
+	var env []string
+	for _, e := range pod.Containers[0].Env {
+		if e.ValueFrom == nil { // the Secrets' values belong to flags this tree lacks
+			env = append(env, "-e", e.Name+"="+e.Value)
+		}
+	}
+
+	// The Secret's volume: files in ..data, linked from their names.
+	keys := t.TempDir()
+	if err := os.Chmod(keys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sealing := make([]byte, 32)
+	approval := make([]byte, 32)
+	_, _ = rand.Read(sealing)
+	_, _ = rand.Read(approval)
+	files := map[string][]byte{"1.key": []byte(hex.EncodeToString(sealing) + "\n"), "approval.key": approval}
+	if err := os.Mkdir(filepath.Join(keys, "..data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for n, b := range files {
+		// 0444: as fsGroup makes the manifest's 0440 readable to uid 10001.
+		if err := os.WriteFile(filepath.Join(keys, "..data", n), b, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..data", n), filepath.Join(keys, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tls := t.TempDir()
+	writeSelfSigned(t, filepath.Join(tls, "tls.crt"), filepath.Join(tls, "tls.key"))
+	if err := os.Chmod(tls, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(tls, "tls.key"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+
+	vol := "scangate-e2e-pod-" + id
+	t.Cleanup(func() { _ = exec.Command(docker, "volume", "rm", "-f", vol).Run() })
+	run(t, docker, "volume", "create", vol)
+	run(t, docker, "run", "--rm", "--user", "0", "-v", vol+":/data", "--entrypoint", "chmod", tag, "0777", "/data")
+	ic := pod.InitContainers[0]
+	initArgs := []string{"run", "--rm", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+		"-v", vol + ":/data", "-v", keys + ":/keys:ro", "--entrypoint", ic.Command[0], ic.Image}
+	initArgs[len(initArgs)-1] = tag
+	run(t, docker, append(initArgs, ic.Command[1:]...)...)
+
+	ctr := "scangate-e2e-pod-" + id
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command(docker, "logs", "--tail", "30", ctr).CombinedOutput()
+			t.Logf("pod-like container log:\n%s", out)
+		}
+		_ = exec.Command(docker, "rm", "-f", ctr).Run()
+	})
+	args := []string{"run", "-d", "--name", ctr, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+		"--security-opt", "no-new-privileges", "-v", vol + ":/data", "-v", tls + ":/etc/scangate/tls:ro",
+		"-p", "127.0.0.1::5000"}
+	args = append(append(args, env...), tag)
+	run(t, docker, append(args, pod.Containers[0].Args...)...)
+	port := strings.Fields(run(t, docker, "port", ctr, "5000/tcp"))[0]
+	url := "https://127.0.0.1:" + port[strings.LastIndex(port, ":")+1:] + "/readyz"
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &cryptotls.Config{InsecureSkipVerify: true}}} // the test's own certificate
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if state, _ := exec.Command(docker, "inspect", "-f", "{{.State.Running}}", ctr).Output(); strings.TrimSpace(string(state)) != "true" {
+			t.Fatalf("the server stopped before it was ready")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within 60 s: %v", url, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The server's keys are the Secret's: regular files, 0600, no other.
+	got := run(t, docker, "exec", ctr, "sh", "-c",
+		"cd /data/scangate && ls keys && stat -c '%n %F %a %u' keys/1.key approval.key && sha256sum keys/1.key approval.key")
+	for n, b := range files {
+		sum := sha256.Sum256(b)
+		if !strings.Contains(got, hex.EncodeToString(sum[:])) {
+			t.Errorf("%s is not the Secret's:\n%s", n, got)
+		}
+	}
+	for _, want := range []string{"keys/1.key regular file 600 10001", "approval.key regular file 600 10001"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q:\n%s", want, got)
+		}
+	}
+	if ls := strings.Fields(strings.SplitN(got, "keys/1.key regular", 2)[0]); !slices.Equal(ls, []string{"1.key"}) {
+		t.Errorf("keys folder holds %v, want the Secret's 1.key alone", ls)
+	}
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key.
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scangate-e2e"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

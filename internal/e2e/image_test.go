@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -112,7 +113,7 @@ func TestContainerImage(t *testing.T) {
 			out, _ := exec.Command(docker, "logs", "--tail", "30", ctr).CombinedOutput()
 			t.Logf("container log:\n%s", out)
 		}
-		_ = exec.Command(docker, "rm", "-f", ctr).Run()
+		_ = exec.Command(docker, "rm", "-f", "-v", ctr).Run()
 	})
 	// As the README's line: a read-only root filesystem (the server
 	// writes only its data folder and /tmp), published on loopback alone.
@@ -187,6 +188,7 @@ func TestContainerImage(t *testing.T) {
 	}
 
 	t.Run("kubernetes pod", func(t *testing.T) { podLikeRun(t, docker, tag, id) })
+	t.Run("compose replicas", func(t *testing.T) { composeLikeRun(t, docker, tag, id) })
 }
 
 // requireDocker fails the test without a Docker CLI and a running engine.
@@ -314,7 +316,7 @@ func podLikeRun(t *testing.T, docker, tag, id string) {
 			out, _ := exec.Command(docker, "logs", "--tail", "30", ctr).CombinedOutput()
 			t.Logf("pod-like container log:\n%s", out)
 		}
-		_ = exec.Command(docker, "rm", "-f", ctr).Run()
+		_ = exec.Command(docker, "rm", "-f", "-v", ctr).Run()
 	})
 	args := []string{"run", "-d", "--name", ctr, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
 		"--security-opt", "no-new-privileges", "-v", vol + ":/data", "-v", tls + ":/etc/scangate/tls:ro",
@@ -383,5 +385,102 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The compose file's replicas, played on the Docker Engine with the image
+// just built: its init service's command (from `docker-compose config`)
+// makes the shared keys, run twice (the second changes nothing); two
+// replicas start with the file's entrypoint and environment, its
+// healthcheck passes in each, and both use the shared keys.
+func composeLikeRun(t *testing.T, docker, tag, id string) {
+	compose, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Fatal("this test needs docker-compose (Debian: apt-get install docker-compose; .ci/run installs it): ", err)
+	}
+	dir := filepath.Join(repoRoot(t), "deploy", "compose")
+	cmd := exec.Command(compose, "--project-directory", dir, "-f", filepath.Join(dir, "compose.yaml"),
+		"--env-file", filepath.Join(dir, "example.env"), "config")
+	cmd.Env = envWithout("SCANGATE_", "POSTGRES_", "S3_")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("docker-compose config: %v", err)
+	}
+	type service struct {
+		User        string
+		Entrypoint  []string
+		Environment map[string]string
+		Healthcheck struct{ Test []string }
+	}
+	var cfg struct{ Services map[string]service }
+	if err := yaml.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	initSvc, sg := cfg.Services["init"], cfg.Services["scangate"]
+	if len(initSvc.Entrypoint) == 0 || len(sg.Entrypoint) == 0 || len(sg.Healthcheck.Test) < 2 || sg.Healthcheck.Test[0] != "CMD" {
+		t.Fatalf("compose: want the init and scangate services' entrypoints and a CMD healthcheck: %+v %+v", initSvc, sg)
+	}
+
+	shared := "scangate-e2e-shared-" + id
+	t.Cleanup(func() { _ = exec.Command(docker, "volume", "rm", "-f", shared).Run() })
+	run(t, docker, "volume", "create", shared)
+	initArgs := []string{"run", "--rm", "-v", shared + ":/shared", "--entrypoint", initSvc.Entrypoint[0]}
+	if initSvc.User != "" {
+		initArgs = append(initArgs, "--user", initSvc.User)
+	}
+	initArgs = append(append(initArgs, tag), initSvc.Entrypoint[1:]...)
+	run(t, docker, initArgs...)
+	sums := func(paths ...string) string {
+		return run(t, docker, append([]string{"run", "--rm", "-v", shared + ":/shared", "--entrypoint", "sha256sum", tag}, paths...)...)
+	}
+	first := sums("/shared/approval.key", "/shared/keys/1.key")
+	run(t, docker, initArgs...)
+	if again := sums("/shared/approval.key", "/shared/keys/1.key"); again != first {
+		t.Errorf("init made new keys on its second run:\n%s\n%s", first, again)
+	}
+
+	var replicas []string
+	for i := range 2 {
+		ctr := fmt.Sprintf("scangate-e2e-replica-%s-%d", id, i)
+		replicas = append(replicas, ctr)
+		t.Cleanup(func() {
+			if t.Failed() {
+				out, _ := exec.Command(docker, "logs", "--tail", "30", ctr).CombinedOutput()
+				t.Logf("%s log:\n%s", ctr, out)
+			}
+			_ = exec.Command(docker, "rm", "-f", "-v", ctr).Run()
+		})
+		args := []string{"run", "-d", "--name", ctr, "--read-only", "--tmpfs", "/tmp", "-v", shared + ":/shared",
+			"--entrypoint", sg.Entrypoint[0]}
+		for k, v := range sg.Environment {
+			args = append(args, "-e", k+"="+v)
+		}
+		run(t, docker, append(append(args, tag), sg.Entrypoint[1:]...)...)
+	}
+	for _, ctr := range replicas {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			// The file's own healthcheck: GET /readyz answered 200.
+			err := exec.Command(docker, append([]string{"exec", ctr}, sg.Healthcheck.Test[1:]...)...).Run()
+			if err == nil {
+				break
+			}
+			if state, _ := exec.Command(docker, "inspect", "-f", "{{.State.Running}}", ctr).Output(); strings.TrimSpace(string(state)) != "true" {
+				t.Fatalf("%s stopped before it was ready", ctr)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the healthcheck did not pass within 60 s: %v", ctr, err)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		got := run(t, docker, "exec", ctr, "sh", "-c", "cd /var/lib/scangate && sha256sum approval.key keys/1.key && ls keys")
+		for _, line := range strings.Split(strings.TrimSpace(first), "\n") {
+			if !strings.Contains(got, strings.Fields(line)[0]) {
+				t.Errorf("%s does not use the shared %s:\n%s", ctr, strings.Fields(line)[1], got)
+			}
+		}
+		if !strings.HasSuffix(strings.TrimSpace(got), "keys/1.key\n1.key") {
+			t.Errorf("%s: the keys folder holds more than the shared 1.key:\n%s", ctr, got)
+		}
 	}
 }

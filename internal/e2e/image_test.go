@@ -264,7 +264,7 @@ func podLikeRun(t *testing.T, docker, tag, id string) {
 	}
 	var env []string
 	for _, e := range pod.Containers[0].Env {
-		if e.ValueFrom == nil { // the Secrets' values belong to flags this tree lacks
+		if e.ValueFrom == nil && !sharedPart(e.Name) {
 			env = append(env, "-e", e.Name+"="+e.Value)
 		}
 	}
@@ -453,7 +453,9 @@ func composeLikeRun(t *testing.T, docker, tag, id string) {
 		args := []string{"run", "-d", "--name", ctr, "--read-only", "--tmpfs", "/tmp", "-v", shared + ":/shared",
 			"--entrypoint", sg.Entrypoint[0]}
 		for k, v := range sg.Environment {
-			args = append(args, "-e", k+"="+v)
+			if !sharedPart(k) {
+				args = append(args, "-e", k+"="+v)
+			}
 		}
 		run(t, docker, append(append(args, tag), sg.Entrypoint[1:]...)...)
 	}
@@ -483,4 +485,15 @@ func composeLikeRun(t *testing.T, docker, tag, id string) {
 			t.Errorf("%s: the keys folder holds more than the shared 1.key:\n%s", ctr, got)
 		}
 	}
+}
+
+// sharedPart reports whether an environment variable points the server at
+// PostgreSQL, S3 or Redis: the played runs have none of them, and keep
+// SQLite and the registry in the data folder, also once those flags exist.
+func sharedPart(name string) bool {
+	if strings.HasPrefix(name, "AWS_") {
+		return true
+	}
+	flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "SCANGATE_"), "_", "-"))
+	return strings.HasPrefix(name, "SCANGATE_") && slices.Contains(pendingFlags, flag)
 }

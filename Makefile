@@ -10,7 +10,7 @@ TAGS    ?= $(shell test -f /usr/include/isa-l/igzip_lib.h && echo isal)
 # PREFIX=$$HOME/.local install needs no root.
 PREFIX  ?= /usr/local
 
-.PHONY: build install test test-postgres demo check bench fuzz clean conformance
+.PHONY: build install test test-postgres demo check bench fuzz clean conformance image
 
 build:
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "-X github.com/scangate/scangate/internal/cli.Version=$(VERSION)" -o $(BIN) ./cmd/scangate
@@ -20,6 +20,14 @@ build:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/scangate
+
+# image: scangate's own container image (deploy/Dockerfile) on the local
+# Docker Engine, from a Debian base made here by deploy/base.sh (once; it is
+# reused while the script is unchanged). See the README's "Running at scale".
+IMAGE ?= scangate:$(VERSION)
+image: build
+	bash deploy/base.sh
+	docker build -f deploy/Dockerfile -t $(IMAGE) -t scangate:latest .
 
 # check: formatting, vet and a tidy go.mod, as CI requires.
 check:

@@ -190,6 +190,7 @@ type k8sObject struct {
 			Port       int
 			TargetPort string `yaml:"targetPort"`
 		}
+		AccessModes []string `yaml:"accessModes"`
 	}
 }
 
@@ -207,7 +208,9 @@ type k8sPod struct {
 			SecretName string `yaml:"secretName"`
 		}
 		EmptyDir              *struct{} `yaml:"emptyDir"`
-		PersistentVolumeClaim *struct{} `yaml:"persistentVolumeClaim"`
+		PersistentVolumeClaim *struct {
+			ClaimName string `yaml:"claimName"`
+		} `yaml:"persistentVolumeClaim"`
 	}
 }
 
@@ -241,7 +244,10 @@ type k8sContainer struct {
 	Resources struct {
 		Requests, Limits map[string]string
 	}
-	VolumeMounts []struct{ Name, MountPath string } `yaml:"volumeMounts"`
+	VolumeMounts []struct {
+		Name      string
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
 }
 
 func TestKubernetesManifests(t *testing.T) {
@@ -279,8 +285,11 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(byKind["Deployment"]) != 1 || len(byKind["Service"]) != 1 || len(byKind["Secret"]) != 1 {
 		t.Fatalf("want one Deployment, Service and Secret; have %v", kinds(byKind))
 	}
-	if len(byKind["PersistentVolumeClaim"]) != 0 {
-		t.Error("a PersistentVolumeClaim: the replicas keep nothing that is not in PostgreSQL, S3 or a Secret")
+	// One claim: the hosted git repositories, which every replica must
+	// see (the rest is in PostgreSQL, S3 or a Secret).
+	claims := byKind["PersistentVolumeClaim"]
+	if len(claims) != 1 || !slices.Equal(claims[0].Spec.AccessModes, []string{"ReadWriteMany"}) {
+		t.Errorf("want one ReadWriteMany PersistentVolumeClaim (hosted git); have %+v", claims)
 	}
 	d := byKind["Deployment"][0]
 	pod := d.Spec.Template.Spec
@@ -300,13 +309,14 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	volumes := map[string]bool{}
 	secrets := map[string]bool{}
+	claimed := map[string]string{} // volume → claim
 	for _, v := range pod.Volumes {
 		volumes[v.Name] = true
 		if v.Secret != nil {
 			secrets[v.Secret.SecretName] = true
 		}
 		if v.PersistentVolumeClaim != nil {
-			t.Errorf("volume %s: a PersistentVolumeClaim", v.Name)
+			claimed[v.Name] = v.PersistentVolumeClaim.ClaimName
 		}
 	}
 	secret := byKind["Secret"][0]
@@ -338,6 +348,15 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	c := pod.Containers[0]
+	gitMounted := false
+	for _, m := range c.VolumeMounts {
+		if len(claims) == 1 && claimed[m.Name] == claims[0].Metadata.Name && m.MountPath == "/data/scangate/git" {
+			gitMounted = true
+		}
+	}
+	if !gitMounted {
+		t.Error("the server does not mount the shared git claim at DATA_DIR/git (/data/scangate/git)")
+	}
 	ports := map[string]bool{}
 	for _, p := range c.Ports {
 		ports[p.Name] = true

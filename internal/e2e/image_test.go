@@ -485,6 +485,12 @@ func composeLikeRun(t *testing.T, docker, tag, id string) {
 			t.Errorf("%s: the keys folder holds more than the shared 1.key:\n%s", ctr, got)
 		}
 	}
+	// Hosted git is the shared volume's: what one replica writes there,
+	// the other reads.
+	run(t, docker, "exec", replicas[0], "mkdir", "/var/lib/scangate/git/from-replica-0")
+	if out, err := exec.Command(docker, "exec", replicas[1], "test", "-d", "/var/lib/scangate/git/from-replica-0").CombinedOutput(); err != nil {
+		t.Errorf("%s does not see the git folder %s wrote: %v %s", replicas[1], replicas[0], err, out)
+	}
 }
 
 // sharedPart reports whether an environment variable points the server at

@@ -41,7 +41,7 @@ check:
 # internal/storetest or internal/servertest and pass on PostgreSQL; they run
 # a second time with SCANGATE_TEST_DATABASE set (see README, "Tests").
 PG_URL      ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
-PG_PACKAGES ?= ./internal/store/ ./internal/lease/ ./internal/jobs/ ./internal/auth/ ./internal/api/ ./internal/events/ \
+PG_PACKAGES ?= ./internal/store/ ./internal/lease/ ./internal/jobs/ ./internal/auth/ ./internal/console/ ./internal/api/ ./internal/events/ \
 	./internal/pipeline/ ./internal/source/ ./internal/cli/ ./internal/server/ ./internal/build/ \
 	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/ ./internal/e2e/...
 

@@ -130,29 +130,7 @@ func TestGitPushWaitsForAnotherReplicasLock(t *testing.T) {
 		}
 		pushed <- err
 	}()
-	// Not a measure of time: the push must still be waiting after a
-	// while, since the lock it needs is held.
-	select {
-	case err := <-pushed:
-		unlock()
-		t.Fatalf("the push went through while another replica held the repository's lock: %v", err)
-	case <-time.After(2 * time.Second):
-	}
-	if info, ok, _ := other.Get(ctx, key); !ok || info.Holder != "replica-b" {
-		t.Fatalf("lock %s: %+v", key, info)
-	}
-	unlock()
-	select {
-	case err := <-pushed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the push did not go through after the lock was released")
-	}
-	if _, ok, _ := other.Get(ctx, key); ok {
-		t.Errorf("lock %s still held after the push", key)
-	}
+	waitsForLock(t, other, key, pushed, unlock)
 }
 
 // TestTagPushWaitsForAnotherReplicasLock: a push of a tag waits while
@@ -171,12 +149,20 @@ func TestTagPushWaitsForAnotherReplicasLock(t *testing.T) {
 	}
 	pushed := make(chan error, 1)
 	go func() { pushed <- remote.Write(s.Ref(t, "replicas/app:1"), img, remote.WithAuth(s.Auth())) }()
+	waitsForLock(t, other, key, pushed, unlock)
+}
+
+// waitsForLock checks that a push (its result comes on pushed) waits
+// while another replica holds the lock key, goes through once unlock
+// releases it, and leaves the lock free when it ends.
+func waitsForLock(t *testing.T, other *lease.Leases, key string, pushed <-chan error, unlock func()) {
+	t.Helper()
 	// Not a measure of time: the push must still be waiting after a
 	// while, since the lock it needs is held.
 	select {
 	case err := <-pushed:
 		unlock()
-		t.Fatalf("the push went through while another replica held the tag's lock: %v", err)
+		t.Fatalf("the push went through while another replica held the lock %s: %v", key, err)
 	case <-time.After(2 * time.Second):
 	}
 	unlock()
@@ -188,7 +174,7 @@ func TestTagPushWaitsForAnotherReplicasLock(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the push did not go through after the lock was released")
 	}
-	if _, ok, _ := other.Get(ctx, key); ok {
+	if _, ok, _ := other.Get(context.Background(), key); ok {
 		t.Errorf("lock %s still held after the push", key)
 	}
 }

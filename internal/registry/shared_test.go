@@ -17,7 +17,6 @@ import (
 	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/registry/registrytest"
 	"github.com/scangate/scangate/internal/s3test"
-	"github.com/scangate/scangate/internal/store"
 )
 
 // replica serves one registry on storage with secret and cache, as one
@@ -43,17 +42,7 @@ func replica(t *testing.T, tokens *auth.Tokens, storage, secret, cache string) s
 
 func adminTokens(t testing.TB) (*auth.Tokens, string) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	tokens := auth.NewTokens(st)
-	secret, _, err := tokens.Create(ctx, "admin", auth.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens, secret := registrytest.AdminTokens(t)
 	return tokens, "basic:" + secret
 }
 

@@ -131,16 +131,12 @@ func WantTransportStatus(t testing.TB, what string, err error, status int) {
 	}
 }
 
-// Start serves a registry of its own on loopback, with its own database in
-// a temporary folder and hooks h (nil for none), and returns it, its base
-// URL (http://127.0.0.1:PORT) and an admin token's secret. Tests of a part
-// that only needs a registry to pull from or push to use it rather than a
-// whole server.
-func Start(t testing.TB, h registry.Hooks) (*registry.Registry, string, string) {
+// AdminTokens returns the tokens of a database of their own, in a
+// temporary folder, and the secret of an admin token among them.
+func AdminTokens(t testing.TB) (*auth.Tokens, string) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, filepath.Join(dir, store.FileName))
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +146,18 @@ func Start(t testing.TB, h registry.Hooks) (*registry.Registry, string, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.New(ctx, registry.Config{Root: filepath.Join(dir, "registry"), Tokens: tokens, Hooks: h})
+	return tokens, secret
+}
+
+// Start serves a registry of its own on loopback, with its own database in
+// a temporary folder and hooks h (nil for none), and returns it, its base
+// URL (http://127.0.0.1:PORT) and an admin token's secret. Tests of a part
+// that only needs a registry to pull from or push to use it rather than a
+// whole server.
+func Start(t testing.TB, h registry.Hooks) (*registry.Registry, string, string) {
+	t.Helper()
+	tokens, secret := AdminTokens(t)
+	reg, err := registry.New(context.Background(), registry.Config{Root: filepath.Join(t.TempDir(), "registry"), Tokens: tokens, Hooks: h})
 	if err != nil {
 		t.Fatal(err)
 	}

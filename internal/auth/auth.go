@@ -194,8 +194,29 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 	if !strings.HasPrefix(secret, Prefix) || len(secret) > 128 {
 		return Token{}, ErrInvalid
 	}
-	row := t.st.Reader().QueryRowContext(ctx,
-		`SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash(secret))
+	tok, err := t.lookup(ctx, "hash", hash(secret))
+	if err != nil {
+		return Token{}, err
+	}
+	now := t.now().UTC()
+	// Recording every use would put a write behind every registry
+	// request; to the minute is enough to tell a used token from a dead one.
+	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
+		_, _ = t.st.Writer().ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, now.Format(time.RFC3339), tok.ID)
+	}
+	return tok, nil
+}
+
+// byID returns the valid token whose ID this is, as Verify does for a
+// secret: for a session made from a verified token.
+func (t *Tokens) byID(ctx context.Context, id string) (Token, error) {
+	return t.lookup(ctx, "id", id)
+}
+
+// lookup reads the token whose column (hash or id) is value: ErrInvalid
+// when there is none, ErrExpired when it is past its expiry.
+func (t *Tokens) lookup(ctx context.Context, column, value string) (Token, error) {
+	row := t.st.Reader().QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE `+column+` = $1`, value)
 	tok, err := scanToken(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, ErrInvalid
@@ -203,14 +224,8 @@ func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("verify token: %w", err)
 	}
-	now := t.now().UTC()
-	if tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt) {
+	if tok.ExpiresAt != nil && !t.now().UTC().Before(*tok.ExpiresAt) {
 		return Token{}, ErrExpired
-	}
-	// Recording every use would put a write behind every registry
-	// request; to the minute is enough to tell a used token from a dead one.
-	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
-		_, _ = t.st.Writer().ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, now.Format(time.RFC3339), tok.ID)
 	}
 	return tok, nil
 }

@@ -125,7 +125,7 @@ approval:
 		}
 	}
 	tokens := auth.NewTokens(st)
-	secret, tok, err := tokens.Create(ctx, "bench", auth.RoleReader)
+	_, tok, err := tokens.Create(ctx, "bench", auth.RoleReader)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,7 +133,10 @@ approval:
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := c.sessions.create(tok, secret)
+	s, err := c.sessions.Create(ctx, tok, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
 	return c, &http.Cookie{Name: SessionCookie, Value: s.ID}
 }
 

@@ -9,10 +9,10 @@
 // that change as events are logged, and a few lines of the console's own
 // sort tables and show times in the viewer's zone.
 //
-// People log in with a token, which the console keeps on the server in a
-// session named by an HttpOnly, SameSite=Strict cookie (Secure under TLS).
-// The token is verified again at every request, so a revoked or expired
-// token ends its sessions; every form carries the session's CSRF token,
+// People log in with a token; the session (auth.Sessions, in the database,
+// so that every replica knows it) is named by an HttpOnly, SameSite=Strict
+// cookie (Secure under TLS). The token is read again at every request, so
+// a revoked or expired token ends its sessions; every form carries the session's CSRF token,
 // checked on every POST; and each page and action needs the role its API
 // route needs (package auth), so a reader sees no Review button and cannot
 // post one either.
@@ -88,7 +88,7 @@ type ImageSource interface {
 type Console struct {
 	Deps
 	pages    map[string]*template.Template
-	sessions *sessions
+	sessions *auth.Sessions
 	mux      *http.ServeMux
 	commits  *commitCache
 	history  *historyCache
@@ -109,7 +109,7 @@ func New(d Deps) (*Console, error) {
 	if d.WriteTimeout <= 0 {
 		d.WriteTimeout = time.Minute
 	}
-	c := &Console{Deps: d, sessions: newSessions(d.SessionTTL), commits: newCommitCache(4096), history: &historyCache{m: map[string][]string{}}}
+	c := &Console{Deps: d, sessions: auth.NewSessions(d.Tokens), commits: newCommitCache(4096), history: &historyCache{m: map[string][]string{}}}
 	if err := c.parse(); err != nil {
 		return nil, err
 	}

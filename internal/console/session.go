@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
@@ -27,80 +26,26 @@ const (
 	CSRFField = "csrf"
 )
 
-// maxSessions bounds the sessions kept at once; past it, the oldest ends.
-const maxSessions = 10000
-
-// session is a logged-in viewer. The token's secret stays on the server,
-// in memory only: it is verified again at every request, so that revoking
-// or expiring the token ends the session, and it never reaches a page, a
-// log or the cookie.
+// session is a logged-in viewer, as auth.Sessions keeps it in the
+// database (every replica knows it; a restart ends none). Its token is
+// read again at every request, so that revoking or expiring the token ends
+// the session; the token's secret is never kept.
 type session struct {
 	ID        string
 	TokenName string
 	Role      auth.Role
 	CSRF      string
 	Expires   time.Time
-	secret    string
 }
 
-type sessions struct {
-	mu  sync.Mutex
-	m   map[string]*session
-	ttl time.Duration
-}
-
-func newSessions(ttl time.Duration) *sessions {
-	return &sessions{m: map[string]*session{}, ttl: ttl}
+func newSession(s auth.Session) *session {
+	return &session{ID: s.ID, TokenName: s.Token.Name, Role: s.Token.Role, CSRF: s.CSRF, Expires: s.Expires}
 }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func (ss *sessions) create(tok auth.Token, secret string) *session {
-	s := &session{ID: randomHex(32), TokenName: tok.Name, Role: tok.Role, CSRF: randomHex(32),
-		Expires: time.Now().Add(ss.ttl), secret: secret}
-	if tok.ExpiresAt != nil && tok.ExpiresAt.Before(s.Expires) {
-		s.Expires = *tok.ExpiresAt
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	now := time.Now()
-	for id, o := range ss.m {
-		if now.After(o.Expires) {
-			delete(ss.m, id)
-		}
-	}
-	if len(ss.m) >= maxSessions {
-		var oldest *session
-		for _, o := range ss.m {
-			if oldest == nil || o.Expires.Before(oldest.Expires) {
-				oldest = o
-			}
-		}
-		delete(ss.m, oldest.ID)
-	}
-	ss.m[s.ID] = s
-	return s
-}
-
-func (ss *sessions) get(id string) *session {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s := ss.m[id]
-	if s != nil && time.Now().After(s.Expires) {
-		delete(ss.m, id)
-		return nil
-	}
-	return s
-}
-
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.m, id)
 }
 
 // secure says whether cookies must be Secure: the request came over TLS,
@@ -115,31 +60,24 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 }
 
-// current returns the request's session, verifying its token again: nil
-// when there is none, or its token is no longer valid. An error is a
-// failure to check (the database, a request that ended): the session is
-// kept, since logging a user out because a page was left mid-check, or
-// the database blinked, would be wrong.
+// current returns the request's session, its token read again: nil when
+// there is none, or its token is no longer valid. An error is a failure to
+// check (the database, a request that ended): the session is kept, since
+// logging a user out because a page was left mid-check, or the database
+// blinked, would be wrong.
 func (c *Console) current(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil || len(ck.Value) != 64 {
 		return nil, nil
 	}
-	s := c.sessions.get(ck.Value)
-	if s == nil {
-		return nil, nil
-	}
-	tok, err := c.Tokens.Verify(r.Context(), s.secret)
+	s, err := c.sessions.Get(r.Context(), ck.Value)
 	if errors.Is(err, auth.ErrInvalid) {
-		c.sessions.end(s.ID)
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("check the session's token: %w", err)
+		return nil, fmt.Errorf("check the session: %w", err)
 	}
-	// The token's role is read again: it is what the API would use.
-	s.Role = tok.Role
-	return s, nil
+	return newSession(s), nil
 }
 
 type handler func(http.ResponseWriter, *http.Request, *session)
@@ -240,7 +178,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, r, http.StatusUnauthorized, "That token is not valid (unknown, revoked or expired).")
 		return
 	}
-	s := c.sessions.create(tok, secret)
+	created, err := c.sessions.Create(r.Context(), tok, c.SessionTTL)
+	if err != nil {
+		c.fail(w, r, nil, http.StatusServiceUnavailable, err)
+		return
+	}
+	s := newSession(created)
 	setCookie(w, r, LoginCookie, "", -1)
 	setCookie(w, r, SessionCookie, s.ID, int(time.Until(s.Expires).Seconds()))
 	c.audit(r, s, "console login", "role", tok.Role)
@@ -248,7 +191,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	c.sessions.end(s.ID)
+	if err := c.sessions.End(r.Context(), s.ID); err != nil {
+		c.fail(w, r, s, http.StatusServiceUnavailable, err)
+		return
+	}
 	setCookie(w, r, SessionCookie, "", -1)
 	c.audit(r, s, "console logout")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)

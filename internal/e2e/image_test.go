@@ -495,11 +495,14 @@ func composeLikeRun(t *testing.T, docker, tag, id string) {
 
 // sharedPart reports whether an environment variable points the server at
 // PostgreSQL, S3 or Redis: the played runs have none of them, and keep
-// SQLite and the registry in the data folder, also once those flags exist.
+// SQLite and the registry in the data folder.
 func sharedPart(name string) bool {
 	if strings.HasPrefix(name, "AWS_") {
 		return true
 	}
 	flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "SCANGATE_"), "_", "-"))
-	return strings.HasPrefix(name, "SCANGATE_") && slices.Contains(pendingFlags, flag)
+	return strings.HasPrefix(name, "SCANGATE_") && slices.Contains(sharedFlags, flag)
 }
+
+// sharedFlags are the server's flags that name PostgreSQL, S3 or Redis.
+var sharedFlags = []string{"database", "registry-storage", "registry-secret", "registry-cache"}

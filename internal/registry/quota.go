@@ -170,8 +170,15 @@ func (r *Registry) usage(ctx context.Context, repository string, skip map[string
 // sizeCacheAge bounds how long a repository's measured blobs are taken on
 // trust: the registry keeps them up to date as uploads complete and
 // deletes forget them, and a change made around the server (a garbage
-// collection) is seen within it.
-const sizeCacheAge = 10 * time.Minute
+// collection) is seen within it. On shared storage the other replicas'
+// pushes are such changes, so the measure is taken again sooner
+// (sharedSizeCacheAge): replicas together may pass a quota by what they
+// accept within it, where a walk per request would cost every push a
+// listing of the bucket.
+const (
+	sizeCacheAge       = 10 * time.Minute
+	sharedSizeCacheAge = 30 * time.Second
+)
 
 // linkedSize is what the blobs linked into a repository hold.
 type linkedSize struct {
@@ -181,12 +188,16 @@ type linkedSize struct {
 }
 
 // linkedBytes returns what the blobs linked into named hold, measured
-// from storage at most every sizeCacheAge: a walk costs a few hundred
+// from storage at most every sizeCacheAge (sharedSizeCacheAge): a walk costs a few hundred
 // microseconds a blob (BenchmarkUsage), and every upload request asks.
 func (r *Registry) linkedBytes(ctx context.Context, named reference.Named) (int64, error) {
 	q := &r.quotas
 	q.mu.Lock()
-	if c := q.sizes[named.Name()]; c != nil && time.Since(c.at) < sizeCacheAge {
+	maxAge := sizeCacheAge
+	if r.storage.Shared() {
+		maxAge = sharedSizeCacheAge
+	}
+	if c := q.sizes[named.Name()]; c != nil && time.Since(c.at) < maxAge {
 		q.mu.Unlock()
 		return c.total, nil
 	}

@@ -512,18 +512,7 @@ replaces the whole configuration.
 				err := printService(&b, &s, events)
 				return s, b.String(), err
 			}
-			if watchService {
-				return g.watch(cmd.Context(), view)
-			}
-			doc, text, err := view()
-			if err != nil {
-				return err
-			}
-			if g.structured() {
-				return g.write(doc)
-			}
-			_, err = io.WriteString(g.stdout, text)
-			return err
+			return g.show(cmd.Context(), watchService, view)
 		},
 	}
 	describe.Flags().BoolVarP(&watchService, "watch", "w", false, "print the service again each time it changes, until interrupted")
@@ -746,18 +735,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 				err := tw.Flush()
 				return orEmpty(out.Tasks), b.String(), err
 			}
-			if watchTasks {
-				return g.watch(cmd.Context(), view)
-			}
-			doc, text, err := view()
-			if err != nil {
-				return err
-			}
-			if g.structured() {
-				return g.write(doc)
-			}
-			_, err = io.WriteString(g.stdout, text)
-			return err
+			return g.show(cmd.Context(), watchTasks, view)
 		},
 	}
 	list.Flags().BoolVarP(&watchTasks, "watch", "w", false, "print the list again each time it changes, until interrupted")

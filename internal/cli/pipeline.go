@@ -295,25 +295,16 @@ time it changes, until interrupted.` + pipelineHelp,
 				return c.logs(ctx, pathOf("executions", a[0], "log"), nil, g.stdout)
 			case wait || follow:
 				return g.waitExecution(ctx, c, a[0], follow)
-			case watch:
-				return g.watch(ctx, func() (any, string, error) {
-					var ex pipeline.Execution
-					if err := c.call(ctx, http.MethodGet, pathOf("executions", a[0]), nil, nil, &ex); err != nil {
-						return nil, "", err
-					}
-					var b strings.Builder
-					err := printExecution(g.with(&b), &ex)
-					return ex, b.String(), err
-				})
 			}
-			var ex pipeline.Execution
-			if err := c.call(ctx, http.MethodGet, pathOf("executions", a[0]), nil, nil, &ex); err != nil {
-				return err
-			}
-			if g.structured() {
-				return g.write(ex)
-			}
-			return printExecution(g, &ex)
+			return g.show(ctx, watch, func() (any, string, error) {
+				var ex pipeline.Execution
+				if err := c.call(ctx, http.MethodGet, pathOf("executions", a[0]), nil, nil, &ex); err != nil {
+					return nil, "", err
+				}
+				var b strings.Builder
+				err := printExecution(g.with(&b), &ex)
+				return ex, b.String(), err
+			})
 		},
 	}
 	get.Flags().BoolVar(&artifact, "artifact", false, "print the imagedefinitions.json artifact")

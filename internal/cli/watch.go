@@ -36,6 +36,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// show prints what view returns once, in the output format; with watch,
+// again each time it changes (see watch).
+func (g *globals) show(ctx context.Context, watch bool, view func() (doc any, text string, err error)) error {
+	if watch {
+		return g.watch(ctx, view)
+	}
+	doc, text, err := view()
+	if err != nil {
+		return err
+	}
+	if g.structured() {
+		return g.write(doc)
+	}
+	_, err = io.WriteString(g.stdout, text)
+	return err
+}
+
 // watch prints what view returns each time it changes (its table text, or
 // its document in json and yaml), until interrupted.
 func (g *globals) watch(ctx context.Context, view func() (doc any, text string, err error)) error {

@@ -13,6 +13,10 @@ import (
 // ServeHTTP serves the registry API at /v2/, checking the request's token
 // and telling Hooks of manifest pushes, pulls and deletes.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == TokenPath {
+		r.serveToken(w, req)
+		return
+	}
 	g, ok := r.authorize(w, req)
 	if !ok {
 		return
@@ -127,6 +131,9 @@ func isUpload(p string) bool {
 func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (grant, bool) {
 	want := need(req)
 	secret, has := auth.Secret(req)
+	if has && r.cfg.AnonymousPull && secret == anonymousToken {
+		has = false // the token endpoint's answer to a client with no credentials
+	}
 	if !has {
 		// /v2/ always asks for credentials: Docker pings it to learn how to
 		// authenticate, and would never send a token for a push if the
@@ -135,12 +142,12 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (grant, b
 		if r.cfg.AnonymousPull && want == auth.RoleReader && !base {
 			return grant{}, true
 		}
-		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+		r.unauthorized(w, req, "authentication required")
 		return grant{}, false
 	}
 	tok, err := r.cfg.Tokens.Verify(req.Context(), secret)
 	if err != nil {
-		deny(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid token")
+		r.unauthorized(w, req, "invalid token")
 		return grant{}, false
 	}
 	if !tok.Role.Allows(want) {
@@ -183,9 +190,6 @@ func (g *gatedWriter) finish() {
 
 // deny writes an error in the distribution specification's shape.
 func deny(w http.ResponseWriter, status int, code, msg string) {
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="scangate"`)
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(errorBody(code, msg))

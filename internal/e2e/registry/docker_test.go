@@ -17,6 +17,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -166,5 +167,44 @@ func waitPushEvent(t *testing.T, s *servertest.Server, resource string) {
 			t.Fatalf("no Image Push event for %s", resource)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With anonymous pulls on, the Docker Engine pulls with no login (the
+// registry's challenge is then Bearer, through its token endpoint, which
+// Docker answers without credentials), cannot push without one, and logs
+// in and pushes with a pusher token as before.
+func TestDockerAnonymousPull(t *testing.T) {
+	d := newDocker(t)
+	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{AnonymousPull: true}})
+	pusher := token(t, s.Store, auth.RolePusher)
+
+	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	repo := "scangate-test/anon-" + run
+	pulled, pushed := s.Addr+"/"+repo+":v1", s.Addr+"/"+repo+":v2"
+	t.Cleanup(func() {
+		for _, ref := range []string{pulled, pushed} {
+			_, _ = d.run("rmi", "--force", ref)
+		}
+	})
+	img := imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "app/run-id", Body: run}))
+	s.Push(t, repo+":v1", img) // go-containerregistry with a token: the Bearer flow with Basic credentials
+
+	d.must("pull", pulled)
+	d.must("tag", pulled, pushed)
+	if out, err := d.run("push", pushed); err == nil {
+		t.Fatalf("docker push with no login succeeded:\n%s", out)
+	} else if !strings.Contains(strings.ToLower(out), "unauthorized") && !strings.Contains(strings.ToLower(out), "denied") {
+		t.Errorf("docker push with no login: want it refused, got:\n%s", out)
+	}
+	if out, err := d.runIn("sgt_not-a-token\n", "login", s.Addr, "--username", "ci", "--password-stdin"); err == nil {
+		t.Fatalf("docker login with a wrong token succeeded:\n%s", out)
+	}
+	if out, err := d.runIn(pusher+"\n", "login", s.Addr, "--username", "ci", "--password-stdin"); err != nil {
+		t.Fatalf("docker login as pusher: %v\n%s", err, out)
+	}
+	d.must("push", pushed)
+	if _, err := remote.Head(s.Ref(t, repo+":v2"), remote.WithAuth(s.Auth())); err != nil {
+		t.Fatalf("the image docker pushed is not in the registry: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/registry"
 	"github.com/scangate/scangate/internal/registry/registrytest"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
@@ -149,7 +151,17 @@ func TestAnonymousPull(t *testing.T) {
 			d := s.Push(t, repo+":1", img)
 			ref := s.Ref(t, repo+":1")
 
-			registrytest.WantAuthChallenge(t, "GET /v2/", registrytest.Do(t, http.MethodGet, base+"/v2/", "", nil, nil))
+			// With anonymous pulls the challenge is Bearer, through the
+			// token endpoint (Docker asks a Basic realm only with a login).
+			challenge := func(what string, r registrytest.Result) {
+				t.Helper()
+				if on {
+					registrytest.WantChallenge(t, what, r, `Bearer realm="`+base+registry.TokenPath+`",service="scangate"`)
+				} else {
+					registrytest.WantAuthChallenge(t, what, r)
+				}
+			}
+			challenge("GET /v2/", registrytest.Do(t, http.MethodGet, base+"/v2/", "", nil, nil))
 			_, err := remote.Image(ref, remote.WithAuth(authn.Anonymous))
 			manifest := registrytest.Do(t, http.MethodGet, base+"/v2/"+repo+"/manifests/"+d, "", nil,
 				map[string]string{"Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
@@ -165,15 +177,31 @@ func TestAnonymousPull(t *testing.T) {
 				}
 				// A token that is wrong is still refused: anonymous
 				// means no credentials, not bad ones.
-				registrytest.WantAuthChallenge(t, "GET manifest with a bad token", registrytest.Do(t, http.MethodGet, base+"/v2/"+repo+"/manifests/"+d, "basic:sgt_bad", nil, nil))
+				challenge("GET manifest with a bad token", registrytest.Do(t, http.MethodGet, base+"/v2/"+repo+"/manifests/"+d, "basic:sgt_bad", nil, nil))
+				// The token endpoint: none for a bad token, the anonymous
+				// one without credentials, the client's own for a good one.
+				registrytest.WantAuthChallenge(t, "a token for a bad token", registrytest.Do(t, http.MethodGet, base+registry.TokenPath, "basic:sgt_bad", nil, nil))
+				for _, c := range []struct{ creds, want string }{{"", "anonymous"}, {"basic:" + s.Token, s.Token}} {
+					r := registrytest.Do(t, http.MethodGet, base+registry.TokenPath+"?service=scangate&scope=repository:"+repo+":pull", c.creds, nil, nil)
+					var tok struct{ Token string }
+					if err := json.Unmarshal(r.Body, &tok); r.Status != http.StatusOK || err != nil || tok.Token != c.want {
+						t.Errorf("token endpoint, credentials %v: %d %s", c.creds != "", r.Status, r.Body)
+					}
+				}
+				// The anonymous token pulls and pushes nothing more.
+				if r := registrytest.Do(t, http.MethodGet, base+"/v2/"+repo+"/tags/list", "bearer:anonymous", nil, nil); r.Status != http.StatusOK {
+					t.Errorf("tag list with the anonymous token: %d %s", r.Status, r.Body)
+				}
+				challenge("POST upload with the anonymous token", registrytest.Do(t, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", "bearer:anonymous", nil, nil))
 			} else {
 				registrytest.WantTransportStatus(t, "anonymous pull", err, http.StatusUnauthorized)
-				registrytest.WantAuthChallenge(t, "anonymous GET manifest", manifest)
+				challenge("anonymous GET manifest", manifest)
+				registrytest.WantAuthChallenge(t, "a token with no credentials", registrytest.Do(t, http.MethodGet, base+registry.TokenPath, "", nil, nil))
 			}
 			err = remote.Write(s.Ref(t, repo+":2"), registrytest.SmallImage(t), remote.WithAuth(authn.Anonymous))
 			registrytest.WantTransportStatus(t, "anonymous push", err, http.StatusUnauthorized)
-			registrytest.WantAuthChallenge(t, "anonymous POST upload", registrytest.Do(t, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", "", nil, nil))
-			registrytest.WantAuthChallenge(t, "anonymous DELETE", registrytest.Do(t, http.MethodDelete, base+"/v2/"+repo+"/manifests/"+d, "", nil, nil))
+			challenge("anonymous POST upload", registrytest.Do(t, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", "", nil, nil))
+			challenge("anonymous DELETE", registrytest.Do(t, http.MethodDelete, base+"/v2/"+repo+"/manifests/"+d, "", nil, nil))
 		})
 	}
 }

@@ -99,11 +99,18 @@ func SmallImage(t testing.TB) v1.Image {
 // WantAuthChallenge checks a 401 that asks for Basic credentials.
 func WantAuthChallenge(t testing.TB, what string, r Result) {
 	t.Helper()
+	WantChallenge(t, what, r, `Basic realm="scangate"`)
+}
+
+// WantChallenge checks a 401 with an UNAUTHORIZED error and the challenge
+// want (WWW-Authenticate).
+func WantChallenge(t testing.TB, what string, r Result, want string) {
+	t.Helper()
 	if r.Status != http.StatusUnauthorized {
 		t.Fatalf("%s: status %d, want 401; body %q", what, r.Status, r.Body)
 	}
-	if got := r.Header.Get("WWW-Authenticate"); got != `Basic realm="scangate"` {
-		t.Errorf("%s: WWW-Authenticate %q, want Basic realm=\"scangate\"", what, got)
+	if got := r.Header.Get("WWW-Authenticate"); got != want {
+		t.Errorf("%s: WWW-Authenticate %q, want %q", what, got, want)
 	}
 	if c := r.Code(t); c != "UNAUTHORIZED" {
 		t.Errorf("%s: error code %s, want UNAUTHORIZED", what, c)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,55 +24,105 @@ import (
 // followed (they would name a host no one checked), and no proxy is used
 // (a proxy connects where this check cannot see).
 //
-// For ssh and git:// URLs the host is checked the same way but git is not
-// pinned: ssh and git's own TCP transport resolve the name again, so a DNS
-// answer that changes between the check and the connection (rebinding) is
-// not caught for them.
+// ssh and git:// URLs are pinned too, each in its own way: ssh is told to
+// connect to the address checked (-o Hostname) while it keeps checking the
+// host key under the repository's name (-o HostKeyAlias), and a git://
+// URL is rewritten (url.<pinned>.insteadOf) to name the address itself,
+// which git's daemon protocol allows (it authenticates nothing, so the
+// name it was given matters to no one). Only an operator's own ssh variant
+// (GIT_SSH_VARIANT other than ssh), whose options are not OpenSSH's, goes
+// unpinned.
 
 // resolveTimeout bounds the lookup of a repository's host.
 const resolveTimeout = 10 * time.Second
 
+// transport is how git reaches an external repository.
+type transport int
+
+const (
+	transportWeb transport = iota // http or https, through curl
+	transportSSH                  // ssh:// or scp-like host:path
+	transportGit                  // git://, git's own daemon protocol
+)
+
 // remoteHost returns the host and port (0 if none is given) an external
-// repository URL names, and whether git connects to it over http(s).
-func remoteHost(raw string) (host string, port int, web bool, err error) {
+// repository URL names, and how git connects to it.
+func remoteHost(raw string) (host string, port int, how transport, err error) {
 	if h, _, ok := scpLike(raw); ok {
-		return h, 0, false, nil
+		return h, 0, transportSSH, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
-		return "", 0, false, fmt.Errorf("repository URL %q: no host: %w", Redact(raw), ErrInvalid)
+		return "", 0, 0, fmt.Errorf("repository URL %q: no host: %w", Redact(raw), ErrInvalid)
 	}
 	if p := u.Port(); p != "" {
 		if _, err := fmt.Sscanf(p, "%d", &port); err != nil || port < 1 || port > 65535 {
-			return "", 0, false, fmt.Errorf("repository URL %q: port %q: %w", Redact(raw), p, ErrInvalid)
+			return "", 0, 0, fmt.Errorf("repository URL %q: port %q: %w", Redact(raw), p, ErrInvalid)
 		}
 	}
-	web = u.Scheme == "http" || u.Scheme == "https"
-	if web && port == 0 {
-		port = 443
-		if u.Scheme == "http" {
-			port = 80
+	switch u.Scheme {
+	case "http", "https":
+		how = transportWeb
+		if port == 0 {
+			port = 443
+			if u.Scheme == "http" {
+				port = 80
+			}
 		}
+	case "git":
+		how = transportGit
+		if port == 0 {
+			port = 9418
+		}
+	default:
+		how = transportSSH
 	}
-	return u.Hostname(), port, web, nil
+	return u.Hostname(), port, how, nil
 }
 
+// pin is what holds git to the addresses checked: configuration, and
+// environment variables set after remote's.
+type pin struct {
+	config []kv
+	env    []string
+}
+
+// hostName matches the host names and addresses pinning writes into an
+// ssh command line (which a shell reads) and a git configuration key.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+
 // reach checks that the external repository raw is one git may connect
-// to, and returns the configuration that pins git to the addresses
-// checked.
-func (r *Repos) reach(ctx context.Context, raw string) ([]kv, error) {
-	host, port, web, err := remoteHost(raw)
+// to, and returns what pins git to the addresses checked.
+func (r *Repos) reach(ctx context.Context, raw string) (pin, error) {
+	host, port, how, err := remoteHost(raw)
 	if err != nil {
-		return nil, err
+		return pin{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	addrs, err := r.egress().Resolve(ctx, host)
 	if err != nil {
-		return nil, err
+		return pin{}, err
 	}
-	if !web {
-		return nil, nil
+	if !hostName.MatchString(host) {
+		return pin{}, fmt.Errorf("repository URL %q: host %q: %w", Redact(raw), host, ErrInvalid)
+	}
+	switch how {
+	case transportSSH:
+		if v := os.Getenv("GIT_SSH_VARIANT"); v != "" && v != "ssh" {
+			return pin{}, nil
+		}
+		// One address: ssh takes one Hostname. The host key stays the
+		// name's, so a rebinding to another server fails its check too.
+		return pin{env: []string{"GIT_SSH_COMMAND=" + sshCommand() +
+			" -o Hostname=" + addrs[0].String() + " -o HostKeyAlias=" + host}}, nil
+	case transportGit:
+		u, err := url.Parse(raw)
+		if err != nil {
+			return pin{}, fmt.Errorf("repository URL %q: %w", Redact(raw), ErrInvalid)
+		}
+		pinned := "git://" + net.JoinHostPort(addrs[0].String(), fmt.Sprint(port)) + "/"
+		return pin{config: []kv{{"url." + pinned + ".insteadOf", "git://" + u.Host + "/"}}}, nil
 	}
 	list := make([]string, len(addrs))
 	for i, a := range addrs {
@@ -79,11 +131,11 @@ func (r *Repos) reach(ctx context.Context, raw string) ([]kv, error) {
 			list[i] = "[" + list[i] + "]"
 		}
 	}
-	return []kv{
+	return pin{config: []kv{
 		{"http.curloptResolve", net.JoinHostPort(host, fmt.Sprint(port)) + ":" + strings.Join(list, ",")},
 		{"http.followRedirects", "false"},
 		{"remote.src.proxy", ""},
-	}, nil
+	}}, nil
 }
 
 func (r *Repos) egress() *egress.Guard {

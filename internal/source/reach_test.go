@@ -3,13 +3,18 @@ package source_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scangate/scangate/internal/dnstest"
 	"github.com/scangate/scangate/internal/egress"
+	"github.com/scangate/scangate/internal/servertest"
 	"github.com/scangate/scangate/internal/source"
 )
 
@@ -86,5 +91,58 @@ func TestFetchIsPinnedToTheCheckedAddress(t *testing.T) {
 	_, err = strict.repos.Fetch(ctx, u, "main")
 	if !errors.Is(err, egress.ErrRefused) || !strings.Contains(err.Error(), "metadata") {
 		t.Errorf("Fetch of a name resolving to the metadata address: %v, want refused", err)
+	}
+}
+
+// A git:// repository is pinned too: served by git's own daemon on
+// 127.0.0.1 under a name only the test's DNS server knows, it is fetched
+// (git, resolving the name itself, would fail); once the name resolves to
+// a refused address, the fetch is refused before git runs.
+func TestGitProtocolFetchIsPinned(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	bare := filepath.Join(root, "lib.git")
+	gitRun(t, root, "init", "--quiet", "--bare", "-b", "main", bare)
+	work := clone(t, bare)
+	first := commitFile(t, work, "Dockerfile", "FROM scratch\n")
+	gitRun(t, work, "push", "--quiet", "origin", "HEAD:main")
+
+	port := servertest.FreePort(t)
+	daemon := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--base-path="+root,
+		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), root)
+	if err := daemon.Start(); err != nil {
+		t.Fatalf("git daemon: %v", err)
+	}
+	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
+	waitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+
+	dns := dnstest.Start(t)
+	dns.Set("git.daemon.test", "127.0.0.1")
+	s := newServer(t, source.Options{Egress: egress.New(egress.Loopback).WithResolver(dns.Resolver())})
+	u := fmt.Sprintf("git://git.daemon.test:%d/lib.git", port)
+	if c, err := s.repos.Fetch(ctx, u, "main"); err != nil || c != first {
+		t.Fatalf("Fetch of %s = %q, %v; want %s", u, c, err, first)
+	}
+	dns.Set("git.daemon.test", "169.254.169.254")
+	strict := newServer(t, source.Options{Egress: egress.New(nil).WithResolver(dns.Resolver())})
+	if _, err := strict.repos.Fetch(ctx, u, "main"); !errors.Is(err, egress.ErrRefused) {
+		t.Errorf("Fetch of a git:// name resolving to the metadata address: %v, want refused", err)
+	}
+}
+
+// waitListening waits until something accepts connections at addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens at %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -76,7 +76,7 @@ func (r *Repos) Fetch(ctx context.Context, url, branch string) (commit string, e
 		return "", fmt.Errorf("fetch %s of %s: %w", ref, Redact(url), err)
 	}
 	config, env := remote(url)
-	cmd := gitCmd{dir: d, config: append(config, pin...), env: env, redact: redactor(url),
+	cmd := gitCmd{dir: d, config: append(config, pin.config...), env: append(env, pin.env...), redact: redactor(url),
 		args: []string{"fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "src", "+" + ref + ":" + ref}}
 	if _, err := cmd.run(ctx); err != nil {
 		return "", fmt.Errorf("fetch %s of %s: %w", ref, Redact(url), err)
@@ -124,7 +124,7 @@ func (r *Repos) lsRemote(ctx context.Context, url, branch string) (string, error
 		return "", fmt.Errorf("ls-remote %s of %s: %w", ref, Redact(url), err)
 	}
 	config, env := remote(url)
-	out, err := (gitCmd{dir: d, config: append(config, pin...), env: env, redact: redactor(url),
+	out, err := (gitCmd{dir: d, config: append(config, pin.config...), env: append(env, pin.env...), redact: redactor(url),
 		args: []string{"ls-remote", "--quiet", "src", ref}}).run(ctx)
 	if err != nil {
 		return "", fmt.Errorf("ls-remote %s of %s: %w", ref, Redact(url), err)

@@ -167,11 +167,18 @@ func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// hasCredentials tells a request that tries to authenticate: with a header,
-// or with the web console's login form (LoginPath).
+// hasCredentials tells a request that tries to authenticate: with a header
+// (the registry's AnonymousToken is none), or with the web console's login
+// form (LoginPath).
 func hasCredentials(r *http.Request) bool {
-	return r.Header.Get("Authorization") != "" || r.Method == http.MethodPost && r.URL.Path == LoginPath
+	h := r.Header.Get("Authorization")
+	return h != "" && h != "Bearer "+AnonymousToken || r.Method == http.MethodPost && r.URL.Path == LoginPath
 }
+
+// AnonymousToken is the token the registry's token endpoint gives a client
+// with no credentials when anonymous pulls are on: it stands for no token.
+// It is no secret.
+const AnonymousToken = "anonymous"
 
 // LoginPath is where the web console's login form posts a token.
 const LoginPath = "/login"

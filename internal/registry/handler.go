@@ -131,7 +131,7 @@ func isUpload(p string) bool {
 func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (grant, bool) {
 	want := need(req)
 	secret, has := auth.Secret(req)
-	if has && r.cfg.AnonymousPull && secret == anonymousToken {
+	if has && r.cfg.AnonymousPull && secret == auth.AnonymousToken {
 		has = false // the token endpoint's answer to a client with no credentials
 	}
 	if !has {

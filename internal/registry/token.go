@@ -19,13 +19,9 @@ import (
 // asks this endpoint for a token first, with its login if it has one.
 const TokenPath = "/v2/token"
 
-// anonymousToken is the token given to a client with no credentials when
-// anonymous pulls are on: it stands for no token, and grants only what
-// anonymous requests may do. It is no secret.
-const anonymousToken = "anonymous"
 
 // tokenTTL is what the answers say a token lasts. The token is the
-// client's own scangate token (or anonymousToken), checked at every
+// client's own scangate token (or auth.AnonymousToken), checked at every
 // request, so the figure only tells the client when to ask again.
 const tokenTTL = time.Hour
 
@@ -47,7 +43,7 @@ func (r *Registry) unauthorized(w http.ResponseWriter, req *http.Request, msg st
 
 // serveToken answers a token request: Basic credentials whose password is
 // a scangate token get that token back (the Bearer the client then sends
-// is checked like Basic); no credentials get anonymousToken when anonymous
+// is checked like Basic); no credentials get auth.AnonymousToken when anonymous
 // pulls are on. The request carries no body; scope and service are not
 // needed, since every request is checked against the token's role and
 // repositories.
@@ -57,7 +53,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		deny(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "the token endpoint answers GET")
 		return
 	}
-	token := anonymousToken
+	token := auth.AnonymousToken
 	if _, secret, ok := req.BasicAuth(); ok {
 		if _, err := r.cfg.Tokens.Verify(req.Context(), secret); err != nil {
 			if !errors.Is(err, auth.ErrInvalid) {

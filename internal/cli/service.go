@@ -77,15 +77,19 @@ registry and hosted git repositories; admin tokens reach every repository.` + cl
 			if err != nil {
 				return err
 			}
-			if c == nil { // the first admin's, in the data folder
+			if c == nil { // the first admin's, in the data folder's database
+				where := "the data folder " + g.dataDir
 				err = g.withStore(cmd.Context(), func(st *store.Store) error {
+					if st.Dialect() == store.Postgres {
+						where = "the PostgreSQL database of --database"
+					}
 					created.Secret, created.Token, err = auth.NewTokens(st).CreateToken(cmd.Context(), auth.Spec{Name: name, Role: r, Expires: until, Repositories: scope})
 					return badInput(err)
 				})
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stderr, "token %s created in the data folder %s (local: no server was asked)\n", name, g.dataDir)
+				fmt.Fprintf(g.stderr, "token %s created in %s (local: no server was asked)\n", name, where)
 			} else {
 				body := map[string]any{"name": name, "role": r}
 				if !until.IsZero() {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scangate/scangate/internal/store"
@@ -75,6 +76,9 @@ type Token struct {
 	// Repositories are the repositories the token may reach (registry and
 	// hosted git); empty grants every one.
 	Repositories Scope `json:"repositories,omitempty"`
+	// Process marks a token of the server's own (Tokens.Process), which
+	// no one else can hold whatever its name.
+	Process bool `json:"-"`
 }
 
 // Grants reports whether the token may reach the repository name at all
@@ -98,10 +102,34 @@ var ErrExists = errors.New("a token with this name exists")
 type Tokens struct {
 	st  *store.Store
 	now func() time.Time
+
+	mu      sync.RWMutex
+	process map[string]Token // the process's own tokens, by their secret's hash
 }
 
 // NewTokens returns the token table of st.
 func NewTokens(st *store.Store) *Tokens { return &Tokens{st: st, now: time.Now} }
+
+// Process makes a token that lives in this process's memory only, for the
+// server's own clients of itself (its builds push to, and its Docker
+// Engine pulls from, this process's own address): nothing is written to
+// the database, so replicas sharing it do not replace each other's, a
+// killed process leaves none behind, and no secret outlives the process
+// that holds it. It verifies like any token, with Token.Process set.
+func (t *Tokens) Process(name string, role Role) (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("make token %q: %w", name, err)
+	}
+	secret := Prefix + hex.EncodeToString(raw)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.process == nil {
+		t.process = map[string]Token{}
+	}
+	t.process[hash(secret)] = Token{ID: "process:" + name, Name: name, Role: role, CreatedAt: t.now().UTC(), Process: true}
+	return secret, nil
+}
 
 // Create makes a token that does not expire and returns its secret, which
 // is not stored.
@@ -178,21 +206,16 @@ func (t *Tokens) CreateToken(ctx context.Context, spec Spec) (string, Token, err
 	return secret, tok, nil
 }
 
-// Rotate replaces the token named name with a new one of role and returns
-// its secret: the server makes its own tokens (the builder's) this way at
-// each start, so no secret outlives the process that holds it.
-func (t *Tokens) Rotate(ctx context.Context, name string, role Role) (string, error) {
-	if _, err := t.st.Writer().ExecContext(ctx, `DELETE FROM tokens WHERE name = $1`, name); err != nil {
-		return "", fmt.Errorf("rotate token %q: %w", name, err)
-	}
-	secret, _, err := t.Create(ctx, name, role)
-	return secret, err
-}
-
 // Verify returns the token whose secret this is.
 func (t *Tokens) Verify(ctx context.Context, secret string) (Token, error) {
 	if !strings.HasPrefix(secret, Prefix) || len(secret) > 128 {
 		return Token{}, ErrInvalid
+	}
+	t.mu.RLock()
+	tok, ok := t.process[hash(secret)]
+	t.mu.RUnlock()
+	if ok {
+		return tok, nil
 	}
 	tok, err := t.lookup(ctx, "hash", hash(secret))
 	if err != nil {

@@ -154,7 +154,7 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request) (grant, b
 		deny(w, http.StatusForbidden, "DENIED", "token "+tok.Name+" ("+string(tok.Role)+") may not "+req.Method+" here; it needs the "+string(want)+" role")
 		return grant{}, false
 	}
-	return grant{who: Puller{Token: tok.Name, Role: tok.Role}, scope: tok.Repositories}, true
+	return grant{who: Puller{Token: tok.Name, Role: tok.Role, Process: tok.Process}, scope: tok.Repositories}, true
 }
 
 // gatedWriter asks the pull gate about a manifest as its status is written:

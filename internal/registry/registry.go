@@ -117,6 +117,8 @@ type PullGate interface {
 type Puller struct {
 	Token string
 	Role  auth.Role
+	// Process tells the server's own token (auth.Tokens.Process).
+	Process bool
 }
 
 // Registry is the embedded registry.

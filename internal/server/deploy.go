@@ -19,14 +19,17 @@ import (
 )
 
 // deployerToken names the token the server makes at each start for the
-// engine to pull task images with.
+// engine to pull task images with (from this process's own address): a
+// process token (auth.Tokens.Process), so replicas do not replace each
+// other's.
 const deployerToken = "scangate-deployer"
 
 // assembleDeploy makes the Docker runtime, the load balancer and the
 // service controller, and routes re-evaluations to its compliance check.
 func (p *parts) assembleDeploy(ctx context.Context) error {
 	log := p.cfg.Logger
-	secret, err := p.tokens.Rotate(ctx, deployerToken, auth.RoleReader)
+	_ = p.tokens.Revoke(ctx, deployerToken) // the database token of earlier versions
+	secret, err := p.tokens.Process(deployerToken, auth.RoleReader)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,8 @@ import (
 )
 
 // builderToken names the token the server makes at each start for its
-// builds to push with.
+// builds to push with: a process token (auth.Tokens.Process), one per
+// replica, which its own registry alone is asked to check.
 const builderToken = "scangate-builder"
 
 // pipelineSource reads commits for builds from hosted repositories and the
@@ -229,10 +230,14 @@ func loopbackHost(addr net.Addr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
-// newBuilder makes the Docker builder with a fresh pusher token. Its
-// bases come from scangate's own registry and the others allowed.
+// newBuilder makes the Docker builder with a fresh pusher token of the
+// process's own. Its bases come from scangate's own registry and the
+// others allowed.
 func newBuilder(ctx context.Context, tokens *auth.Tokens, host string, allowed []string) (*build.Builder, error) {
-	secret, err := tokens.Rotate(ctx, builderToken, auth.RolePusher)
+	// The database token of earlier versions, whose name any admin could
+	// have taken since: gone.
+	_ = tokens.Revoke(ctx, builderToken)
+	secret, err := tokens.Process(builderToken, auth.RolePusher)
 	if err != nil {
 		return nil, err
 	}

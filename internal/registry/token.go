@@ -19,7 +19,6 @@ import (
 // asks this endpoint for a token first, with its login if it has one.
 const TokenPath = "/v2/token"
 
-
 // tokenTTL is what the answers say a token lasts. The token is the
 // client's own scangate token (or auth.AnonymousToken), checked at every
 // request, so the figure only tells the client when to ask again.

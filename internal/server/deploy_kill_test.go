@@ -319,7 +319,10 @@ func (d *deployKillHarness) converge(ctx context.Context, want, message string) 
 }
 
 // checkAdopted checks that the containers in before still run, as they
-// were: the same container, started once, at the same time.
+// were: the same container, started once, at the same time. A container
+// whose task the restarted server has since replaced on purpose (the
+// rollout went on: the new tasks became healthy, and it stopped an old
+// one as "replaced by deployment") is not one it failed to adopt.
 func (d *deployKillHarness) checkAdopted(before map[string]container, what string) {
 	d.t.Helper()
 	now := map[string]container{}
@@ -328,6 +331,9 @@ func (d *deployKillHarness) checkAdopted(before map[string]container, what strin
 	}
 	for id, b := range before {
 		c, ok := now[id]
+		if (!ok || c.state != "running") && d.replaced(b.task) {
+			continue
+		}
 		switch {
 		case !ok:
 			d.t.Errorf("%s: container %s of task %s is gone", what, id[:12], b.task)
@@ -533,4 +539,12 @@ func getBody(url string) (string, error) {
 		return string(body), fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(body), err
+}
+
+// replaced tells whether the task was stopped on purpose by a rollout:
+// desired STOPPED, by the scheduler, as replaced by a deployment.
+func (d *deployKillHarness) replaced(task string) bool {
+	var desired, code, reason string
+	err := d.db.QueryRow(`SELECT desired_status, stop_code, stopped_reason FROM tasks WHERE id = $1`, task).Scan(&desired, &code, &reason)
+	return err == nil && desired == deploy.TaskStopped && code == deploy.StopServiceSchedulerInitiated && strings.Contains(reason, "replaced by deployment")
 }

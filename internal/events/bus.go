@@ -257,7 +257,7 @@ func (b *Bus) Rules(ctx context.Context) ([]Rule, error) {
 // Publish writes e to the event log and queues its routing, in tx, which
 // should be the transaction that records what the event tells.
 func (b *Bus) Publish(ctx context.Context, tx *sql.Tx, e Envelope) error {
-	if err := logEvent(ctx, tx, e); err != nil {
+	if err := b.logEvent(ctx, tx, e); err != nil {
 		return err
 	}
 	if _, err := b.jobs.InsertTx(ctx, tx, routeArgs{EventID: e.ID}, nil); err != nil {
@@ -266,11 +266,28 @@ func (b *Bus) Publish(ctx context.Context, tx *sql.Tx, e Envelope) error {
 	return nil
 }
 
+// logLock is the PostgreSQL advisory lock that orders the event log's
+// writers (an arbitrary constant, the same in every replica).
+const logLock = 0x5ca9_6a7e_0001
+
 // logEvent writes e to the event log.
-func logEvent(ctx context.Context, tx *sql.Tx, e Envelope) error {
+//
+// Readers follow the log by sequence number ("events after N": events tail
+// -f, the console's live updates). On PostgreSQL an identity is assigned
+// at INSERT but seen at COMMIT, and transactions commit in any order: a
+// reader could see N+1 before N commits, move on past N, and never see
+// it. So each writing transaction holds one advisory lock from its first
+// event until it commits: numbers are then taken and committed in the same
+// order. (SQLite has one writer at a time already.)
+func (b *Bus) logEvent(ctx context.Context, tx *sql.Tx, e Envelope) error {
 	doc, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", e.DetailType, err)
+	}
+	if b.st.Dialect() == store.Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(logLock)); err != nil {
+			return fmt.Errorf("publish %s: order the event log: %w", e.DetailType, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, time, source, detail_type, doc) VALUES ($1, $2, $3, $4, $5)`,
 		e.ID, e.Time.UTC().Format(time.RFC3339), e.Source, e.DetailType, string(doc)); err != nil {
@@ -287,7 +304,7 @@ func (b *Bus) PublishMany(ctx context.Context, tx *sql.Tx, es []Envelope) error 
 	}
 	routes := make([]river.InsertManyParams, 0, len(es))
 	for _, e := range es {
-		if err := logEvent(ctx, tx, e); err != nil {
+		if err := b.logEvent(ctx, tx, e); err != nil {
 			return err
 		}
 		routes = append(routes, river.InsertManyParams{Args: routeArgs{EventID: e.ID}})

@@ -82,6 +82,10 @@ func Recover(ctx context.Context, st *store.Store) (int64, error) {
 type Config struct {
 	Queues map[string]int
 	Logger *slog.Logger
+	// ID names this client in the jobs it runs (river_job.attempted_by):
+	// the server's lease holder, so that RequeueOrphans can tell the jobs
+	// of a server that died. Empty: River's own.
+	ID string
 	// Poll is how often idle queues look for new jobs; SQLite has no
 	// LISTEN/NOTIFY, so this bounds the delay of a job inserted by another
 	// process. (On PostgreSQL River is told of new jobs at once.)
@@ -96,6 +100,7 @@ func New(st *store.Store, workers *river.Workers, cfg Config) (*Client, error) {
 		FetchPollInterval: cfg.Poll,
 		FetchCooldown:     10 * time.Millisecond,
 		JobTimeout:        -1, // each worker sets its own Timeout
+		ID:                cfg.ID,
 	}
 	rc.Logger = quiet()
 	if cfg.Logger != nil {
@@ -116,6 +121,27 @@ func New(st *store.Store, workers *river.Workers, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("job client: %w", err)
 	}
 	return c, nil
+}
+
+// RequeueOrphans makes the running jobs of clients not in live available
+// again: on PostgreSQL, where servers share the jobs, those of a server
+// that died (its presence lease expired) would otherwise wait for River's
+// rescuer, an hour. The last client that attempted a job is the one
+// running it. A job attempted in the last 30 s is left: its server may be
+// starting, its presence not yet written. SQLite has Recover at start
+// instead; it returns 0 there.
+func RequeueOrphans(ctx context.Context, st *store.Store, live []string) (int64, error) {
+	if st.Dialect() != store.Postgres || len(live) == 0 {
+		return 0, nil
+	}
+	res, err := st.Writer().ExecContext(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
+		WHERE state = 'running' AND cardinality(attempted_by) > 0
+		AND NOT (attempted_by[cardinality(attempted_by)] = ANY($1))
+		AND attempted_at < now() - interval '30 seconds'`, live)
+	if err != nil {
+		return 0, fmt.Errorf("requeue the jobs of stopped servers: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // WaitingStates are the states of a job still to be done. A unique job

@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -404,4 +405,28 @@ func (l *Leases) unlocal(name string, lc *local, held bool) {
 	if lc.users--; lc.users == 0 {
 		delete(l.locals, name)
 	}
+}
+
+// PresencePrefix names the lease each server holds for as long as it runs
+// (PresencePrefix + its holder), so that the others can tell a server
+// that died from one that is busy: its presence expires within a TTL.
+const PresencePrefix = "server:"
+
+// Present returns the holders whose presence leases are live now.
+func (l *Leases) Present(ctx context.Context) ([]string, error) {
+	rows, err := l.st.Reader().QueryContext(ctx, `SELECT name FROM leases WHERE name LIKE $1 AND expires_at > $2`,
+		PresencePrefix+"%", formatTime(l.opts.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("read the servers present: %w", err)
+	}
+	defer rows.Close()
+	var holders []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("read the servers present: %w", err)
+		}
+		holders = append(holders, strings.TrimPrefix(name, PresencePrefix))
+	}
+	return holders, rows.Err()
 }

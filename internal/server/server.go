@@ -278,6 +278,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 	queues[scanner.Queue] = cfg.ScanConcurrency
 	queues[pipeline.Queue] = cfg.BuildConcurrency
 	p.jobs, err = jobs.New(st, workers, jobs.Config{
+		ID:     p.leases.Holder(),
 		Queues: queues,
 		Logger: log.With("component", "jobs"),
 	})
@@ -482,7 +483,12 @@ const (
 	leaseDeploy    = "deploy-controller" // the services' reconcile loop
 	leasePollers   = "source-pollers"    // polling external git sources
 	leaseRetention = "retention"         // pruning old events and executions
+	leaseRescuer   = "job-rescuer"       // requeueing the jobs of servers that died
 )
+
+// rescueEvery is how often the rescuer looks for the running jobs of a
+// server whose presence lease has expired.
+const rescueEvery = 5 * time.Second
 
 // serve starts the jobs and the listener, catches up with what happened
 // while no server ran, and drains when ctx is done.
@@ -507,6 +513,12 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 	// the jobs must outlive it to drain.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
+	// This server's presence, taken before it runs a job: the jobs it
+	// runs are not another server's to requeue while it lasts.
+	presence := lease.PresencePrefix + p.leases.Holder()
+	if _, err := p.leases.TryAcquire(ctx, presence); err != nil {
+		return err
+	}
 	if err := p.jobs.Start(jobCtx); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
@@ -530,6 +542,10 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 		leaders.Add(1)
 		go func() { defer leaders.Done(); p.leases.RunWhileLeader(ctx, name, fn) }()
 	}
+	// Its presence is renewed like a lease it leads; its end (a stop)
+	// releases it.
+	lead(presence, func(ctx context.Context) { <-ctx.Done() })
+	lead(leaseRescuer, p.rescueEvery)
 	lead(leasePollers, func(ctx context.Context) { p.sources.watch(ctx, 15*time.Second) })
 	lead(leaseRetention, p.pruneEvery)
 	lead(leaseDeploy, func(lctx context.Context) {
@@ -651,4 +667,33 @@ func lockDataDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("another scangate server is using %s (%s is locked)", dir, path)
 	}
 	return func() { f.Close() }, nil
+}
+
+// rescueEvery requeues, every rescueEvery, the running jobs of servers no
+// longer present (PostgreSQL: several servers share the jobs; a SQLite
+// server recovers its own at start).
+func (p *parts) rescueEvery(ctx context.Context) {
+	if p.st.Dialect() != store.Postgres {
+		<-ctx.Done()
+		return
+	}
+	tick := time.NewTicker(rescueEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		live, err := p.leases.Present(ctx)
+		if err != nil {
+			p.cfg.Logger.Warn("rescue jobs: the servers present", "err", err)
+			continue
+		}
+		if n, err := jobs.RequeueOrphans(ctx, p.st, live); err != nil {
+			p.cfg.Logger.Warn("rescue jobs", "err", err)
+		} else if n > 0 {
+			p.cfg.Logger.Info("jobs of a stopped server queued again", "jobs", n)
+		}
+	}
 }

@@ -284,7 +284,7 @@ type cluster struct {
 	store    *store.Store
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t testing.TB, n int) *cluster {
 	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -352,7 +352,7 @@ func newCluster(t *testing.T, n int) *cluster {
 }
 
 // run runs a local scangate command on the shared database.
-func (c *cluster) run(t *testing.T, args ...string) string {
+func (c *cluster) run(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(c.bin, append([]string{"--data-dir", c.dirs[0], "--database", c.database}, args...)...)
 	var stdout, stderr bytes.Buffer
@@ -364,7 +364,7 @@ func (c *cluster) run(t *testing.T, args ...string) string {
 }
 
 // start starts replica i and waits until it is ready.
-func (c *cluster) start(t *testing.T, i int) {
+func (c *cluster) start(t testing.TB, i int) {
 	t.Helper()
 	logPath := filepath.Join(c.dirs[i], fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
 	logf, err := os.Create(logPath)
@@ -421,7 +421,7 @@ func (c *cluster) start(t *testing.T, i int) {
 }
 
 // kill takes replica i out of the proxy and kills it with SIGKILL.
-func (c *cluster) kill(t *testing.T, i int) {
+func (c *cluster) kill(t testing.TB, i int) {
 	t.Helper()
 	c.up[i].Store(false)
 	if err := c.procs[i].Process.Signal(syscall.SIGKILL); err != nil {
@@ -431,7 +431,7 @@ func (c *cluster) kill(t *testing.T, i int) {
 }
 
 // leader is the replica that leads the deploy controller.
-func (c *cluster) leader(t *testing.T, ctx context.Context) int {
+func (c *cluster) leader(t testing.TB, ctx context.Context) int {
 	t.Helper()
 	for ctx.Err() == nil {
 		info, ok, err := c.leases.Get(ctx, "deploy-controller")
@@ -449,7 +449,7 @@ func (c *cluster) leader(t *testing.T, ctx context.Context) int {
 }
 
 // api calls the API through the proxy with the admin token.
-func (c *cluster) api(t *testing.T, method, path string, body []byte) (int, []byte) {
+func (c *cluster) api(t testing.TB, method, path string, body []byte) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, c.proxy.URL+path, bytes.NewReader(body))
 	if err != nil {
@@ -537,7 +537,7 @@ func (c *cluster) pushRetrying(ctx context.Context, ref string, img v1.Image) er
 }
 
 // buildScangate builds cmd/scangate for a test that runs it as processes.
-func buildScangate(t *testing.T) string {
+func buildScangate(t testing.TB) string {
 	t.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {

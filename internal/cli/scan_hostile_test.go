@@ -700,11 +700,14 @@ func runScanChild() {
 }
 
 // heldContentFile reports whether process pid holds the scan's content
-// file open, as /proc shows it.
+// file open, already unlinked, as /proc shows it.
 func heldContentFile(pid int) bool {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	for _, fd := range fds {
-		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.Contains(target, "scangate-content-") {
+		// Once unlinked (" (deleted)"): between its creation and its
+		// unlink, a moment, the file has a name a kill would leave.
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil &&
+			strings.Contains(target, "scangate-content-") && strings.HasSuffix(target, " (deleted)") {
 			return true
 		}
 	}

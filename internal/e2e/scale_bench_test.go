@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/scanner"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 	"github.com/scangate/scangate/internal/storetest"
@@ -25,8 +26,9 @@ import (
 
 // BenchmarkPushToScan measures, on one in-process server, the time from a
 // push's end (the client has its 201) to the image's scan result being
-// stored (its scannedAt), for small distinct images pushed one after
-// another: its median and 90th percentile, on SQLite and on PostgreSQL.
+// readable (polled every 5 ms), for small distinct images pushed one
+// after another: its median and 90th percentile, on SQLite and on
+// PostgreSQL.
 func BenchmarkPushToScan(b *testing.B) {
 	const images = 40
 	for _, db := range []string{"sqlite", "postgres"} {
@@ -44,10 +46,10 @@ func BenchmarkPushToScan(b *testing.B) {
 					repo := fmt.Sprintf("bench/%s", db)
 					d := s.Push(b, fmt.Sprintf("%s:%d-%d", repo, i, time.Now().UnixNano()), img)
 					pushed := time.Now()
-					im := s.WaitScan(b, repo, d, time.Minute)
-					if im.ScannedAt != nil {
-						lat = append(lat, im.ScannedAt.Sub(pushed))
-					}
+					// scannedAt is stored to the second: the time is the
+					// benchmark's own, to its 5 ms poll.
+					waitScanned(b, s, repo, d)
+					lat = append(lat, time.Since(pushed))
 				}
 			}
 			b.StopTimer()
@@ -133,4 +135,22 @@ func benchImages(tb testing.TB, n int, salt string) []v1.Image {
 		))
 	}
 	return imgs
+}
+
+// waitScanned polls, every 5 ms, until repository@digest has a result.
+func waitScanned(b *testing.B, s *servertest.Server, repository, digest string) {
+	b.Helper()
+	results := scanner.NewResults(s.Store)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		imgs, err := results.ListImages(context.Background(), repository)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, im := range imgs {
+			if im.Digest == digest && im.ScanStatus != "PENDING" {
+				return
+			}
+		}
+	}
+	b.Fatalf("%s@%s not scanned within a minute", repository, digest)
 }

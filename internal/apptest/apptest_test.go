@@ -3,6 +3,7 @@ package apptest_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -63,8 +64,20 @@ func start(t *testing.T, env ...string) *app {
 	a.cmd = exec.Command(program(t))
 	a.cmd.Env = append([]string{"PORT=" + port}, env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
+	// The program was just written; a parallel test's fork can still hold
+	// its descriptor for a moment (ETXTBSY, golang.org/issue/22315).
+	for tries := 0; ; tries++ {
+		err := a.cmd.Start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || tries == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		a.cmd = exec.Command(a.cmd.Path)
+		a.cmd.Env = append([]string{"PORT=" + port}, env...)
+		a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 	}
 	go func() { a.done <- a.cmd.Wait() }()
 	t.Cleanup(func() {

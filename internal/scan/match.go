@@ -208,7 +208,9 @@ func cvssRank(t vulndb.SeverityType) int {
 	return 0
 }
 
-// AdvisoryURL links an advisory ID to its canonical page.
+// AdvisoryURL links an advisory ID to its canonical page. Distribution
+// advisories that osv.dev does not carry (Oracle's ELSA, Amazon's ALAS,
+// Bottlerocket's BRSA) link to their publisher: osv.dev has no page for them.
 func AdvisoryURL(id string) string {
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
@@ -217,7 +219,37 @@ func AdvisoryURL(id string) string {
 		return "https://github.com/advisories/" + id
 	case strings.HasPrefix(id, "GO-"):
 		return "https://pkg.go.dev/vuln/" + id
+	case strings.HasPrefix(id, "ELSA-"):
+		return "https://linux.oracle.com/errata/" + id + ".html"
+	case strings.HasPrefix(id, "ALAS"):
+		return amazonAdvisoryURL(id)
+	case strings.HasPrefix(id, "BRSA-"):
+		// Bottlerocket publishes one index of its advisories; each one's own
+		// record is a file in a GitHub repository whose path (kit, release)
+		// the id does not give.
+		return "https://advisories.bottlerocket.aws/"
 	default:
+		return "https://osv.dev/vulnerability/" + id
+	}
+}
+
+// amazonAdvisoryURL links an ALAS id to its page on alas.aws.amazon.com. The
+// page of an Amazon Linux 2 or 2023 advisory sits in that release's folder and
+// drops the release from its name: ALAS2-2019-1185 is AL2/ALAS-2019-1185.html,
+// ALAS2KERNEL-5.15-2024-058 (an AL2 extra) AL2/ALASKERNEL-5.15-2024-058.html,
+// ALAS2023-2023-223 AL2023/ALAS-2023-223.html; Amazon Linux 1's ALAS-2018-1000
+// is at the top.
+func amazonAdvisoryURL(id string) string {
+	const site = "https://alas.aws.amazon.com/"
+	switch {
+	case strings.HasPrefix(id, "ALAS2023-"):
+		return site + "AL2023/ALAS-" + strings.TrimPrefix(id, "ALAS2023-") + ".html"
+	case strings.HasPrefix(id, "ALAS2"):
+		return site + "AL2/ALAS" + strings.TrimPrefix(id, "ALAS2") + ".html"
+	case strings.HasPrefix(id, "ALAS-"), strings.HasPrefix(id, "ALASKERNEL-"):
+		return site + id + ".html"
+	default:
+		// Not an id shape Amazon uses (the feed parser rejects these): no guess.
 		return "https://osv.dev/vulnerability/" + id
 	}
 }

@@ -235,8 +235,9 @@ func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // symlinks: a tar names hard link targets from the archive's root. A name
 // or hard link that climbs out of the root is an error. With count false
 // the entries are not counted again (a second read of a layer already
-// counted).
-func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
+// counted). h, if not nil, is fed every byte of raw by raw itself before
+// raw returns them (a readAhead's hashing stage); if nil, walk hashes.
+func (l *limitedLayer) walk(raw io.Reader, h hash.Hash, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
 	var counter *inflatedCounter
 	if count {
 		counter = &inflatedCounter{r: raw, l: l}
@@ -250,8 +251,11 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 		}
 		return err
 	}
-	h := sha256.New()
-	tr := tar.NewReader(io.TeeReader(raw, h))
+	if h == nil {
+		h = sha256.New()
+		raw = io.TeeReader(raw, h)
+	}
+	tr := tar.NewReader(raw)
 	var bytes, largest int64
 	var largestName string
 	var files int
@@ -298,7 +302,7 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 	}
 	// The tar ends before its padding; the DiffID covers every byte, and a
 	// gzip checksum is checked only at the stream's end.
-	if _, err := io.Copy(io.Discard, io.TeeReader(raw, h)); err != nil {
+	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return limitOr(fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err))
 	}
 	if err := checkDigest(l.index, l.diffID, h); err != nil {

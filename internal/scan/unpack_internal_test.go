@@ -3,7 +3,9 @@ package scan
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"hash"
 	"io"
 	"path/filepath"
 	"testing"
@@ -29,28 +31,45 @@ func (e *errAfter) Read(p []byte) (int, error) {
 }
 
 // TestReadAhead: the bytes come through in order, the source's own error
-// (a truncation) is kept, and Close mid-stream returns.
+// (a truncation) is kept, and Close mid-stream returns; with a hash, the
+// hash has seen every byte once Read returns io.EOF.
 func TestReadAhead(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 3*readAheadChunk/16+5)
-	got, err := io.ReadAll(newReadAhead(io.NopCloser(bytes.NewReader(data))))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, err %v; want %d bytes", len(got), err, len(data))
-	}
-	ra := newReadAhead(io.NopCloser(&errAfter{r: bytes.NewReader(data), err: io.ErrUnexpectedEOF}))
-	got, err = io.ReadAll(ra)
-	if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
-		t.Fatalf("truncated: %d bytes, err %v; want io.ErrUnexpectedEOF after all bytes", len(got), err)
-	}
-	ra.Close()
-	ra = newReadAhead(io.NopCloser(bytes.NewReader(bytes.Repeat(data, 20))))
-	if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ra.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ra.Read(make([]byte, 10)); err == nil {
-		t.Fatal("read after close: no error")
+	want := sha256.Sum256(data)
+	for _, hashed := range []bool{false, true} {
+		var h hash.Hash
+		if hashed {
+			h = sha256.New()
+		}
+		got, err := io.ReadAll(newReadAhead(io.NopCloser(bytes.NewReader(data)), h))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("hashed %v: read %d bytes, err %v; want %d bytes", hashed, len(got), err, len(data))
+		}
+		if hashed && !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Fatalf("hash %x, want %x", h.Sum(nil), want)
+		}
+		if hashed {
+			h = sha256.New()
+		}
+		ra := newReadAhead(io.NopCloser(&errAfter{r: bytes.NewReader(data), err: io.ErrUnexpectedEOF}), h)
+		got, err = io.ReadAll(ra)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
+			t.Fatalf("hashed %v: truncated: %d bytes, err %v; want io.ErrUnexpectedEOF after all bytes", hashed, len(got), err)
+		}
+		ra.Close()
+		if hashed {
+			h = sha256.New()
+		}
+		ra = newReadAhead(io.NopCloser(bytes.NewReader(bytes.Repeat(data, 20))), h)
+		if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ra.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ra.Read(make([]byte, 10)); err == nil {
+			t.Fatal("read after close: no error")
+		}
 	}
 }
 

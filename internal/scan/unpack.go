@@ -134,16 +134,32 @@ func (b *blob) store(r io.Reader, n int64) (content, error) {
 	return content{kept: true, off: off, size: n}, nil
 }
 
-// wanted decides which regular files the unpacker keeps.
+// wanted decides which regular files the unpacker keeps. It is asked
+// about every entry of every layer read (and, for a cached image, every
+// file of the tree): what does not change per file, whether an extractor
+// runs on folders, its memo bit, whether it opens companion files, is
+// read from each extractor once (Requirements allocates).
 type wanted struct {
-	extractors []filesystem.Extractor
+	extractors []wantedExtractor
+}
+
+type wantedExtractor struct {
+	filesystem.Extractor
+	fromDirs  bool      // Requirements().ExtractFromDirs: not run on files
+	memo      memoSet   // memoBit(Name())
+	companion companion // nil if it opens no files beside the one it reads
 }
 
 func newWanted(plugins []plugin.Plugin) *wanted {
 	w := &wanted{}
 	for _, p := range plugins {
 		if e, ok := p.(filesystem.Extractor); ok {
-			w.extractors = append(w.extractors, e)
+			we := wantedExtractor{Extractor: e, memo: memoBit(e.Name())}
+			if r := e.Requirements(); r != nil {
+				we.fromDirs = r.ExtractFromDirs
+			}
+			we.companion, _ = e.(companion)
+			w.extractors = append(w.extractors, we)
 		}
 	}
 	return w
@@ -165,10 +181,10 @@ func (w *wanted) file(name string, info fs.FileInfo) bool {
 func (w *wanted) extracted(name string, info fs.FileInfo) bool {
 	api := headerAPI{path: name, info: info}
 	for _, e := range w.extractors {
-		if !e.Requirements().ExtractFromDirs && e.FileRequired(api) {
+		if !e.fromDirs && e.FileRequired(api) {
 			return true
 		}
-		if c, ok := e.(companion); ok && c.companion(name) {
+		if e.companion != nil && e.companion.companion(name) {
 			return true
 		}
 	}
@@ -513,7 +529,11 @@ type readAhead struct {
 	buf    []byte
 	closed bool // by the reader: Read and Close are not concurrent
 	close  sync.Once
+	made   int // chunks the filler may still take from chunkPool
 }
+
+// chunkPool holds readAhead chunks (readAheadChunk bytes) between layers.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, readAheadChunk); return &b }}
 
 const readAheadChunk = 256 << 10
 
@@ -525,9 +545,9 @@ var errReadAheadClosed = errors.New("layer reader closed")
 func newReadAhead(rc io.ReadCloser, h hash.Hash) *readAhead {
 	const depth = 4
 	ra := &readAhead{rc: rc, h: h, ch: make(chan []byte, depth), free: make(chan []byte, 2*depth+2), stop: make(chan struct{}), done: make(chan struct{})}
-	for range 2*depth + 2 {
-		ra.free <- make([]byte, readAheadChunk)
-	}
+	// Chunks are made as the filler needs them, and come from (and go
+	// back to) a pool: a small layer needs one, and a scan reads many.
+	ra.made = cap(ra.free)
 	if h == nil {
 		go func() {
 			defer close(ra.done)
@@ -559,9 +579,18 @@ func (ra *readAhead) fill(out chan<- []byte) {
 		var buf []byte
 		select {
 		case buf = <-ra.free:
-		case <-ra.stop:
-			ra.err = errReadAheadClosed
-			return
+		default:
+			if ra.made > 0 {
+				ra.made--
+				buf = *chunkPool.Get().(*[]byte)
+				break
+			}
+			select {
+			case buf = <-ra.free:
+			case <-ra.stop:
+				ra.err = errReadAheadClosed
+				return
+			}
 		}
 		// Fill the chunk, keeping the reader's own error as it is (a
 		// truncated stream's io.ErrUnexpectedEOF included).
@@ -643,6 +672,38 @@ func (ra *readAhead) Close() error {
 		close(ra.stop)
 		<-ra.done
 		err = ra.rc.Close()
+		// Every goroutine has returned: give the chunks back, the
+		// reader's current one and those left in the channels.
+		if ra.buf != nil {
+			putChunk(ra.buf)
+			ra.buf, ra.cur = nil, nil
+		}
+		for _, c := range []chan []byte{ra.free, ra.filled, ra.ch} {
+			drainChunks(c)
+		}
 	})
 	return err
+}
+
+// drainChunks gives the chunks waiting in c back to the pool, without
+// waiting for more.
+func drainChunks(c chan []byte) {
+	for c != nil {
+		select {
+		case b, ok := <-c:
+			if !ok {
+				return
+			}
+			putChunk(b)
+		default:
+			return
+		}
+	}
+}
+
+func putChunk(b []byte) {
+	if cap(b) == readAheadChunk {
+		b = b[:readAheadChunk]
+		chunkPool.Put(&b)
+	}
 }

@@ -529,7 +529,8 @@ type readAhead struct {
 	buf    []byte
 	closed bool // by the reader: Read and Close are not concurrent
 	close  sync.Once
-	made   int // chunks the filler may still take from chunkPool
+	made   int   // chunks the filler may still take from chunkPool
+	pos    int64 // bytes read or skipped by the reader
 }
 
 // chunkPool holds readAhead chunks (readAheadChunk bytes) between layers.
@@ -662,7 +663,40 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	}
 	n := copy(p, ra.cur)
 	ra.cur = ra.cur[n:]
+	ra.pos += int64(n)
 	return n, nil
+}
+
+// Seek skips offset bytes (whence io.SeekCurrent only), as a tar reader
+// skips the content of a file no one reads: the bytes are not copied
+// out, and were hashed before the reader got them. Skipping past the end
+// stops there; the position returned says how far it went (a tar reader
+// then reads the last byte and reports the stream cut short).
+func (ra *readAhead) Seek(offset int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || offset < 0 {
+		return ra.pos, errors.New("layer reader: seek only forward from here")
+	}
+	for offset > 0 {
+		if len(ra.cur) == 0 {
+			if ra.closed {
+				return ra.pos, errReadAheadClosed
+			}
+			if ra.buf != nil {
+				ra.free <- ra.buf[:cap(ra.buf)]
+				ra.buf = nil
+			}
+			b, ok := <-ra.ch
+			if !ok {
+				return ra.pos, nil // the end: Read says why
+			}
+			ra.buf, ra.cur = b, b
+		}
+		n := int(min(offset, int64(len(ra.cur))))
+		ra.cur = ra.cur[n:]
+		ra.pos += int64(n)
+		offset -= int64(n)
+	}
+	return ra.pos, nil
 }
 
 func (ra *readAhead) Close() error {

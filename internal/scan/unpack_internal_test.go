@@ -188,3 +188,38 @@ func TestStoredGzipFastPath(t *testing.T) {
 		t.Errorf("a layer from an opener (%T) counted as a stored blob", ls[0].(*limitedLayer).Layer)
 	}
 }
+
+// TestReadAheadSeek: skipping forward drops exactly the bytes skipped,
+// across chunks, and a skip past the end stops at the end.
+func TestReadAheadSeek(t *testing.T) {
+	data := make([]byte, 3*readAheadChunk+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	ra := newReadAhead(io.NopCloser(bytes.NewReader(data)), sha256.New())
+	defer ra.Close()
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(ra, head); err != nil || !bytes.Equal(head, data[:10]) {
+		t.Fatalf("head: %v", err)
+	}
+	if pos, err := ra.Seek(0, io.SeekCurrent); err != nil || pos != 10 {
+		t.Fatalf("Seek(0) = %d, %v; want 10", pos, err)
+	}
+	skip := int64(readAheadChunk + 5000)
+	if pos, err := ra.Seek(skip, io.SeekCurrent); err != nil || pos != 10+skip {
+		t.Fatalf("Seek(%d) = %d, %v", skip, pos, err)
+	}
+	next := make([]byte, 100)
+	if _, err := io.ReadFull(ra, next); err != nil || !bytes.Equal(next, data[10+skip:10+skip+100]) {
+		t.Fatalf("after the skip: %v", err)
+	}
+	if pos, err := ra.Seek(int64(len(data)), io.SeekCurrent); err != nil || pos != int64(len(data)) {
+		t.Fatalf("Seek past the end = %d, %v; want %d", pos, err, len(data))
+	}
+	if n, err := ra.Read(next); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end: %d, %v", n, err)
+	}
+	if _, err := ra.Seek(-1, io.SeekCurrent); err == nil {
+		t.Fatal("seek back: no error")
+	}
+}

@@ -5,16 +5,20 @@
 //	go build -tags isal -o /tmp/scanprof ./bench/scanprof
 //	/tmp/scanprof -cpuprofile cpu.out -n 10 -- --data-dir D scan --format json docker-archive:big.tar
 //	go tool pprof -top -cum /tmp/scanprof cpu.out
+//	/tmp/scanprof -memprofile mem.out -n 1 -- ...   # where a run allocates
+//	go tool pprof -sample_index=alloc_space -top /tmp/scanprof mem.out
 //
 // Each run's output goes to /dev/null; its exit code must be 0.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 
 func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile here")
+	mem := flag.String("memprofile", "", "write an allocation profile here (every allocation, after the runs)")
 	n := flag.Int("n", 1, "runs")
 	flag.Parse()
 	if flag.NArg() == 0 {
@@ -41,6 +46,18 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *mem != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			f, err := os.Create(*mem)
+			if err == nil {
+				err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}()
 	}
 	for i := range *n {
 		start := time.Now()

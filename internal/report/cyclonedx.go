@@ -462,6 +462,12 @@ func idSource(id string) *cdx.Source {
 		return &cdx.Source{Name: "GitHub Advisory Database", URL: scan.AdvisoryURL(id)}
 	case strings.HasPrefix(id, "GO-"):
 		return &cdx.Source{Name: "Go Vulnerability Database", URL: scan.AdvisoryURL(id)}
+	case strings.HasPrefix(id, "ELSA-"):
+		return &cdx.Source{Name: "Oracle Linux Errata", URL: scan.AdvisoryURL(id)}
+	case strings.HasPrefix(id, "ALAS"):
+		return &cdx.Source{Name: "Amazon Linux Security Center", URL: scan.AdvisoryURL(id)}
+	case strings.HasPrefix(id, "BRSA-"):
+		return &cdx.Source{Name: "Bottlerocket Security Advisories", URL: scan.AdvisoryURL(id)}
 	}
 	return &cdx.Source{Name: "OSV", URL: scan.AdvisoryURL(id)}
 }

@@ -306,3 +306,20 @@ func TestCycloneDXMaps(t *testing.T) {
 		}
 	}
 }
+
+// TestIDSource: an alias from a distribution's own advisories names its
+// publisher, not OSV, whose site has no page for it.
+func TestIDSource(t *testing.T) {
+	for id, want := range map[string]cdx.Source{
+		"CVE-2021-44228":    {Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/CVE-2021-44228"},
+		"ELSA-2022-4803":    {Name: "Oracle Linux Errata", URL: "https://linux.oracle.com/errata/ELSA-2022-4803.html"},
+		"ALAS2-2018-942":    {Name: "Amazon Linux Security Center", URL: "https://alas.aws.amazon.com/AL2/ALAS-2018-942.html"},
+		"ALAS2023-2023-001": {Name: "Amazon Linux Security Center", URL: "https://alas.aws.amazon.com/AL2023/ALAS-2023-001.html"},
+		"BRSA-1bwujdrkn6nc": {Name: "Bottlerocket Security Advisories", URL: "https://advisories.bottlerocket.aws/"},
+		"PYSEC-2021-59":     {Name: "OSV", URL: "https://osv.dev/vulnerability/PYSEC-2021-59"},
+	} {
+		if got := idSource(id); *got != want {
+			t.Errorf("idSource(%q) = %+v, want %+v", id, *got, want)
+		}
+	}
+}

@@ -222,6 +222,32 @@ func (c *inflatedCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Seek skips bytes of the stream, counting them as read, if the stream
+// can skip (a readAhead, which hashes every byte before handing it out);
+// a tar reader skips what no one reads of a file that way.
+func (c *inflatedCounter) Seek(offset int64, whence int) (int64, error) {
+	s, ok := c.r.(io.Seeker)
+	if !ok {
+		return 0, errors.New("cannot seek")
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	before, err := s.Seek(0, io.SeekCurrent)
+	if err != nil || offset == 0 {
+		return before, err
+	}
+	after, err := s.Seek(offset, whence)
+	if n := after - before; n > 0 {
+		c.n += n
+		if lerr := c.l.img.addInflated(c.l.index, n, c.n); lerr != nil {
+			c.err = lerr
+			return after, lerr
+		}
+	}
+	return after, err
+}
+
 // DiffID is the config's: computing it would decompress the whole layer,
 // and walk checks the content against it.
 func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
@@ -235,8 +261,9 @@ func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // symlinks: a tar names hard link targets from the archive's root. A name
 // or hard link that climbs out of the root is an error. With count false
 // the entries are not counted again (a second read of a layer already
-// counted).
-func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
+// counted). h, if not nil, is fed every byte of raw by raw itself before
+// raw returns them (a readAhead's hashing stage); if nil, walk hashes.
+func (l *limitedLayer) walk(raw io.Reader, h hash.Hash, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
 	var counter *inflatedCounter
 	if count {
 		counter = &inflatedCounter{r: raw, l: l}
@@ -250,8 +277,11 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 		}
 		return err
 	}
-	h := sha256.New()
-	tr := tar.NewReader(io.TeeReader(raw, h))
+	if h == nil {
+		h = sha256.New()
+		raw = io.TeeReader(raw, h)
+	}
+	tr := tar.NewReader(raw)
 	var bytes, largest int64
 	var largestName string
 	var files int
@@ -289,16 +319,13 @@ func (l *limitedLayer) walk(raw io.Reader, count bool, fn func(hdr *tar.Header, 
 		if err := fn(ch, body); err != nil {
 			return limitOr(err)
 		}
-		if ch.Typeflag == tar.TypeReg {
-			// Read the rest, so that a file cut short is an error here.
-			if _, err := io.Copy(io.Discard, tr); err != nil {
-				return limitOr(fmt.Errorf("layer %d: %s: %w: %w", l.index+1, hdr.Name, ErrCorrupt, err))
-			}
-		}
+		// What fn left of a file is skipped by the next tr.Next: seeking
+		// past it when raw can (see readAhead.Seek), and a file cut short
+		// is an error there.
 	}
 	// The tar ends before its padding; the DiffID covers every byte, and a
 	// gzip checksum is checked only at the stream's end.
-	if _, err := io.Copy(io.Discard, io.TeeReader(raw, h)); err != nil {
+	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return limitOr(fmt.Errorf("layer %d: %w: %w", l.index+1, ErrCorrupt, err))
 	}
 	if err := checkDigest(l.index, l.diffID, h); err != nil {

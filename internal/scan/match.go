@@ -68,6 +68,13 @@ func (m *Matcher) Match(ctx context.Context, r *Report) error {
 	// A clean image has an empty list of findings, not null: readers of
 	// the JSON report (and its schema) expect an array.
 	r.Findings = make([]Finding, 0, len(r.Findings))
+	type match struct {
+		pkg int
+		m   vulndb.Match
+	}
+	var matches []match
+	var unrated []string
+	queued := map[string]bool{}
 	for i, p := range r.Packages {
 		if p.Ecosystem == "" || !vulndb.KnownEcosystem(p.Ecosystem) {
 			continue
@@ -81,15 +88,20 @@ func (m *Matcher) Match(ctx context.Context, r *Report) error {
 			return fmt.Errorf("match %s %s: %w", p.Name, p.Version, err)
 		}
 		for _, a := range ms {
-			sevs, ok := m.ratings[a.ID]
-			if !ok {
-				if sevs, err = relatedSeverities(ctx, m.db, a.ID); err != nil {
-					return err
-				}
-				m.ratings[a.ID] = sevs
+			matches = append(matches, match{i, a})
+			if _, ok := m.ratings[a.ID]; !ok && !queued[a.ID] {
+				queued[a.ID] = true
+				unrated = append(unrated, a.ID)
 			}
-			r.Findings = append(r.Findings, finding(i, a, sevs, m.order))
 		}
+	}
+	// The ratings of every advisory found, and of those sharing an id with
+	// it, in one lookup rather than one per advisory.
+	if err := m.rate(ctx, unrated); err != nil {
+		return err
+	}
+	for _, x := range matches {
+		r.Findings = append(r.Findings, finding(x.pkg, x.m, m.ratings[x.m.ID], m.order))
 	}
 	slices.SortStableFunc(r.Findings, func(a, b Finding) int {
 		if c := SeverityRank(a.Severity) - SeverityRank(b.Severity); c != 0 {
@@ -104,23 +116,29 @@ func (m *Matcher) Match(ctx context.Context, r *Report) error {
 	return nil
 }
 
-// relatedSeverities gathers the ratings of an advisory and of every record
-// that shares an id with it: NVD's CVSS for a Debian CVE, GitHub's for a Go
-// vulnerability.
-func relatedSeverities(ctx context.Context, db *vulndb.DB, id string) ([]vulndb.Severity, error) {
-	advs, err := db.Lookup(ctx, id)
-	if err != nil {
-		return nil, err
+// rate gathers, for each advisory id, the ratings of the advisory and of
+// every record that shares an id with it (NVD's CVSS for a Debian CVE,
+// GitHub's for a Go vulnerability), as vulndb.Lookup finds them.
+func (m *Matcher) rate(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
 	}
-	var out []vulndb.Severity
-	for _, a := range advs {
-		for _, s := range a.Severities {
-			if !slices.Contains(out, s) {
-				out = append(out, s)
+	related, err := m.db.LookupAll(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		var out []vulndb.Severity
+		for _, a := range related[id] {
+			for _, s := range a.Severities {
+				if !slices.Contains(out, s) {
+					out = append(out, s)
+				}
 			}
 		}
+		m.ratings[id] = out
 	}
-	return out, nil
+	return nil
 }
 
 func finding(pkg int, m vulndb.Match, sevs []vulndb.Severity, order SeverityOrder) Finding {
@@ -208,7 +226,9 @@ func cvssRank(t vulndb.SeverityType) int {
 	return 0
 }
 
-// AdvisoryURL links an advisory ID to its canonical page.
+// AdvisoryURL links an advisory ID to its canonical page. Distribution
+// advisories that osv.dev does not carry (Oracle's ELSA, Amazon's ALAS,
+// Bottlerocket's BRSA) link to their publisher: osv.dev has no page for them.
 func AdvisoryURL(id string) string {
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
@@ -217,7 +237,37 @@ func AdvisoryURL(id string) string {
 		return "https://github.com/advisories/" + id
 	case strings.HasPrefix(id, "GO-"):
 		return "https://pkg.go.dev/vuln/" + id
+	case strings.HasPrefix(id, "ELSA-"):
+		return "https://linux.oracle.com/errata/" + id + ".html"
+	case strings.HasPrefix(id, "ALAS"):
+		return amazonAdvisoryURL(id)
+	case strings.HasPrefix(id, "BRSA-"):
+		// Bottlerocket publishes one index of its advisories; each one's own
+		// record is a file in a GitHub repository whose path (kit, release)
+		// the id does not give.
+		return "https://advisories.bottlerocket.aws/"
 	default:
+		return "https://osv.dev/vulnerability/" + id
+	}
+}
+
+// amazonAdvisoryURL links an ALAS id to its page on alas.aws.amazon.com. The
+// page of an Amazon Linux 2 or 2023 advisory sits in that release's folder and
+// drops the release from its name: ALAS2-2019-1185 is AL2/ALAS-2019-1185.html,
+// ALAS2KERNEL-5.15-2024-058 (an AL2 extra) AL2/ALASKERNEL-5.15-2024-058.html,
+// ALAS2023-2023-223 AL2023/ALAS-2023-223.html; Amazon Linux 1's ALAS-2018-1000
+// is at the top.
+func amazonAdvisoryURL(id string) string {
+	const site = "https://alas.aws.amazon.com/"
+	switch {
+	case strings.HasPrefix(id, "ALAS2023-"):
+		return site + "AL2023/ALAS-" + strings.TrimPrefix(id, "ALAS2023-") + ".html"
+	case strings.HasPrefix(id, "ALAS2"):
+		return site + "AL2/ALAS" + strings.TrimPrefix(id, "ALAS2") + ".html"
+	case strings.HasPrefix(id, "ALAS-"), strings.HasPrefix(id, "ALASKERNEL-"):
+		return site + id + ".html"
+	default:
+		// Not an id shape Amazon uses (the feed parser rejects these): no guess.
 		return "https://osv.dev/vulnerability/" + id
 	}
 }

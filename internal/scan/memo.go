@@ -76,13 +76,13 @@ func (w *wanted) needsContent(name string, info fileInfo, none memoSet) bool {
 	}
 	api := headerAPI{path: name, info: info}
 	for _, e := range w.extractors {
-		if c, ok := e.(companion); ok && c.companion(name) {
+		if e.companion != nil && e.companion.companion(name) {
 			return true
 		}
-		if e.Requirements().ExtractFromDirs || !e.FileRequired(api) {
+		if e.fromDirs || !e.FileRequired(api) {
 			continue
 		}
-		if bit := memoBit(e.Name()); bit == 0 || none&bit == 0 {
+		if e.memo == 0 || none&e.memo == 0 {
 			return true
 		}
 	}

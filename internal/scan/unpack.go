@@ -5,8 +5,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"maps"
@@ -132,16 +134,32 @@ func (b *blob) store(r io.Reader, n int64) (content, error) {
 	return content{kept: true, off: off, size: n}, nil
 }
 
-// wanted decides which regular files the unpacker keeps.
+// wanted decides which regular files the unpacker keeps. It is asked
+// about every entry of every layer read (and, for a cached image, every
+// file of the tree): what does not change per file, whether an extractor
+// runs on folders, its memo bit, whether it opens companion files, is
+// read from each extractor once (Requirements allocates).
 type wanted struct {
-	extractors []filesystem.Extractor
+	extractors []wantedExtractor
+}
+
+type wantedExtractor struct {
+	filesystem.Extractor
+	fromDirs  bool      // Requirements().ExtractFromDirs: not run on files
+	memo      memoSet   // memoBit(Name())
+	companion companion // nil if it opens no files beside the one it reads
 }
 
 func newWanted(plugins []plugin.Plugin) *wanted {
 	w := &wanted{}
 	for _, p := range plugins {
 		if e, ok := p.(filesystem.Extractor); ok {
-			w.extractors = append(w.extractors, e)
+			we := wantedExtractor{Extractor: e, memo: memoBit(e.Name())}
+			if r := e.Requirements(); r != nil {
+				we.fromDirs = r.ExtractFromDirs
+			}
+			we.companion, _ = e.(companion)
+			w.extractors = append(w.extractors, we)
 		}
 	}
 	return w
@@ -163,10 +181,10 @@ func (w *wanted) file(name string, info fs.FileInfo) bool {
 func (w *wanted) extracted(name string, info fs.FileInfo) bool {
 	api := headerAPI{path: name, info: info}
 	for _, e := range w.extractors {
-		if !e.Requirements().ExtractFromDirs && e.FileRequired(api) {
+		if !e.fromDirs && e.FileRequired(api) {
 			return true
 		}
-		if c, ok := e.(companion); ok && c.companion(name) {
+		if e.companion != nil && e.companion.companion(name) {
 			return true
 		}
 	}
@@ -262,14 +280,17 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	if err != nil {
 		return nil, fmt.Errorf("layer %d: %w", l.index+1, err)
 	}
-	rc := newReadAhead(raw)
+	// The DiffID's SHA-256 runs in the read-ahead's own stage, beside the
+	// parsing (see walk).
+	h := sha256.New()
+	rc := newReadAhead(raw, h)
 	defer rc.Close()
 	var out []entry
 	// Targets of links the walk will read as package files, seen before
 	// the target: a tar lists libz.so.1 before libz.so.1.2.13. A target
 	// met before its link is read again later (see linkedTargets).
 	linked := map[string]bool{}
-	err = l.walk(rc, only == nil, func(hdr *tar.Header, r io.Reader) error {
+	err = l.walk(rc, h, only == nil, func(hdr *tar.Header, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -490,45 +511,87 @@ func linkInfo(name string) fs.FileInfo {
 
 // readAhead reads r in its own goroutine, a few chunks ahead of the
 // reader, so that inflating a layer overlaps with hashing and parsing it.
-// It stops at the first error, or when closed; Close waits for the read
-// under way and then closes r.
+// With a hash, a second goroutine hashes each chunk between the two: the
+// SHA-256 of the DiffID check (as much CPU as parsing a docker save
+// layer) then runs on the other core instead of in the parser's. It stops
+// at the first error, or when closed; Close waits for the read under way
+// and then closes r.
 type readAhead struct {
 	rc     io.ReadCloser
-	ch     chan []byte
-	free   chan []byte
-	stop   chan struct{}
-	done   chan struct{}
-	err    error // set before ch is closed
+	h      hash.Hash     // nil: no hashing stage
+	filled chan []byte   // filler to hasher, when h is set
+	ch     chan []byte   // to the reader
+	free   chan []byte   // chunks the reader is done with
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the filler (and hasher) returned
+	err    error         // set before ch is closed
 	cur    []byte
 	buf    []byte
 	closed bool // by the reader: Read and Close are not concurrent
 	close  sync.Once
+	made   int   // chunks the filler may still take from chunkPool
+	pos    int64 // bytes read or skipped by the reader
 }
+
+// chunkPool holds readAhead chunks (readAheadChunk bytes) between layers.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, readAheadChunk); return &b }}
 
 const readAheadChunk = 256 << 10
 
 var errReadAheadClosed = errors.New("layer reader closed")
 
-func newReadAhead(rc io.ReadCloser) *readAhead {
+// newReadAhead starts reading rc; h, if not nil, is fed every byte the
+// reader will get, before the reader gets it: once Read has returned
+// io.EOF, h holds the digest of the whole stream.
+func newReadAhead(rc io.ReadCloser, h hash.Hash) *readAhead {
 	const depth = 4
-	ra := &readAhead{rc: rc, ch: make(chan []byte, depth), free: make(chan []byte, depth+2), stop: make(chan struct{}), done: make(chan struct{})}
-	for range depth + 2 {
-		ra.free <- make([]byte, readAheadChunk)
+	ra := &readAhead{rc: rc, h: h, ch: make(chan []byte, depth), free: make(chan []byte, 2*depth+2), stop: make(chan struct{}), done: make(chan struct{})}
+	// Chunks are made as the filler needs them, and come from (and go
+	// back to) a pool: a small layer needs one, and a scan reads many.
+	ra.made = cap(ra.free)
+	if h == nil {
+		go func() {
+			defer close(ra.done)
+			defer close(ra.ch)
+			ra.fill(ra.ch)
+		}()
+		return ra
 	}
-	go ra.run()
+	ra.filled = make(chan []byte, depth)
+	filled := make(chan struct{})
+	go func() {
+		defer close(filled)
+		defer close(ra.filled)
+		ra.fill(ra.filled)
+	}()
+	go func() {
+		defer close(ra.done)
+		defer func() { <-filled }()
+		defer close(ra.ch)
+		ra.hash()
+	}()
 	return ra
 }
 
-func (ra *readAhead) run() {
-	defer close(ra.done)
-	defer close(ra.ch)
+// fill reads chunks of rc into out until an error, which it keeps in
+// ra.err, or until Close.
+func (ra *readAhead) fill(out chan<- []byte) {
 	for {
 		var buf []byte
 		select {
 		case buf = <-ra.free:
-		case <-ra.stop:
-			ra.err = errReadAheadClosed
-			return
+		default:
+			if ra.made > 0 {
+				ra.made--
+				buf = *chunkPool.Get().(*[]byte)
+				break
+			}
+			select {
+			case buf = <-ra.free:
+			case <-ra.stop:
+				ra.err = errReadAheadClosed
+				return
+			}
 		}
 		// Fill the chunk, keeping the reader's own error as it is (a
 		// truncated stream's io.ErrUnexpectedEOF included).
@@ -541,7 +604,7 @@ func (ra *readAhead) run() {
 		}
 		if n > 0 {
 			select {
-			case ra.ch <- buf[:n]:
+			case out <- buf[:n]:
 			case <-ra.stop:
 				ra.err = errReadAheadClosed
 				return
@@ -549,6 +612,30 @@ func (ra *readAhead) run() {
 		}
 		if err != nil {
 			ra.err = err
+			return
+		}
+	}
+}
+
+// hash passes the filler's chunks on to the reader, hashing each. The
+// filler's ra.err is set before it closes filled, which is before this
+// closes ch.
+func (ra *readAhead) hash() {
+	for {
+		var b []byte
+		var ok bool
+		select {
+		case b, ok = <-ra.filled:
+		case <-ra.stop:
+			return
+		}
+		if !ok {
+			return
+		}
+		ra.h.Write(b)
+		select {
+		case ra.ch <- b:
+		case <-ra.stop:
 			return
 		}
 	}
@@ -565,13 +652,51 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 		}
 		b, ok := <-ra.ch
 		if !ok {
+			if ra.err == nil {
+				// The hasher stopped on Close: not reached, as Read
+				// and Close are not concurrent; say so rather than EOF.
+				return 0, errReadAheadClosed
+			}
 			return 0, ra.err
 		}
 		ra.buf, ra.cur = b, b
 	}
 	n := copy(p, ra.cur)
 	ra.cur = ra.cur[n:]
+	ra.pos += int64(n)
 	return n, nil
+}
+
+// Seek skips offset bytes (whence io.SeekCurrent only), as a tar reader
+// skips the content of a file no one reads: the bytes are not copied
+// out, and were hashed before the reader got them. Skipping past the end
+// stops there; the position returned says how far it went (a tar reader
+// then reads the last byte and reports the stream cut short).
+func (ra *readAhead) Seek(offset int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || offset < 0 {
+		return ra.pos, errors.New("layer reader: seek only forward from here")
+	}
+	for offset > 0 {
+		if len(ra.cur) == 0 {
+			if ra.closed {
+				return ra.pos, errReadAheadClosed
+			}
+			if ra.buf != nil {
+				ra.free <- ra.buf[:cap(ra.buf)]
+				ra.buf = nil
+			}
+			b, ok := <-ra.ch
+			if !ok {
+				return ra.pos, nil // the end: Read says why
+			}
+			ra.buf, ra.cur = b, b
+		}
+		n := int(min(offset, int64(len(ra.cur))))
+		ra.cur = ra.cur[n:]
+		ra.pos += int64(n)
+		offset -= int64(n)
+	}
+	return ra.pos, nil
 }
 
 func (ra *readAhead) Close() error {
@@ -581,6 +706,38 @@ func (ra *readAhead) Close() error {
 		close(ra.stop)
 		<-ra.done
 		err = ra.rc.Close()
+		// Every goroutine has returned: give the chunks back, the
+		// reader's current one and those left in the channels.
+		if ra.buf != nil {
+			putChunk(ra.buf)
+			ra.buf, ra.cur = nil, nil
+		}
+		for _, c := range []chan []byte{ra.free, ra.filled, ra.ch} {
+			drainChunks(c)
+		}
 	})
 	return err
+}
+
+// drainChunks gives the chunks waiting in c back to the pool, without
+// waiting for more.
+func drainChunks(c chan []byte) {
+	for c != nil {
+		select {
+		case b, ok := <-c:
+			if !ok {
+				return
+			}
+			putChunk(b)
+		default:
+			return
+		}
+	}
+}
+
+func putChunk(b []byte) {
+	if cap(b) == readAheadChunk {
+		b = b[:readAheadChunk]
+		chunkPool.Put(&b)
+	}
 }

@@ -3,7 +3,9 @@ package scan
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"hash"
 	"io"
 	"path/filepath"
 	"testing"
@@ -29,28 +31,45 @@ func (e *errAfter) Read(p []byte) (int, error) {
 }
 
 // TestReadAhead: the bytes come through in order, the source's own error
-// (a truncation) is kept, and Close mid-stream returns.
+// (a truncation) is kept, and Close mid-stream returns; with a hash, the
+// hash has seen every byte once Read returns io.EOF.
 func TestReadAhead(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 3*readAheadChunk/16+5)
-	got, err := io.ReadAll(newReadAhead(io.NopCloser(bytes.NewReader(data))))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, err %v; want %d bytes", len(got), err, len(data))
-	}
-	ra := newReadAhead(io.NopCloser(&errAfter{r: bytes.NewReader(data), err: io.ErrUnexpectedEOF}))
-	got, err = io.ReadAll(ra)
-	if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
-		t.Fatalf("truncated: %d bytes, err %v; want io.ErrUnexpectedEOF after all bytes", len(got), err)
-	}
-	ra.Close()
-	ra = newReadAhead(io.NopCloser(bytes.NewReader(bytes.Repeat(data, 20))))
-	if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ra.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ra.Read(make([]byte, 10)); err == nil {
-		t.Fatal("read after close: no error")
+	want := sha256.Sum256(data)
+	for _, hashed := range []bool{false, true} {
+		var h hash.Hash
+		if hashed {
+			h = sha256.New()
+		}
+		got, err := io.ReadAll(newReadAhead(io.NopCloser(bytes.NewReader(data)), h))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("hashed %v: read %d bytes, err %v; want %d bytes", hashed, len(got), err, len(data))
+		}
+		if hashed && !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Fatalf("hash %x, want %x", h.Sum(nil), want)
+		}
+		if hashed {
+			h = sha256.New()
+		}
+		ra := newReadAhead(io.NopCloser(&errAfter{r: bytes.NewReader(data), err: io.ErrUnexpectedEOF}), h)
+		got, err = io.ReadAll(ra)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
+			t.Fatalf("hashed %v: truncated: %d bytes, err %v; want io.ErrUnexpectedEOF after all bytes", hashed, len(got), err)
+		}
+		ra.Close()
+		if hashed {
+			h = sha256.New()
+		}
+		ra = newReadAhead(io.NopCloser(bytes.NewReader(bytes.Repeat(data, 20))), h)
+		if _, err := io.ReadFull(ra, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ra.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ra.Read(make([]byte, 10)); err == nil {
+			t.Fatal("read after close: no error")
+		}
 	}
 }
 
@@ -167,5 +186,40 @@ func TestStoredGzipFastPath(t *testing.T) {
 	}
 	if compressedIsStored(ls[0].(*limitedLayer)) {
 		t.Errorf("a layer from an opener (%T) counted as a stored blob", ls[0].(*limitedLayer).Layer)
+	}
+}
+
+// TestReadAheadSeek: skipping forward drops exactly the bytes skipped,
+// across chunks, and a skip past the end stops at the end.
+func TestReadAheadSeek(t *testing.T) {
+	data := make([]byte, 3*readAheadChunk+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	ra := newReadAhead(io.NopCloser(bytes.NewReader(data)), sha256.New())
+	defer ra.Close()
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(ra, head); err != nil || !bytes.Equal(head, data[:10]) {
+		t.Fatalf("head: %v", err)
+	}
+	if pos, err := ra.Seek(0, io.SeekCurrent); err != nil || pos != 10 {
+		t.Fatalf("Seek(0) = %d, %v; want 10", pos, err)
+	}
+	skip := int64(readAheadChunk + 5000)
+	if pos, err := ra.Seek(skip, io.SeekCurrent); err != nil || pos != 10+skip {
+		t.Fatalf("Seek(%d) = %d, %v", skip, pos, err)
+	}
+	next := make([]byte, 100)
+	if _, err := io.ReadFull(ra, next); err != nil || !bytes.Equal(next, data[10+skip:10+skip+100]) {
+		t.Fatalf("after the skip: %v", err)
+	}
+	if pos, err := ra.Seek(int64(len(data)), io.SeekCurrent); err != nil || pos != int64(len(data)) {
+		t.Fatalf("Seek past the end = %d, %v; want %d", pos, err, len(data))
+	}
+	if n, err := ra.Read(next); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end: %d, %v", n, err)
+	}
+	if _, err := ra.Seek(-1, io.SeekCurrent); err == nil {
+		t.Fatal("seek back: no error")
 	}
 }

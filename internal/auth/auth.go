@@ -12,6 +12,7 @@ package auth
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
@@ -76,7 +77,7 @@ type Token struct {
 	// Repositories are the repositories the token may reach (registry and
 	// hosted git); empty grants every one.
 	Repositories Scope `json:"repositories,omitempty"`
-	// Process marks a token of the server's own (Tokens.Process), which
+	// Process marks a token of the server's own (Tokens.Server), which
 	// no one else can hold whatever its name.
 	Process bool `json:"-"`
 }
@@ -104,22 +105,28 @@ type Tokens struct {
 	now func() time.Time
 
 	mu      sync.RWMutex
-	process map[string]Token // the process's own tokens, by their secret's hash
+	process map[string]Token // the server's own tokens, by their secret's hash
 }
 
 // NewTokens returns the token table of st.
 func NewTokens(st *store.Store) *Tokens { return &Tokens{st: st, now: time.Now} }
 
-// Process makes a token that lives in this process's memory only, for the
-// server's own clients of itself (its builds push to, and its Docker
-// Engine pulls from, this process's own address): nothing is written to
-// the database, so replicas sharing it do not replace each other's, a
-// killed process leaves none behind, and no secret outlives the process
-// that holds it. It verifies like any token, with Token.Process set.
-func (t *Tokens) Process(name string, role Role) (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("make token %q: %w", name, err)
+// Server makes the server's own token name (its builds push to, and the
+// Docker Engine pulls task images from, scangate's registry with it). Its
+// secret is derived from key (HKDF-SHA256, the name in its label), so
+// every replica that shares the key makes the same secret and verifies
+// the others': a build on one replica may push through a load balancer
+// to another. Nothing is written to the database, so replicas do not
+// replace each other's tokens, and no secret is stored anywhere; a new
+// key makes new secrets. It verifies like any token, with Token.Process
+// set, and no database token of the same name is taken for it.
+func (t *Tokens) Server(name string, role Role, key []byte) (string, error) {
+	if len(key) < 32 {
+		return "", fmt.Errorf("token %q: a key of %d bytes, want at least 32", name, len(key))
+	}
+	raw, err := hkdf.Key(sha256.New, key, nil, "scangate server token "+name, 32)
+	if err != nil {
+		return "", fmt.Errorf("token %q: %w", name, err)
 	}
 	secret := Prefix + hex.EncodeToString(raw)
 	t.mu.Lock()
@@ -127,7 +134,7 @@ func (t *Tokens) Process(name string, role Role) (string, error) {
 	if t.process == nil {
 		t.process = map[string]Token{}
 	}
-	t.process[hash(secret)] = Token{ID: "process:" + name, Name: name, Role: role, CreatedAt: t.now().UTC(), Process: true}
+	t.process[hash(secret)] = Token{ID: "server:" + name, Name: name, Role: role, CreatedAt: t.now().UTC(), Process: true}
 	return secret, nil
 }
 

@@ -89,6 +89,11 @@ short run again at the next start.` + localHelp,
 			if cfg.AllowPrivateTargets, err = egress.ParseAllow(allowPrivate); err != nil {
 				return usageError{err}
 			}
+			if cfg.RegistryHost != "" {
+				if err := server.CheckRegistryHost(cfg.RegistryHost); err != nil {
+					return usageError{fmt.Errorf("--registry-host: %w", err)}
+				}
+			}
 			if err := registry.CheckSettings(cfg.RegistryStorage, cfg.RegistrySecret, cfg.RegistryCache); err != nil {
 				return usageError{err}
 			}
@@ -132,6 +137,7 @@ short run again at the next start.` + localHelp,
 	f.IntVar(&lim.MaxConnections, "max-connections", 1000, "connections open at once; at the cap the oldest one not serving a request is closed")
 	f.IntVar(&lim.MaxSpooledBodies, "max-spooled-bodies", 4, "git push bodies written to disk at once; more are answered 503")
 	f.Int64Var(&lim.MaxGitRequestBytes, "max-git-request-bytes", 4<<20, "largest body of a clone's or fetch's request")
+	f.StringVar(&cfg.RegistryHost, "registry-host", "", "the registry's name (host[:port]) that builds push to, the Docker Engine pulls task images from and events name: with replicas, the load balancer's, the same on each (default: the address listened on) (env SCANGATE_REGISTRY_HOST)")
 	f.StringVar(&cfg.RegistryStorage, "registry-storage", "", "where the registry keeps images: empty for DATA_DIR/registry, an absolute path of a shared folder, or s3://BUCKET[/PREFIX]?region=R&endpoint=URL&force-path-style=true (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) (env SCANGATE_REGISTRY_STORAGE)")
 	f.StringVar(&cfg.RegistrySecret, "registry-secret", "", "secret that signs uploads in progress, the same on every replica (required with shared storage; default: one kept in DATA_DIR/registry) (env SCANGATE_REGISTRY_SECRET, better than the command line)")
 	f.StringVar(&cfg.RegistryCache, "registry-cache", "none", "the registry's blob-descriptor cache: none, inmemory (not with shared storage) or redis://HOST:PORT/DB (env SCANGATE_REGISTRY_CACHE)")

@@ -241,6 +241,9 @@ func TestServerRegistrySettings(t *testing.T) {
 		{[]string{"--registry-storage", "s3://AKIAKEY:hunter2@bucket?region=us-east-1"}, nil, "credentials in the URL are refused"},
 		{nil, map[string]string{"SCANGATE_REGISTRY_STORAGE": "relative/folder"}, "absolute path"},
 		{[]string{"--registry-secret", "hunter2"}, nil, "at least 16"},
+		{[]string{"--registry-host", "http://registry.example.com"}, nil, "not a registry host"},
+		{[]string{"--registry-host", "registry.example.com/shop"}, nil, "not a registry host"},
+		{nil, map[string]string{"SCANGATE_REGISTRY_HOST": "Registry"}, "not a registry host"},
 	} {
 		for k, v := range c.env {
 			t.Setenv(k, v)

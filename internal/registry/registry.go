@@ -117,7 +117,7 @@ type PullGate interface {
 type Puller struct {
 	Token string
 	Role  auth.Role
-	// Process tells the server's own token (auth.Tokens.Process).
+	// Process tells the server's own token (auth.Tokens.Server).
 	Process bool
 }
 

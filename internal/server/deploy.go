@@ -18,10 +18,9 @@ import (
 	"github.com/scangate/scangate/internal/scanner"
 )
 
-// deployerToken names the token the server makes at each start for the
-// engine to pull task images with (from this process's own address): a
-// process token (auth.Tokens.Process), so replicas do not replace each
-// other's.
+// deployerToken names the token the engine pulls task images with: a
+// server token (auth.Tokens.Server), the same on every replica sharing
+// the key, so that a pull through a load balancer may reach any of them.
 const deployerToken = "scangate-deployer"
 
 // assembleDeploy makes the Docker runtime, the load balancer and the
@@ -29,7 +28,7 @@ const deployerToken = "scangate-deployer"
 func (p *parts) assembleDeploy(ctx context.Context) error {
 	log := p.cfg.Logger
 	_ = p.tokens.Revoke(ctx, deployerToken) // the database token of earlier versions
-	secret, err := p.tokens.Process(deployerToken, auth.RoleReader)
+	secret, err := p.tokens.Server(deployerToken, auth.RoleReader, p.key)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/distribution/reference"
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
@@ -21,9 +24,9 @@ import (
 	"github.com/scangate/scangate/internal/store"
 )
 
-// builderToken names the token the server makes at each start for its
-// builds to push with: a process token (auth.Tokens.Process), one per
-// replica, which its own registry alone is asked to check.
+// builderToken names the token the server's builds push with: a server
+// token (auth.Tokens.Server), the same on every replica sharing the key,
+// so that a build's push may reach any of them.
 const builderToken = "scangate-builder"
 
 // pipelineSource reads commits for builds from hosted repositories and the
@@ -215,6 +218,17 @@ func (s *sources) webhookSecret(url string) string {
 	return ""
 }
 
+// CheckRegistryHost says whether h can name the registry (Config.
+// RegistryHost): a host or address with an optional port, as an image
+// reference starts, without a scheme or a path.
+func CheckRegistryHost(h string) error {
+	named, err := reference.ParseNamed(h + "/scangate/check")
+	if err != nil || reference.Domain(named) != h || !strings.ContainsAny(h, ".:") && h != "localhost" {
+		return fmt.Errorf("%q is not a registry host (host[:port], such as registry.example.com or 127.0.0.1:8080)", h)
+	}
+	return nil
+}
+
 // loopbackHost is the registry's address as the Docker Engine on this
 // machine must name it: a 127.0.0.0/8 address is the only kind the engine
 // pushes to over plain HTTP without configuration.
@@ -230,14 +244,14 @@ func loopbackHost(addr net.Addr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
-// newBuilder makes the Docker builder with a fresh pusher token of the
-// process's own. Its bases come from scangate's own registry and the
+// newBuilder makes the Docker builder with the server's pusher token,
+// derived from key. Its bases come from scangate's own registry and the
 // others allowed.
-func newBuilder(ctx context.Context, tokens *auth.Tokens, host string, allowed []string) (*build.Builder, error) {
+func newBuilder(ctx context.Context, tokens *auth.Tokens, key []byte, host string, allowed []string) (*build.Builder, error) {
 	// The database token of earlier versions, whose name any admin could
 	// have taken since: gone.
 	_ = tokens.Revoke(ctx, builderToken)
-	secret, err := tokens.Process(builderToken, auth.RolePusher)
+	secret, err := tokens.Server(builderToken, auth.RolePusher, key)
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,11 @@ type Config struct {
 	// Database is empty for SQLite in DataDir (one server per folder), or
 	// a postgres:// URL of a database that replicas share.
 	Database string
+	// RegistryHost is the registry's name (host[:port]) that builds push
+	// to, task images are pulled from and events name: that of the load
+	// balancer in front of replicas, the same on each. Empty is the
+	// address listened on (loopback for a wildcard).
+	RegistryHost string
 	// RegistryStorage, RegistrySecret and RegistryCache are the registry's
 	// storage URL, HTTP secret and blob-descriptor cache (see
 	// registry.Config).
@@ -190,7 +195,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	p, err := assemble(ctx, cfg, st, loopbackHost(ln.Addr()))
+	host := cfg.RegistryHost
+	if host == "" {
+		host = loopbackHost(ln.Addr())
+	}
+	p, err := assemble(ctx, cfg, st, host)
 	if err != nil {
 		return err
 	}
@@ -232,8 +241,11 @@ func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
 
 // parts are the server's components, wired together.
 type parts struct {
-	cfg     Config
-	host    string
+	cfg  Config
+	host string // the registry's name (Config.RegistryHost)
+	// key derives approval tokens and the server's own tokens; replicas
+	// share it.
+	key     []byte
 	st      *store.Store
 	jobs    *jobs.Client
 	metrics *metrics
@@ -272,6 +284,9 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 			p.close()
 		}
 	}()
+	if p.key, err = pipeline.LoadKey(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	workers := river.NewWorkers()
 	queues := events.Queues()
 	queues[river.QueueDefault] = 2
@@ -326,14 +341,11 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, host string) (_ 
 // with its evaluator.
 func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) error {
 	log := p.cfg.Logger
-	key, err := pipeline.LoadKey(p.cfg.DataDir)
-	if err != nil {
-		return err
-	}
+	var err error
 	if p.sources, err = newSources(p.cfg.DataDir, p.st, p.leases, p.tokens, p.cfg.Limits, p.egress, log.With("component", "source")); err != nil {
 		return err
 	}
-	if p.builder, err = newBuilder(ctx, p.tokens, p.host, p.cfg.BuildRegistries); err != nil {
+	if p.builder, err = newBuilder(ctx, p.tokens, p.key, p.host, p.cfg.BuildRegistries); err != nil {
 		return err
 	}
 	if v, err := p.builder.Ping(ctx); err != nil {
@@ -342,7 +354,7 @@ func (p *parts) assemblePipelines(ctx context.Context, workers *river.Workers) e
 		log.Info("Docker Engine", "api", v)
 	}
 	p.pipes = pipeline.New(p.st, p.bus, p.jobs, pipeline.Options{
-		Key: key, Egress: p.egress, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
+		Key: p.key, Egress: p.egress, Source: pipelineSource{p.sources.repos}, Builder: pipelineBuilder{p.builder}, Deployer: pipelineDeployer{p.deploy},
 		Promoter: p.reg,
 		Logger:   log.With("component", "pipeline"),
 	})
@@ -556,12 +568,13 @@ func (p *parts) serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	p.ready.Store(true)
-	// addr (the registry's host as this machine's Docker Engine names it)
-	// comes first: scripts read it. listening is the address bound.
+	// addr (the registry's host as this machine's Docker Engine names it,
+	// or --registry-host) comes first: scripts read it. listening is the
+	// address bound.
 	log.Info("scangate server ready", "addr", p.host, "listening", ln.Addr().String(), "scheme", scheme, "data", p.cfg.DataDir, "registry_storage", p.reg.Storage().String(),
 		"holder", p.leases.Holder(), "max_connections", lim.MaxConnections, "trusted_proxies", len(p.cfg.TrustedProxies), "metrics_public", p.cfg.MetricsPublic)
 	if p.cfg.Ready != nil {
-		p.cfg.Ready <- p.host
+		p.cfg.Ready <- loopbackHost(ln.Addr())
 	}
 	select {
 	case <-ctx.Done():

@@ -348,14 +348,24 @@ func (r *Repos) Delete(ctx context.Context, name string) error {
 // List returns the hosted repositories, by name.
 func (r *Repos) List(ctx context.Context) ([]Repo, error) {
 	var out []Repo
-	err := filepath.WalkDir(r.root, func(p string, e fs.DirEntry, err error) error {
+	// The folder may be a link to storage replicas share (the compose
+	// file's git -> /shared/git): WalkDir does not follow a root that is a
+	// link, and would list nothing.
+	root, err := filepath.EvalSymlinks(r.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	err = filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !e.IsDir() || p == r.root {
+		if !e.IsDir() || p == root {
 			return nil
 		}
 		if strings.HasPrefix(e.Name(), ".") {
@@ -364,7 +374,7 @@ func (r *Repos) List(ctx context.Context) ([]Repo, error) {
 		if !strings.HasSuffix(e.Name(), ".git") {
 			return nil
 		}
-		rel, err := filepath.Rel(r.root, p)
+		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}

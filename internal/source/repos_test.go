@@ -71,6 +71,27 @@ func TestCreateListDelete(t *testing.T) {
 	}
 }
 
+// Replicas share hosted git through a link (the compose file's git ->
+// /shared/git): repositories made by one are listed by another whose
+// folder is the link.
+func TestListThroughLink(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t, source.Options{})
+	s.create("team/app")
+	link := filepath.Join(t.TempDir(), "git")
+	if err := os.Symlink(s.root, link); err != nil {
+		t.Fatal(err)
+	}
+	other, err := source.New(link, s.tokens, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := other.List(ctx)
+	if want := []source.Repo{{Name: "team/app"}}; err != nil || !slices.Equal(list, want) {
+		t.Errorf("List through a link = %v, %v; want %v", list, err, want)
+	}
+}
+
 // A clone with a pusher token, a commit and a push: OnPush hears of each
 // ref the push changed, with its old and new commits.
 func TestPushNotifies(t *testing.T) {

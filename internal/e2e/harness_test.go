@@ -49,9 +49,7 @@ func newHarness(t *testing.T, opts servertest.Options) *harness {
 	// whose containers it finds gone, and leave those.
 	t.Cleanup(func() { h.removeContainers() })
 	h.s = servertest.Start(t, opts)
-	h.env = append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
-		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_TERMINAL_PROMPT=0")
+	h.env = gitEnv(t)
 	return h
 }
 
@@ -238,12 +236,26 @@ func (h *harness) appBase(name, dpkgStatus string) string {
 
 func (h *harness) git(dir string, args ...string) string {
 	h.t.Helper()
+	return runGit(h.t, h.env, dir, args...)
+}
+
+// gitEnv is an environment for git of the test's own: a home of its
+// own, no system configuration, a fixed author, no prompts.
+func gitEnv(t testing.TB) []string {
+	return append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
+		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_TERMINAL_PROMPT=0")
+}
+
+// runGit runs git in dir and returns its output, trimmed.
+func runGit(t testing.TB, env []string, dir string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
-	cmd.Env = h.env
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		h.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
 }

@@ -42,19 +42,19 @@ import (
 // keys, hosted git, the registry's storage), as the compose file does,
 // behind a round-robin proxy the test runs. Clients push distinct images
 // through the proxy while a follower reads the event log through it and a
-// rule delivers every Scan event to a webhook. Mid-way the replica leading
-// the deploy controller is killed with SIGKILL, and started again later.
-// Then: every pushed image was scanned exactly once (one COMPLETE result,
-// one INITIAL_SCAN_COMPLETE event), another replica took the controller's
-// lease, the follower saw every logged event once, and every Scan event
-// reached the webhook at least once.
-//
-// Not covered here: pipelines with builds and deploys across replicas
-// (each replica names images by its own address; see the README's scale
-// page).
+// rule delivers every Scan event to a webhook; ten pipelines build, gate
+// and deploy (each to a service of its own) on the Docker Engine, their
+// commits pushed through the proxy, which is every replica's
+// --registry-host. Mid-way the replica leading the deploy controller is
+// killed with SIGKILL, and started again later. Then: every pushed image
+// was scanned exactly once (one COMPLETE result, one INITIAL_SCAN_COMPLETE
+// event), another replica took the controller's lease, every execution
+// succeeded and was decided, ended and deployed once (its service on the
+// one new revision, one container running), the follower saw every logged
+// event once, and every Scan event reached the webhook at least once.
 func TestReplicasSurviveSIGKILL(t *testing.T) {
-	const images, pushers, replicas = 50, 4, 3
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	const images, pushers, replicas, pipelines = 50, 4, 3, 10
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	c := newCluster(t, replicas)
 	for i := range replicas {
@@ -114,6 +114,7 @@ func TestReplicasSurviveSIGKILL(t *testing.T) {
 		}
 		digests[i] = d.String()
 	}
+	pipes := c.startPipelines(t, ctx, pipelines)
 	var pushed atomic.Int64
 	work := make(chan int, images)
 	for i := range images {
@@ -141,14 +142,15 @@ func TestReplicasSurviveSIGKILL(t *testing.T) {
 	// the others take to lead in its place.
 	waitUntilCtx(t, ctx, "a third of the pushes", func() bool { return pushed.Load() >= images/3 })
 	leader := c.leader(t, ctx)
+	flying := pipes.inFlight(t)
 	killed, atKill := time.Now(), pushed.Load()
 	c.kill(t, leader)
 	waitUntilCtx(t, ctx, "another replica to lead the deploy controller", func() bool {
 		info, ok, err := c.leases.Get(ctx, "deploy-controller")
 		return err == nil && ok && info.Holder != c.holders[leader] && time.Now().Before(info.ExpiresAt)
 	})
-	t.Logf("replica %d (the deploy controller's leader) killed after %d of %d pushes; another replica led %s later",
-		leader, atKill, images, time.Since(killed).Round(10*time.Millisecond))
+	t.Logf("replica %d (the deploy controller's leader) killed after %d of %d pushes, with executions in these stages: %v; another replica led %s later",
+		leader, atKill, images, flying, time.Since(killed).Round(10*time.Millisecond))
 	waitUntilCtx(t, ctx, "two thirds of the pushes", func() bool { return pushed.Load() >= 2*images/3 })
 	c.start(t, leader)
 	wg.Wait()
@@ -184,16 +186,21 @@ func TestReplicasSurviveSIGKILL(t *testing.T) {
 		}
 		return true
 	})
-	total := 0
+	// Every image scanned once: the pushed ones, the pipelines' builds
+	// and the base.
 	for k, n := range scanned {
-		total += n
 		if n != 1 {
 			t.Errorf("%d Scan events %s, want 1", n, k)
 		}
 	}
+	total := 0
+	for _, d := range digests {
+		total += scanned[d+" INITIAL_SCAN_COMPLETE"]
+	}
 	if total != images {
 		t.Errorf("%d Scan events for %d images: %v", total, images, scanned)
 	}
+	pipes.check(t, ctx)
 	status := map[string]string{}
 	for r := range 3 {
 		code, body := c.api(t, http.MethodGet, fmt.Sprintf("/api/v1/images?repository=scale/app%d", r), nil)
@@ -282,6 +289,8 @@ type cluster struct {
 	proxy    *httptest.Server
 	leases   *lease.Leases
 	store    *store.Store
+	// afterStop runs once every replica has stopped (at the test's end).
+	afterStop []func()
 }
 
 func newCluster(t testing.TB, n int) *cluster {
@@ -308,6 +317,13 @@ func newCluster(t testing.TB, n int) *cluster {
 	if err := os.WriteFile(filepath.Join(c.shared, "keys", "1.key"), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Registered before any replica starts, so that it runs after they
+	// have all stopped (cleanups run last first).
+	t.Cleanup(func() {
+		for _, f := range c.afterStop {
+			f()
+		}
+	})
 	for range n {
 		dir := t.TempDir()
 		for _, l := range []string{"keys", "git", "approval.key"} {
@@ -373,7 +389,7 @@ func (c *cluster) start(t testing.TB, i int) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(c.bin, "--data-dir", c.dirs[i], "--database", c.database, "server", "--addr", c.addrs[i],
-		"--registry-storage", filepath.Join(c.shared, "registry"), "--registry-secret", c.secret,
+		"--registry-host", c.host(), "--registry-storage", filepath.Join(c.shared, "registry"), "--registry-secret", c.secret,
 		"--allow-private-targets", "127.0.0.0/8", "--shutdown-timeout", "5s")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

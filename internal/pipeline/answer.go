@@ -189,7 +189,7 @@ func (s *Service) override(ctx context.Context, tx *sql.Tx, a *Approval, ex *Exe
 		message += "; until " + ans.Expires.UTC().Format(time.RFC3339)
 	}
 	message += ")"
-	if err := s.publishExecution(ctx, tx, ex, "RESUMED", message); err != nil {
+	if err := s.publishExecution(ctx, tx, ex, ExecutionResumed, message); err != nil {
 		return err
 	}
 	detail := ApprovalOverriddenDetail{

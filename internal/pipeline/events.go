@@ -15,6 +15,16 @@ type ExecutionDetail struct {
 	Reason      string `json:"reason"`
 }
 
+// The states an ExecutionDetail names, as CodePipeline's events do.
+const (
+	ExecutionStarted    = "STARTED"
+	ExecutionResumed    = "RESUMED"
+	ExecutionSucceeded  = "SUCCEEDED"
+	ExecutionFailed     = "FAILED"
+	ExecutionStopped    = "STOPPED"
+	ExecutionSuperseded = "SUPERSEDED"
+)
+
 // StageDetail is the detail of a Stage Execution State Change.
 type StageDetail struct {
 	Pipeline    string `json:"pipeline"`

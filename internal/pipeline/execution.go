@@ -130,7 +130,7 @@ func (s *Service) start(ctx context.Context, tx *sql.Tx, name string, t Trigger)
 		return "", fmt.Errorf("start %s: %w", name, err)
 	}
 	ex := &Execution{ID: id, Pipeline: d.Name, Version: d.Version, Commit: t.Commit, Ref: t.Ref, Trigger: t.Kind, StartedBy: t.By}
-	if err := s.publishExecution(ctx, tx, ex, "STARTED", ""); err != nil {
+	if err := s.publishExecution(ctx, tx, ex, ExecutionStarted, ""); err != nil {
 		return "", err
 	}
 	for _, stage := range []string{StageSource, StageBuild} {
@@ -302,15 +302,15 @@ func (s *Service) setStage(ctx context.Context, tx *sql.Tx, ex *Execution, stage
 func execEventState(state string) string {
 	switch state {
 	case StateSucceeded:
-		return "SUCCEEDED"
+		return ExecutionSucceeded
 	case StateFailed:
-		return "FAILED"
+		return ExecutionFailed
 	case StateStopped:
-		return "STOPPED"
+		return ExecutionStopped
 	case StateSuperseded:
-		return "SUPERSEDED"
+		return ExecutionSuperseded
 	}
-	return "STARTED"
+	return ExecutionStarted
 }
 
 func (s *Service) publishExecution(ctx context.Context, tx *sql.Tx, ex *Execution, state, reason string) error {

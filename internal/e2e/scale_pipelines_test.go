@@ -68,7 +68,9 @@ func (c *cluster) startPipelines(t *testing.T, ctx context.Context, n int) *repl
 	// scan.
 	waitUntilCtx(t, ctx, "the base's scan", func() bool {
 		code, body := c.api(t, http.MethodGet, "/api/v1/images?repository=base/app-"+c.id, nil)
-		var list struct{ Images []struct{ Digest, ScanStatus string } }
+		var list struct {
+			Images []struct{ Digest, ScanStatus string }
+		}
 		return code == http.StatusOK && json.Unmarshal(body, &list) == nil && len(list.Images) == 1 && list.Images[0].ScanStatus == "COMPLETE"
 	})
 	c.apiWant(t, http.MethodPost, "/api/v1/clusters", fmt.Sprintf(`{"clusterName": %q}`, p.cluster), http.StatusCreated)

@@ -46,7 +46,8 @@ import (
 // and deploy (each to a service of its own) on the Docker Engine, their
 // commits pushed through the proxy, which is every replica's
 // --registry-host. Mid-way the replica leading the deploy controller is
-// killed with SIGKILL, and started again later. Then: every pushed image
+// killed with SIGKILL, and started again later; then another replica is
+// stopped with SIGTERM and started again. Then: every pushed image
 // was scanned exactly once (one COMPLETE result, one INITIAL_SCAN_COMPLETE
 // event), another replica took the controller's lease, every execution
 // succeeded and was decided, ended and deployed once (its service on the
@@ -153,6 +154,14 @@ func TestReplicasSurviveSIGKILL(t *testing.T) {
 		leader, atKill, images, flying, time.Since(killed).Round(10*time.Millisecond))
 	waitUntilCtx(t, ctx, "two thirds of the pushes", func() bool { return pushed.Load() >= 2*images/3 })
 	c.start(t, leader)
+	// Then another replica is stopped the ordinary way (SIGTERM, as an
+	// orchestrator drains a pod): it finishes or hands back its work, and
+	// the others take it.
+	drained := (leader + 1) % replicas
+	flying = pipes.inFlight(t)
+	took := c.stop(t, drained)
+	t.Logf("replica %d drained in %s, with executions in these stages: %v", drained, took.Round(10*time.Millisecond), flying)
+	c.start(t, drained)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -444,6 +453,26 @@ func (c *cluster) kill(t testing.TB, i int) {
 		t.Fatal(err)
 	}
 	<-c.done[i]
+}
+
+// stop takes replica i out of the proxy and stops it with SIGTERM, as an
+// orchestrator does, and returns how long it took to exit.
+func (c *cluster) stop(t testing.TB, i int) time.Duration {
+	t.Helper()
+	c.up[i].Store(false)
+	start := time.Now()
+	if err := c.procs[i].Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.done[i]:
+	case <-time.After(time.Minute):
+		t.Fatalf("replica %d still running a minute after SIGTERM (its shutdown timeout is 5 s)", i)
+	}
+	if code := c.procs[i].ProcessState.ExitCode(); code != 0 {
+		t.Errorf("replica %d exited %d after SIGTERM, want 0", i, code)
+	}
+	return time.Since(start)
 }
 
 // leader is the replica that leads the deploy controller.

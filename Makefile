@@ -37,13 +37,14 @@ check:
 
 # PG_URL: the private PostgreSQL cluster scripts/postgres.sh starts (on
 # 127.0.0.1:55432, data in /tmp/scangate-pg), where tests make their own
-# databases. PG_PACKAGES: the packages whose tests use the database through
-# internal/storetest or internal/servertest and pass on PostgreSQL; they run
+# databases. PG_PACKAGES: every package whose tests use the database (through
+# internal/storetest, internal/servertest or internal/vulndbtest); they run
 # a second time with SCANGATE_TEST_DATABASE set (see README, "Tests").
 PG_URL      ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
 PG_PACKAGES ?= ./internal/store/ ./internal/lease/ ./internal/jobs/ ./internal/auth/ ./internal/console/ ./internal/api/ ./internal/events/ \
 	./internal/pipeline/ ./internal/source/ ./internal/cli/ ./internal/server/ ./internal/build/ \
-	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/ ./internal/e2e/...
+	./internal/registry/ ./internal/engine/docker/ ./internal/apptest/ ./internal/vulndb/ ./internal/secret/ ./internal/scan/ \
+	./internal/e2e/...
 
 # PG_SKIP: tests that use PostgreSQL whatever the run's database (the
 # replicas' test), so that the second pass does not run them again.

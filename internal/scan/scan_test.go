@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scangate/scangate/internal/storetest"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -20,7 +22,6 @@ import (
 	"github.com/scangate/scangate/internal/image"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/scan"
-	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
 	"github.com/scangate/scangate/internal/vulndbtest"
 )
@@ -176,11 +177,7 @@ func TestRematchStoredInventory(t *testing.T) {
 	}
 	first := scanRef(t, "docker-archive:"+archive)
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, t.TempDir())
 	if err := scan.SaveInventory(ctx, st.Writer(), first); err != nil {
 		t.Fatal(err)
 	}

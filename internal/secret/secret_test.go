@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scangate/scangate/internal/storetest"
+
 	"github.com/scangate/scangate/internal/secret"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -142,11 +144,7 @@ func resealThings(ctx context.Context, tx *sql.Tx, keys *secret.Keys) (int, erro
 func TestRotateResealsEveryValueAndRetiresTheOldKey(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
-	st, err := store.Open(ctx, filepath.Join(data, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, data)
 	thingsTable(t, st)
 	server, err := secret.OpenIn(data)
 	if err != nil {
@@ -210,11 +208,7 @@ func TestRotateResealsEveryValueAndRetiresTheOldKey(t *testing.T) {
 func TestFailedRotationKeepsTheOldKeys(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
-	st, err := store.Open(ctx, filepath.Join(data, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, data)
 	thingsTable(t, st)
 	keys, err := secret.OpenIn(data)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -61,38 +62,54 @@ func Open(t testing.TB, dataDir string) *store.Store {
 // when the test ends. The server is Env's, or DefaultPostgres.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	u, drop, err := NewPostgres(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return u
+}
+
+// NewPostgres makes a new, empty PostgreSQL database on Env's server (or
+// DefaultPostgres) and returns its URL and the function that drops it:
+// for a database shared by a test binary's tests, made outside any test.
+func NewPostgres(ctx context.Context) (string, func() error, error) {
 	admin := os.Getenv(Env)
 	if !store.IsPostgres(admin) {
 		admin = DefaultPostgres
 	}
 	u, err := url.Parse(admin)
 	if err != nil {
-		t.Fatalf("%s: %v", Env, err)
+		return "", nil, fmt.Errorf("%s: %w", Env, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
-		t.Fatalf("postgres: %v", err)
+		return "", nil, fmt.Errorf("postgres: %w", err)
 	}
 	defer db.Close()
 	var b [8]byte
 	rand.Read(b[:])
 	name := "scangate_test_" + hex.EncodeToString(b[:])
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
-		t.Fatalf("postgres (start one: scripts/postgres.sh start, or set %s): %v", Env, err)
+		return "", nil, fmt.Errorf("postgres (start one: scripts/postgres.sh start, or set %s): %w", Env, err)
 	}
-	t.Cleanup(func() {
+	drop := func() error {
 		db, err := sql.Open("pgx", admin)
 		if err != nil {
-			t.Error(err)
-			return
+			return err
 		}
 		defer db.Close()
 		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database: %v", err)
+			return fmt.Errorf("drop test database: %w", err)
 		}
-	})
+		return nil
+	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }

@@ -2,9 +2,10 @@ package vulndb_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/scangate/scangate/internal/storetest"
 
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/vulndb"
@@ -12,11 +13,8 @@ import (
 
 func openDB(t *testing.T) (*vulndb.DB, *store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	// SQLite, or PostgreSQL when the run says so (storetest.Env).
+	st := storetest.Open(t, t.TempDir())
 	return vulndb.New(st), st
 }
 

@@ -2,11 +2,10 @@ package vulndb
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 )
 
 func TestOracleFlavour(t *testing.T) {
@@ -90,14 +89,9 @@ func TestOracleFlavoursAndArches(t *testing.T) {
 	}
 }
 
-// newTestDB returns a database in a new SQLite file, closed when the test
-// ends.
+// newTestDB returns a new database (SQLite, or PostgreSQL when the run
+// says so: storetest.Env), closed when the test ends.
 func newTestDB(t *testing.T) *DB {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return New(st)
+	return New(storetest.Open(t, t.TempDir()))
 }

@@ -1,10 +1,12 @@
 // Package vulndbtest gives tests a real vulnerability database: every
-// bundled fixture feed (testdata/vulndata) imported into a SQLite file,
-// once per test binary.
+// bundled fixture feed (testdata/vulndata) imported once per test binary,
+// into a SQLite file, or a PostgreSQL database when the run says so
+// (storetest.Env).
 package vulndbtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/scangate/scangate/internal/feed"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/store"
+	"github.com/scangate/scangate/internal/storetest"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -25,6 +28,8 @@ var Feeds = []string{"go-vulndb.zip", "pypa-advisory-database.zip", "debian", "a
 var (
 	once sync.Once
 	dir  string
+	drop func() error // the PostgreSQL database's, if one was made
+	st   *store.Store
 	db   *vulndb.DB
 	err  error
 )
@@ -44,8 +49,13 @@ func build(ctx context.Context) (*vulndb.DB, error) {
 	if dir, e = os.MkdirTemp("", "scangate-vulndb-"); e != nil {
 		return nil, e
 	}
-	st, e := store.Open(ctx, filepath.Join(dir, store.FileName))
-	if e != nil {
+	database := ""
+	if storetest.OnPostgres() {
+		if database, drop, e = storetest.NewPostgres(ctx); e != nil {
+			return nil, e
+		}
+	}
+	if st, e = store.OpenDatabase(ctx, database, dir); e != nil {
 		return nil, e
 	}
 	paths := make([]string, len(Feeds))
@@ -64,6 +74,14 @@ func build(ctx context.Context) (*vulndb.DB, error) {
 // call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	if st != nil {
+		st.Close()
+	}
+	if drop != nil {
+		if err := drop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
 	if dir != "" {
 		os.RemoveAll(dir)
 	}

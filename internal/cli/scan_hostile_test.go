@@ -700,14 +700,14 @@ func runScanChild() {
 }
 
 // heldContentFile reports whether process pid holds the scan's content
-// file open, already unlinked, as /proc shows it.
-func heldContentFile(pid int) bool {
+// file open in tmp, with no name, as /proc shows it: made with O_TMPFILE
+// ("tmp/#INODE (deleted)"), or, where the filesystem cannot, a
+// scangate-content-NNN already unlinked.
+func heldContentFile(pid int, tmp string) bool {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	for _, fd := range fds {
-		// Once unlinked (" (deleted)"): between its creation and its
-		// unlink, a moment, the file has a name a kill would leave.
 		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil &&
-			strings.Contains(target, "scangate-content-") && strings.HasSuffix(target, " (deleted)") {
+			strings.HasPrefix(target, tmp+"/") && strings.HasSuffix(target, " (deleted)") {
 			return true
 		}
 	}
@@ -774,7 +774,7 @@ func TestScanKilled(t *testing.T) {
 				t.Fatalf("scangate scan ended (%v) before asking for the stalled layer: %s", err, stderr.String())
 			}
 			giveUp := time.After(2 * time.Minute) // a hang, not a timing
-			for !heldContentFile(cmd.Process.Pid) {
+			for !heldContentFile(cmd.Process.Pid, tmp) {
 				select {
 				case err := <-exited:
 					t.Fatalf("scangate scan ended (%v) before it held its content file: %s", err, stderr.String())

@@ -76,14 +76,18 @@ type blob struct {
 	next int64
 }
 
-// file returns the content file, made on first use and unlinked at once:
-// the scan reads and writes it through its descriptor only, so that no
-// name in $TMPDIR outlives the scan, even one killed with SIGKILL, which
-// runs no cleanup.
+// file returns the content file, made on first use without a name (or,
+// where the filesystem cannot, unlinked at once): the scan reads and
+// writes it through its descriptor only, so that no name in $TMPDIR
+// outlives the scan, even one killed with SIGKILL, which runs no cleanup.
 func (b *blob) file() (*os.File, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.f == nil {
+		if f, err := unnamedTemp(os.TempDir()); err == nil {
+			b.f = f
+			return f, nil
+		}
 		f, err := os.CreateTemp("", "scangate-content-")
 		if err != nil {
 			return nil, err

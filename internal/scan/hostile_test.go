@@ -1294,9 +1294,10 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 	return g.r.Read(p)
 }
 
-// openContentFiles lists the files this process holds open whose name has
-// the scan's content-file prefix, as /proc shows them.
-func openContentFiles(t *testing.T, pid int) []string {
+// openContentFiles lists the files in tmp with no name that this process
+// holds open, as /proc shows them: the content file made with O_TMPFILE
+// ("tmp/#INODE (deleted)"), or a scangate-content-NNN already unlinked.
+func openContentFiles(t *testing.T, pid int, tmp string) []string {
 	t.Helper()
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
@@ -1305,7 +1306,7 @@ func openContentFiles(t *testing.T, pid int) []string {
 	var out []string
 	for _, fd := range fds {
 		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.Contains(target, "scangate-content-") {
+		if err == nil && strings.HasPrefix(target, tmp+"/") && strings.HasSuffix(target, " (deleted)") {
 			out = append(out, target)
 		}
 	}
@@ -1313,7 +1314,7 @@ func openContentFiles(t *testing.T, pid int) []string {
 }
 
 // TestContentFileNeverInTempDir: the file the unpacker keeps package
-// databases in is unlinked as soon as it is made, so that no name in
+// databases in never has a name (O_TMPFILE), so that no name in
 // $TMPDIR outlives the scan, even one killed with SIGKILL (which runs no
 // cleanup; internal/cli's TestScanKilled checks the command).
 //
@@ -1362,7 +1363,7 @@ func TestContentFileNeverInTempDir(t *testing.T) {
 			t.Fatalf("the scan never held its content file (%v)", <-done)
 		case <-time.After(time.Millisecond):
 		}
-		held = openContentFiles(t, os.Getpid())
+		held = openContentFiles(t, os.Getpid(), tmp)
 	}
 	left := leftIn(t, tmp)
 	close(gate)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/apptest"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/registry/registrytest"
 )
 
@@ -32,7 +32,7 @@ import (
 // app is a running app process.
 type app struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *logbuf.Buffer
 	addr string
 	done chan error
 }
@@ -60,7 +60,7 @@ func freePort(t *testing.T) string {
 func start(t *testing.T, env ...string) *app {
 	t.Helper()
 	port := freePort(t)
-	a := &app{out: &syncBuffer{}, addr: "127.0.0.1:" + port, done: make(chan error, 1)}
+	a := &app{out: &logbuf.Buffer{}, addr: "127.0.0.1:" + port, done: make(chan error, 1)}
 	a.cmd = exec.Command(program(t))
 	a.cmd.Env = append([]string{"PORT=" + port}, env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
@@ -278,22 +278,4 @@ func TestImageAndPush(t *testing.T) {
 	if _, err := remote.Head(r, remote.WithAuth(&authn.Basic{Username: "apptest", Password: token}), remote.WithContext(context.Background())); err != nil {
 		t.Errorf("the pushed image: %v", err)
 	}
-}
-
-// syncBuffer is output the test reads while a process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

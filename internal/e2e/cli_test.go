@@ -11,13 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/scangate/scangate/internal/apptest"
 	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -30,10 +30,10 @@ type cliResult struct {
 
 // cli runs a scangate client command against the harness's server with
 // the token in tokenFile, as a user would from another machine.
-func (h *harness) cli(ctx context.Context, out *syncBuffer, tokenFile string, args ...string) cliResult {
+func (h *harness) cli(ctx context.Context, out *logbuf.Buffer, tokenFile string, args ...string) cliResult {
 	h.t.Helper()
 	if out == nil {
-		out = new(syncBuffer)
+		out = new(logbuf.Buffer)
 	}
 	var errb bytes.Buffer
 	args = append(args, "--server", "http://"+h.s.Addr, "--token-file", tokenFile)
@@ -66,24 +66,6 @@ func (h *harness) file(name, body string) string {
 		h.t.Fatal(err)
 	}
 	return path
-}
-
-// syncBuffer is a buffer a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitFor polls ok until it says yes, or fails the test saying what.
@@ -197,7 +179,7 @@ containerDefinitions:
 	// --follow prints what the container writes while it runs, until
 	// interrupted.
 	ctx, cancel := context.WithCancel(context.Background())
-	var followed syncBuffer
+	var followed logbuf.Buffer
 	done := make(chan cliResult, 1)
 	go func() { done <- h.cli(ctx, &followed, deployer, "task", "logs", task, "--follow", "--tail", "1") }()
 	h.waitFor("following the logs", 30*time.Second, func() bool {

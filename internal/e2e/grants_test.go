@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/auth"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
@@ -49,7 +50,7 @@ func (h *harness) gitTry(dir string, args ...string) (string, error) {
 // the reason) and lets an admin do both. Every refusal is in the audit log.
 func TestGrants(t *testing.T) {
 	t.Parallel()
-	logs := &servertest.LogBuffer{}
+	logs := &logbuf.Buffer{}
 	h := newHarness(t, servertest.Options{Feeds: []string{"debian", "ghsa", "nvd"},
 		Config: server.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))}})
 	clean := h.appBase("grants", "")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/nettest"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -52,7 +53,7 @@ func (h *harness) rollingUpdate(cluster, image string, minPct, maxPct int) {
 	const desired = 5
 	name := fmt.Sprintf("roll-%d-%d-%s", minPct, maxPct, h.id)
 	what := fmt.Sprintf("%d/%d", minPct, maxPct)
-	port := servertest.FreePort(t)
+	port := nettest.FreePort(t)
 	v1 := h.taskDef(name, image, map[string]string{"MESSAGE": "v1"}, healthCheck)
 	h.api("POST", "/api/v1/services", map[string]any{"clusterName": cluster, "serviceName": name, "taskDefinition": v1, "desiredCount": 0,
 		"config": map[string]any{

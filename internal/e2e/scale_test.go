@@ -32,6 +32,7 @@ import (
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/imagetest"
 	"github.com/scangate/scangate/internal/lease"
+	"github.com/scangate/scangate/internal/nettest"
 	"github.com/scangate/scangate/internal/servertest"
 	"github.com/scangate/scangate/internal/store"
 	"github.com/scangate/scangate/internal/storetest"
@@ -341,7 +342,7 @@ func newCluster(t testing.TB, n int) *cluster {
 			}
 		}
 		c.dirs = append(c.dirs, dir)
-		c.addrs = append(c.addrs, fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t)))
+		c.addrs = append(c.addrs, fmt.Sprintf("127.0.0.1:%d", nettest.FreePort(t)))
 	}
 	c.run(t, "db", "import", filepath.Join(servertest.Fixtures, "debian"), filepath.Join(servertest.Fixtures, "ghsa"))
 	c.token = strings.TrimSpace(c.run(t, "token", "create", "--name", "admin-"+c.id, "--role", "admin"))

@@ -13,6 +13,7 @@ import (
 	"github.com/scangate/scangate/internal/events"
 	"github.com/scangate/scangate/internal/events/eventstest"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -26,7 +27,7 @@ import (
 // admin sees the URL whole, and no one the secret.
 func TestWebhookSecretsStaySealed(t *testing.T) {
 	t.Parallel()
-	logs := &servertest.LogBuffer{}
+	logs := &logbuf.Buffer{}
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{
 		DeliveryRetryWindow: 2 * time.Second,
 		Logger:              slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

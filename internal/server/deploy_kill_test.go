@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/scangate/scangate/internal/apptest"
 	"github.com/scangate/scangate/internal/deploy"
+	"github.com/scangate/scangate/internal/nettest"
 )
 
 // These tests kill `scangate server` with SIGKILL in the middle of a
@@ -53,7 +53,7 @@ func newDeployKillHarness(t *testing.T) (*deployKillHarness, *server) {
 	d.db = p.db(t)
 	d.post("/api/v1/clusters", map[string]any{"clusterName": d.cluster}, http.StatusCreated)
 	d.image = apptest.Push(t, p.addr, "kill/app-"+p.id, p.token)
-	port := freeTCPPort(t)
+	port := nettest.FreePort(t)
 	d.lbURL = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	v1 := d.revision("v1")
 	d.post("/api/v1/services", map[string]any{"clusterName": d.cluster, "serviceName": d.name, "taskDefinition": v1, "desiredCount": 0,
@@ -515,16 +515,6 @@ func removeCluster(cluster string) {
 		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
 	}
 	_ = exec.Command("docker", "network", "rm", "scangate-"+cluster).Run()
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func getBody(url string) (string, error) {

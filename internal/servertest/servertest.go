@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -282,18 +281,6 @@ func (s *Server) ImportQueued(t testing.TB, feeds ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// FreePort is a loopback TCP port free when asked (a test's published
-// container port, or a second server's address).
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // HasLine says whether one line of a command's output holds every part, as

@@ -14,6 +14,8 @@ import (
 
 	"github.com/scangate/scangate/internal/dnstest"
 	"github.com/scangate/scangate/internal/egress"
+	"github.com/scangate/scangate/internal/logbuf"
+	"github.com/scangate/scangate/internal/nettest"
 	"github.com/scangate/scangate/internal/source"
 )
 
@@ -29,7 +31,7 @@ func TestExternalSourceOnLoopbackIsRefused(t *testing.T) {
 	gitRun(t, work, "push", "--quiet", "origin", "main")
 	upstream.nextPush()
 
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	s := newServer(t, source.Options{Egress: egress.New(nil), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	byName := strings.Replace(upstream.url(upstream.reader, "lib"), "127.0.0.1", "localhost", 1)
 	for _, u := range []string{upstream.url(upstream.reader, "lib"), byName} {
@@ -106,7 +108,7 @@ func TestGitProtocolFetchIsPinned(t *testing.T) {
 	first := commitFile(t, work, "Dockerfile", "FROM scratch\n")
 	gitRun(t, work, "push", "--quiet", "origin", "HEAD:main")
 
-	port := freePort(t)
+	port := nettest.FreePort(t)
 	daemon := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--base-path="+root,
 		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), root)
 	if err := daemon.Start(); err != nil {
@@ -144,17 +146,4 @@ func waitListening(t *testing.T, addr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// freePort is a TCP port of 127.0.0.1 free a moment ago (for git daemon,
-// which takes a port, not a listener). Not servertest's: that package
-// links the whole server into this package's tests.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -11,26 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/source"
 )
-
-// syncBuffer is a log destination tests read while the code writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // An external repository (another scangate, over HTTP on 127.0.0.1, with
 // a token in its URL) is fetched, archived and polled; its token shows in
@@ -44,7 +27,7 @@ func TestRemote(t *testing.T) {
 	gitRun(t, work, "push", "--quiet", "origin", "main")
 	upstream.nextPush()
 
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	s := newServer(t, source.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	url := upstream.url(upstream.reader, "lib")
 

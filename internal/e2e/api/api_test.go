@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
 )
@@ -225,7 +226,7 @@ func TestBadBodies(t *testing.T) {
 // refused at put, one whose branch has no commit yet is stored with a
 // warning.
 func TestWhoamiAndPipelineSource(t *testing.T) {
-	var log servertest.LogBuffer
+	var log logbuf.Buffer
 	s := servertest.Start(t, servertest.Options{Feeds: []string{}, Config: server.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))}})
 	c := newClient(t, s)
 	status, body := c.do(s.Token, "POST", "/api/v1/tokens", map[string]string{"name": "ci", "role": "pusher"})

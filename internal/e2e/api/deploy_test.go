@@ -14,6 +14,7 @@ import (
 
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/nettest"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -239,7 +240,7 @@ containerDefinitions:
 		t.FailNow()
 	}
 
-	listener := servertest.FreePort(t)
+	listener := nettest.FreePort(t)
 	svcPath := "/api/v1/clusters/" + web + "/services/"
 	t.Run("services", func(t *testing.T) {
 		c := c.as(t)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/scangate/scangate/internal/build"
+	"github.com/scangate/scangate/internal/logbuf"
 )
 
 // A Dockerfile's FROM may name only images of allowed registries, and is
@@ -22,7 +23,7 @@ func TestBuildBaseImages(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("a registry that is not allowed", func(t *testing.T) {
-		var log syncBuffer
+		var log logbuf.Buffer
 		_, err := f.builder.Build(ctx, build.Request{
 			Context: contextTar(t, map[string]string{
 				"Dockerfile": "# a base from Docker Hub\nARG DEBIAN=12\nFROM " + f.base + " AS ok\nFROM debian:${DEBIAN}\n",
@@ -47,7 +48,7 @@ func TestBuildBaseImages(t *testing.T) {
 		ref := f.srv.Addr + "/" + name + ":1"
 		loadImage(t, f.docker, ref, baseImage(t, "planted in the engine"))
 		dgst := f.srv.Push(t, name+":1", baseImage(t, "from the registry"))
-		var log syncBuffer
+		var log logbuf.Buffer
 		res, err := f.builder.Build(ctx, build.Request{
 			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + ref + "\nRUN cat /etc/motd\n"}),
 			Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: &log,
@@ -66,7 +67,7 @@ func TestBuildBaseImages(t *testing.T) {
 	})
 
 	t.Run("the pinned Dockerfile stays out of the image", func(t *testing.T) {
-		var log syncBuffer
+		var log logbuf.Buffer
 		res, err := f.builder.Build(ctx, build.Request{
 			Context: contextTar(t, map[string]string{
 				"Dockerfile":    "FROM " + f.base + "\nCOPY . /src/\n",
@@ -98,7 +99,7 @@ func TestBuildBaseImages(t *testing.T) {
 
 	t.Run("no way to the server's loopback", func(t *testing.T) {
 		for _, network := range []string{"", build.NetworkNone} {
-			var log syncBuffer
+			var log logbuf.Buffer
 			_, err := f.builder.Build(ctx, build.Request{
 				Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + f.base + "\nRUN get http://" + f.srv.Addr + "/healthz\n"}),
 				Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: &log, Network: network,

@@ -27,6 +27,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/build"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -182,24 +183,6 @@ func contextTar(t *testing.T, files map[string]string) io.Reader {
 	return &buf
 }
 
-// syncBuffer is a log the test can read while a build writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestBuildAndPush(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -219,7 +202,7 @@ func TestBuildAndPush(t *testing.T) {
 
 	repo := "buildtest/" + unique(t) + "/api"
 	sha := "3f2a9c0d1e4b5a6978877665544332211f0e0d0c"
-	var log syncBuffer
+	var log logbuf.Buffer
 	res, err := f.builder.Build(ctx, build.Request{
 		Context: contextTar(t, map[string]string{
 			"Dockerfile": "FROM " + f.base + "\nARG GREETING=unset\nCOPY app.txt /app/\nRUN echo greeting=$GREETING\nLABEL greeting=$GREETING\n",
@@ -398,7 +381,7 @@ func TestBuildFailures(t *testing.T) {
 		}
 		b := newBuilder(t, f.srv, build.Options{Username: "builder", Password: reader})
 		repo := "buildtest/" + unique(t)
-		var log syncBuffer
+		var log logbuf.Buffer
 		res, err := b.Build(ctx, build.Request{
 			Context:    contextTar(t, map[string]string{"Dockerfile": "FROM " + f.base + "\nLABEL x=y\n"}),
 			Repository: repo, Tags: []string{"latest"}, Log: &log,
@@ -451,7 +434,7 @@ func TestBuildStops(t *testing.T) {
 
 	t.Run("timeout", func(t *testing.T) {
 		b := newBuilder(t, f.srv, build.Options{Timeout: 3 * time.Second})
-		var log syncBuffer
+		var log logbuf.Buffer
 		start := time.Now()
 		_, err := b.Build(context.Background(), build.Request{Context: contextTar(t, sleeper), Repository: "buildtest/" + unique(t), Tags: []string{"latest"}, Log: &log})
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 3s") {
@@ -469,14 +452,14 @@ func TestBuildStops(t *testing.T) {
 
 // watchLog is a log that says when it has seen a string.
 type watchLog struct {
-	syncBuffer
+	logbuf.Buffer
 	want string
 	seen chan struct{}
 	once sync.Once
 }
 
 func (w *watchLog) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.Buffer.Write(p)
 	if strings.Contains(w.String(), w.want) {
 		w.once.Do(func() { close(w.seen) })
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/scangate/scangate/internal/cli"
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/nettest"
 	"github.com/scangate/scangate/internal/servertest"
 )
 
@@ -116,7 +117,7 @@ containerDefinitions:
 	}
 
 	// A service at desired count 0, with a configuration file.
-	listener := servertest.FreePort(t)
+	listener := nettest.FreePort(t)
 	config := tempFile(t, "service.yaml", fmt.Sprintf(`deploymentConfiguration:
   minimumHealthyPercent: 50
   deploymentCircuitBreaker: {enable: true, rollback: true}
@@ -186,7 +187,7 @@ loadBalancer: {listenerPort: %d, containerName: app, containerPort: 8080}
 	}
 
 	// Refusals, each with its exit code and a message that says what to do.
-	noServer := fmt.Sprintf("http://127.0.0.1:%d", servertest.FreePort(t))
+	noServer := fmt.Sprintf("http://127.0.0.1:%d", nettest.FreePort(t))
 	for _, tc := range []struct {
 		name string
 		args []string

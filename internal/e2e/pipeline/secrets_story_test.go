@@ -13,6 +13,7 @@ import (
 
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/imagetest"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/server"
 	"github.com/scangate/scangate/internal/servertest"
@@ -38,7 +39,7 @@ func (st *story) shellBase() string {
 // plain args but never a secret.
 func TestPipelineSecretsStaySealed(t *testing.T) {
 	t.Parallel()
-	logs := &servertest.LogBuffer{}
+	logs := &logbuf.Buffer{}
 	st := newStoryWith(t, servertest.Options{Feeds: []string{}, Config: server.Config{
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}})

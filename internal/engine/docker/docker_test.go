@@ -25,6 +25,7 @@ import (
 	"github.com/scangate/scangate/internal/apptest"
 	"github.com/scangate/scangate/internal/engine"
 	"github.com/scangate/scangate/internal/engine/docker"
+	"github.com/scangate/scangate/internal/logbuf"
 	"github.com/scangate/scangate/internal/registry/registrytest"
 )
 
@@ -717,7 +718,7 @@ func (f *fixture) testLogs(t *testing.T) {
 
 	// Follow until ctx ends.
 	ctx, cancel := context.WithCancel(context.Background())
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- f.rt.Logs(ctx, cluster, "talker", "web", engine.LogOptions{Tail: 1, Follow: true}, &buf)
@@ -740,7 +741,7 @@ func (f *fixture) testLogs(t *testing.T) {
 
 	// Follow until the app exits.
 	f.start(t, f.task(cluster, "quitter", f.app("web", "EXIT_AFTER=1500ms", "EXIT_CODE=0")))
-	var out syncBuffer
+	var out logbuf.Buffer
 	start := time.Now()
 	if err := f.rt.Logs(context.Background(), cluster, "quitter", "web", engine.LogOptions{Follow: true}, &out); err != nil {
 		t.Fatal(err)
@@ -765,7 +766,7 @@ func waitLogs(t *testing.T, rt *docker.Runtime, cluster, task, want string) {
 	}
 }
 
-func waitFor(t *testing.T, buf *syncBuffer, want string) {
+func waitFor(t *testing.T, buf *logbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), want) {
@@ -985,22 +986,4 @@ func TestEngineUnavailable(t *testing.T) {
 		}
 	}
 	t.Log(pingErr)
-}
-
-// syncBuffer is output a test reads while another goroutine writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go/aws/credentials"
 	"github.com/aws/aws-sdk-go/aws/session"
 	"github.com/aws/aws-sdk-go/service/s3"
+
+	"github.com/scangate/scangate/internal/nettest"
 )
 
 // Module is versitygw's module and version, the one .ci/run installs.
@@ -88,7 +90,7 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{AccessKey: "scangate" + randHex(t, 4), SecretKey: randHex(t, 16)}
-	addr := freeAddr(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", nettest.FreePort(t))
 	s.Endpoint = "http://" + addr
 	root := t.TempDir()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
@@ -167,16 +169,6 @@ func (s *Server) Storage(t testing.TB, bucket, prefix string) string {
 	u := url.URL{Scheme: "s3", Host: bucket, Path: "/" + prefix}
 	u.RawQuery = url.Values{"endpoint": {s.Endpoint}, "force-path-style": {"true"}, "region": {"us-east-1"}}.Encode()
 	return u.String()
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func randHex(t testing.TB, n int) string {

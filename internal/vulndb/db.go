@@ -368,15 +368,7 @@ func (db *DB) Lookup(ctx context.Context, id string) ([]Advisory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lookup %s: %w", id, err)
 	}
-	sort.SliceStable(all, func(i, j int) bool {
-		if (all[i].ID == id) != (all[j].ID == id) {
-			return all[i].ID == id
-		}
-		if all[i].Feed != all[j].Feed {
-			return all[i].Feed < all[j].Feed
-		}
-		return all[i].ID < all[j].ID
-	})
+	sortLookup(all, id)
 	return all, nil
 }
 
@@ -426,4 +418,18 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// sortLookup orders what a lookup of id found: id's own records first,
+// then by feed and id.
+func sortLookup(all []Advisory, id string) {
+	sort.SliceStable(all, func(i, j int) bool {
+		if (all[i].ID == id) != (all[j].ID == id) {
+			return all[i].ID == id
+		}
+		if all[i].Feed != all[j].Feed {
+			return all[i].Feed < all[j].Feed
+		}
+		return all[i].ID < all[j].ID
+	})
 }

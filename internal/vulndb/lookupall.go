@@ -57,15 +57,7 @@ func (db *DB) LookupAll(ctx context.Context, ids []string) (map[string][]Advisor
 				}
 			}
 		}
-		sort.SliceStable(all, func(i, j int) bool {
-			if (all[i].ID == id) != (all[j].ID == id) {
-				return all[i].ID == id
-			}
-			if all[i].Feed != all[j].Feed {
-				return all[i].Feed < all[j].Feed
-			}
-			return all[i].ID < all[j].ID
-		})
+		sortLookup(all, id)
 		out[id] = all
 	}
 	return out, nil

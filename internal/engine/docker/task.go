@@ -104,7 +104,7 @@ func (r *Runtime) StartTask(ctx context.Context, spec engine.TaskSpec) (engine.T
 		if status != container.StateCreated {
 			continue // started by an earlier attempt
 		}
-		if _, err := r.docker.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		if err := r.startContainer(ctx, spec, c.Name, id); err != nil {
 			return fail(fmt.Errorf("docker: task %s: starting container %s: %w", spec.TaskID, c.Name, unavailable(err)))
 		}
 		r.log.Debug("started container", "cluster", spec.Cluster, "task", spec.TaskID, "container", c.Name, "id", id)
@@ -114,6 +114,36 @@ func (r *Runtime) StartTask(ctx context.Context, spec engine.TaskSpec) (engine.T
 		return state, err
 	}
 	return state, nil
+}
+
+// startContainer starts container id, again (twice at most, a moment
+// apart) when the engine's containerd missed a deadline setting it up: on
+// a loaded machine its shim can time out opening the container's pipes
+// ("failed to create shim task: … context deadline exceeded"), which
+// leaves the container as it was, ready to start. A start refused for the
+// container's own reasons (no such executable, a port taken) is not tried
+// again.
+func (r *Runtime) startContainer(ctx context.Context, spec engine.TaskSpec, name, id string) error {
+	for attempt := 1; ; attempt++ {
+		_, err := r.docker.ContainerStart(ctx, id, client.ContainerStartOptions{})
+		if err == nil || attempt == 3 || !shimTimedOut(err) {
+			return err
+		}
+		r.log.Warn("the engine timed out starting a container; starting it again", "cluster", spec.Cluster, "task", spec.TaskID,
+			"container", name, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		}
+	}
+}
+
+// shimTimedOut tells containerd's timeout while setting a container up
+// from the container's own failures; the engine says it only in words.
+func shimTimedOut(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "failed to create shim task") && strings.Contains(m, "context deadline exceeded")
 }
 
 func cmpOr(s, def string) string {

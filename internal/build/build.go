@@ -441,9 +441,43 @@ func (b *Builder) pushAll(ctx context.Context, repo string, refs []string, log *
 	return dgst, nil
 }
 
-// push pushes one reference and returns the manifest digest from the
-// push's aux message.
+// push pushes one reference and returns the manifest digest, pushing
+// again (twice at most, a moment apart) when the registry's answer was a
+// gateway's: behind a load balancer, a replica that stops mid-push makes
+// the balancer answer 502, 503 or 504, and another replica takes the next
+// attempt. What was uploaded stays: the engine skips the blobs the
+// registry has.
 func (b *Builder) push(ctx context.Context, repo, ref string, log *buildLog) (string, error) {
+	for attempt := 1; ; attempt++ {
+		dgst, err := b.pushOnce(ctx, repo, ref, log)
+		var be *Error
+		if err == nil || attempt == 3 || !errors.As(err, &be) || !gatewayFailure(be.Message) {
+			return dgst, err
+		}
+		_ = log.Printf("the registry answered %q; pushing %s again (attempt %d of 3)", be.Message, ref, attempt+1)
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
+}
+
+// gatewayFailure tells a push that failed in front of the registry (a load
+// balancer's 502, 503 or 504) from one the registry refused; the engine
+// reports it only in words.
+func gatewayFailure(msg string) bool {
+	for _, s := range []string{"502 Bad Gateway", "503 Service Unavailable", "504 Gateway Timeout"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// pushOnce pushes one reference and returns the manifest digest from the
+// push's aux message.
+func (b *Builder) pushOnce(ctx context.Context, repo, ref string, log *buildLog) (string, error) {
 	resp, err := b.docker.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: b.auth})
 	if err != nil {
 		return "", fmt.Errorf("docker: pushing %s: %w", ref, err)

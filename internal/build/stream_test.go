@@ -210,3 +210,24 @@ func TestErrorMessage(t *testing.T) {
 		t.Errorf("a daemon-reported failure unwraps to %v", errors.Unwrap(e))
 	}
 }
+
+// A push that failed in front of the registry (a load balancer whose
+// replica stopped mid-push) is pushed again; one the registry refused is
+// not.
+func TestGatewayFailure(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{"received unexpected HTTP status: 502 Bad Gateway", true},
+		{"received unexpected HTTP status: 503 Service Unavailable", true},
+		{"received unexpected HTTP status: 504 Gateway Timeout", true},
+		{"denied: tag shop/app:latest is immutable: pipeline app moves it", false},
+		{"unauthorized: authentication required", false},
+		{"received unexpected HTTP status: 500 Internal Server Error", false},
+	} {
+		if got := gatewayFailure(c.msg); got != c.want {
+			t.Errorf("%q: %v, want %v", c.msg, got, c.want)
+		}
+	}
+}

@@ -195,6 +195,33 @@ func (w *wanted) extracted(name string, info fs.FileInfo) bool {
 	return false
 }
 
+// sonameWanted tells whether name, a versioned shared library
+// (usr/lib/libz.so.1.2.13), would be read through the link named by its
+// SONAME (usr/lib/libz.so.1): osv-scalibr's executable extractors want
+// that name whatever the target's mode, and the SONAME is a prefix of the
+// library's name, cut at a dot. A tar made by a sorted walk (docker
+// build's) lists the link first, and linked keeps the target; one that is
+// not (docker import of a tar -c of a debootstrap tree) lists the target
+// first, and without this the whole layer was read again for a few
+// libraries: a third of the scan of such an image.
+func (w *wanted) sonameWanted(name string, info fs.FileInfo) bool {
+	dir, base := path.Split(name)
+	i := strings.Index(base, ".so.")
+	if i < 0 {
+		return false
+	}
+	for j := i + len(".so."); ; {
+		k := strings.IndexByte(base[j:], '.')
+		if k < 0 {
+			return false
+		}
+		if w.extracted(dir+base[:j+k], info) {
+			return true
+		}
+		j += k + 1
+	}
+}
+
 // openLayer returns the layer's uncompressed tar stream. A stored blob is
 // decompressed as its descriptor's media type says, never as its bytes
 // look (go-containerregistry's Uncompressed sniffs them): a blob whose
@@ -291,8 +318,10 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	defer rc.Close()
 	var out []entry
 	// Targets of links the walk will read as package files, seen before
-	// the target: a tar lists libz.so.1 before libz.so.1.2.13. A target
-	// met before its link is read again later (see linkedTargets).
+	// the target: a sorted tar lists libz.so.1 before libz.so.1.2.13. A
+	// target met before its link is read again later (see linkedTargets),
+	// unless its name says it is a shared library whose SONAME link the
+	// walk reads (see sonameWanted).
 	linked := map[string]bool{}
 	err = l.walk(rc, h, only == nil, func(hdr *tar.Header, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
@@ -331,7 +360,7 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 			if only != nil {
 				keep = only[name]
 			} else {
-				keep = linked[name] || w.file(name, info)
+				keep = linked[name] || w.file(name, info) || w.sonameWanted(name, info)
 			}
 			if keep {
 				c, err := b.store(r, hdr.Size)

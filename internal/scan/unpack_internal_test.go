@@ -8,8 +8,11 @@ import (
 	"hash"
 	"io"
 	"path/filepath"
+	"reflect"
+	"sync/atomic"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
@@ -222,4 +225,64 @@ func TestReadAheadSeek(t *testing.T) {
 	if _, err := ra.Seek(-1, io.SeekCurrent); err == nil {
 		t.Fatal("seek back: no error")
 	}
+}
+
+// TestSonameTargetFirst: a layer whose tar lists a shared library before
+// the link its SONAME names (docker import of a `tar -c` of a debootstrap
+// tree does, for 26 of Debian's libraries) is read once, not a second time
+// for the library, and the scan finds what it finds in a tar that lists
+// the link first (a sorted one, as docker build writes).
+func TestSonameTargetFirst(t *testing.T) {
+	lib := imagetest.Entry{Name: "usr/lib/x86_64-linux-gnu/libdemo.so.1.2.3", Body: string(imagetest.FakeShell(t))}
+	link := imagetest.Entry{Name: "usr/lib/x86_64-linux-gnu/libdemo.so.1", Link: "libdemo.so.1.2.3"}
+	var got [][]Package
+	for _, order := range [][]imagetest.Entry{{link, lib}, {lib, link}} {
+		var opens atomic.Int32
+		top := countingLayer{Layer: imagetest.Layer(t, order...), opens: &opens}
+		r, err := Catalog(context.Background(), imagetest.Build(t, imagetest.BookwormBase(t), top), ImageInfo{Ref: "test"}, DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := opens.Load(); n != 1 {
+			t.Errorf("%s first: the layer was read %d times, want once", order[0].Name, n)
+		}
+		for i := range r.Packages {
+			if r.Packages[i].Layer == r.Image.Layers[1] {
+				r.Packages[i].Layer = "top" // the two tars differ, and so do their DiffIDs
+			}
+		}
+		got = append(got, r.Packages)
+	}
+	if !reflect.DeepEqual(got[0], got[1]) {
+		t.Errorf("the library listed first changed the packages: %d with the link first, %d with the library first", len(got[0]), len(got[1]))
+		for i := range min(len(got[0]), len(got[1])) {
+			if !reflect.DeepEqual(got[0][i], got[1][i]) {
+				t.Errorf("first difference: %+v, then %+v", got[0][i], got[1][i])
+				break
+			}
+		}
+	}
+	found := false
+	for _, p := range got[1] {
+		found = found || (p.Type == "go-module" && p.Path == "/usr/lib/x86_64-linux-gnu/libdemo.so.1")
+	}
+	if !found {
+		t.Error("no Go module found in the library through its link")
+	}
+}
+
+// countingLayer counts the reads of a layer's content.
+type countingLayer struct {
+	v1.Layer
+	opens *atomic.Int32
+}
+
+func (l countingLayer) Uncompressed() (io.ReadCloser, error) {
+	l.opens.Add(1)
+	return l.Layer.Uncompressed()
+}
+
+func (l countingLayer) Compressed() (io.ReadCloser, error) {
+	l.opens.Add(1)
+	return l.Layer.Compressed()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 	apkmeta "github.com/google/osv-scalibr/extractor/filesystem/os/apk/metadata"
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
 	scalibrfs "github.com/google/osv-scalibr/fs"
+	"github.com/google/osv-scalibr/inventory"
 	"github.com/google/osv-scalibr/plugin"
 	"github.com/google/osv-scalibr/stats"
 
@@ -115,10 +117,7 @@ func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits 
 	// has (secret detectors, enrichers, annotators), whose initialisation
 	// cost every scangate command a tenth of a second at start, and runs
 	// none of them for a scan that asks for extractors only.
-	inv, statuses, err := filesystem.Run(ctx, &filesystem.Config{
-		ScanRoots: []*scalibrfs.ScanRoot{{FS: t}}, Extractors: extractorsOf(plugins), ReadSymlinks: true, ErrorOnFSErrors: true,
-		Stats: stats.NoopCollector{},
-	})
+	inv, statuses, err := extract(ctx, t, extractorsOf(plugins))
 	if err := checkStatus(statuses, err); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrScan, info.Ref, err)
 	}
@@ -151,6 +150,45 @@ func describe(img v1.Image, info *ImageInfo) error {
 		info.Platform = cf.OS + "/" + cf.Architecture
 	}
 	return nil
+}
+
+// extract runs the extractors over the tree with osv-scalibr's walk. The
+// executable extractors (memoExtractors: they open and parse every
+// executable and shared library, the larger part of a distribution
+// image's extraction) walk the tree in a goroutine of their own beside the
+// others when there is a core for them. A walk only reads the tree, but
+// for the memo notes, which only those extractors write. The packages come
+// out in another order than one walk's, which packages sorts.
+func extract(ctx context.Context, t *treeFS, extractors []filesystem.Extractor) (inventory.Inventory, []*plugin.Status, error) {
+	run := func(es []filesystem.Extractor) (inventory.Inventory, []*plugin.Status, error) {
+		return filesystem.Run(ctx, &filesystem.Config{
+			ScanRoots: []*scalibrfs.ScanRoot{{FS: t}}, Extractors: es, ReadSymlinks: true, ErrorOnFSErrors: true,
+			Stats: stats.NoopCollector{},
+		})
+	}
+	var exe, rest []filesystem.Extractor
+	for _, e := range extractors {
+		if memoBit(e.Name()) != 0 {
+			exe = append(exe, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	if runtime.GOMAXPROCS(0) < 2 || len(exe) == 0 || len(rest) == 0 {
+		return run(extractors)
+	}
+	var exeInv inventory.Inventory
+	var exeStatuses []*plugin.Status
+	var exeErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		exeInv, exeStatuses, exeErr = run(exe)
+	}()
+	inv, statuses, err := run(rest)
+	<-done
+	inv.Append(exeInv)
+	return inv, append(statuses, exeStatuses...), errors.Join(err, exeErr)
 }
 
 // extractorsOf returns the filesystem extractors among plugins.

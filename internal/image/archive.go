@@ -53,6 +53,7 @@ type archiveEntry struct {
 type dockerArchive struct {
 	path    string
 	f       *os.File
+	stat    os.FileInfo // when indexed (see unchanged)
 	entries map[string]archiveEntry
 }
 
@@ -79,6 +80,7 @@ func (a *dockerArchive) index() error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: not a file", ErrBadReference)
 	}
+	a.stat = fi
 	// tar.Reader seeks past content when its reader can seek, so the
 	// pass reads only the headers, whatever the layers weigh.
 	tr := tar.NewReader(a.f)
@@ -144,6 +146,25 @@ func (a *dockerArchive) lookup(name string) (archiveEntry, error) {
 
 func (a *dockerArchive) section(e archiveEntry) *io.SectionReader {
 	return io.NewSectionReader(a.f, e.off, e.size)
+}
+
+// ErrChanged reports an archive written to while it was read.
+var ErrChanged = errors.New("the archive changed while it was read")
+
+// unchanged fails if the archive may have been written to since it was
+// indexed: its size, modification or change time moved, or its name is
+// another file now that the file is open. Any write moves the change
+// time, which no one can set back.
+func (a *dockerArchive) unchanged() error {
+	fi, err := a.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.path, err)
+	}
+	if !os.SameFile(fi, a.stat) || fi.Size() != a.stat.Size() || !fi.ModTime().Equal(a.stat.ModTime()) ||
+		!changeTime(fi).Equal(changeTime(a.stat)) {
+		return fmt.Errorf("%s: %w", a.path, ErrChanged)
+	}
+	return nil
 }
 
 // readSmall reads a JSON file of the archive, refusing large ones.
@@ -215,7 +236,7 @@ func (a *dockerArchive) image() (*Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		l := &archiveLayer{sr: a.section(e), diffID: cf.RootFS.DiffIDs[i]}
+		l := &archiveLayer{sr: a.section(e), diffID: cf.RootFS.DiffIDs[i], archive: a}
 		if l.gzip, err = isGzip(l.sr); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", name, err)
 		}
@@ -255,9 +276,10 @@ func isGzip(r io.ReaderAt) (bool, error) {
 // archiveLayer is one layer blob of a docker save archive: a tar, or the
 // gzip of one.
 type archiveLayer struct {
-	sr     *io.SectionReader
-	diffID v1.Hash
-	gzip   bool
+	sr      *io.SectionReader
+	diffID  v1.Hash
+	gzip    bool
+	archive *dockerArchive
 
 	once   sync.Once
 	digest v1.Hash
@@ -282,13 +304,25 @@ func (l *archiveLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // Compressed returns the blob as stored (a tar is its own blob, as in an
 // OCI layout's uncompressed layers).
 func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
-	return sectionCloser{io.NewSectionReader(l.sr, 0, l.sr.Size())}, nil
+	return &sectionCloser{SectionReader: io.NewSectionReader(l.sr, 0, l.sr.Size()), archive: l.archive}, nil
 }
 
-// sectionCloser is a section of the archive, which a reader may seek in.
-type sectionCloser struct{ *io.SectionReader }
+// sectionCloser is a section of the archive, which a reader may seek in,
+// or read at offsets: the scanner reads the files it needs of a tar layer
+// where they are, rather than copying them out as it reads the layer.
+type sectionCloser struct {
+	*io.SectionReader
+	archive *dockerArchive
+}
 
-func (sectionCloser) Close() error { return nil }
+func (*sectionCloser) Close() error { return nil }
+
+// Unchanged fails (ErrChanged) if the archive may have been written to
+// since it was opened. A reader that reads the section again later, after
+// it checked the layer's DiffID on a first read, asks it before it trusts
+// what it read: a report, or a layer cache record, must be of the bytes
+// whose DiffID was checked.
+func (s *sectionCloser) Unchanged() error { return s.archive.unchanged() }
 
 func (l *archiveLayer) Size() (int64, error) { return l.sr.Size(), nil }
 

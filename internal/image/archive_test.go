@@ -10,72 +10,12 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/moby/moby/client"
 
 	"github.com/scangate/scangate/internal/image"
 	"github.com/scangate/scangate/internal/imagetest"
 )
-
-// dockerSave loads img into the real Docker Engine and saves it back with
-// the engine's own `docker save`, which stores uncompressed layer.tar
-// files. It needs dockerd and fails, never skips, without one.
-func dockerSave(t *testing.T, img v1.Image, ref string) (path, imageID string) {
-	t.Helper()
-	ctx := context.Background()
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatalf("docker client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
-		t.Fatalf("this test needs a running Docker Engine (dockerd): %v", err)
-	}
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.tar")
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tarball.WriteToFile(in, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := cli.ImageLoad(ctx, f, client.ImageLoadWithQuiet(true))
-	if err != nil {
-		t.Fatalf("docker load: %v", err)
-	}
-	io.Copy(io.Discard, res)
-	res.Close()
-	t.Cleanup(func() { cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true}) })
-	insp, err := cli.ImageInspect(ctx, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := cli.ImageSave(ctx, []string{ref})
-	if err != nil {
-		t.Fatalf("docker save: %v", err)
-	}
-	defer rc.Close()
-	path = filepath.Join(dir, "saved.tar")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, rc); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path, insp.ID
-}
 
 // TestDockerSaveArchive opens what `docker save` really writes: the image
 // is known by its config digest, the engine's image ID; its layers are the
@@ -84,7 +24,7 @@ func dockerSave(t *testing.T, img v1.Image, ref string) (path, imageID string) {
 // layer to make up gzip digests, which no registry or engine ever saw).
 func TestDockerSaveArchive(t *testing.T) {
 	src, srcLayers := imagetest.BookwormApp(t)
-	path, id := dockerSave(t, src, "127.0.0.1:5000/archive-test:1")
+	path, id := imagetest.DockerSave(t, src, "127.0.0.1:5000/archive-test:1")
 
 	img, err := image.Open(context.Background(), "docker-archive:"+path, image.Options{})
 	if err != nil {

@@ -126,6 +126,9 @@ func CatalogWithCache(ctx context.Context, img v1.Image, info ImageInfo, limits 
 	}
 	pkgs, labels := moduleLabels(inv.Packages) // rpm module streams (rpmmodules.go)
 	t.attribute(ctx, pkgs, plugins, cf.RootFS.DiffIDs)
+	if err := b.unchanged(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrScan, info.Ref, err)
+	}
 	r.Packages = mergeLinks(packages(pkgs, r.OS, labels), t.realPath)
 	return r, nil
 }

@@ -365,7 +365,12 @@ func (lc *layerCache) saveAll(ctx context.Context, layers []*limitedLayer, resul
 				if err := encodeRecord(bw, l.diffID, es, ex, l.totals, b); err != nil {
 					return err
 				}
-				return bw.Flush()
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+				// Read in place, the content is kept only if it is still
+				// what the DiffID check read (see inPlace).
+				return b.unchanged()
 			})
 			if err != nil {
 				slog.WarnContext(ctx, "layer cache: not kept", "layer", l.diffID.String(), "err", err)
@@ -521,7 +526,7 @@ func (rw *recordWriter) contents(es []entry, b *blob) error {
 			rw.write(e.body.data)
 			continue
 		}
-		if _, err := io.Copy(writerFunc(rw.write), io.NewSectionReader(b.f, e.body.off, e.body.size)); err != nil {
+		if _, err := io.Copy(writerFunc(rw.write), io.NewSectionReader(e.body.file(b), e.body.off, e.body.size)); err != nil {
 			return err
 		}
 	}

@@ -148,13 +148,14 @@ func (t *treeFS) apply(layer int, es []entry) {
 }
 
 // sameContent tells whether a and b are one kept content: the same bytes
-// in memory or the same range of the content file.
+// in memory, or the same range of the content file or of a layer read in
+// place.
 func sameContent(a, b content) bool {
 	if a.dropped != nil || b.dropped != nil {
 		return a.dropped == b.dropped
 	}
 	switch {
-	case a.size != b.size || a.off != b.off || (a.data == nil) != (b.data == nil):
+	case a.size != b.size || a.off != b.off || a.at != b.at || (a.data == nil) != (b.data == nil):
 		return false
 	case len(a.data) == 0:
 		return true

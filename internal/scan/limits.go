@@ -263,7 +263,7 @@ func (l *limitedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // the entries are not counted again (a second read of a layer already
 // counted). h, if not nil, is fed every byte of raw by raw itself before
 // raw returns them (a readAhead's hashing stage); if nil, walk hashes.
-func (l *limitedLayer) walk(raw io.Reader, h hash.Hash, count bool, fn func(hdr *tar.Header, r io.Reader) error) error {
+func (l *limitedLayer) walk(raw io.Reader, h hash.Hash, count bool, fn func(hdr *tar.Header, r io.Reader, at int64) error) error {
 	var counter *inflatedCounter
 	if count {
 		counter = &inflatedCounter{r: raw, l: l}
@@ -313,10 +313,12 @@ func (l *limitedLayer) walk(raw io.Reader, h hash.Hash, count bool, fn func(hdr 
 			return fmt.Errorf("layer %d: %w", l.index+1, err)
 		}
 		var body io.Reader = eofReader{}
+		at := int64(-1)
 		if ch.Typeflag == tar.TypeReg {
 			body = tr
+			at = contentOffset(hdr, raw)
 		}
-		if err := fn(ch, body); err != nil {
+		if err := fn(ch, body, at); err != nil {
 			return limitOr(err)
 		}
 		// What fn left of a file is skipped by the next tr.Next: seeking
@@ -335,6 +337,27 @@ func (l *limitedLayer) walk(raw io.Reader, h hash.Hash, count bool, fn func(hdr 
 		l.totals = layerTotals{bytes: bytes, files: int64(files), largest: largest, largestName: largestName}
 	}
 	return nil
+}
+
+// contentOffset is where the content of the file hdr names starts in raw,
+// which the tar reader has read up to it, or -1 when its bytes are not all
+// there in one piece: a sparse file's (a PAX GNU.sparse one; an old GNU
+// sparse entry is no regular file), or raw cannot say where it is.
+func contentOffset(hdr *tar.Header, raw io.Reader) int64 {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return -1
+		}
+	}
+	s, ok := raw.(io.Seeker)
+	if !ok {
+		return -1
+	}
+	at, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return -1
+	}
+	return at
 }
 
 type eofReader struct{}

@@ -92,6 +92,7 @@ func (w *wanted) needsContent(name string, info fileInfo, none memoSet) bool {
 // contentID names a kept content within one scan.
 type contentID struct {
 	data *byte
+	at   inPlace // nil: the content file
 	off  int64
 	size int64
 }
@@ -103,7 +104,7 @@ func idOf(c content) (contentID, bool) {
 	case c.data != nil:
 		return contentID{data: &c.data[0], size: c.size}, true
 	}
-	return contentID{off: c.off, size: c.size}, true
+	return contentID{at: c.at, off: c.off, size: c.size}, true
 }
 
 // nothingFound collects, by content, what the walk found nothing in.

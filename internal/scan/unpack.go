@@ -49,16 +49,41 @@ const (
 	kindOther    = 'X'
 )
 
-// content locates a kept file's bytes: in data, or at off in the blob. A
+// content locates a kept file's bytes: in data, or at off in the blob's
+// content file, or at off in at, the layer itself (see inPlace). A
 // regular file no extractor reads has kept false. A file taken from a
 // layer cache record that holds only what the extractors found in it
 // (see nothingFound) has dropped set and no bytes.
 type content struct {
 	kept    bool
 	data    []byte
+	at      inPlace
 	off     int64
 	size    int64
 	dropped *dropped
+}
+
+// file is where c's bytes are when they are not in memory: the layer read
+// in place, or the content file.
+func (c content) file(b *blob) io.ReaderAt {
+	if c.at != nil {
+		return c.at
+	}
+	return b.f
+}
+
+// inPlace is a layer's stream that the scan may read again at offsets: a
+// stored uncompressed tar (a docker save archive's layer.tar, read from
+// the archive file). The files the extractors read are not copied out of
+// such a layer as it is read, only located in it, and read where they are
+// after the layer's DiffID was checked: on a docker save layer, the copy
+// (into memory or the content file, fresh pages each) cost as much as
+// parsing the tar. Unchanged fails if the bytes may have changed since:
+// the scan asks it before it reports, and before it keeps a layer cache
+// record, so that both are of the bytes whose DiffID it checked.
+type inPlace interface {
+	io.ReaderAt
+	Unchanged() error
 }
 
 // dropped stands for content a record did not keep: the extractors of
@@ -71,9 +96,30 @@ type dropped struct {
 // blob is the scan's one content file; layers reserve ranges of it and
 // write them concurrently.
 type blob struct {
-	mu   sync.Mutex
-	f    *os.File
-	next int64
+	mu      sync.Mutex
+	f       *os.File
+	next    int64
+	inPlace []inPlace // the layers read in place (see unchanged)
+}
+
+// readInPlace notes a layer whose files are read in place.
+func (b *blob) readInPlace(l inPlace) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inPlace = append(b.inPlace, l)
+}
+
+// unchanged fails if a layer read in place may have changed since it was
+// read (see inPlace).
+func (b *blob) unchanged() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range b.inPlace {
+		if err := l.Unchanged(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // file returns the content file, made on first use without a name (or,
@@ -314,6 +360,10 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	// The DiffID's SHA-256 runs in the read-ahead's own stage, beside the
 	// parsing (see walk).
 	h := sha256.New()
+	direct, _ := raw.(inPlace)
+	if direct != nil {
+		b.readInPlace(direct)
+	}
 	rc := newReadAhead(raw, h)
 	defer rc.Close()
 	var out []entry
@@ -323,7 +373,7 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 	// unless its name says it is a shared library whose SONAME link the
 	// walk reads (see sonameWanted).
 	linked := map[string]bool{}
-	err = l.walk(rc, h, only == nil, func(hdr *tar.Header, r io.Reader) error {
+	err = l.walk(rc, h, only == nil, func(hdr *tar.Header, r io.Reader, at int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -362,7 +412,11 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 			} else {
 				keep = linked[name] || w.file(name, info) || w.sonameWanted(name, info)
 			}
-			if keep {
+			if keep && direct != nil && at > 0 && hdr.Size > inMemoryMax {
+				// Located, not copied: the walk skips its bytes, which the
+				// read-ahead has hashed (see inPlace).
+				e.body = content{kept: true, at: direct, off: at, size: hdr.Size}
+			} else if keep {
 				c, err := b.store(r, hdr.Size)
 				if err != nil {
 					return fmt.Errorf("layer %d: %s: %w: %w", l.index+1, hdr.Name, ErrCorrupt, err)
@@ -516,7 +570,7 @@ func (t *treeFS) section(c content) *io.SectionReader {
 	if c.data != nil || c.size == 0 {
 		return io.NewSectionReader(bytes.NewReader(c.data), 0, c.size)
 	}
-	return io.NewSectionReader(t.blob.f, c.off, c.size)
+	return io.NewSectionReader(c.file(t.blob), c.off, c.size)
 }
 
 // errNotKept reports a file whose content the unpacker did not keep: no

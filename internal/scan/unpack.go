@@ -412,7 +412,7 @@ func unpackLayer(ctx context.Context, l *limitedLayer, w *wanted, b *blob, only 
 			} else {
 				keep = linked[name] || w.file(name, info) || w.sonameWanted(name, info)
 			}
-			if keep && direct != nil && at > 0 && hdr.Size > inMemoryMax {
+			if keep && direct != nil && at > 0 {
 				// Located, not copied: the walk skips its bytes, which the
 				// read-ahead has hashed (see inPlace).
 				e.body = content{kept: true, at: direct, off: at, size: hdr.Size}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/osv-scalibr/extractor"
@@ -158,10 +159,11 @@ func describe(img v1.Image, info *ImageInfo) error {
 // extract runs the extractors over the tree with osv-scalibr's walk. The
 // executable extractors (memoExtractors: they open and parse every
 // executable and shared library, the larger part of a distribution
-// image's extraction) walk the tree in a goroutine of their own beside the
-// others when there is a core for them. A walk only reads the tree, but
-// for the memo notes, which only those extractors write. The packages come
-// out in another order than one walk's, which packages sorts.
+// image's extraction) each walk the tree in a goroutine of their own
+// beside the others, when there are cores for them. A walk only reads the
+// tree, but for the memo notes, which those extractors write under the
+// tree's lock. The packages come out in another order than one walk's,
+// which packages sorts.
 func extract(ctx context.Context, t *treeFS, extractors []filesystem.Extractor) (inventory.Inventory, []*plugin.Status, error) {
 	run := func(es []filesystem.Extractor) (inventory.Inventory, []*plugin.Status, error) {
 		return filesystem.Run(ctx, &filesystem.Config{
@@ -180,18 +182,28 @@ func extract(ctx context.Context, t *treeFS, extractors []filesystem.Extractor) 
 	if runtime.GOMAXPROCS(0) < 2 || len(exe) == 0 || len(rest) == 0 {
 		return run(extractors)
 	}
-	var exeInv inventory.Inventory
-	var exeStatuses []*plugin.Status
-	var exeErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		exeInv, exeStatuses, exeErr = run(exe)
-	}()
+	type walk struct {
+		inv      inventory.Inventory
+		statuses []*plugin.Status
+		err      error
+	}
+	walks := make([]walk, len(exe))
+	var wg sync.WaitGroup
+	for i, e := range exe {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			walks[i].inv, walks[i].statuses, walks[i].err = run([]filesystem.Extractor{e})
+		}()
+	}
 	inv, statuses, err := run(rest)
-	<-done
-	inv.Append(exeInv)
-	return inv, append(statuses, exeStatuses...), errors.Join(err, exeErr)
+	wg.Wait()
+	for _, w := range walks {
+		inv.Append(w.inv)
+		statuses = append(statuses, w.statuses...)
+		err = errors.Join(err, w.err)
+	}
+	return inv, statuses, err
 }
 
 // extractorsOf returns the filesystem extractors among plugins.

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -46,6 +47,9 @@ type treeFS struct {
 	// save writes the layer cache's records of the layers this scan read;
 	// nil without a cache.
 	save func()
+	// noneMu guards the nodes' memo notes while the executable
+	// extractors' walks write them (see extract).
+	noneMu sync.Mutex
 }
 
 func newTree(layers []*limitedLayer) *treeFS {

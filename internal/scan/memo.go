@@ -58,12 +58,17 @@ func extractMemo(ctx context.Context, e filesystem.Extractor, in *filesystem.Sca
 	if bit == 0 || f == nil || f.n.kind != tar.TypeReg {
 		return e.Extract(ctx, in)
 	}
-	if f.n.none&bit != 0 {
+	f.t.noneMu.Lock()
+	none := f.n.none
+	f.t.noneMu.Unlock()
+	if none&bit != 0 {
 		return inventory.Inventory{}, nil
 	}
 	inv, err := e.Extract(ctx, in)
 	if err == nil && inv.IsEmpty() {
+		f.t.noneMu.Lock()
 		f.n.none |= bit
+		f.t.noneMu.Unlock()
 	}
 	return inv, err
 }

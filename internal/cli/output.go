@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // Output formats every command takes. table is for people; wide is a
@@ -77,8 +78,8 @@ func writeYAML(w io.Writer, v any) error {
 }
 
 var (
-	yamlNotFound = regexp.MustCompile("field (\\S+) not found in type \\S+")
-	yamlInto     = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+	yamlNotFound = lazyregexp.New("field (\\S+) not found in type \\S+")
+	yamlInto     = lazyregexp.New("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
 )
 
 // yamlTypes says in words what a YAML tag or a Go type holds.

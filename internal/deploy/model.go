@@ -3,11 +3,11 @@ package deploy
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/taskdef"
 )
 
@@ -69,7 +69,7 @@ var (
 	ErrRefused = errors.New("admission refused")
 )
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$`)
+var nameRe = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$`)
 
 func checkName(kind, name string) error {
 	if !nameRe.MatchString(name) {

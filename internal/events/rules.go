@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/scangate/scangate/internal/events/pattern"
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/secret"
 	"github.com/scangate/scangate/internal/store"
 )
@@ -47,7 +47,7 @@ type Target struct {
 // maxWebhookLen bounds a webhook URL.
 const maxWebhookLen = 2048
 
-var ruleName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+var ruleName = lazyregexp.New(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Check validates a rule as Put stores it.
 func (r *Rule) Check() error {

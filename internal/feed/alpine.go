@@ -5,12 +5,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
-	"github.com/scangate/scangate/internal/vulndb"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
+	"github.com/scangate/scangate/internal/vulndb"
 )
 
 // AlpineSecDB reads Alpine's security database (secdb), in the YAML of the
@@ -79,12 +80,12 @@ type alpineDoc struct {
 var (
 	// alpineCVERe finds a CVE id at the start of a token, so that
 	// "CVE-2017-17434-1" and "CVE-2019-19451.patch" still name their CVE.
-	alpineCVERe = regexp.MustCompile(`^CVE-\d{4}-\d{4,}`)
+	alpineCVERe = lazyregexp.New(`^CVE-\d{4}-\d{4,}`)
 	// alpineOtherIDRe matches the other ids secfixes use: XSA-182,
 	// GHSA-jq35-85cj-fj4p, TALOS-2017-0488, ALPINE-13661.
-	alpineOtherIDRe = regexp.MustCompile(`^(GHSA(-[0-9a-z]{4}){3}|[A-Za-z]+(-[A-Za-z]+)*(-\d+)+)$`)
+	alpineOtherIDRe = lazyregexp.New(`^(GHSA(-[0-9a-z]{4}){3}|[A-Za-z]+(-[A-Za-z]+)*(-\d+)+)$`)
 	// alpineReleaseRe matches a distroversion.
-	alpineReleaseRe = regexp.MustCompile(`^(v\d+\.\d+|edge)$`)
+	alpineReleaseRe = lazyregexp.New(`^(v\d+\.\d+|edge)$`)
 )
 
 // Parse decodes one secdb file. An entry with no id in it, or a version the

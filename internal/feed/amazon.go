@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -92,10 +92,10 @@ type updateRecord struct {
 // amazonCollectionRe matches the core collections: amazon-linux-2,
 // amazon-linux-2023 (and the 2022 preview). Extras topics
 // ("amazon-linux-2--extras-...") are other repositories, not the core.
-var amazonCollectionRe = regexp.MustCompile(`^amazon-linux-(2|2022|2023)$`)
+var amazonCollectionRe = lazyregexp.New(`^amazon-linux-(2|2022|2023)$`)
 
 // amazonIDRe matches ALAS ids: ALAS-2018-1000, ALAS2-2018-939, ALAS2023-2023-001.
-var amazonIDRe = regexp.MustCompile(`^ALAS[0-9A-Z]*-\d{4}-\d+$`)
+var amazonIDRe = lazyregexp.New(`^ALAS[0-9A-Z]*-\d{4}-\d+$`)
 
 // decodeUpdateInfo decodes an updateinfo document, gzipped or not.
 func decodeUpdateInfo(name string, data []byte) (updateInfo, error) {

@@ -3,8 +3,9 @@ package feed
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // BottlerocketUpdateInfo reads Bottlerocket's security advisories (BRSA) as
@@ -29,7 +30,7 @@ func (BottlerocketUpdateInfo) Match(name string, head []byte) bool {
 }
 
 // bottlerocketIDRe matches BRSA ids: BRSA-1bwujdrkn6nc.
-var bottlerocketIDRe = regexp.MustCompile(`^BRSA-[0-9a-z]+$`)
+var bottlerocketIDRe = lazyregexp.New(`^BRSA-[0-9a-z]+$`)
 
 // Parse decodes one updateinfo file.
 func (BottlerocketUpdateInfo) Parse(name string, data []byte) (Result, error) {

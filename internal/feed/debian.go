@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -26,7 +26,7 @@ type DebianTracker struct{}
 func (DebianTracker) Name() string { return "debian" }
 
 // debianIDRe matches the ids the tracker keys records by.
-var debianIDRe = regexp.MustCompile(`^(CVE-\d{4}-\d{4,}|TEMP-\d{7}-[0-9A-F]{6})$`)
+var debianIDRe = lazyregexp.New(`^(CVE-\d{4}-\d{4,}|TEMP-\d{7}-[0-9A-F]{6})$`)
 
 // debianReleases maps Debian codenames to the release number OSV uses in the
 // ecosystem name. sid and experimental have none and are left out.

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -139,7 +139,7 @@ type nvdMetric struct {
 	} `json:"cvssData"`
 }
 
-var nvdIDRe = regexp.MustCompile(`^CVE-\d{4}-\d{4,}$`)
+var nvdIDRe = lazyregexp.New(`^CVE-\d{4}-\d{4,}$`)
 
 // Parse decodes an API response page or a single cve object. A CVE that
 // cannot be used (no CVE id, a bad timestamp) is skipped, and so is a

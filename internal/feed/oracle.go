@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -105,12 +105,12 @@ type ovalCriteria struct {
 }
 
 var (
-	elsaIDRe          = regexp.MustCompile(`^ELSA-\d{4}-\d{4,}(-\d+)?$`)
-	oracleInstalledRe = regexp.MustCompile(`^Oracle Linux (\d+) is installed$`)
-	oracleArchRe      = regexp.MustCompile(`^Oracle Linux arch is ([a-z0-9_]+)$`)
-	oracleModuleRe    = regexp.MustCompile(`^Module ([^\s:/]+:[^\s:/]+) is enabled$`)
-	oracleEarlierRe   = regexp.MustCompile(`^(\S+) is earlier than (\S+)$`)
-	oraclePlatformRe  = regexp.MustCompile(`^Oracle Linux (\d+)$`)
+	elsaIDRe          = lazyregexp.New(`^ELSA-\d{4}-\d{4,}(-\d+)?$`)
+	oracleInstalledRe = lazyregexp.New(`^Oracle Linux (\d+) is installed$`)
+	oracleArchRe      = lazyregexp.New(`^Oracle Linux arch is ([a-z0-9_]+)$`)
+	oracleModuleRe    = lazyregexp.New(`^Module ([^\s:/]+:[^\s:/]+) is enabled$`)
+	oracleEarlierRe   = lazyregexp.New(`^(\S+) is earlier than (\S+)$`)
+	oraclePlatformRe  = lazyregexp.New(`^Oracle Linux (\d+)$`)
 )
 
 // oracleFix is one "earlier than" test with the branch it stands in.

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -51,7 +51,7 @@ func (RedHatVEX) Match(name string, head []byte) bool {
 		csafCategoryRe.Match(t)
 }
 
-var csafCategoryRe = regexp.MustCompile(`"category"\s*:\s*"csaf_vex"`)
+var csafCategoryRe = lazyregexp.New(`"category"\s*:\s*"csaf_vex"`)
 
 // csafMaxDepth bounds the product tree's nesting; Red Hat's is four deep.
 const csafMaxDepth = 16
@@ -120,17 +120,17 @@ type csafBranch struct {
 // rhelCPERe matches the CPE of a RHEL main-stream product, with its major
 // release: cpe:/o:redhat:enterprise_linux:9::baseos, cpe:/a:redhat:enterprise_linux:8::appstream,
 // cpe:/o:redhat:enterprise_linux:7.
-var rhelCPERe = regexp.MustCompile(`^cpe:/[ao]:redhat:enterprise_linux:(\d+)(::|$)`)
+var rhelCPERe = lazyregexp.New(`^cpe:/[ao]:redhat:enterprise_linux:(\d+)(::|$)`)
 
 // csafModuleBuildRe matches the release of a module build, whose
 // ".module+el8.8.0+19493+5804baf6" names the build but not the stream.
-var csafModuleBuildRe = regexp.MustCompile(`\.module\+el\d`)
+var csafModuleBuildRe = lazyregexp.New(`\.module\+el\d`)
 
 // csafBuildRe matches a build's NEVRA: name-epoch:version-release.arch.
-var csafBuildRe = regexp.MustCompile(`-\d+:[^-:/]+-[^-:/]+\.[A-Za-z0-9_]+$`)
+var csafBuildRe = lazyregexp.New(`-\d+:[^-:/]+-[^-:/]+\.[A-Za-z0-9_]+$`)
 
 // csafModuleRe matches a module build's component: name:stream:version:context:NEVRA.
-var csafModuleRe = regexp.MustCompile(`^([^:/]+):([^:/]+):\d+:[0-9a-f]+:(.+)$`)
+var csafModuleRe = lazyregexp.New(`^([^:/]+):([^:/]+):\d+:[0-9a-f]+:(.+)$`)
 
 // Parse decodes one CSAF VEX document.
 func (RedHatVEX) Parse(name string, data []byte) (Result, error) {

@@ -5,11 +5,11 @@ import (
 	"encoding/xml"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/vulndb"
 )
 
@@ -97,7 +97,7 @@ type cvrfDoc struct {
 
 // suseIDRe matches SUSE's advisory ids: SUSE-SU-2019:3295-1,
 // openSUSE-SU-2018:1633-1, SUSE-RU/-FU/-OU, and the old SUSE-SR:2010:023.
-var suseIDRe = regexp.MustCompile(`^(open)?SUSE-[A-Z]{2}[-:]\d{4}:\d+(-\d+)?$`)
+var suseIDRe = lazyregexp.New(`^(open)?SUSE-[A-Z]{2}[-:]\d{4}:\d+(-\d+)?$`)
 
 // suseRatings orders SUSE's ratings.
 var suseRatings = map[string]int{"low": 1, "moderate": 2, "important": 3, "critical": 4}
@@ -249,7 +249,7 @@ func splitNVR(nvr string) (name, version string, ok bool) {
 	return nvr[:v], nvr[v+1:], true
 }
 
-var suseYearRe = regexp.MustCompile(`-(\d{4}):`)
+var suseYearRe = lazyregexp.New(`-(\d{4}):`)
 
 // suseURL links an advisory to SUSE's page for it:
 // SUSE-SU-2019:3295-1 is .../announcement/2019/suse-su-20193295-1/.

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/policy"
 	"github.com/scangate/scangate/internal/source"
 )
@@ -30,7 +30,7 @@ const (
 const DefaultPromote = "latest"
 
 // tagRe is the distribution specification's tag grammar.
-var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+var tagRe = lazyregexp.New(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
 // DefaultApprovalTimeout is how long an approval waits for a decision.
 const DefaultApprovalTimeout = 7 * 24 * time.Hour
@@ -206,10 +206,10 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 var (
-	nameRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	repoRe   = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
-	branchRe = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,200}$`)
-	argRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	nameRe   = lazyregexp.New(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	repoRe   = lazyregexp.New(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
+	branchRe = lazyregexp.New(`^[A-Za-z0-9._/-]{1,200}$`)
+	argRe    = lazyregexp.New(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
 
 // ParseDefinition reads a pipeline definition: YAML of at most

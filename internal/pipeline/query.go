@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
-var commitRe = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+var commitRe = lazyregexp.New(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
 const executionColumns = `id, pipeline, version, status, trigger, commit_sha, ref, started_by, reason, image_digest, image_uri, started_at, ended_at`
 

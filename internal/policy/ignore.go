@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/scan"
 )
 
@@ -91,7 +91,7 @@ func (ig *Ignore) describe() string {
 
 // ignoreIDRe matches a vulnerability ID: CVE-2023-45853, GHSA-jq35-85cj-fj4p,
 // DSA-5000-1, openSUSE-SU-2020:0051-1, PYSEC-2021-1.
-var ignoreIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/+-]*$`)
+var ignoreIDRe = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._:/+-]*$`)
 
 // ParseIgnoreFile parses an ignore file: a YAML list of entries with the
 // fields id (required), package, purl, image, reason and expires, each a

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // Tag points repository:tag at the stored manifest dgst, as a push of the
@@ -69,4 +70,4 @@ func (r *Registry) Tag(ctx context.Context, repository, dgst, tag string) error 
 }
 
 // tagRe is the distribution specification's tag grammar.
-var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+var tagRe = lazyregexp.New(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)

@@ -2,7 +2,6 @@ package report
 
 import (
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/scan"
 )
 
@@ -132,7 +132,7 @@ func spdxNamespace(r *scan.Report) string {
 }
 
 // spdxIDChars matches what SPDX identifiers may not contain.
-var spdxIDChars = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+var spdxIDChars = lazyregexp.New(`[^A-Za-z0-9.-]+`)
 
 // spdxPackageID returns "Package-<name>-<hash>": readable, valid as an
 // SPDX identifier and independent of the package's place in the list.

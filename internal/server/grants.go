@@ -3,15 +3,15 @@ package server
 import (
 	"context"
 	"fmt"
-	"regexp"
 
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/registry"
 )
 
 // commitTag is a tag a pipeline's build gives an image: its commit's SHA-1
 // or SHA-256.
-var commitTag = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+var commitTag = lazyregexp.New(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
 // pipelineTags keeps the pipelines' tags immutable (registry.TagGuard): in
 // a repository a pipeline builds into, the commit tags its builds push and

@@ -7,11 +7,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/scangate/scangate/internal/egress"
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // External repositories are fetched by the git binary, which resolves and
@@ -89,7 +89,7 @@ type pin struct {
 
 // hostName matches the host names and addresses pinning writes into an
 // ssh command line (which a shell reads) and a git configuration key.
-var hostName = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+var hostName = lazyregexp.New(`^[A-Za-z0-9._:-]+$`)
 
 // reach checks that the external repository raw is one git may connect
 // to, and returns what pins git to the addresses checked.

@@ -32,7 +32,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -41,6 +40,7 @@ import (
 	"github.com/scangate/scangate/internal/auth"
 	"github.com/scangate/scangate/internal/deploy"
 	"github.com/scangate/scangate/internal/events"
+	"github.com/scangate/scangate/internal/lazyregexp"
 	"github.com/scangate/scangate/internal/pipeline"
 	"github.com/scangate/scangate/internal/source"
 	"github.com/scangate/scangate/internal/taskdef"
@@ -186,13 +186,13 @@ type file struct {
 }
 
 // nameRE is a stack's name: it names its record.
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+var nameRE = lazyregexp.New(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // paramNameRE is a parameter's name.
-var paramNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var paramNameRE = lazyregexp.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // paramRE is a parameter reference in a value.
-var paramRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var paramRE = lazyregexp.New(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // ReadFile reads and parses the stack file path; params override the
 // parameters' defaults.
@@ -312,7 +312,7 @@ func (p *parser) errf(line int, field, msg string) error {
 }
 
 // yamlLineRE finds the line yaml.v3 names in its messages.
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var yamlLineRE = lazyregexp.New(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError turns a YAML error into one naming the file and line.
 func (p *parser) yamlError(err error, field string) error {

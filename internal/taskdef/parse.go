@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // MaxSize is the most bytes a task definition may have: ECS's own limit.
@@ -308,7 +309,7 @@ func yamlScalar(y *yaml.Node, path string) (*node, error) {
 }
 
 // A field path as the document names it: containerDefinitions[1].image.
-var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var plainKey = lazyregexp.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func join(path, key string) string {
 	if len(key) > 80 || !plainKey.MatchString(key) {

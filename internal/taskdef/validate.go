@@ -3,10 +3,11 @@ package taskdef
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // Options are a cluster's rules beyond ECS's.
@@ -35,11 +36,11 @@ const (
 )
 
 var (
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-	envRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRe = lazyregexp.New(`^[A-Za-z0-9_-]{1,255}$`)
+	envRe  = lazyregexp.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// ECS's task sizes: CPU units or vCPUs, MiB or GB.
-	taskCPURe    = regexp.MustCompile(`^(?:[0-9]{1,6}|[0-9]{1,3}(?:\.[0-9]{1,3})? ?(?i:vcpu))$`)
-	taskMemoryRe = regexp.MustCompile(`^(?:[0-9]{1,7}|[0-9]{1,4}(?:\.[0-9]{1,3})? ?(?i:gb))$`)
+	taskCPURe    = lazyregexp.New(`^(?:[0-9]{1,6}|[0-9]{1,3}(?:\.[0-9]{1,3})? ?(?i:vcpu))$`)
+	taskMemoryRe = lazyregexp.New(`^(?:[0-9]{1,7}|[0-9]{1,4}(?:\.[0-9]{1,3})? ?(?i:gb))$`)
 )
 
 // Validate checks d against ECS's rules and the cluster's (opts), and

@@ -1,10 +1,11 @@
 package vulndb
 
 import (
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // orderOf names the ecosystem whose version order osv-scalibr's semantic
@@ -71,8 +72,8 @@ func queried(ecosystem string) []string {
 // Grype splits by release package and misses the modules' advisories when
 // the machine has no module release package, as in BCI images.
 var (
-	sleProductRe = regexp.MustCompile(`^SUSE:Linux Enterprise (.+) (\d{2})(?: SP(\d+))?(?:-([A-Z]+))?$`)
-	leapRe       = regexp.MustCompile(`^openSUSE:Leap (\d+\.\d+)(?: NonFree)?$`)
+	sleProductRe = lazyregexp.New(`^SUSE:Linux Enterprise (.+) (\d{2})(?: SP(\d+))?(?:-([A-Z]+))?$`)
+	leapRe       = lazyregexp.New(`^openSUSE:Leap (\d+\.\d+)(?: NonFree)?$`)
 )
 
 // suseExtended ends the key of a service pack's extended-support products.

@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -41,6 +40,7 @@ import (
 	"github.com/moby/moby/client/pkg/versions"
 
 	"github.com/scangate/scangate/internal/engine"
+	"github.com/scangate/scangate/internal/lazyregexp"
 )
 
 // MinAPIVersion is the oldest Docker Engine API the runtime works with:
@@ -113,7 +113,7 @@ func unavailable(err error) error {
 
 // validName is what the runtime takes as a cluster, task or container
 // name: each goes into Docker object names, which allow these characters.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+var validName = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // maxTaskID bounds task ids, as engine.TaskSpec says.
 const maxTaskID = 32

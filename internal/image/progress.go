@@ -44,8 +44,29 @@ func (l *progressLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &progressReader{ReadCloser: rc, report: l.report}, nil
+	pr := &progressReader{ReadCloser: rc, report: l.report}
+	if at, ok := rc.(readerInPlace); ok {
+		return &inPlaceReader{progressReader: pr, at: at}, nil
+	}
+	return pr, nil
 }
+
+// readerInPlace is a stored layer the scanner may read again at offsets
+// (see sectionCloser).
+type readerInPlace interface {
+	io.ReaderAt
+	Unchanged() error
+}
+
+// inPlaceReader reports the stream's progress and keeps the layer's reads
+// in place, which the progress does not count again.
+type inPlaceReader struct {
+	*progressReader
+	at readerInPlace
+}
+
+func (r *inPlaceReader) ReadAt(p []byte, off int64) (int, error) { return r.at.ReadAt(p, off) }
+func (r *inPlaceReader) Unchanged() error                        { return r.at.Unchanged() }
 
 func (l *progressLayer) Uncompressed() (io.ReadCloser, error) {
 	rc, err := l.Layer.Uncompressed()

@@ -40,10 +40,10 @@ type CleanupT interface {
 	Cleanup(func())
 }
 
-// DockerSave loads img into the real Docker Engine and saves it back with
-// the engine's own `docker save`, which stores uncompressed layer.tar
-// files. It needs dockerd and fails, never skips, without one.
-func DockerSave(t CleanupT, img v1.Image, ref string) (path, imageID string) {
+// DockerLoad loads the archive at path into the real Docker Engine, which
+// the test needs (it fails, never skips, without one), and removes ref
+// from it when the test ends. It returns the engine's client.
+func DockerLoad(t CleanupT, path, ref string) *client.Client {
 	t.Helper()
 	ctx := context.Background()
 	cli, err := client.New(client.FromEnv)
@@ -54,16 +54,7 @@ func DockerSave(t CleanupT, img v1.Image, ref string) (path, imageID string) {
 	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
 		t.Fatalf("this test needs a running Docker Engine (dockerd): %v", err)
 	}
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.tar")
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tarball.WriteToFile(in, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(in)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +66,25 @@ func DockerSave(t CleanupT, img v1.Image, ref string) (path, imageID string) {
 	io.Copy(io.Discard, res)
 	res.Close()
 	t.Cleanup(func() { cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true}) })
+	return cli
+}
+
+// DockerSave loads img into the real Docker Engine and saves it back with
+// the engine's own `docker save`, which stores uncompressed layer.tar
+// files. It needs dockerd and fails, never skips, without one.
+func DockerSave(t CleanupT, img v1.Image, ref string) (path, imageID string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.tar")
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tarball.WriteToFile(in, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	cli := DockerLoad(t, in, ref)
 	insp, err := cli.ImageInspect(ctx, ref)
 	if err != nil {
 		t.Fatal(err)

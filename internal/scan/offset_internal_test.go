@@ -34,24 +34,15 @@ func offsetTar(t testing.TB, format tar.Format, names []string, sizes []int) []b
 	return buf.Bytes()
 }
 
-// checkOffsets walks data as a layer, as unpackLayer does, and checks that
+// checkOffsets walks data as a layer and checks that
 // the offset walk gives each regular file is where its bytes are in the
 // stream: a layer read in place is read there (see inPlace).
 func checkOffsets(t testing.TB, data []byte) {
 	t.Helper()
-	ls, err := newLimitedImage(imagetest.Build(t, imagetest.LayerFromBytes(t, data)), DefaultLimits).Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	rc := newReadAhead(io.NopCloser(bytes.NewReader(data)), h)
-	defer rc.Close()
-	files := 0
-	err = ls[0].(*limitedLayer).walk(rc, h, true, func(hdr *tar.Header, r io.Reader, at int64) error {
+	err := walkLayer(t, data, func(hdr *tar.Header, r io.Reader, at int64) error {
 		if hdr.Typeflag != tar.TypeReg {
 			return nil
 		}
-		files++
 		body, err := io.ReadAll(r)
 		if err != nil {
 			return err
@@ -64,6 +55,19 @@ func checkOffsets(t testing.TB, data []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// walkLayer walks data as a layer, as unpackLayer does.
+func walkLayer(t testing.TB, data []byte, fn func(hdr *tar.Header, r io.Reader, at int64) error) error {
+	t.Helper()
+	ls, err := newLimitedImage(imagetest.Build(t, imagetest.LayerFromBytes(t, data)), DefaultLimits).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	rc := newReadAhead(io.NopCloser(bytes.NewReader(data)), h)
+	defer rc.Close()
+	return ls[0].(*limitedLayer).walk(rc, h, true, fn)
 }
 
 // TestContentOffsets: the offset of each file's bytes in a layer's tar is
@@ -80,16 +84,8 @@ func TestContentOffsets(t *testing.T) {
 	}
 	// A sparse file's bytes are not in one piece where its content starts
 	// (a map, then the data blocks): it has no offset, and is copied.
-	data := imagetest.SparseBomb(t, 2, 4096)
-	ls, err := newLimitedImage(imagetest.Build(t, imagetest.LayerFromBytes(t, data)), DefaultLimits).Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	rc := newReadAhead(io.NopCloser(bytes.NewReader(data)), h)
-	defer rc.Close()
 	sparse := 0
-	err = ls[0].(*limitedLayer).walk(rc, h, true, func(hdr *tar.Header, r io.Reader, at int64) error {
+	err := walkLayer(t, imagetest.SparseBomb(t, 2, 4096), func(hdr *tar.Header, r io.Reader, at int64) error {
 		if hdr.Typeflag == tar.TypeReg {
 			sparse++
 			if at != -1 {
@@ -105,7 +101,7 @@ func TestContentOffsets(t *testing.T) {
 
 // FuzzContentOffsets: any names and sizes, in any of the three formats.
 func FuzzContentOffsets(f *testing.F) {
-	f.Add([]byte("a\x05b\x00" + strings.Repeat("c", 120) + "\xff"), uint8(1))
+	f.Add([]byte("a\x05b\x00"+strings.Repeat("c", 120)+"\xff"), uint8(1))
 	f.Fuzz(func(t *testing.T, spec []byte, format uint8) {
 		var names []string
 		var sizes []int

@@ -34,9 +34,11 @@ func newCacheCmd(g *globals) *cobra.Command {
 		Short: "The layer cache: what scans keep of each layer they read (local: the data folder)",
 		Long: `Scans keep each layer's unpacked package files in <data-dir>/layercache, keyed by
 the layer's DiffID and the extractors' versions, so that an image rebuilt on
-the same base costs only its new layers. The cache is bounded
-(--layer-cache-bytes of scan and server); the records used least recently go
-first.`,
+the same base costs only its new layers. For an image of the local Docker
+Engine (docker:NAME) it also keeps the image's config and manifest, so that
+scanning that image again does not export it from the engine unless a layer
+is missing. The cache is bounded (--layer-cache-bytes of scan and server);
+the records used least recently go first.`,
 	}
 	var keep int64
 	prune := &cobra.Command{

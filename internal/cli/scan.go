@@ -204,7 +204,7 @@ func readSmallFile(path string) ([]byte, error) {
 }
 
 func (g *globals) scanImage(ctx context.Context, ref string, platform *v1.Platform, limits scan.Limits, cache *layercache.Cache, st *store.Store, order scan.SeverityOrder) (*scan.Report, error) {
-	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir(), MaxLayers: limits.MaxLayers})
+	img, err := image.Open(ctx, ref, image.Options{Platform: platform, TempDir: os.TempDir(), MaxLayers: limits.MaxLayers, Cache: cache})
 	if err != nil {
 		if unavailable(err) {
 			return nil, internalError{err}

@@ -20,6 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/scangate/scangate/internal/layercache"
 )
 
 // An Image is an opened image with what its reference said about it.
@@ -63,6 +65,10 @@ type Options struct {
 	// manifest in time quadratic in its layers (it parses the config
 	// again for each), 8 s for 1,200 layers.
 	MaxLayers int
+	// Cache, if set, keeps what a scan needs of a Docker Engine image
+	// besides its layers' content, so that opening the same image again
+	// exports it only if a layer is read (docker.go).
+	Cache *layercache.Cache
 }
 
 // ErrBadReference reports a reference scangate cannot read.

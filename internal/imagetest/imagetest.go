@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -67,6 +69,35 @@ func DockerLoad(t CleanupT, path, ref string) *client.Client {
 	res.Close()
 	t.Cleanup(func() { cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true}) })
 	return cli
+}
+
+// DockerExports counts the engine's exports (docker save) of the image id
+// since then, from the engine's own event log.
+func DockerExports(t T, cli *client.Client, id string, since time.Time) int {
+	t.Helper()
+	until := time.Now()
+	res := cli.Events(context.Background(), client.EventsListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Until:   fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond()),
+		Filters: make(client.Filters).Add("type", "image").Add("event", "save"),
+	})
+	n := 0
+	for {
+		select {
+		case m, ok := <-res.Messages:
+			if !ok {
+				return n
+			}
+			if m.Actor.ID == id {
+				n++
+			}
+		case err, ok := <-res.Err:
+			if ok && err != nil && !errors.Is(err, io.EOF) {
+				t.Fatalf("docker events: %v", err)
+			}
+			return n
+		}
+	}
 }
 
 // DockerSave loads img into the real Docker Engine and saves it back with

@@ -55,6 +55,7 @@ type dockerArchive struct {
 	f       *os.File
 	stat    os.FileInfo // when indexed (see unchanged)
 	entries map[string]archiveEntry
+	data    []byte // the archive mapped, or nil (see sectionCloser.Mapped)
 }
 
 // indexArchive reads the tar headers of the archive at path, seeking past
@@ -200,7 +201,11 @@ func openDockerArchive(path string) (*Image, error) {
 	if err != nil {
 		return nil, errors.Join(err, a.f.Close())
 	}
-	img.cleanup = a.f.Close
+	a.data = mapArchive(a.f, a.stat.Size())
+	img.cleanup = func() error {
+		unmapArchive(a.data)
+		return a.f.Close()
+	}
 	return img, nil
 }
 
@@ -304,7 +309,7 @@ func (l *archiveLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 // Compressed returns the blob as stored (a tar is its own blob, as in an
 // OCI layout's uncompressed layers).
 func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
-	return &sectionCloser{SectionReader: io.NewSectionReader(l.sr, 0, l.sr.Size()), archive: l.archive}, nil
+	return &sectionCloser{SectionReader: io.NewSectionReader(l.sr, 0, l.sr.Size()), archive: l.archive, layer: l.sr}, nil
 }
 
 // sectionCloser is a section of the archive, which a reader may seek in,
@@ -313,9 +318,28 @@ func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
 type sectionCloser struct {
 	*io.SectionReader
 	archive *dockerArchive
+	layer   *io.SectionReader // the whole section, in the archive
 }
 
 func (*sectionCloser) Close() error { return nil }
+
+// Mapped returns the section's bytes in the archive's mapping, or nil
+// when the archive is not mapped: a reader of the whole section can take
+// them as they are instead of copying them out with reads, which on a
+// layer of a docker save archive cost as much as hashing it. The file
+// can be cut short while they are read: the pages past its new end then
+// fault, and a reader of them must read with debug.SetPanicOnFault and
+// recover (as Go's own cmd/go reads its mapped index).
+func (s *sectionCloser) Mapped() []byte {
+	if s.archive.data == nil || s.layer == nil {
+		return nil
+	}
+	_, off, n := s.layer.Outer()
+	if off < 0 || n < 0 || off+n > int64(len(s.archive.data)) {
+		return nil
+	}
+	return s.archive.data[off : off+n : off+n]
+}
 
 // Unchanged fails (ErrChanged) if the archive may have been written to
 // since it was opened. A reader that reads the section again later, after

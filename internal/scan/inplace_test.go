@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/scangate/scangate/internal/image"
@@ -100,5 +101,20 @@ func TestArchiveReadInPlace(t *testing.T) {
 	}
 	if u, err := empty.Usage(); err != nil || u.Records != 0 {
 		t.Errorf("archive written to during the scan: the cache holds %+v (%v); want nothing", u, err)
+	}
+
+	// The archive cut short after it was opened: its layers are read from
+	// a mapping of the file as it was, whose pages past the new end fault
+	// when touched. The scan fails; the process does not crash.
+	cut := open()
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	_, err = scan.CatalogWithCache(ctx, cut.Image, scan.ImageInfo{Ref: "cut"}, scan.DefaultLimits, empty)
+	if !errors.Is(err, scan.ErrScan) || !strings.Contains(err.Error(), "cut short") {
+		t.Errorf("archive cut short during the scan: %v; want a scan error saying so", err)
+	}
+	if u, err := empty.Usage(); err != nil || u.Records != 0 {
+		t.Errorf("archive cut short during the scan: the cache holds %+v (%v); want nothing", u, err)
 	}
 }

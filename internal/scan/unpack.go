@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -618,6 +619,48 @@ type readAhead struct {
 	close  sync.Once
 	made   int   // chunks the filler may still take from chunkPool
 	pos    int64 // bytes read or skipped by the reader
+	// mapped is the whole stream in memory mapped from a file (see
+	// mappedStream): the chunks are slices of it, neither read nor
+	// pooled, and every touch of them is guarded.
+	mapped []byte
+	herr   error // the hasher's, set before it closes ch
+}
+
+// mappedStream is a stream whose bytes are mapped from a file: a layer of
+// a docker save archive (image's sectionCloser). Taking them in place
+// spares copying each layer into fresh chunks, which on a small image
+// cost as much as the rest of its unpacking in a new process (the pages
+// are new to it). The file may be cut short meanwhile; touching a page
+// past its new end then faults, which guard turns into an error. Mapped
+// must return a read-only mapping of a file, never other memory: the
+// pages read are given back with MADV_DONTNEED (release), which would
+// zero anonymous memory.
+type mappedStream interface {
+	Mapped() []byte
+}
+
+// mappedChunk is the size of the slices a mapped stream is passed on in:
+// they cost no memory, only the hand-offs between the stages.
+const mappedChunk = 1 << 20
+
+// errCutShort reports a mapped file that was cut short while it was read.
+var errCutShort = errors.New("the file was cut short while it was read")
+
+// guard runs f, which touches mapped bytes, turning a fault on them into
+// errCutShort instead of a crash.
+func guard(f func()) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, ok := r.(interface{ Addr() uintptr }); !ok {
+				panic(r)
+			}
+			err = errCutShort
+		}
+	}()
+	f()
+	return nil
 }
 
 // chunkPool holds readAhead chunks (readAheadChunk bytes) between layers.
@@ -636,6 +679,9 @@ func newReadAhead(rc io.ReadCloser, h hash.Hash) *readAhead {
 	// Chunks are made as the filler needs them, and come from (and go
 	// back to) a pool: a small layer needs one, and a scan reads many.
 	ra.made = cap(ra.free)
+	if m, ok := rc.(mappedStream); ok {
+		ra.mapped = m.Mapped()
+	}
 	if h == nil {
 		go func() {
 			defer close(ra.done)
@@ -663,6 +709,10 @@ func newReadAhead(rc io.ReadCloser, h hash.Hash) *readAhead {
 // fill reads chunks of rc into out until an error, which it keeps in
 // ra.err, or until Close.
 func (ra *readAhead) fill(out chan<- []byte) {
+	if ra.mapped != nil {
+		ra.fillMapped(out)
+		return
+	}
 	for {
 		var buf []byte
 		select {
@@ -704,6 +754,20 @@ func (ra *readAhead) fill(out chan<- []byte) {
 	}
 }
 
+// fillMapped passes the mapping on in slices.
+func (ra *readAhead) fillMapped(out chan<- []byte) {
+	for off := 0; off < len(ra.mapped); off += mappedChunk {
+		end := min(off+mappedChunk, len(ra.mapped))
+		select {
+		case out <- ra.mapped[off:end:end]:
+		case <-ra.stop:
+			ra.err = errReadAheadClosed
+			return
+		}
+	}
+	ra.err = io.EOF
+}
+
 // hash passes the filler's chunks on to the reader, hashing each. The
 // filler's ra.err is set before it closes filled, which is before this
 // closes ch.
@@ -719,7 +783,14 @@ func (ra *readAhead) hash() {
 		if !ok {
 			return
 		}
-		ra.h.Write(b)
+		if ra.mapped == nil {
+			ra.h.Write(b)
+		} else if err := guard(func() { ra.h.Write(b) }); err != nil {
+			// The reader gets this where it would have got the
+			// end; the filler may still run, so not in ra.err.
+			ra.herr = err
+			return
+		}
 		select {
 		case ra.ch <- b:
 		case <-ra.stop:
@@ -733,12 +804,12 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 		return 0, errReadAheadClosed
 	}
 	if len(ra.cur) == 0 {
-		if ra.buf != nil {
-			ra.free <- ra.buf[:cap(ra.buf)]
-			ra.buf = nil
-		}
+		ra.done1()
 		b, ok := <-ra.ch
 		if !ok {
+			if ra.herr != nil {
+				return 0, ra.herr
+			}
 			if ra.err == nil {
 				// The hasher stopped on Close: not reached, as Read
 				// and Close are not concurrent; say so rather than EOF.
@@ -748,10 +819,29 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 		}
 		ra.buf, ra.cur = b, b
 	}
-	n := copy(p, ra.cur)
+	var n int
+	if ra.mapped == nil {
+		n = copy(p, ra.cur)
+	} else if err := guard(func() { n = copy(p, ra.cur) }); err != nil {
+		return 0, err
+	}
 	ra.cur = ra.cur[n:]
 	ra.pos += int64(n)
 	return n, nil
+}
+
+// done1 gives the reader's current chunk back to the filler, or, of a
+// mapping, its pages back to the kernel: they stay in the page cache, and
+// do not count in the scan's memory as the layer's pages pile up.
+func (ra *readAhead) done1() {
+	switch {
+	case ra.buf == nil:
+	case ra.mapped == nil:
+		ra.free <- ra.buf[:cap(ra.buf)]
+	default:
+		release(ra.buf)
+	}
+	ra.buf = nil
 }
 
 // Seek skips offset bytes (whence io.SeekCurrent only), as a tar reader
@@ -768,10 +858,7 @@ func (ra *readAhead) Seek(offset int64, whence int) (int64, error) {
 			if ra.closed {
 				return ra.pos, errReadAheadClosed
 			}
-			if ra.buf != nil {
-				ra.free <- ra.buf[:cap(ra.buf)]
-				ra.buf = nil
-			}
+			ra.done1()
 			b, ok := <-ra.ch
 			if !ok {
 				return ra.pos, nil // the end: Read says why
@@ -794,7 +881,13 @@ func (ra *readAhead) Close() error {
 		<-ra.done
 		err = ra.rc.Close()
 		// Every goroutine has returned: give the chunks back, the
-		// reader's current one and those left in the channels.
+		// reader's current one and those left in the channels (a
+		// mapping's are not chunks).
+		if ra.mapped != nil {
+			release(ra.mapped)
+			ra.buf, ra.cur = nil, nil
+			return
+		}
 		if ra.buf != nil {
 			putChunk(ra.buf)
 			ra.buf, ra.cur = nil, nil

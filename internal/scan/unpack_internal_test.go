@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync/atomic"
@@ -73,6 +74,62 @@ func TestReadAhead(t *testing.T) {
 		if _, err := ra.Read(make([]byte, 10)); err == nil {
 			t.Fatal("read after close: no error")
 		}
+	}
+}
+
+// mappedBytes is a mapped file, as image's sectionCloser is a mapped
+// section of an archive: its Read must not be used, its bytes are taken
+// as they are (and their pages given back, which only a file's mapping
+// can take).
+type mappedBytes struct{ data []byte }
+
+func mapped(t *testing.T, data []byte) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mapped")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := mapFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmap(m) })
+	return m
+}
+
+func (m *mappedBytes) Read([]byte) (int, error) { return 0, errors.New("read: the bytes are mapped") }
+func (m *mappedBytes) Close() error             { return nil }
+func (m *mappedBytes) Mapped() []byte           { return m.data }
+
+// TestReadAheadMapped: a mapped stream comes through whole and hashed in
+// slices of the mapping, Close mid-stream returns, and a Seek skips.
+func TestReadAheadMapped(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3*mappedChunk/16+5)
+	want := sha256.Sum256(data)
+	h := sha256.New()
+	m := mapped(t, data)
+	got, err := io.ReadAll(newReadAhead(&mappedBytes{m}, h))
+	if err != nil || !bytes.Equal(got, data) || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("read %d bytes (err %v), hash %x; want %d bytes, hash %x", len(got), err, h.Sum(nil), len(data), want)
+	}
+	ra := newReadAhead(&mappedBytes{m}, sha256.New())
+	if _, err := ra.Seek(int64(mappedChunk+7), io.SeekCurrent); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 9)
+	if _, err := io.ReadFull(ra, b); err != nil || !bytes.Equal(b, data[mappedChunk+7:mappedChunk+16]) {
+		t.Fatalf("after a seek: %q (%v), want %q", b, err, data[mappedChunk+7:mappedChunk+16])
+	}
+	if err := ra.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ra.Read(b); err == nil {
+		t.Fatal("read after close: no error")
 	}
 }
 

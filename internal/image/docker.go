@@ -74,7 +74,7 @@ func openDocker(ctx context.Context, ref string, opts Options) (*Image, error) {
 		return nil, fmt.Errorf("docker: the engine gave %s the ID %q: %w", ref, id, err)
 	}
 	diffIDs := ins.RootFS.Layers
-	ex := &engineExport{ctx: ctx, id: id, opts: opts}
+	ex := &engineExport{ctx: ctx, id: id, diffIDs: diffIDs, opts: opts}
 	img := cachedEngineImage(opts.Cache, id, diffIDs, ex)
 	if img == nil {
 		exported, err := ex.get()
@@ -107,9 +107,10 @@ func engineTags(ref string, repoTags []string) (string, []string) {
 // engineExport is the engine's export of one image, into a temporary
 // docker save archive, made once when first needed.
 type engineExport struct {
-	ctx  context.Context // Open's: the export belongs to the open image
-	id   string
-	opts Options
+	ctx     context.Context // Open's: the export belongs to the open image
+	id      string
+	diffIDs []string // as the engine listed them
+	opts    Options
 
 	once sync.Once
 	img  *Image
@@ -154,10 +155,31 @@ func (e *engineExport) export() (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cn, err := img.ConfigName(); err != nil || cn.String() != e.id {
-		return nil, errors.Join(fmt.Errorf("docker: the export of %s holds the image %s: %w", e.id, cn, ErrDigest), err, img.Close())
+	if err := e.check(img); err != nil {
+		return nil, errors.Join(err, img.Close())
 	}
 	return img, nil
+}
+
+// check tells whether the export is of the image inspected: its config's
+// digest is the ID, or, on an engine whose IDs name a manifest (the
+// containerd image store's), its layers are those the engine listed.
+func (e *engineExport) check(img *Image) error {
+	cn, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if cn.String() == e.id {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	if len(e.diffIDs) == 0 || !slices.Equal(hashStrings(cf.RootFS.DiffIDs), e.diffIDs) {
+		return fmt.Errorf("docker: the export of %s holds the image %s, of other layers: %w", e.id, cn, ErrDigest)
+	}
+	return nil
 }
 
 // close removes the export, if it was made.

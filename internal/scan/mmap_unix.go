@@ -27,7 +27,21 @@ func mapFile(f *os.File) ([]byte, error) {
 // only if they are read again. part need not be page-aligned: the pages
 // it touches are all given back, its neighbours' too, which only costs a
 // fault if they are read again.
-func release(part []byte) {
+func release(part []byte) { advise(part, syscall.MADV_DONTNEED) }
+
+// madvPopulateRead is Linux's MADV_POPULATE_READ (5.14).
+const madvPopulateRead = 22
+
+// populate maps the pages of part of a read-only file mapping ahead of
+// its readers, as a read would fill a buffer: the faults are taken here,
+// in the read-ahead's own goroutine, not in the hasher's and the parser's.
+// Where the kernel cannot (before 5.14, or past the file's end), the
+// readers fault the pages in themselves.
+func populate(part []byte) { advise(part, madvPopulateRead) }
+
+// advise gives the kernel advice on the pages part touches; part need not
+// be page-aligned.
+func advise(part []byte, advice uintptr) {
 	if len(part) == 0 {
 		return
 	}
@@ -36,7 +50,7 @@ func release(part []byte) {
 	end := start + uintptr(len(part))
 	start &^= page - 1
 	end = (end + page - 1) &^ (page - 1)
-	syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_DONTNEED)
+	syscall.Syscall(syscall.SYS_MADVISE, start, end-start, advice)
 }
 
 func unmap(data []byte) {

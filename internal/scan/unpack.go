@@ -639,6 +639,14 @@ type mappedStream interface {
 	Mapped() []byte
 }
 
+// maxMappedStream is the largest mapped stream taken from its mapping. A
+// larger one is read into chunks as any other: those are few and used
+// again and again along it, so their new pages cost little, and reading
+// it from the mapping measured 4% slower on a 179 MB layer (the pages
+// mapped and given back, 1 MB at a time), against 15% faster on a 12 MB
+// image of five layers.
+const maxMappedStream = 32 << 20
+
 // mappedChunk is the size of the slices a mapped stream is passed on in:
 // they cost no memory, only the hand-offs between the stages.
 const mappedChunk = 1 << 20
@@ -680,7 +688,9 @@ func newReadAhead(rc io.ReadCloser, h hash.Hash) *readAhead {
 	// back to) a pool: a small layer needs one, and a scan reads many.
 	ra.made = cap(ra.free)
 	if m, ok := rc.(mappedStream); ok {
-		ra.mapped = m.Mapped()
+		if data := m.Mapped(); len(data) <= maxMappedStream {
+			ra.mapped = data
+		}
 	}
 	if h == nil {
 		go func() {
@@ -758,6 +768,7 @@ func (ra *readAhead) fill(out chan<- []byte) {
 func (ra *readAhead) fillMapped(out chan<- []byte) {
 	for off := 0; off < len(ra.mapped); off += mappedChunk {
 		end := min(off+mappedChunk, len(ra.mapped))
+		populate(ra.mapped[off:end])
 		select {
 		case out <- ra.mapped[off:end:end]:
 		case <-ra.stop:

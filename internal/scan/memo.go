@@ -21,6 +21,7 @@ package scan
 import (
 	"archive/tar"
 	"context"
+	"io"
 	"path"
 	"slices"
 
@@ -64,6 +65,12 @@ func extractMemo(ctx context.Context, e filesystem.Extractor, in *filesystem.Sca
 	if none&bit != 0 {
 		return inventory.Inventory{}, nil
 	}
+	if certainlyNone(e.Name(), f) {
+		f.t.noneMu.Lock()
+		f.n.none |= bit
+		f.t.noneMu.Unlock()
+		return inventory.Inventory{}, nil
+	}
 	inv, err := e.Extract(ctx, in)
 	if err == nil && inv.IsEmpty() {
 		f.t.noneMu.Lock()
@@ -71,6 +78,20 @@ func extractMemo(ctx context.Context, e filesystem.Extractor, in *filesystem.Sca
 		f.t.noneMu.Unlock()
 	}
 	return inv, err
+}
+
+// certainlyNone tells whether the executable extractor named would find
+// nothing in f, from its ELF headers (elfcheck.go).
+func certainlyNone(extractor string, f io.ReaderAt) bool {
+	switch extractor {
+	case gobinary.Name:
+		h, ok := readELFHeaders(f)
+		return ok && h.noGoBuildInfo(f)
+	case cargoauditable.Name:
+		h, ok := readELFHeaders(f)
+		return ok && h.noRustDeps()
+	}
+	return false
 }
 
 // needsContent tells whether an extractor reads name (whose file is info)

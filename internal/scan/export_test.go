@@ -10,5 +10,6 @@ import (
 // ELFChecks says, for the external tests, whether the Go-binary and the
 // cargo-auditable extractors are passed over for r (certainlyNone).
 func ELFChecks(r io.ReaderAt) (noGo, noRust bool) {
-	return certainlyNone(gobinary.Name, r), certainlyNone(cargoauditable.Name, r)
+	none := certainlyNone(r)
+	return none&memoBit(gobinary.Name) != 0, none&memoBit(cargoauditable.Name) != 0
 }

@@ -65,11 +65,15 @@ func extractMemo(ctx context.Context, e filesystem.Extractor, in *filesystem.Sca
 	if none&bit != 0 {
 		return inventory.Inventory{}, nil
 	}
-	if certainlyNone(e.Name(), f) {
+	// The file's headers answer every memoized extractor at once: the
+	// other's walk then finds its answer noted.
+	if known := certainlyNone(f); known != 0 {
 		f.t.noneMu.Lock()
-		f.n.none |= bit
+		f.n.none |= known
 		f.t.noneMu.Unlock()
-		return inventory.Inventory{}, nil
+		if known&bit != 0 {
+			return inventory.Inventory{}, nil
+		}
 	}
 	inv, err := e.Extract(ctx, in)
 	if err == nil && inv.IsEmpty() {
@@ -80,18 +84,21 @@ func extractMemo(ctx context.Context, e filesystem.Extractor, in *filesystem.Sca
 	return inv, err
 }
 
-// certainlyNone tells whether the executable extractor named would find
-// nothing in f, from its ELF headers (elfcheck.go).
-func certainlyNone(extractor string, f io.ReaderAt) bool {
-	switch extractor {
-	case gobinary.Name:
-		h, ok := readELFHeaders(f)
-		return ok && h.noGoBuildInfo(f)
-	case cargoauditable.Name:
-		h, ok := readELFHeaders(f)
-		return ok && h.noRustDeps()
+// certainlyNone gives the memoized extractors that would find nothing in
+// f, told from its ELF headers (elfcheck.go).
+func certainlyNone(f io.ReaderAt) memoSet {
+	h, ok := readELFHeaders(f)
+	if !ok {
+		return 0
 	}
-	return false
+	var none memoSet
+	if h.noGoBuildInfo(f) {
+		none |= memoBit(gobinary.Name)
+	}
+	if h.noRustDeps() {
+		none |= memoBit(cargoauditable.Name)
+	}
+	return none
 }
 
 // needsContent tells whether an extractor reads name (whose file is info)

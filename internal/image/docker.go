@@ -211,12 +211,11 @@ func keepEngineImage(c *layercache.Cache, id string, img v1.Image) {
 	if err != nil {
 		return
 	}
-	if _, err := parseEngineRecord(id, nil, engineRecord{Format: engineRecordFormat, Config: rawConfig, Manifest: rawManifest}); err != nil {
-		return
+	rec := engineRecord{Format: engineRecordFormat, Config: rawConfig, Manifest: rawManifest}
+	if _, err := parseEngineRecord(id, nil, rec); err != nil {
+		return // not one the next open would take
 	}
-	_ = c.Put(engineKey(id), func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(engineRecord{Format: engineRecordFormat, Config: rawConfig, Manifest: rawManifest})
-	})
+	_ = c.Put(engineKey(id), func(w io.Writer) error { return json.NewEncoder(w).Encode(rec) })
 }
 
 // cachedEngineImage opens the image from its record, or returns nil when

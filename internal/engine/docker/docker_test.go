@@ -162,7 +162,10 @@ func (f *fixture) published(name string, env ...string) engine.ContainerSpec {
 // probed is app with a health check of url every 500 ms.
 func (f *fixture) probed(name, url string, env ...string) engine.ContainerSpec {
 	c := f.app(name, env...)
-	c.Health = &engine.HealthCheck{Command: apptest.Probe(url), Interval: 500 * time.Millisecond, Timeout: 3 * time.Second, Retries: 2}
+	// The tests check what the probe answers, not how long the engine's
+	// exec of it takes: on CI's loaded engine that took over 3 s once, and
+	// the check failed by its timeout instead of by the probe's answer.
+	c.Health = &engine.HealthCheck{Command: apptest.Probe(url), Interval: 500 * time.Millisecond, Timeout: 15 * time.Second, Retries: 2}
 	return c
 }
 

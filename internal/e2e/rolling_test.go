@@ -71,6 +71,11 @@ func (h *harness) rollingUpdate(cluster, image string, minPct, maxPct int) {
 	}
 	v2 := h.taskDef(name, image, map[string]string{"MESSAGE": "v2"}, healthCheck)
 
+	// The balancer's count is read before the client starts: read after,
+	// it could already hold the client's first request (it did once on a
+	// loaded CI machine, and the count then came out one short).
+	lbBefore := h.lbCounters(cluster, name)
+
 	// The client: one keep-alive connection to the listener, a GET every
 	// 50 ms, and at each tick the API's view of the service's tasks.
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
@@ -99,7 +104,6 @@ func (h *harness) rollingUpdate(cluster, image string, minPct, maxPct int) {
 			mu.Unlock()
 		}
 	}()
-	lbBefore := h.lbCounters(cluster, name)
 	started := time.Now()
 	h.api("PATCH", "/api/v1/clusters/"+cluster+"/services/"+name, map[string]any{"taskDefinition": v2}, http.StatusOK)
 	s := h.waitService(cluster, name, what+": steady on v2", 5*time.Minute, func(s *deploy.Service) bool {

@@ -2,7 +2,7 @@
 // (the engine runtimes, the deploy controller, end-to-end tests and
 // benchmarks): testdata/app, a small static HTTP server whose behaviour is
 // set by environment variables (see its doc comment: PORT, MESSAGE,
-// EXIT_AFTER, EXIT_CODE, UNHEALTHY, ALLOC_MIB, ALLOC_DELAY), with a probe mode for
+// EXIT_AFTER, EXIT_CODE, UNHEALTHY, ALLOC_MIB), with a probe mode for
 // health checks, since its image has nothing else in it.
 //
 // The program is built for linux/amd64 with CGO_ENABLED=0 the first time a

@@ -508,11 +508,7 @@ func (f *fixture) testPrivileged(t *testing.T) {
 }
 
 // testOOM allocates past the memory limit: the kernel kills the app, and
-// Watch says so. The app waits a second before it allocates: containerd's
-// shim starts watching a container's memory cgroup for OOM kills only just
-// after the container has started, and a kill before that is never
-// reported (the engine said exit 137 and OOMKilled false once, on a
-// loaded CI machine, for an app that allocated at once).
+// Watch says so.
 func (f *fixture) testOOM(t *testing.T) {
 	t.Parallel()
 	cluster := f.cluster(t)
@@ -522,7 +518,7 @@ func (f *fixture) testOOM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := f.app("hog", "ALLOC_MIB=128", "ALLOC_DELAY=1s")
+	c := f.app("hog", "ALLOC_MIB=128")
 	c.MemoryMiB = 24
 	f.start(t, f.task(cluster, "oom1", c))
 	s := f.waitFor(t, cluster, "oom1", "hog", "exited", exited)

@@ -8,7 +8,6 @@
 //	EXIT_CODE   the code to exit with then (default 0)
 //	UNHEALTHY   "1": GET /health answers 500
 //	ALLOC_MIB   allocate and touch this many MiB at start (to meet a memory limit)
-//	ALLOC_DELAY wait this long (a Go duration) before that allocation
 //
 // Routes: GET / (MESSAGE), GET /health (200 "ok", or 500), GET
 // /sleep?d=DURATION (answers after DURATION, for in-flight requests). Each
@@ -96,14 +95,6 @@ func serve() int {
 		if err != nil || n < 0 {
 			fmt.Fprintf(os.Stderr, "app: ALLOC_MIB: %q is not a number of MiB\n", s)
 			return 2
-		}
-		if s := os.Getenv("ALLOC_DELAY"); s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "app: ALLOC_DELAY: %v\n", err)
-				return 2
-			}
-			time.Sleep(d)
 		}
 		fmt.Printf("app: allocating %d MiB\n", n)
 		ballast = make([]byte, n<<20)

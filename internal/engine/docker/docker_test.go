@@ -507,8 +507,9 @@ func (f *fixture) testPrivileged(t *testing.T) {
 	}
 }
 
-// testOOM allocates past the memory limit: the kernel kills the app, and
-// Watch says so.
+// testOOM allocates past the memory limit: the kernel kills the app, the
+// task's state says so as soon as it says the container exited, and Watch
+// says so.
 func (f *fixture) testOOM(t *testing.T) {
 	t.Parallel()
 	cluster := f.cluster(t)
@@ -525,8 +526,16 @@ func (f *fixture) testOOM(t *testing.T) {
 	if !s.OOMKilled || s.ExitCode != 137 {
 		t.Errorf("state %+v, want OOMKilled with exit code 137", s)
 	}
-	oom := nextEvent(t, events, engine.EventOOM)
-	die := nextEvent(t, events, engine.EventDie)
+	// The engine sends the two events in either order: it hears of the
+	// OOM kill apart from the exit.
+	seen := map[string]engine.Event{}
+	for len(seen) < 2 {
+		ev := nextEvent(t, events, "")
+		if ev.Kind == engine.EventOOM || ev.Kind == engine.EventDie {
+			seen[ev.Kind] = ev
+		}
+	}
+	oom, die := seen[engine.EventOOM], seen[engine.EventDie]
 	if oom.TaskID != "oom1" || oom.Container != "hog" || die.ExitCode != 137 {
 		t.Errorf("events %+v, %+v", oom, die)
 	}
@@ -631,8 +640,8 @@ func (f *fixture) testDependsOn(t *testing.T) {
 	})
 }
 
-// nextEvent reads events until one of kind, and fails after 30 s or when
-// the channel closes.
+// nextEvent reads events until one of kind (any kind when kind is ""),
+// and fails after 30 s or when the channel closes.
 func nextEvent(t *testing.T, events <-chan engine.Event, kind string) engine.Event {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
@@ -642,7 +651,7 @@ func nextEvent(t *testing.T, events <-chan engine.Event, kind string) engine.Eve
 			if !ok {
 				t.Fatalf("the events channel closed before a %s event", kind)
 			}
-			if ev.Kind == kind {
+			if ev.Kind == kind || kind == "" {
 				return ev
 			}
 			t.Logf("event %+v", ev)

@@ -69,7 +69,7 @@ func (r *Runtime) rebuild(ctx context.Context, list []container.Summary) ([]engi
 	tasks := map[string]*engine.TaskState{}
 	members := map[string][]member{}
 	for _, c := range list {
-		in, err := r.docker.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		in, err := r.inspect(ctx, c.ID)
 		if cerrdefs.IsNotFound(err) {
 			continue
 		}
@@ -88,7 +88,7 @@ func (r *Runtime) rebuild(ctx context.Context, list []container.Summary) ([]engi
 				Revision: rev,
 			}
 		}
-		members[id] = append(members[id], member{created: in.Container.Created, state: containerState(in.Container)})
+		members[id] = append(members[id], member{created: in.Created, state: containerState(in)})
 	}
 	out := make([]engine.TaskState, 0, len(tasks))
 	for _, id := range slices.Sorted(maps.Keys(tasks)) {
@@ -110,13 +110,52 @@ func (r *Runtime) rebuild(ctx context.Context, list []container.Summary) ([]engi
 func (r *Runtime) taskState(ctx context.Context, spec engine.TaskSpec, names []string, ids map[string]string) (engine.TaskState, error) {
 	state := engine.TaskState{Cluster: spec.Cluster, Service: spec.Service, TaskID: spec.TaskID, Family: spec.Family, Revision: spec.Revision}
 	for _, name := range names {
-		in, err := r.docker.ContainerInspect(ctx, ids[name], client.ContainerInspectOptions{})
+		in, err := r.inspect(ctx, ids[name])
 		if err != nil {
 			return state, fmt.Errorf("docker: task %s: inspecting container %s: %w", spec.TaskID, name, unavailable(err))
 		}
-		state.Containers = append(state.Containers, containerState(in.Container))
+		state.Containers = append(state.Containers, containerState(in))
 	}
 	return state, nil
+}
+
+// oomLate is how long after a container's end the engine may still learn
+// that the kernel killed it for its memory limit.
+const oomLate = 2 * time.Second
+
+// inspect inspects a container for its state. The engine hears of an OOM
+// kill from containerd apart from the exit, and under load after it (seen:
+// the die event, then the oom event): until then it reports exit code 137
+// and OOMKilled false, and a task read then would be stopped as killed,
+// not as out of memory. So a container with a memory limit that was
+// SIGKILLed less than oomLate ago is inspected again once oomLate has
+// passed since its end.
+func (r *Runtime) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	res, err := r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	in := res.Container
+	st := in.State
+	if st == nil || st.Running || st.ExitCode != 137 || st.OOMKilled || in.HostConfig == nil || in.HostConfig.Memory <= 0 {
+		return in, nil
+	}
+	// The engine's clock, read against this one's: a remote engine's
+	// skew is bounded by oomLate.
+	wait := time.Until(parseTime(st.FinishedAt).Add(oomLate))
+	if wait <= 0 {
+		return in, nil
+	}
+	select {
+	case <-ctx.Done():
+		return container.InspectResponse{}, ctx.Err()
+	case <-time.After(min(wait, oomLate)):
+	}
+	res, err = r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	return res.Container, nil
 }
 
 // containerState is the engine's view of a container in engine's words.

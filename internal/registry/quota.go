@@ -67,6 +67,11 @@ func (q *quotaState) begin(name string, u *liveUpload) {
 func (q *quotaState) end(name string, u *liveUpload) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.endLocked(name, u)
+}
+
+// endLocked is end with q.mu held.
+func (q *quotaState) endLocked(name string, u *liveUpload) {
 	delete(q.live[name], u)
 	if len(q.live[name]) == 0 {
 		delete(q.live, name)
@@ -239,31 +244,33 @@ func (r *Registry) linkedBytes(ctx context.Context, named reference.Named) (int6
 	return c.total, nil
 }
 
-// linked adds a blob an upload or a mount has just linked into name.
-func (r *Registry) linked(ctx context.Context, name, dgst string) {
-	d, err := digest.Parse(dgst)
-	if err != nil {
-		r.quotas.forget(name)
-		return
-	}
-	repo, err := r.repository(ctx, name)
-	if err != nil {
-		r.quotas.forget(name)
-		return
-	}
-	desc, err := repo.Blobs(ctx).Stat(ctx, d)
-	if err != nil {
-		r.quotas.forget(name)
-		return
+// linked adds a blob an upload or a mount has just linked into name, and
+// ends the request's live upload u in the same step: a measure between
+// the two would count the blob twice, once linked and once as u's bytes
+// (seen: a push refused as over quota with its layer counted twice).
+func (r *Registry) linked(ctx context.Context, name, dgst string, u *liveUpload) {
+	size := int64(-1) // unknown: name is measured again
+	if d, err := digest.Parse(dgst); err == nil {
+		if repo, err := r.repository(ctx, name); err == nil {
+			if desc, err := repo.Blobs(ctx).Stat(ctx, d); err == nil {
+				size = desc.Size
+			}
+		}
 	}
 	q := &r.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.endLocked(name, u)
 	q.changed(name)
-	if c := q.sizes[name]; c != nil {
+	c := q.sizes[name]
+	switch {
+	case size < 0:
+		delete(q.sizes, name)
+	case c != nil:
+		d := digest.Digest(dgst)
 		if _, ok := c.blobs[d]; !ok {
-			c.blobs[d] = desc.Size
-			c.total += desc.Size
+			c.blobs[d] = size
+			c.total += size
 		}
 	}
 }
@@ -332,9 +339,10 @@ func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name, id stri
 	finish := func() {
 		if status == http.StatusCreated && !body.over {
 			// A blob was linked: an upload's end, or a mount.
-			r.linked(req.Context(), name, w.Header().Get("Docker-Content-Digest"))
+			r.linked(req.Context(), name, w.Header().Get("Docker-Content-Digest"), u)
+		} else {
+			r.quotas.end(name, u)
 		}
-		r.quotas.end(name, u)
 		if !body.over {
 			return
 		}

@@ -33,6 +33,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
@@ -63,6 +65,10 @@ type Runtime struct {
 	// clusters serialises EnsureCluster and RemoveCluster in this process:
 	// the engine does not stop two creations of one network name.
 	clusters chan struct{}
+	// oomUntil: for containers inspect found SIGKILLed but not (yet)
+	// marked OOM-killed, when it may look again (see inspect).
+	oomMu    sync.Mutex
+	oomUntil map[string]time.Time
 }
 
 var _ engine.Runtime = (*Runtime)(nil)
@@ -78,7 +84,7 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker: client: %w", err)
 	}
-	return &Runtime{docker: docker, log: opts.Logger, clusters: make(chan struct{}, 1)}, nil
+	return &Runtime{docker: docker, log: opts.Logger, clusters: make(chan struct{}, 1), oomUntil: map[string]time.Time{}}, nil
 }
 
 // Close releases the Runtime's connections to the engine.

@@ -119,17 +119,25 @@ func (r *Runtime) taskState(ctx context.Context, spec engine.TaskSpec, names []s
 	return state, nil
 }
 
-// oomLate is how long after a container's end the engine may still learn
-// that the kernel killed it for its memory limit.
-const oomLate = 2 * time.Second
+const (
+	// oomLate is how long inspect waits for the engine to mark a
+	// SIGKILLed container OOM-killed.
+	oomLate = time.Second
+	// oomRecent: containers that ended longer ago than this are taken
+	// as the engine reports them.
+	oomRecent = 30 * time.Second
+)
 
 // inspect inspects a container for its state. The engine hears of an OOM
-// kill from containerd apart from the exit, and under load after it (seen:
-// the die event, then the oom event): until then it reports exit code 137
-// and OOMKilled false, and a task read then would be stopped as killed,
-// not as out of memory. So a container with a memory limit that was
-// SIGKILLed less than oomLate ago is inspected again once oomLate has
-// passed since its end.
+// kill from containerd apart from the exit, and on a loaded engine after
+// it (seen: the die event, then the oom event). dockerd handles a
+// container's events in the order they came and marks it OOM-killed
+// whenever the oom event comes, so for a moment after the exit it reports
+// exit code 137 and OOMKilled false, and a task read then would be stopped
+// as killed, not as out of memory. So the first time a container with a
+// memory limit is seen SIGKILLed, not marked OOM-killed, and ended less
+// than oomRecent ago, it is inspected again oomLate later; a read at the
+// same time waits for the same moment, and later reads do not wait.
 func (r *Runtime) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
 	res, err := r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
@@ -137,25 +145,44 @@ func (r *Runtime) inspect(ctx context.Context, id string) (container.InspectResp
 	}
 	in := res.Container
 	st := in.State
-	if st == nil || st.Running || st.ExitCode != 137 || st.OOMKilled || in.HostConfig == nil || in.HostConfig.Memory <= 0 {
+	if st == nil || st.Running || st.ExitCode != 137 || st.OOMKilled || in.HostConfig == nil || in.HostConfig.Memory <= 0 ||
+		time.Since(parseTime(st.FinishedAt)) > oomRecent {
 		return in, nil
 	}
-	// The engine's clock, read against this one's: a remote engine's
-	// skew is bounded by oomLate.
-	wait := time.Until(parseTime(st.FinishedAt).Add(oomLate))
+	wait := r.oomWait(in.ID)
 	if wait <= 0 {
 		return in, nil
 	}
 	select {
 	case <-ctx.Done():
 		return container.InspectResponse{}, ctx.Err()
-	case <-time.After(min(wait, oomLate)):
+	case <-time.After(wait):
 	}
 	res, err = r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return container.InspectResponse{}, err
 	}
 	return res.Container, nil
+}
+
+// oomWait is how long inspect waits before it looks at container id
+// again: oomLate from the first time it asked, nothing once that has
+// passed.
+func (r *Runtime) oomWait(id string) time.Duration {
+	now := time.Now()
+	r.oomMu.Lock()
+	defer r.oomMu.Unlock()
+	until, ok := r.oomUntil[id]
+	if !ok {
+		for k, u := range r.oomUntil {
+			if now.Sub(u) > oomRecent {
+				delete(r.oomUntil, k)
+			}
+		}
+		until = now.Add(oomLate)
+		r.oomUntil[id] = until
+	}
+	return until.Sub(now)
 }
 
 // containerState is the engine's view of a container in engine's words.

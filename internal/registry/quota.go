@@ -48,8 +48,9 @@ type quotaState struct {
 }
 
 type liveUpload struct {
-	id    string // the upload's id; "" for a request that starts one
-	bytes int64
+	id   string // the upload's id; "" for a request that starts one
+	own  int64  // what its data held when the request began
+	read int64  // what the request has read since
 }
 
 func (q *quotaState) begin(name string, u *liveUpload) {
@@ -78,16 +79,33 @@ func (q *quotaState) endLocked(name string, u *liveUpload) {
 	}
 }
 
-// grow adds n to u and returns what the live uploads of name hold.
-func (q *quotaState) grow(name string, u *liveUpload, n int64) int64 {
+// grow adds n to what u has read and returns what the live uploads of
+// name hold beyond a measure of the repository that left out the data of
+// the uploads in measured. An upload that became live after that measure
+// had its data counted in it, so only what it has read since counts here;
+// without this, a measure taken just before another upload's request
+// began counted that upload's data twice (seen: the config of a push
+// refused while its layer's upload ended beside it).
+func (q *quotaState) grow(name string, u *liveUpload, n int64, measured map[string]bool) int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	u.bytes += n
+	u.read += n
 	var total int64
 	for o := range q.live[name] {
-		total += o.bytes
+		total += o.read
+		if o == u || o.id == "" || measured[o.id] {
+			total += o.own
+		}
 	}
 	return total
+}
+
+// measured notes what u's data held when its request began. Until then
+// u counts only what it has read.
+func (q *quotaState) measured(u *liveUpload, own int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u.own = own
 }
 
 // ids returns the ids of the live uploads of name.
@@ -300,7 +318,8 @@ func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name, id stri
 	}
 	u := &liveUpload{id: id}
 	r.quotas.begin(name, u)
-	used, own, err := r.usage(req.Context(), name, r.quotas.ids(name), id)
+	measured := r.quotas.ids(name)
+	used, own, err := r.usage(req.Context(), name, measured, id)
 	if err != nil {
 		r.quotas.end(name, u)
 		r.logger().Error("registry: measure a repository for its quota", "repository", name, "err", err)
@@ -309,7 +328,8 @@ func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name, id stri
 	}
 	// used is what the repository holds apart from the uploads being
 	// sent now, which hold what grow adds up.
-	live := r.quotas.grow(name, u, own)
+	r.quotas.measured(u, own)
+	live := r.quotas.grow(name, u, 0, measured)
 	over := func() string {
 		return fmt.Sprintf("repository %s is over its quota of %d bytes: it holds %d with the uploads in progress "+
 			"(delete images, or ask for a larger --repository-quota)", name, max, used+live)
@@ -322,7 +342,7 @@ func (r *Registry) quota(w http.ResponseWriter, req *http.Request, name, id stri
 		deny(w, http.StatusForbidden, "DENIED", over())
 		return nil, nil, false
 	}
-	body := &quotaBody{ReadCloser: req.Body, r: r, name: name, u: u, room: max - used}
+	body := &quotaBody{ReadCloser: req.Body, r: r, name: name, u: u, measured: measured, room: max - used}
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = body
 	}
@@ -363,8 +383,10 @@ type quotaBody struct {
 	r    *Registry
 	name string
 	u    *liveUpload
-	room int64 // the quota less what the repository held, live uploads apart
-	over bool
+	// measured: the uploads whose data the measure behind room left out
+	measured map[string]bool
+	room     int64 // the quota less what the repository held, live uploads apart
+	over     bool
 }
 
 func (b *quotaBody) Read(p []byte) (int, error) {
@@ -372,7 +394,7 @@ func (b *quotaBody) Read(p []byte) (int, error) {
 		return 0, errQuota
 	}
 	n, err := b.ReadCloser.Read(p)
-	if b.r.quotas.grow(b.name, b.u, int64(n)) > b.room {
+	if b.r.quotas.grow(b.name, b.u, int64(n), b.measured) > b.room {
 		b.over = true
 		return 0, errQuota
 	}

@@ -264,8 +264,7 @@ func (r *Registry) linkedBytes(ctx context.Context, named reference.Named) (int6
 
 // linked adds a blob an upload or a mount has just linked into name, and
 // ends the request's live upload u in the same step: a measure between
-// the two would count the blob twice, once linked and once as u's bytes
-// (seen: a push refused as over quota with its layer counted twice).
+// the two would count the blob twice, once linked and once as u's bytes.
 func (r *Registry) linked(ctx context.Context, name, dgst string, u *liveUpload) {
 	size := int64(-1) // unknown: name is measured again
 	if d, err := digest.Parse(dgst); err == nil {

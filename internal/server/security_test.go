@@ -193,10 +193,17 @@ func TestRetention(t *testing.T) {
 		Retention: sgserver.Retention{Events: 30 * 24 * time.Hour, Executions: 30 * 24 * time.Hour, DeadLetters: 7 * 24 * time.Hour, Every: 200 * time.Millisecond}}})
 	digest := s.Push(t, "retention/app:1", imagetest.Build(t, imagetest.Layer(t, imagetest.Entry{Name: "a", Body: "a"})))
 	s.WaitScan(t, "retention/app", digest, 30*time.Second)
-	db := s.Store.Writer()
+	// The rows are made in one transaction: the server's sweep runs every
+	// 200 ms, and one between two inserts deleted an old execution before
+	// its stage was inserted (seen on PostgreSQL in CI).
+	tx, err := s.Store.Writer().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
 	exec := func(q string, args ...any) {
 		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
+		if _, err := tx.Exec(q, args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -228,6 +235,9 @@ func TestRetention(t *testing.T) {
 	for id, status := range map[string]string{"old-approved": "Approved", "old-rejected": "Rejected", "old-failed": "Expired"} {
 		exec(`INSERT INTO approvals (id, execution_id, pipeline, stage, action, token_hash, repository, image_digest, status, created_at, expires_at, decided_at)
 			VALUES ($1, $2, 'p', 'Approval', 'Approve', 'h', 'retention/app', $3, $4, $5, $5, $5)`, "a-"+id, id, digest, status, oldNano)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
 	}
 
 	count := func(q string) int {
